@@ -1,0 +1,153 @@
+//! The commands. Each arm calls the library and prints; only this layer chooses exit codes
+//! (0 success, 1 runtime failure, 2 bad usage or bad configuration).
+
+mod next;
+mod runs;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::config::{Config, ConfigError};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "watchbell",
+    version,
+    about = "A local CRON scheduler daemon for Captain Data actions"
+)]
+pub struct Cli {
+    /// The job file.
+    #[arg(long, global = true, default_value = "schedules.toml")]
+    pub config: PathBuf,
+    /// The `SQLite` database (default: [daemon] database, else $`STATE_DIRECTORY/watchbell.db`, else ./watchbell.db).
+    #[arg(long, global = true)]
+    pub db: Option<PathBuf>,
+    /// Log line format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Validate the job file: exit 0 if it is good, 2 with every error listed.
+    Check,
+    /// The next fire times per job (or for --cron), local and UTC, DST cases marked.
+    Next(next::NextArgs),
+    /// Look at recorded runs.
+    #[command(subcommand)]
+    Runs(runs::RunsCommand),
+}
+
+/// A command's failure, with the exit code it maps to.
+#[derive(Debug)]
+pub struct Failure {
+    pub code: u8,
+    pub message: String,
+}
+
+impl Failure {
+    /// Bad usage or bad configuration (exit 2).
+    pub fn usage(message: impl Into<String>) -> Failure {
+        Failure {
+            code: 2,
+            message: message.into(),
+        }
+    }
+
+    /// Something went wrong while doing what was asked (exit 1).
+    pub fn runtime(message: impl std::fmt::Display) -> Failure {
+        Failure {
+            code: 1,
+            message: message.to_string(),
+        }
+    }
+}
+
+impl From<ConfigError> for Failure {
+    fn from(e: ConfigError) -> Failure {
+        Failure::usage(e.to_string())
+    }
+}
+
+impl From<crate::store::StoreError> for Failure {
+    fn from(e: crate::store::StoreError) -> Failure {
+        Failure::runtime(e)
+    }
+}
+
+pub type Outcome = Result<(), Failure>;
+
+/// Runs one command and maps its outcome to an exit code.
+#[allow(clippy::needless_pass_by_value)] // main hands over the parsed CLI
+pub fn run(cli: Cli) -> ExitCode {
+    let result = match &cli.command {
+        Command::Check => check(&cli.config),
+        Command::Next(args) => next::run(&cli, args),
+        Command::Runs(cmd) => runs::run(&cli, cmd),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            if !f.message.is_empty() {
+                eprintln!("{}", f.message);
+            }
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+fn check(path: &Path) -> Outcome {
+    let config = Config::load(path)?;
+    println!("{}: ok, {} job(s)", path.display(), config.jobs.len());
+    for job in &config.jobs {
+        println!(
+            "  {:<24} {:<16} {:<18} {}",
+            job.name,
+            job.schedule.cron.as_str(),
+            job.schedule.tz.name(),
+            job.schedule.cron.describe()
+        );
+    }
+    Ok(())
+}
+
+/// The database path: `--db`, else `[daemon] database`, else `$STATE_DIRECTORY`, else `./`.
+pub fn database_path(cli: &Cli, config: Option<&Config>) -> PathBuf {
+    if let Some(p) = &cli.db {
+        return p.clone();
+    }
+    if let Some(p) = config.and_then(|c| c.daemon.database.clone()) {
+        return p;
+    }
+    match std::env::var_os("STATE_DIRECTORY") {
+        // systemd may list several directories, separated by ':'; the first is ours.
+        Some(dirs) => {
+            let first = dirs
+                .to_string_lossy()
+                .split(':')
+                .next()
+                .unwrap_or("")
+                .to_string();
+            PathBuf::from(first).join("watchbell.db")
+        }
+        None => PathBuf::from("watchbell.db"),
+    }
+}
+
+/// The job file if it exists (read commands work without one), failing if it does not validate.
+pub fn optional_config(cli: &Cli) -> Result<Option<Config>, Failure> {
+    if cli.db.is_some() || !cli.config.exists() {
+        return Ok(None);
+    }
+    Ok(Some(Config::load(&cli.config)?))
+}

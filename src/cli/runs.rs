@@ -1,0 +1,131 @@
+//! `watchbell runs ...`: what happened, read from the database without disturbing the daemon.
+
+use clap::Subcommand;
+use rusqlite::Connection;
+
+use super::{Cli, Failure, Outcome, database_path, optional_config};
+use crate::status::RunStatus;
+use crate::store::{self, RunFilter};
+
+#[derive(Subcommand, Debug)]
+pub enum RunsCommand {
+    /// Runs, newest first.
+    List {
+        #[arg(long)]
+        job: Option<String>,
+        #[arg(long)]
+        status: Option<RunStatus>,
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        #[arg(long)]
+        json: bool,
+    },
+    /// One run with its transitions and pages.
+    Show {
+        uid: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Opens the database read-only; `None` when it does not exist yet (nothing has run).
+pub fn read_db(cli: &Cli) -> Result<Option<Connection>, Failure> {
+    let config = optional_config(cli)?;
+    let path = database_path(cli, config.as_ref());
+    if !path.exists() {
+        return Ok(None);
+    }
+    Ok(Some(store::open_read_only(&path)?))
+}
+
+pub fn run(cli: &Cli, cmd: &RunsCommand) -> Outcome {
+    match cmd {
+        RunsCommand::List {
+            job,
+            status,
+            limit,
+            json,
+        } => {
+            let filter = RunFilter {
+                job: job.clone(),
+                status: *status,
+                since: None,
+                limit: Some(*limit),
+            };
+            let runs = match read_db(cli)? {
+                Some(conn) => store::list_runs(&conn, &filter)?,
+                None => Vec::new(),
+            };
+            if *json {
+                for r in &runs {
+                    println!("{}", r.to_json());
+                }
+            } else if runs.is_empty() {
+                println!("no runs");
+            } else {
+                println!(
+                    "{:<36}  {:<17}  {:<20}  {:<20}  {:>5}  {:>7}",
+                    "UID", "STATUS", "JOB", "CREATED", "PAGES", "ITEMS"
+                );
+                for r in &runs {
+                    println!(
+                        "{:<36}  {:<17}  {:<20}  {:<20}  {:>5}  {:>7}",
+                        r.uid,
+                        r.status.as_str(),
+                        r.job,
+                        r.created_at.format("%Y-%m-%d %H:%M:%S"),
+                        r.pages,
+                        r.items
+                    );
+                }
+            }
+            Ok(())
+        }
+        RunsCommand::Show { uid, json } => {
+            let conn =
+                read_db(cli)?.ok_or_else(|| Failure::runtime(format!("run {uid} not found")))?;
+            let run = store::get_run(&conn, uid)?
+                .ok_or_else(|| Failure::runtime(format!("run {uid} not found")))?;
+            let transitions = store::transitions(&conn, run.id)?;
+            let pages = store::pages(&conn, run.id)?;
+            if *json {
+                let mut j = run.to_json();
+                j["transitions"] = serde_json::to_value(&transitions).unwrap_or_default();
+                j["pages_detail"] = serde_json::to_value(&pages).unwrap_or_default();
+                println!("{j}");
+                return Ok(());
+            }
+            println!(
+                "run {}  job {}  action {}",
+                run.uid, run.job, run.action_name
+            );
+            println!(
+                "status {}  pages {}  items {}  retries {}  rate-limit waits {}",
+                run.status, run.pages, run.items, run.retry_count, run.rate_limit_waits
+            );
+            if let Some(e) = &run.last_error {
+                println!("last error {}: {}", e.label, e.message);
+            }
+            println!("transitions:");
+            for t in &transitions {
+                println!(
+                    "  {}  {:>17} -> {:<17} {}",
+                    t.at,
+                    t.from.as_deref().unwrap_or("-"),
+                    t.to,
+                    t.reason.as_deref().unwrap_or("")
+                );
+            }
+            if !pages.is_empty() {
+                println!("pages:");
+                for p in &pages {
+                    println!(
+                        "  {:>4}  {:>5} items  {}  {}",
+                        p.page, p.items, p.fetched_at, p.url
+                    );
+                }
+            }
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,236 @@
+use super::*;
+
+const GOOD: &str = r#"
+[api]
+plan = "mid"
+
+[defaults]
+timezone = "Europe/Paris"
+catchup = "10m"
+
+[[job]]
+name = "cto-search"
+cron = "30 2 * * 1-5"
+action = "salesnavigator-search-company-employees"
+input = { sales_navigator_company_url = "https://www.linkedin.com/sales/company/123" }
+parameters = { keywords = "cto", depth = 2 }
+dst = { gap = "skip", fold = "both" }
+
+[[job]]
+name = "every-second"
+cron = "* * * * * *"
+timezone = "UTC"
+action = "linkedin-extract-people"
+"#;
+
+/// The errors of `text` as "line:col: message" strings.
+fn errors(text: &str) -> Vec<String> {
+    let d = Config::parse("schedules.toml", text).expect_err("should be rejected");
+    d.errors
+        .iter()
+        .map(|e| format!("{}:{}: {}", e.line, e.col, e.message))
+        .collect()
+}
+
+/// The single error of `text`, asserting its position and a fragment of its message.
+fn one_error(text: &str, line: usize, col: usize, fragment: &str) {
+    let errs = errors(text);
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert!(
+        errs[0].starts_with(&format!("{line}:{col}: ")),
+        "expected {line}:{col}, got {}",
+        errs[0]
+    );
+    assert!(errs[0].contains(fragment), "{} lacks {fragment:?}", errs[0]);
+}
+
+const JOB: &str = "[[job]]\nname = \"a\"\ncron = \"* * * * *\"\naction = \"x\"\n";
+
+#[test]
+fn a_good_file_is_read_with_defaults_applied() {
+    let c = Config::parse("schedules.toml", GOOD).unwrap();
+    assert_eq!(c.api.plan, Plan::Mid);
+    assert_eq!(c.api.base_url.as_str(), DEFAULT_BASE_URL);
+    assert_eq!(c.api.key, KeySource::Env(DEFAULT_KEY_ENV.into()));
+    assert_eq!(c.daemon.max_concurrent_runs, 4);
+    let j = c.job("cto-search").unwrap();
+    assert_eq!(j.schedule.tz, chrono_tz::Europe::Paris);
+    assert_eq!(j.catchup, Duration::from_mins(10));
+    assert_eq!(j.schedule.gap, Gap::Skip);
+    assert_eq!(j.schedule.fold, Fold::Both);
+    assert_eq!(j.parameters["depth"], 2);
+    assert_eq!(j.overlap, Overlap::Skip);
+    assert_eq!(j.max_pages, 500);
+    assert_eq!(j.line, 9);
+    let e = c.job("every-second").unwrap();
+    assert_eq!(e.schedule.tz, Tz::UTC);
+    assert!(e.schedule.cron.has_seconds());
+    assert_eq!(e.input, serde_json::json!({}));
+}
+
+#[test]
+fn the_shipped_job_file_validates() {
+    let text = include_str!("../../schedules.toml");
+    let c = Config::parse("schedules.toml", text).unwrap_or_else(|e| panic!("{e}"));
+    assert!(!c.jobs.is_empty());
+}
+
+#[test]
+fn unknown_keys_are_reported_where_they_stand() {
+    one_error(
+        &format!("{JOB}colour = \"red\"\n"),
+        5,
+        1,
+        "unknown key \"colour\" in job #1",
+    );
+    one_error(
+        "[daemon]\nmax_runs = 3\n",
+        2,
+        1,
+        "unknown key \"max_runs\" in [daemon]",
+    );
+    one_error(
+        "[api]\napi_key = \"secret\"\n",
+        2,
+        1,
+        "never goes in the file",
+    );
+}
+
+#[test]
+fn duplicate_job_names_are_reported_at_the_second() {
+    one_error(
+        &format!("{JOB}\n{JOB}"),
+        7,
+        8,
+        "duplicate job name \"a\" (first defined on line 2)",
+    );
+}
+
+#[test]
+fn names_outside_the_alphabet_are_refused() {
+    one_error(
+        &JOB.replace("\"a\"", "\"Daily Export\""),
+        2,
+        8,
+        "must be 1 to 64 characters",
+    );
+}
+
+#[test]
+fn bad_cron_is_refused() {
+    one_error(
+        &JOB.replace("* * * * *", "61 * * * *"),
+        3,
+        8,
+        "cron: invalid expression \"61 * * * *\"",
+    );
+}
+
+#[test]
+fn unknown_zones_are_refused() {
+    one_error(
+        &format!("{JOB}timezone = \"Mars/Olympus\"\n"),
+        5,
+        12,
+        "unknown IANA zone",
+    );
+}
+
+#[test]
+fn bad_durations_are_refused() {
+    one_error(
+        &format!("{JOB}catchup = \"an hour\"\n"),
+        5,
+        11,
+        "catchup: invalid duration",
+    );
+    one_error(
+        "[daemon]\nshutdown_grace = 30\n",
+        2,
+        18,
+        "expected a string, found integer",
+    );
+}
+
+#[test]
+fn identity_mode_outside_its_set_is_refused() {
+    one_error(
+        &format!("{JOB}identity_mode = \"sometimes\"\n"),
+        5,
+        17,
+        "\"sometimes\" is not one of direct, auto, managed",
+    );
+}
+
+#[test]
+fn two_key_sources_are_refused() {
+    one_error(
+        "[api]\napi_key_env = \"K\"\napi_key_file = \"/run/k\"\n",
+        3,
+        1,
+        "both set",
+    );
+}
+
+#[test]
+fn missing_required_keys_are_named() {
+    let errs = errors("[[job]]\nname = \"a\"\n");
+    assert_eq!(errs.len(), 2, "{errs:#?}");
+    assert!(errs.iter().any(|e| e.contains("cron is required")));
+    assert!(errs.iter().any(|e| e.contains("action is required")));
+}
+
+#[test]
+fn every_error_is_reported_in_one_pass_in_file_order() {
+    let text = "[[job]]\nname = \"a\"\ncron = \"* * *\"\naction = \"x\"\ntimezone = \"Nowhere/City\"\novertime = 1\n";
+    let errs = errors(text);
+    assert_eq!(errs.len(), 3, "{errs:#?}");
+    assert!(errs[0].starts_with("3:8:"));
+    assert!(errs[1].starts_with("5:12:"));
+    assert!(errs[2].starts_with("6:1:"));
+}
+
+#[test]
+fn syntax_errors_have_a_position() {
+    let errs = errors("[api\nplan = \"mid\"\n");
+    assert!(!errs.is_empty());
+    assert!(errs[0].starts_with("1:"), "{errs:?}");
+}
+
+#[test]
+fn defaults_apply_and_are_themselves_checked() {
+    let c = Config::parse("s", &format!("[defaults]\novershoot = 1\n{JOB}"));
+    assert!(c.is_err());
+    let c = Config::parse(
+        "s",
+        &format!("[defaults]\noverlap = \"queue\"\nmax_pages = 3\n{JOB}"),
+    )
+    .unwrap();
+    assert_eq!(c.jobs[0].overlap, Overlap::Queue);
+    assert_eq!(c.jobs[0].max_pages, 3);
+    one_error(
+        &format!("[defaults]\nname = \"x\"\n{JOB}"),
+        2,
+        1,
+        "name cannot be defaulted",
+    );
+}
+
+#[test]
+fn remote_jobs_need_a_webhook_and_five_fields() {
+    let text =
+        "[[job]]\nname = \"a\"\ncron = \"0 * * * * *\"\naction = \"x\"\nrunner = \"remote\"\n";
+    let errs = errors(text);
+    assert_eq!(errs.len(), 2, "{errs:#?}");
+    assert!(errs.iter().all(|e| e.starts_with("5:10:")));
+}
+
+#[test]
+fn the_message_format_names_the_file() {
+    let d = Config::parse("schedules.toml", "[daemon]\nx = 1\n").unwrap_err();
+    assert!(
+        d.to_string()
+            .starts_with("schedules.toml:2:1: unknown key \"x\"")
+    );
+}

@@ -1,0 +1,13 @@
+//! watchbell: a local CRON scheduler daemon for Captain Data actions.
+//!
+//! - [`config`]: what was asked (the job file, validated).
+//! - [`schedule`]: when (cron + zone + DST policy -> instants); [`clock`]: the one door to time.
+//! - [`store`]: what happened (`SQLite`: runs, transitions, pages, ticks); [`status`]: the lifecycle.
+//! - [`cli`]: the commands.
+
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod schedule;
+pub mod status;
+pub mod store;

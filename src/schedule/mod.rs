@@ -1,0 +1,305 @@
+//! When a job fires: a cron expression read in the job's own timezone, with a daylight-saving
+//! policy, turned into exact UTC instants. Pure: no clock, no I/O; the next fire is always
+//! computed from the previous *scheduled* instant, so schedules never drift.
+
+use std::fmt;
+use std::time::Duration;
+
+use chrono::{DateTime, LocalResult, NaiveDateTime, Offset, TimeZone, Utc};
+use chrono_tz::Tz;
+use croner::Cron;
+use croner::errors::CronError;
+use croner::parser::{CronParser, Seconds, Year};
+
+#[cfg(test)]
+mod reference;
+#[cfg(test)]
+mod tests;
+
+/// A parsed cron expression: 5 POSIX fields, or 6 with leading seconds, or an `@nickname`.
+#[derive(Clone, Debug)]
+pub struct CronExpr {
+    text: String,
+    cron: Cron,
+    fields: usize,
+}
+
+impl CronExpr {
+    /// Parses `text` with Vixie semantics for day-of-month and day-of-week: when both are
+    /// restricted a day matches either; when either starts with `*` (`*`, `*/2`) both must match.
+    pub fn parse(text: &str) -> Result<CronExpr, CronError> {
+        let trimmed = text.trim();
+        let parts: Vec<&str> = trimmed.split_whitespace().collect();
+        let fields = if trimmed.starts_with('@') {
+            5
+        } else {
+            parts.len()
+        };
+        if !trimmed.starts_with('@') && !(5..=6).contains(&fields) {
+            return Err(CronError::InvalidPattern(format!(
+                "expected 5 fields (minute hour day-of-month month day-of-week) or 6 with leading seconds, found {fields}"
+            )));
+        }
+        // Vixie: a day field that starts with '*' makes the day rule an AND.
+        let (dom, dow) = if fields == 6 { (3, 5) } else { (2, 4) };
+        let star = |i: usize| parts.get(i).is_some_and(|p| p.starts_with('*'));
+        let dom_and_dow = !trimmed.starts_with('@') && (star(dom) || star(dow));
+        let cron = CronParser::builder()
+            .seconds(Seconds::Optional)
+            .year(Year::Disallowed)
+            .dom_and_dow(dom_and_dow)
+            .build()
+            .parse(trimmed)?;
+        Ok(CronExpr {
+            text: trimmed.to_string(),
+            cron,
+            fields,
+        })
+    }
+
+    /// The expression as the user wrote it.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// True when the expression has a seconds field.
+    pub fn has_seconds(&self) -> bool {
+        self.fields == 6
+    }
+
+    /// How the expression was read, in English.
+    pub fn describe(&self) -> String {
+        self.cron.describe()
+    }
+
+    /// True when the expression fires in every hour of the day. Such jobs follow real time across
+    /// daylight-saving changes instead of applying the gap/fold policy (as cronie does).
+    pub fn is_hourly_or_more(&self) -> bool {
+        (0..24).all(|h| self.cron.pattern.hour_match(h).unwrap_or(false))
+    }
+
+    /// The first local wall-clock time strictly after `t` that matches.
+    fn next_naive(&self, t: NaiveDateTime) -> Option<NaiveDateTime> {
+        self.cron.find_next_occurrence(&t, false).ok()
+    }
+
+    /// Whether a local wall-clock time matches.
+    pub fn matches_naive(&self, t: NaiveDateTime) -> bool {
+        self.cron.is_time_matching(&t).unwrap_or(false)
+    }
+}
+
+impl fmt::Display for CronExpr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+/// What to do with a local time that does not exist (spring forward).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Gap {
+    /// Fire once, at the first instant after the gap (cronie).
+    #[default]
+    Shift,
+    /// Do not fire.
+    Skip,
+}
+
+/// What to do with a local time that happens twice (fall back).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Fold {
+    /// Fire at the first occurrence (cronie).
+    #[default]
+    First,
+    /// Fire at the second occurrence.
+    Last,
+    /// Fire at both.
+    Both,
+}
+
+/// Marks a fire time that daylight saving touched.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dst {
+    /// The local time did not exist; this is the first instant after the gap.
+    Gap,
+    /// The local time happened twice; this is one of its occurrences.
+    Fold,
+}
+
+impl Dst {
+    /// The name used in `next --json`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Dst::Gap => "gap",
+            Dst::Fold => "fold",
+        }
+    }
+}
+
+/// One nominal fire time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fire {
+    /// The instant, in UTC.
+    pub at: DateTime<Utc>,
+    /// The same instant in the job's zone.
+    pub local: DateTime<Tz>,
+    /// Whether daylight saving shaped it.
+    pub dst: Option<Dst>,
+}
+
+/// A job's schedule: expression, zone, DST policy and jitter.
+#[derive(Clone, Debug)]
+pub struct Schedule {
+    pub cron: CronExpr,
+    pub tz: Tz,
+    pub gap: Gap,
+    pub fold: Fold,
+    /// The stable per-job delay added to each nominal instant to spread load.
+    pub jitter_offset: Duration,
+}
+
+/// No real zone moves its offset by this much at once, nor changes it twice within it: local
+/// candidates this far around an instant cover every way DST can reorder them.
+const DST_REACH: chrono::Duration = chrono::Duration::hours(3);
+/// Bounds the candidate scan near a transition (a per-second job scans 6 hours of seconds).
+const MAX_CANDIDATES: usize = 100_000;
+
+impl Schedule {
+    /// A schedule whose jitter offset is derived from `name`, so it is the same on every start.
+    pub fn new(
+        name: &str,
+        cron: CronExpr,
+        tz: Tz,
+        gap: Gap,
+        fold: Fold,
+        jitter: Duration,
+    ) -> Schedule {
+        Schedule {
+            cron,
+            tz,
+            gap,
+            fold,
+            jitter_offset: jitter_offset(name, jitter),
+        }
+    }
+
+    /// The first nominal fire strictly after `t`, or `None` if the expression never matches again.
+    pub fn next_after(&self, t: DateTime<Utc>) -> Option<Fire> {
+        let quiet_at_t = self.quiet(t);
+        let mut n = self.local(t);
+        if !quiet_at_t {
+            n -= DST_REACH;
+        }
+        let mut best: Option<(Fire, NaiveDateTime)> = None;
+        for _ in 0..MAX_CANDIDATES {
+            n = self.cron.next_naive(n)?;
+            if let Some((b, bn)) = &best
+                && (self.quiet(b.at) || n > *bn + DST_REACH)
+            {
+                break;
+            }
+            for fire in self.resolve(n).into_iter().flatten() {
+                if fire.at > t && best.as_ref().is_none_or(|(b, _)| fire.at < b.at) {
+                    best = Some((fire, n));
+                }
+            }
+        }
+        best.map(|(f, _)| f)
+    }
+
+    /// The next `count` fires after `t`.
+    pub fn upcoming(&self, t: DateTime<Utc>, count: usize) -> Vec<Fire> {
+        let mut out = Vec::with_capacity(count);
+        let mut at = t;
+        while out.len() < count {
+            let Some(f) = self.next_after(at) else { break };
+            at = f.at;
+            out.push(f);
+        }
+        out
+    }
+
+    /// The instant a nominal tick is actually fired (nominal plus jitter).
+    pub fn fire_instant(&self, nominal: DateTime<Utc>) -> DateTime<Utc> {
+        nominal + chrono::Duration::from_std(self.jitter_offset).unwrap_or_default()
+    }
+
+    /// The instants a local wall-clock time stands for, under this schedule's DST policy.
+    fn resolve(&self, n: NaiveDateTime) -> [Option<Fire>; 2] {
+        let real_time = self.cron.is_hourly_or_more();
+        let fire = |d: DateTime<Tz>, dst| {
+            Some(Fire {
+                at: d.with_timezone(&Utc),
+                local: d,
+                dst,
+            })
+        };
+        match self.tz.from_local_datetime(&n) {
+            LocalResult::Single(d) => [fire(d, None), None],
+            LocalResult::Ambiguous(a, b) => {
+                let fold = if real_time { Fold::Both } else { self.fold };
+                match fold {
+                    Fold::First => [fire(a, Some(Dst::Fold)), None],
+                    Fold::Last => [fire(b, Some(Dst::Fold)), None],
+                    Fold::Both => [fire(a, Some(Dst::Fold)), fire(b, Some(Dst::Fold))],
+                }
+            }
+            LocalResult::None => {
+                if real_time || self.gap == Gap::Skip {
+                    [None, None]
+                } else {
+                    let end = self.gap_end(n);
+                    [fire(end.with_timezone(&self.tz), Some(Dst::Gap)), None]
+                }
+            }
+        }
+    }
+
+    /// The first instant whose local time is at or after `n` (for `n` inside a gap: the instant
+    /// the clocks jumped).
+    fn gap_end(&self, n: NaiveDateTime) -> DateTime<Utc> {
+        let day = 86_400;
+        let mut lo = n.and_utc().timestamp() - day;
+        let mut hi = n.and_utc().timestamp() + day;
+        while hi - lo > 1 {
+            let mid = lo + (hi - lo) / 2;
+            if self.local(DateTime::from_timestamp(mid, 0).expect("in range")) >= n {
+                hi = mid;
+            } else {
+                lo = mid;
+            }
+        }
+        DateTime::from_timestamp(hi, 0).expect("in range")
+    }
+
+    fn local(&self, t: DateTime<Utc>) -> NaiveDateTime {
+        t.with_timezone(&self.tz).naive_local()
+    }
+
+    fn offset_secs(&self, t: DateTime<Utc>) -> i32 {
+        self.tz
+            .offset_from_utc_datetime(&t.naive_utc())
+            .fix()
+            .local_minus_utc()
+    }
+
+    /// True when the zone's offset does not change within [`DST_REACH`] of `t`.
+    fn quiet(&self, t: DateTime<Utc>) -> bool {
+        let o = self.offset_secs(t);
+        o == self.offset_secs(t - DST_REACH) && o == self.offset_secs(t + DST_REACH)
+    }
+}
+
+/// A stable spread in `[0, jitter)`: FNV-1a of the job name, the same on every machine and start.
+pub fn jitter_offset(name: &str, jitter: Duration) -> Duration {
+    let ms = jitter.as_millis() as u64;
+    if ms == 0 {
+        return Duration::ZERO;
+    }
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in name.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    Duration::from_millis(h % ms)
+}

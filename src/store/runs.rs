@@ -1,0 +1,434 @@
+//! Runs: creation, the lifecycle (checked by [`RunStatus::can_move_to`]), pages stored with the
+//! cursor in one transaction, and the queries behind `runs list/show/results`.
+
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use serde::Serialize;
+
+use super::{Result, StoreError, parse_ts, ts};
+use crate::status::RunStatus;
+
+/// What started a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Trigger {
+    /// A CRON tick of the daemon.
+    Tick,
+    /// `watchbell trigger`.
+    Manual,
+}
+
+impl Trigger {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Tick => "tick",
+            Trigger::Manual => "manual",
+        }
+    }
+}
+
+/// What a new run is asked to do.
+#[derive(Clone, Debug)]
+pub struct NewRun {
+    pub job: String,
+    pub action_name: String,
+    pub trigger: Trigger,
+    pub scheduled_for: Option<DateTime<Utc>>,
+    /// The JSON body sent to the API (input, parameters, identity); never the key.
+    pub body: serde_json::Value,
+    pub callback_url: Option<String>,
+    /// Who runs it (see [`crate::store`] leases); `None` for a run not yet owned.
+    pub owner: Option<String>,
+}
+
+/// The API's `last_error`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct LastError {
+    pub label: String,
+    pub message: String,
+}
+
+/// A run as stored.
+#[derive(Clone, Debug)]
+pub struct RunRecord {
+    pub id: i64,
+    pub uid: String,
+    pub job: String,
+    pub action_name: String,
+    pub trigger: String,
+    pub scheduled_for: Option<DateTime<Utc>>,
+    pub body: serde_json::Value,
+    pub status: RunStatus,
+    pub next_url: Option<String>,
+    pub pages: u32,
+    pub items: u64,
+    pub retry_count: u32,
+    pub rate_limit_waits: u32,
+    pub last_error: Option<LastError>,
+    pub callback_url: Option<String>,
+    pub owner: Option<String>,
+    pub lease_until: Option<DateTime<Utc>>,
+    pub postponed_until: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+impl RunRecord {
+    /// The API's Run object, plus watchbell's own fields.
+    pub fn to_json(&self) -> serde_json::Value {
+        let t = |x: Option<DateTime<Utc>>| x.map(ts);
+        serde_json::json!({
+            "id": self.id,
+            "uid": self.uid,
+            "action_id": null,
+            "action_name": self.action_name,
+            "retry_count": self.retry_count,
+            "user_uid": null,
+            "workspace_uid": null,
+            "execution_mode": "LIVE",
+            "last_error": self.last_error,
+            "callback": self.callback_url.as_ref().map(|u| serde_json::json!({"url": u})),
+            "status": self.status.as_str(),
+            "postponed_until": t(self.postponed_until),
+            "started_at": t(self.started_at),
+            "finished_at": t(self.finished_at),
+            "synced_at": null,
+            "created_at": ts(self.created_at),
+            "updated_at": t(self.updated_at),
+            "job": self.job,
+            "scheduled_for": t(self.scheduled_for),
+            "pages": self.pages,
+            "items": self.items,
+            "trigger": self.trigger,
+        })
+    }
+}
+
+/// A row of a run's history.
+#[derive(Clone, Debug, Serialize)]
+pub struct TransitionRecord {
+    pub from: Option<String>,
+    pub to: String,
+    pub at: String,
+    pub reason: Option<String>,
+}
+
+/// A stored page.
+#[derive(Clone, Debug, Serialize)]
+pub struct PageRecord {
+    pub page: u32,
+    pub url: String,
+    pub items: u32,
+    pub fetched_at: String,
+}
+
+/// A fresh run uid in the UUID v4 text form, from the process's random hasher keys and the time.
+pub fn new_uid(now: DateTime<Utc>) -> String {
+    let mix = |salt: u64| RandomState::new().hash_one((salt, now.timestamp_nanos_opt()));
+    let (a, b) = (mix(1), mix(2));
+    let a = (a & 0xffff_ffff_ffff_0fff) | 0x4000; // version 4
+    let b = (b & 0x3fff_ffff_ffff_ffff) | 0x8000_0000_0000_0000; // variant
+    format!(
+        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+        a >> 32,
+        (a >> 16) & 0xffff,
+        a & 0xffff,
+        b >> 48,
+        b & 0xffff_ffff_ffff
+    )
+}
+
+const COLUMNS: &str = "id, uid, job, action_name, trigger, scheduled_for, body, status, next_url, \
+    pages, items, retry_count, rate_limit_waits, last_error_label, last_error_message, callback_url, \
+    owner, lease_until, postponed_until, created_at, started_at, finished_at, updated_at";
+
+fn ts_col(row: &Row, i: usize) -> rusqlite::Result<Option<DateTime<Utc>>> {
+    Ok(row
+        .get::<_, Option<String>>(i)?
+        .as_deref()
+        .and_then(parse_ts))
+}
+
+fn run_from_row(row: &Row) -> rusqlite::Result<RunRecord> {
+    let status: String = row.get(7)?;
+    let label: Option<String> = row.get(13)?;
+    let body: String = row.get(6)?;
+    Ok(RunRecord {
+        id: row.get(0)?,
+        uid: row.get(1)?,
+        job: row.get(2)?,
+        action_name: row.get(3)?,
+        trigger: row.get(4)?,
+        scheduled_for: ts_col(row, 5)?,
+        body: serde_json::from_str(&body).unwrap_or(serde_json::Value::Null),
+        status: status.parse().unwrap_or(RunStatus::Failed),
+        next_url: row.get(8)?,
+        pages: row.get(9)?,
+        items: row.get::<_, i64>(10)? as u64,
+        retry_count: row.get(11)?,
+        rate_limit_waits: row.get(12)?,
+        last_error: label.map(|label| LastError {
+            label,
+            message: row
+                .get::<_, Option<String>>(14)
+                .ok()
+                .flatten()
+                .unwrap_or_default(),
+        }),
+        callback_url: row.get(15)?,
+        owner: row.get(16)?,
+        lease_until: ts_col(row, 17)?,
+        postponed_until: ts_col(row, 18)?,
+        created_at: ts_col(row, 19)?.unwrap_or_default(),
+        started_at: ts_col(row, 20)?,
+        finished_at: ts_col(row, 21)?,
+        updated_at: ts_col(row, 22)?,
+    })
+}
+
+/// Writes a CREATED run (before any request is made) and its first transition.
+pub fn create_run(conn: &mut Connection, new: &NewRun, now: DateTime<Utc>) -> Result<RunRecord> {
+    let tx = conn.transaction()?;
+    let uid = insert_run(&tx, new, now)?;
+    tx.commit()?;
+    get_run(conn, &uid)?.ok_or(StoreError::NotFound(uid))
+}
+
+pub(super) fn insert_run(conn: &Connection, new: &NewRun, now: DateTime<Utc>) -> Result<String> {
+    let uid = new_uid(now);
+    conn.execute(
+        "INSERT INTO runs (uid, job, action_name, trigger, scheduled_for, body, status, callback_url, \
+         owner, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'CREATED', ?7, ?8, ?9, ?9)",
+        params![
+            uid,
+            new.job,
+            new.action_name,
+            new.trigger.as_str(),
+            new.scheduled_for.map(ts),
+            new.body.to_string(),
+            new.callback_url,
+            new.owner,
+            ts(now)
+        ],
+    )?;
+    let id = conn.last_insert_rowid();
+    conn.execute(
+        "INSERT INTO transitions (run_id, from_status, to_status, at, reason) VALUES (?1, NULL, 'CREATED', ?2, ?3)",
+        params![id, ts(now), new.trigger.as_str()],
+    )?;
+    Ok(uid)
+}
+
+/// Moves a run to `to`, refusing a move the lifecycle does not allow. `error` is recorded as the
+/// run's `last_error` when given.
+pub fn transition(
+    conn: &mut Connection,
+    uid: &str,
+    to: RunStatus,
+    reason: &str,
+    error: Option<&LastError>,
+    now: DateTime<Utc>,
+) -> Result<RunRecord> {
+    let tx = conn.transaction()?;
+    let (id, from): (i64, String) = tx
+        .query_row("SELECT id, status FROM runs WHERE uid = ?1", [uid], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .optional()?
+        .ok_or_else(|| StoreError::NotFound(uid.to_string()))?;
+    let from: RunStatus = from.parse().unwrap_or(RunStatus::Failed);
+    if !from.can_move_to(to) {
+        return Err(StoreError::IllegalTransition {
+            uid: uid.to_string(),
+            from,
+            to,
+        });
+    }
+    let t = ts(now);
+    tx.execute(
+        "UPDATE runs SET status = ?2, updated_at = ?3,
+            started_at = CASE WHEN ?2 = 'RUNNING' AND started_at IS NULL THEN ?3 ELSE started_at END,
+            finished_at = CASE WHEN ?4 THEN ?3 ELSE NULL END,
+            postponed_until = CASE WHEN ?2 = 'QUEUED' THEN NULL ELSE postponed_until END,
+            last_error_label = COALESCE(?5, CASE WHEN ?2 = 'QUEUED' THEN NULL ELSE last_error_label END),
+            last_error_message = COALESCE(?6, CASE WHEN ?2 = 'QUEUED' THEN NULL ELSE last_error_message END)
+         WHERE id = ?1",
+        params![
+            id,
+            to.as_str(),
+            t,
+            to.is_final(),
+            error.map(|e| &e.label),
+            error.map(|e| &e.message)
+        ],
+    )?;
+    tx.execute(
+        "INSERT INTO transitions (run_id, from_status, to_status, at, reason) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![id, from.as_str(), to.as_str(), t, reason],
+    )?;
+    tx.commit()?;
+    get_run(conn, uid)?.ok_or_else(|| StoreError::NotFound(uid.to_string()))
+}
+
+/// Stores one page of results together with the run's next-page cursor and counters, in one
+/// transaction: a crash never duplicates or loses a page. A page stored twice is refused.
+pub fn store_page(
+    conn: &mut Connection,
+    uid: &str,
+    page_no: u32,
+    url: &str,
+    items: &[serde_json::Value],
+    next_url: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let tx = conn.transaction()?;
+    let id: i64 = tx
+        .query_row("SELECT id FROM runs WHERE uid = ?1", [uid], |r| r.get(0))
+        .optional()?
+        .ok_or_else(|| StoreError::NotFound(uid.to_string()))?;
+    let inserted = tx.execute(
+        "INSERT OR IGNORE INTO pages (run_id, page_no, url, item_count, fetched_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![id, page_no, url, items.len() as i64, ts(now)],
+    )?;
+    if inserted == 0 {
+        return Err(StoreError::PageAlreadyStored {
+            uid: uid.to_string(),
+            page: page_no,
+        });
+    }
+    {
+        let mut ins = tx.prepare_cached(
+            "INSERT INTO items (run_id, page_no, idx, data) VALUES (?1, ?2, ?3, ?4)",
+        )?;
+        for (i, item) in items.iter().enumerate() {
+            ins.execute(params![id, page_no, i as i64, item.to_string()])?;
+        }
+    }
+    tx.execute(
+        "UPDATE runs SET next_url = ?2, pages = pages + 1, items = items + ?3, updated_at = ?4 WHERE id = ?1",
+        params![id, next_url, items.len() as i64, ts(now)],
+    )?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// Adds to a run's retry and rate-limit-wait counters.
+pub fn count_retries(conn: &Connection, uid: &str, retries: u32, waits: u32) -> Result<()> {
+    conn.execute(
+        "UPDATE runs SET retry_count = retry_count + ?2, rate_limit_waits = rate_limit_waits + ?3 WHERE uid = ?1",
+        params![uid, retries, waits],
+    )?;
+    Ok(())
+}
+
+/// Sets when a BLOCKED run may be resumed.
+pub fn set_postponed(conn: &Connection, uid: &str, until: Option<DateTime<Utc>>) -> Result<()> {
+    conn.execute(
+        "UPDATE runs SET postponed_until = ?2 WHERE uid = ?1",
+        params![uid, until.map(ts)],
+    )?;
+    Ok(())
+}
+
+pub fn get_run(conn: &Connection, uid: &str) -> Result<Option<RunRecord>> {
+    Ok(conn
+        .query_row(
+            &format!("SELECT {COLUMNS} FROM runs WHERE uid = ?1"),
+            [uid],
+            run_from_row,
+        )
+        .optional()?)
+}
+
+/// Filters for `runs list`.
+#[derive(Clone, Debug, Default)]
+pub struct RunFilter {
+    pub job: Option<String>,
+    pub status: Option<RunStatus>,
+    pub since: Option<DateTime<Utc>>,
+    pub limit: Option<u32>,
+}
+
+/// Runs matching `f`, newest first.
+pub fn list_runs(conn: &Connection, f: &RunFilter) -> Result<Vec<RunRecord>> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {COLUMNS} FROM runs WHERE (?1 IS NULL OR job = ?1) AND (?2 IS NULL OR status = ?2)
+         AND (?3 IS NULL OR created_at >= ?3) ORDER BY created_at DESC, id DESC LIMIT ?4"
+    ))?;
+    let rows = stmt.query_map(
+        params![
+            f.job,
+            f.status.map(RunStatus::as_str),
+            f.since.map(ts),
+            f.limit.map_or(-1, i64::from)
+        ],
+        run_from_row,
+    )?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Runs in any of `statuses`, oldest first.
+pub fn runs_in(conn: &Connection, statuses: &[RunStatus]) -> Result<Vec<RunRecord>> {
+    let list = statuses
+        .iter()
+        .map(|s| format!("'{}'", s.as_str()))
+        .collect::<Vec<_>>()
+        .join(",");
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {COLUMNS} FROM runs WHERE status IN ({list}) ORDER BY id"
+    ))?;
+    let rows = stmt.query_map([], run_from_row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+pub fn transitions(conn: &Connection, run_id: i64) -> Result<Vec<TransitionRecord>> {
+    let mut stmt = conn.prepare(
+        "SELECT from_status, to_status, at, reason FROM transitions WHERE run_id = ?1 ORDER BY rowid",
+    )?;
+    let rows = stmt.query_map([run_id], |r| {
+        Ok(TransitionRecord {
+            from: r.get(0)?,
+            to: r.get(1)?,
+            at: r.get(2)?,
+            reason: r.get(3)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+pub fn pages(conn: &Connection, run_id: i64) -> Result<Vec<PageRecord>> {
+    let mut stmt = conn.prepare(
+        "SELECT page_no, url, item_count, fetched_at FROM pages WHERE run_id = ?1 ORDER BY page_no",
+    )?;
+    let rows = stmt.query_map([run_id], |r| {
+        Ok(PageRecord {
+            page: r.get(0)?,
+            url: r.get(1)?,
+            items: r.get(2)?,
+            fetched_at: r.get(3)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Calls `each` with every stored item of a run, in page and index order.
+pub fn for_each_item(
+    conn: &Connection,
+    run_id: i64,
+    mut each: impl FnMut(serde_json::Value) -> std::io::Result<()>,
+) -> Result<()> {
+    let mut stmt =
+        conn.prepare("SELECT data FROM items WHERE run_id = ?1 ORDER BY page_no, idx")?;
+    let mut rows = stmt.query([run_id])?;
+    while let Some(row) = rows.next()? {
+        let text: String = row.get(0)?;
+        let value = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
+        each(value)
+            .map_err(|e| StoreError::Sql(rusqlite::Error::ToSqlConversionFailure(Box::new(e))))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,94 @@
+//! Migrations by `PRAGMA user_version`: each step runs once, in its own transaction.
+
+use std::path::Path;
+
+use rusqlite::Connection;
+
+use super::{Result, StoreError};
+
+const STEPS: &[&str] = &[
+    // 1: runs, their transitions, result pages and items, ticks.
+    r"
+    CREATE TABLE runs (
+        id              INTEGER PRIMARY KEY,
+        uid             TEXT NOT NULL UNIQUE,
+        job             TEXT NOT NULL,
+        action_name     TEXT NOT NULL,
+        trigger         TEXT NOT NULL,
+        scheduled_for   TEXT,
+        body            TEXT NOT NULL,
+        status          TEXT NOT NULL,
+        next_url        TEXT,
+        pages           INTEGER NOT NULL DEFAULT 0,
+        items           INTEGER NOT NULL DEFAULT 0,
+        retry_count     INTEGER NOT NULL DEFAULT 0,
+        rate_limit_waits INTEGER NOT NULL DEFAULT 0,
+        last_error_label   TEXT,
+        last_error_message TEXT,
+        callback_url    TEXT,
+        owner           TEXT,
+        lease_until     TEXT,
+        postponed_until TEXT,
+        created_at      TEXT NOT NULL,
+        started_at      TEXT,
+        finished_at     TEXT,
+        updated_at      TEXT
+    );
+    CREATE INDEX runs_job_created ON runs(job, created_at);
+    CREATE INDEX runs_status ON runs(status);
+    CREATE TABLE transitions (
+        run_id      INTEGER NOT NULL REFERENCES runs(id),
+        from_status TEXT,
+        to_status   TEXT NOT NULL,
+        at          TEXT NOT NULL,
+        reason      TEXT
+    );
+    CREATE INDEX transitions_run ON transitions(run_id);
+    CREATE TABLE pages (
+        run_id     INTEGER NOT NULL REFERENCES runs(id),
+        page_no    INTEGER NOT NULL,
+        url        TEXT NOT NULL,
+        item_count INTEGER NOT NULL,
+        fetched_at TEXT NOT NULL,
+        PRIMARY KEY (run_id, page_no)
+    );
+    CREATE TABLE items (
+        run_id  INTEGER NOT NULL,
+        page_no INTEGER NOT NULL,
+        idx     INTEGER NOT NULL,
+        data    TEXT NOT NULL,
+        PRIMARY KEY (run_id, page_no, idx),
+        FOREIGN KEY (run_id, page_no) REFERENCES pages(run_id, page_no)
+    );
+    CREATE TABLE ticks (
+        job           TEXT NOT NULL,
+        scheduled_for TEXT NOT NULL,
+        outcome       TEXT NOT NULL,
+        reason        TEXT,
+        run_uid       TEXT,
+        fired_at      TEXT,
+        PRIMARY KEY (job, scheduled_for)
+    );
+    ",
+];
+
+/// The schema version this build knows.
+pub const VERSION: i64 = STEPS.len() as i64;
+
+pub fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
+    let found: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if found > VERSION {
+        return Err(StoreError::TooNew {
+            path: path.to_path_buf(),
+            found,
+            known: VERSION,
+        });
+    }
+    for (i, sql) in STEPS.iter().enumerate().skip(found as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", i as i64 + 1)?;
+        tx.commit()?;
+    }
+    Ok(())
+}

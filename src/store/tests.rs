@@ -1,0 +1,229 @@
+use super::*;
+use crate::status::RunStatus::*;
+
+fn t(s: &str) -> DateTime<Utc> {
+    parse_ts(s).unwrap()
+}
+
+fn new_run(job: &str) -> NewRun {
+    NewRun {
+        job: job.into(),
+        action_name: "act".into(),
+        trigger: Trigger::Manual,
+        scheduled_for: None,
+        body: serde_json::json!({"input": {"q": 1}}),
+        callback_url: None,
+        owner: None,
+    }
+}
+
+fn open(dir: &tempfile::TempDir) -> Store {
+    Store::open(&dir.path().join("w.db")).unwrap()
+}
+
+#[test]
+fn legal_transitions_are_recorded_with_reasons() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(&dir);
+    let now = t("2026-01-01T00:00:00Z");
+    let run = s
+        .call_blocking(move |c| create_run(c, &new_run("a"), now))
+        .unwrap();
+    assert_eq!(run.status, Created);
+    let uid = run.uid.clone();
+    for (to, why) in [
+        (Queued, "slot"),
+        (Running, "go"),
+        (Stopped, "shutdown"),
+        (Queued, "resume"),
+    ] {
+        let uid = uid.clone();
+        let r = s
+            .call_blocking(move |c| transition(c, &uid, to, why, None, now))
+            .unwrap();
+        assert_eq!(r.status, to);
+    }
+    let history = s
+        .call_blocking(move |c| {
+            let r = get_run(c, &uid)?.unwrap();
+            transitions(c, r.id)
+        })
+        .unwrap();
+    let moves: Vec<_> = history
+        .iter()
+        .map(|h| {
+            format!(
+                "{:?}->{} ({})",
+                h.from,
+                h.to,
+                h.reason.clone().unwrap_or_default()
+            )
+        })
+        .collect();
+    assert_eq!(
+        moves,
+        [
+            "None->CREATED (manual)",
+            "Some(\"CREATED\")->QUEUED (slot)",
+            "Some(\"QUEUED\")->RUNNING (go)",
+            "Some(\"RUNNING\")->STOPPED (shutdown)",
+            "Some(\"STOPPED\")->QUEUED (resume)"
+        ]
+    );
+}
+
+#[test]
+fn illegal_transitions_are_refused_and_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(&dir);
+    let now = t("2026-01-01T00:00:00Z");
+    let run = s
+        .call_blocking(move |c| create_run(c, &new_run("a"), now))
+        .unwrap();
+    let uid = run.uid.clone();
+    let err = s
+        .call_blocking(move |c| transition(c, &uid, Succeeded, "x", None, now))
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::IllegalTransition {
+                from: Created,
+                to: Succeeded,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let uid = run.uid.clone();
+    let still = s.call_blocking(move |c| get_run(c, &uid)).unwrap().unwrap();
+    assert_eq!(still.status, Created);
+}
+
+#[test]
+fn a_page_stored_twice_is_refused_and_counted_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(&dir);
+    let now = t("2026-01-01T00:00:00Z");
+    let run = s
+        .call_blocking(move |c| create_run(c, &new_run("a"), now))
+        .unwrap();
+    let items = vec![serde_json::json!({"id": 1}), serde_json::json!({"id": 2})];
+    let (uid, it) = (run.uid.clone(), items.clone());
+    s.call_blocking(move |c| store_page(c, &uid, 1, "http://x/1", &it, Some("http://x/2"), now))
+        .unwrap();
+    let (uid, it) = (run.uid.clone(), items.clone());
+    let err = s
+        .call_blocking(move |c| store_page(c, &uid, 1, "http://x/1", &it, Some("http://x/2"), now))
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::PageAlreadyStored { page: 1, .. }),
+        "{err}"
+    );
+    let uid = run.uid.clone();
+    let r = s.call_blocking(move |c| get_run(c, &uid)).unwrap().unwrap();
+    assert_eq!((r.pages, r.items), (1, 2));
+    assert_eq!(r.next_url.as_deref(), Some("http://x/2"));
+}
+
+#[test]
+fn reopening_keeps_everything_and_migrations_run_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let now = t("2026-01-01T00:00:00Z");
+    let uid = {
+        let s = open(&dir);
+        let r = s
+            .call_blocking(move |c| create_run(c, &new_run("a"), now))
+            .unwrap();
+        s.call_blocking(move |c| skip_tick(c, "a", now, "overlap"))
+            .unwrap();
+        r.uid
+    };
+    let s = open(&dir);
+    let version: i64 = s
+        .call_blocking(|c| Ok(c.pragma_query_value(None, "user_version", |r| r.get(0))?))
+        .unwrap();
+    assert_eq!(version, schema::VERSION);
+    let u = uid.clone();
+    assert!(s.call_blocking(move |c| get_run(c, &u)).unwrap().is_some());
+    let ticks = s.call_blocking(|c| list_ticks(c, None, None)).unwrap();
+    assert_eq!(ticks.len(), 1);
+    // A third open over a current database is a no-op, and read-only opening works beside it.
+    drop(open(&dir));
+    let ro = open_read_only(&dir.path().join("w.db")).unwrap();
+    assert_eq!(list_runs(&ro, &RunFilter::default()).unwrap().len(), 1);
+}
+
+#[test]
+fn a_tick_is_fired_at_most_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(&dir);
+    let nominal = t("2026-01-01T00:00:00Z");
+    let mut nr = new_run("a");
+    nr.trigger = Trigger::Tick;
+    nr.scheduled_for = Some(nominal);
+    let nr2 = nr.clone();
+    let first = s
+        .call_blocking(move |c| fire_tick(c, nominal, &nr, nominal))
+        .unwrap();
+    assert!(first.is_some());
+    let second = s
+        .call_blocking(move |c| fire_tick(c, nominal, &nr2, nominal))
+        .unwrap();
+    assert!(second.is_none());
+    assert!(
+        !s.call_blocking(move |c| skip_tick(c, "a", nominal, "overlap"))
+            .unwrap()
+    );
+    let runs = s
+        .call_blocking(|c| list_runs(c, &RunFilter::default()))
+        .unwrap();
+    assert_eq!(runs.len(), 1);
+}
+
+#[test]
+fn uids_look_like_uuids_and_differ() {
+    let now = t("2026-01-01T00:00:00Z");
+    let (a, b) = (new_uid(now), new_uid(now));
+    assert_ne!(a, b);
+    assert_eq!(a.len(), 36);
+    assert_eq!(&a[14..15], "4");
+}
+
+#[test]
+fn the_json_form_has_the_api_run_shape() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(&dir);
+    let now = t("2026-01-01T00:00:00Z");
+    let r = s
+        .call_blocking(move |c| create_run(c, &new_run("a"), now))
+        .unwrap();
+    let j = r.to_json();
+    for key in [
+        "id",
+        "uid",
+        "action_id",
+        "action_name",
+        "retry_count",
+        "user_uid",
+        "workspace_uid",
+        "execution_mode",
+        "last_error",
+        "callback",
+        "status",
+        "postponed_until",
+        "started_at",
+        "finished_at",
+        "synced_at",
+        "created_at",
+        "updated_at",
+        "job",
+        "scheduled_for",
+        "pages",
+        "items",
+        "trigger",
+    ] {
+        assert!(j.get(key).is_some(), "missing {key}");
+    }
+    assert_eq!(j["status"], "CREATED");
+}

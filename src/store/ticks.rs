@@ -1,0 +1,98 @@
+//! Ticks: every nominal instant of every job, fired (with its run) or skipped (with a reason).
+//! The primary key (job, nominal instant) makes "at most once, across restarts" a database fact.
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::Serialize;
+
+use super::runs::{NewRun, RunRecord, get_run, insert_run};
+use super::{Result, StoreError, ts};
+
+/// A tick as `ticks --json` prints it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TickRecord {
+    pub job: String,
+    pub scheduled_for: String,
+    pub fired_at: Option<String>,
+    pub outcome: String,
+    pub reason: Option<String>,
+    pub run_uid: Option<String>,
+}
+
+/// Records a tick as fired and creates its run, in one transaction. Returns `None` when the tick
+/// was already recorded (fired or skipped) — it is never fired twice.
+pub fn fire_tick(
+    conn: &mut Connection,
+    scheduled_for: DateTime<Utc>,
+    new: &NewRun,
+    now: DateTime<Utc>,
+) -> Result<Option<RunRecord>> {
+    let tx = conn.transaction()?;
+    let exists: Option<i64> = tx
+        .query_row(
+            "SELECT 1 FROM ticks WHERE job = ?1 AND scheduled_for = ?2",
+            params![new.job, ts(scheduled_for)],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if exists.is_some() {
+        return Ok(None);
+    }
+    let uid = insert_run(&tx, new, now)?;
+    tx.execute(
+        "INSERT INTO ticks (job, scheduled_for, outcome, reason, run_uid, fired_at) VALUES (?1, ?2, 'fired', NULL, ?3, ?4)",
+        params![new.job, ts(scheduled_for), uid, ts(now)],
+    )?;
+    tx.commit()?;
+    get_run(conn, &uid)?
+        .ok_or(StoreError::NotFound(uid))
+        .map(Some)
+}
+
+/// Records a tick as skipped. Returns false when the tick was already recorded.
+pub fn skip_tick(
+    conn: &Connection,
+    job: &str,
+    scheduled_for: DateTime<Utc>,
+    reason: &str,
+) -> Result<bool> {
+    let n = conn.execute(
+        "INSERT OR IGNORE INTO ticks (job, scheduled_for, outcome, reason) VALUES (?1, ?2, 'skipped', ?3)",
+        params![job, ts(scheduled_for), reason],
+    )?;
+    Ok(n == 1)
+}
+
+/// The latest nominal instant recorded for a job (fired or skipped).
+pub fn last_tick(conn: &Connection, job: &str) -> Result<Option<DateTime<Utc>>> {
+    let s: Option<String> = conn.query_row(
+        "SELECT MAX(scheduled_for) FROM ticks WHERE job = ?1",
+        [job],
+        |r| r.get(0),
+    )?;
+    Ok(s.as_deref().and_then(super::parse_ts))
+}
+
+/// Ticks, oldest first, optionally for one job and from an instant on.
+pub fn list_ticks(
+    conn: &Connection,
+    job: Option<&str>,
+    since: Option<DateTime<Utc>>,
+) -> Result<Vec<TickRecord>> {
+    let mut stmt = conn.prepare(
+        "SELECT job, scheduled_for, fired_at, outcome, reason, run_uid FROM ticks
+         WHERE (?1 IS NULL OR job = ?1) AND (?2 IS NULL OR scheduled_for >= ?2)
+         ORDER BY scheduled_for, job",
+    )?;
+    let rows = stmt.query_map(params![job, since.map(ts)], |r| {
+        Ok(TickRecord {
+            job: r.get(0)?,
+            scheduled_for: r.get(1)?,
+            fired_at: r.get(2)?,
+            outcome: r.get(3)?,
+            reason: r.get(4)?,
+            run_uid: r.get(5)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}

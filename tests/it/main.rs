@@ -1,0 +1,4 @@
+//! The one integration-test binary: the CLI, the daemon and the client against real sockets.
+
+mod cli;
+mod support;
