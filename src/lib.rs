@@ -5,9 +5,15 @@
 //! - [`store`]: what happened (`SQLite`: runs, transitions, pages, ticks); [`status`]: the lifecycle.
 //! - [`cli`]: the commands.
 
+pub mod api;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod export;
+pub mod logging;
+pub mod runner;
+pub mod sandbox;
 pub mod schedule;
 pub mod status;
 pub mod store;
+pub mod uid;

@@ -3,6 +3,7 @@
 
 mod next;
 mod runs;
+mod trigger;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -43,9 +44,13 @@ pub enum Command {
     Check,
     /// The next fire times per job (or for --cron), local and UTC, DST cases marked.
     Next(next::NextArgs),
+    /// Fire one run of JOB now, in this process, with progress; recorded like any run.
+    Trigger { job: String },
     /// Look at recorded runs.
     #[command(subcommand)]
     Runs(runs::RunsCommand),
+    /// A local Captain Data v4 simulator.
+    Sandbox(crate::sandbox::Options),
 }
 
 /// A command's failure, with the exit code it maps to.
@@ -90,10 +95,14 @@ pub type Outcome = Result<(), Failure>;
 /// Runs one command and maps its outcome to an exit code.
 #[allow(clippy::needless_pass_by_value)] // main hands over the parsed CLI
 pub fn run(cli: Cli) -> ExitCode {
+    crate::logging::init(cli.log_format);
     let result = match &cli.command {
         Command::Check => check(&cli.config),
         Command::Next(args) => next::run(&cli, args),
+        Command::Trigger { job } => trigger::trigger(&cli, job),
+        Command::Runs(runs::RunsCommand::Resume { uid }) => trigger::resume(&cli, uid),
         Command::Runs(cmd) => runs::run(&cli, cmd),
+        Command::Sandbox(opts) => sandbox(opts),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -119,6 +128,24 @@ fn check(path: &Path) -> Outcome {
         );
     }
     Ok(())
+}
+
+fn sandbox(opts: &crate::sandbox::Options) -> Outcome {
+    use std::io::Write as _;
+    let rt = tokio::runtime::Runtime::new().map_err(Failure::runtime)?;
+    rt.block_on(async {
+        let sb = crate::sandbox::Sandbox::start(opts.clone())
+            .await
+            .map_err(|e| Failure::runtime(format!("cannot listen on {}: {e}", opts.listen)))?;
+        println!("listening on {}", sb.base_url());
+        let _ = std::io::stdout().flush();
+        tracing::info!(addr = %sb.addr(), pages = opts.pages, page_size = opts.page_size, "sandbox ready");
+        sb.run_until(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await;
+        Ok(())
+    })
 }
 
 /// The database path: `--db`, else `[daemon] database`, else `$STATE_DIRECTORY`, else `./`.

@@ -26,6 +26,20 @@ pub enum RunsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// A run's results.
+    Results {
+        uid: String,
+        #[arg(long, value_enum, default_value_t = Format::Jsonl)]
+        format: Format,
+    },
+    /// Continue a stopped, blocked, failed or partially succeeded run from its cursor.
+    Resume { uid: String },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Jsonl,
+    Csv,
 }
 
 /// Opens the database read-only; `None` when it does not exist yet (nothing has run).
@@ -45,18 +59,33 @@ pub fn run(cli: &Cli, cmd: &RunsCommand) -> Outcome {
             status,
             limit,
             json,
-        } => {
+        } => list(cli, job.clone(), *status, *limit, *json),
+        RunsCommand::Results { uid, format } => results(cli, uid, *format),
+        RunsCommand::Resume { .. } => unreachable!("handled by the trigger module"),
+        RunsCommand::Show { uid, json } => show(cli, uid, *json),
+    }
+}
+
+fn list(
+    cli: &Cli,
+    job: Option<String>,
+    status: Option<RunStatus>,
+    limit: u32,
+    json: bool,
+) -> Outcome {
+    {
+        {
             let filter = RunFilter {
-                job: job.clone(),
-                status: *status,
+                job,
+                status,
                 since: None,
-                limit: Some(*limit),
+                limit: Some(limit),
             };
             let runs = match read_db(cli)? {
                 Some(conn) => store::list_runs(&conn, &filter)?,
                 None => Vec::new(),
             };
-            if *json {
+            if json {
                 for r in &runs {
                     println!("{}", r.to_json());
                 }
@@ -81,14 +110,44 @@ pub fn run(cli: &Cli, cmd: &RunsCommand) -> Outcome {
             }
             Ok(())
         }
-        RunsCommand::Show { uid, json } => {
+    }
+}
+
+fn results(cli: &Cli, uid: &str, format: Format) -> Outcome {
+    {
+        {
+            let conn =
+                read_db(cli)?.ok_or_else(|| Failure::runtime(format!("run {uid} not found")))?;
+            let run = store::get_run(&conn, uid)?
+                .ok_or_else(|| Failure::runtime(format!("run {uid} not found")))?;
+            let mut items = Vec::new();
+            store::for_each_item(&conn, run.id, |v| {
+                items.push(v);
+                Ok(())
+            })?;
+            let mut out = std::io::stdout().lock();
+            match format {
+                Format::Jsonl => crate::export::jsonl(&mut out, &items),
+                Format::Csv => crate::export::csv(&mut out, &items),
+            }
+            .or_else(|e| match e.kind() {
+                std::io::ErrorKind::BrokenPipe => Ok(()), // `| head` is a normal way to read
+                _ => Err(Failure::runtime(e)),
+            })
+        }
+    }
+}
+
+fn show(cli: &Cli, uid: &str, json: bool) -> Outcome {
+    {
+        {
             let conn =
                 read_db(cli)?.ok_or_else(|| Failure::runtime(format!("run {uid} not found")))?;
             let run = store::get_run(&conn, uid)?
                 .ok_or_else(|| Failure::runtime(format!("run {uid} not found")))?;
             let transitions = store::transitions(&conn, run.id)?;
             let pages = store::pages(&conn, run.id)?;
-            if *json {
+            if json {
                 let mut j = run.to_json();
                 j["transitions"] = serde_json::to_value(&transitions).unwrap_or_default();
                 j["pages_detail"] = serde_json::to_value(&pages).unwrap_or_default();

@@ -1,0 +1,366 @@
+//! The Captain Data v4 client: live runs with pagination, pacing and retries, and the schedules
+//! endpoints. It knows HTTP and the API's contract; it knows nothing of the database or the scheduler.
+
+mod error;
+pub mod key;
+pub mod pacer;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use reqwest::header::HeaderMap;
+use reqwest::{Method, StatusCode, Url};
+use serde_json::Value;
+use tracing::{info, warn};
+
+pub use error::{ApiFailure, ErrorBody, http_failure};
+pub use key::ApiKey;
+pub use pacer::Pacer;
+
+use crate::clock::Clock;
+
+/// The largest response body read (a page of results is far smaller).
+pub const MAX_BODY: usize = 32 * 1024 * 1024;
+
+/// How hard to try before giving up on one request.
+#[derive(Clone, Debug)]
+pub struct RetryPolicy {
+    /// 429s answered by waiting before the run is BLOCKED.
+    pub rate_limit_retries: u32,
+    /// 5xx and transport errors retried with backoff.
+    pub server_retries: u32,
+    pub base_backoff: Duration,
+    pub max_backoff: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            rate_limit_retries: 30,
+            server_retries: 5,
+            base_backoff: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(30),
+        }
+    }
+}
+
+/// What retrying cost one request (for the run's counters and logs).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Attempts {
+    pub retries: u32,
+    pub rate_limit_waits: u32,
+    pub rate_limited: u32,
+}
+
+/// A successful answer.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+/// One page of a live run.
+#[derive(Debug)]
+pub struct Page {
+    pub items: Vec<Value>,
+    pub next: Option<Url>,
+}
+
+/// The client. Clone it to share its connection pool and its pacer.
+#[derive(Clone, Debug)]
+pub struct Client {
+    http: reqwest::Client,
+    base: Url,
+    key: ApiKey,
+    pacer: Arc<Pacer>,
+    retry: RetryPolicy,
+    clock: Clock,
+}
+
+impl Client {
+    /// A client for `base` (e.g. `https://api.captaindata.com/v4`).
+    pub fn new(
+        base: Url,
+        key: ApiKey,
+        pacer: Arc<Pacer>,
+        request_timeout: Duration,
+        clock: Clock,
+    ) -> Result<Client, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .timeout(request_timeout)
+            .connect_timeout(Duration::from_secs(10))
+            // A redirect could carry the key elsewhere; the API does not redirect.
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("watchbell/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Client {
+            http,
+            base,
+            key,
+            pacer,
+            retry: RetryPolicy::default(),
+            clock,
+        })
+    }
+
+    /// A client for the `[api]` section, paced for its plan unless `pacer` is given.
+    pub fn for_config(
+        api: &crate::config::Api,
+        key: ApiKey,
+        pacer: Option<Arc<Pacer>>,
+        clock: Clock,
+    ) -> Result<Client, reqwest::Error> {
+        let pacer = pacer.unwrap_or_else(|| Arc::new(Pacer::for_plan(api.plan)));
+        Client::new(api.base_url.clone(), key, pacer, api.request_timeout, clock)
+    }
+
+    #[must_use]
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Client {
+        self.retry = retry;
+        self
+    }
+
+    pub fn base(&self) -> &Url {
+        &self.base
+    }
+
+    /// `{base}/{path}` (path without a leading slash).
+    pub fn url(&self, path: &str) -> Url {
+        let mut s = self.base.as_str().trim_end_matches('/').to_string();
+        s.push('/');
+        s.push_str(path);
+        Url::parse(&s).expect("base URL plus a path is a URL")
+    }
+
+    /// The first page of a live run of `action`.
+    pub fn live_url(&self, action: &str) -> Url {
+        self.url(&format!("actions/{action}/run/live"))
+    }
+
+    /// True when `url` has the configured API's scheme, host and port.
+    pub fn same_origin(&self, url: &Url) -> bool {
+        url.origin() == self.base.origin()
+    }
+
+    /// One page of a live run: the results and the next page's URL, if any.
+    pub async fn live_page(
+        &self,
+        url: &Url,
+        body: &Value,
+        attempts: &mut Attempts,
+    ) -> Result<Page, ApiFailure> {
+        let answer = self
+            .request(Method::POST, url.clone(), Some(body), attempts)
+            .await?;
+        let status = answer.status.as_u16();
+        let items = match serde_json::from_slice::<Value>(&answer.body) {
+            Ok(Value::Array(items)) => items,
+            Ok(obj @ Value::Object(_)) => vec![obj],
+            Ok(other) => {
+                return Err(ApiFailure::BadBody {
+                    status,
+                    detail: format!("expected a JSON array or object, got {other}"),
+                });
+            }
+            Err(e) => {
+                let start: String = String::from_utf8_lossy(&answer.body)
+                    .chars()
+                    .take(80)
+                    .collect();
+                return Err(ApiFailure::BadBody {
+                    status,
+                    detail: format!("invalid JSON ({e}); body starts {start:?}"),
+                });
+            }
+        };
+        let next = match answer
+            .headers
+            .get("x-pagination-next")
+            .map(|v| v.to_str().unwrap_or("").trim())
+        {
+            None | Some("" | "null") => None,
+            Some(_) if items.is_empty() => None,
+            Some(s) => Some(Url::parse(s).map_err(|e| ApiFailure::BadBody {
+                status,
+                detail: format!("X-Pagination-Next {s:?} is not a URL ({e})"),
+            })?),
+        };
+        Ok(Page { items, next })
+    }
+
+    /// Sends one request with the key, paced, retrying 429 (after the wait the API asks for),
+    /// 5xx and transport errors; never other 4xx. Refuses any URL off the configured origin.
+    pub async fn request(
+        &self,
+        method: Method,
+        url: Url,
+        body: Option<&Value>,
+        attempts: &mut Attempts,
+    ) -> Result<Answer, ApiFailure> {
+        if !self.same_origin(&url) {
+            return Err(ApiFailure::ForeignNext(url.to_string()));
+        }
+        let mut server_failures = 0;
+        loop {
+            self.pacer.acquire().await;
+            let mut key =
+                reqwest::header::HeaderValue::from_str(self.key.expose()).map_err(|_| {
+                    ApiFailure::Transport("the API key is not a valid header value".into())
+                })?;
+            key.set_sensitive(true); // never shown by the HTTP stack's debug output
+            let mut req = self
+                .http
+                .request(method.clone(), url.clone())
+                .header("X-API-Key", key);
+            if let Some(b) = body {
+                req = req.json(b);
+            }
+            let failure = match req.send().await {
+                Ok(resp) => {
+                    let status = resp.status();
+                    let headers = resp.headers().clone();
+                    let body = read_capped(resp).await;
+                    match (status, body) {
+                        (s, Ok(body)) if s.is_success() => {
+                            self.pacer.on_success();
+                            return Ok(Answer {
+                                status,
+                                headers,
+                                body,
+                            });
+                        }
+                        (StatusCode::TOO_MANY_REQUESTS, _) => {
+                            attempts.rate_limited += 1;
+                            let limit = self.rate_limit(&headers);
+                            if limit.daily
+                                || attempts.rate_limit_waits >= self.retry.rate_limit_retries
+                            {
+                                return Err(ApiFailure::RateLimited {
+                                    kind: limit.kind,
+                                    reset: limit.reset,
+                                    daily: limit.daily,
+                                });
+                            }
+                            let wait = limit
+                                .wait
+                                .unwrap_or_else(|| self.backoff(attempts.rate_limit_waits));
+                            attempts.rate_limit_waits += 1;
+                            info!(url = %url.path(), kind = %limit.kind, wait_ms = wait.as_millis() as u64, "rate limited; waiting");
+                            self.pacer.on_rate_limited(wait);
+                            continue;
+                        }
+                        (s, Err(e)) if s.is_success() => {
+                            return Err(ApiFailure::BadBody {
+                                status: s.as_u16(),
+                                detail: e,
+                            });
+                        }
+                        (s, body) => {
+                            let f = http_failure(s.as_u16(), &body.unwrap_or_default());
+                            if !s.is_server_error() {
+                                return Err(f);
+                            }
+                            f
+                        }
+                    }
+                }
+                Err(e) => ApiFailure::Transport(error_chain(&e)),
+            };
+            if server_failures >= self.retry.server_retries {
+                return Err(failure);
+            }
+            let wait = self.backoff(server_failures);
+            server_failures += 1;
+            attempts.retries += 1;
+            warn!(url = %url.path(), error = %failure, wait_ms = wait.as_millis() as u64, "request failed; retrying");
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// Exponential backoff with full jitter.
+    fn backoff(&self, attempt: u32) -> Duration {
+        let cap = self
+            .retry
+            .base_backoff
+            .saturating_mul(1 << attempt.min(16))
+            .min(self.retry.max_backoff);
+        cap.mul_f64(random_unit())
+    }
+
+    fn rate_limit(&self, headers: &HeaderMap) -> RateLimit {
+        let text = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::trim)
+        };
+        let now = self.clock.now();
+        let kind = text("x-ratelimit-type")
+            .unwrap_or("unknown")
+            .to_ascii_lowercase();
+        let reset = text("x-ratelimit-reset")
+            .and_then(|s| s.parse::<i64>().ok())
+            .and_then(|secs| DateTime::from_timestamp(secs, 0));
+        let retry_after = text("retry-after").and_then(|s| match s.parse::<u64>() {
+            Ok(secs) => Some(Duration::from_secs(secs)),
+            Err(_) => DateTime::parse_from_rfc2822(s)
+                .ok()
+                .map(|at| (at.to_utc() - now).to_std().unwrap_or(Duration::ZERO)),
+        });
+        let until_reset = reset.map(|r| (r - now).to_std().unwrap_or(Duration::ZERO));
+        RateLimit {
+            daily: kind == "daily",
+            kind,
+            reset,
+            wait: retry_after.or(until_reset),
+        }
+    }
+}
+
+struct RateLimit {
+    kind: String,
+    daily: bool,
+    reset: Option<DateTime<Utc>>,
+    wait: Option<Duration>,
+}
+
+/// Reads a body, refusing more than [`MAX_BODY`] bytes.
+async fn read_capped(mut resp: reqwest::Response) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    loop {
+        match resp.chunk().await {
+            Ok(Some(chunk)) => {
+                if out.len() + chunk.len() > MAX_BODY {
+                    return Err(format!("body larger than {MAX_BODY} bytes"));
+                }
+                out.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Ok(out),
+            Err(e) => return Err(format!("body cut short: {}", error_chain(&e))),
+        }
+    }
+}
+
+/// An error with its causes, on one line.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+/// A number in [0, 1) from the process's randomly keyed hasher.
+pub fn random_unit() -> f64 {
+    use std::hash::BuildHasher;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let h = std::collections::hash_map::RandomState::new().hash_one(n);
+    (h >> 11) as f64 / (1u64 << 53) as f64
+}

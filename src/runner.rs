@@ -1,0 +1,241 @@
+//! How one run goes: CREATED -> QUEUED -> RUNNING, then page after page into the store (items and
+//! the next-page cursor in one transaction), until the pagination ends or something stops it.
+//! A failed run is data: the outcome is the run's final status; `Err` is only for the store.
+
+use std::collections::HashSet;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use reqwest::Url;
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, info, info_span, warn};
+
+use crate::api::{ApiFailure, Attempts, Client};
+use crate::clock::Clock;
+use crate::status::RunStatus;
+use crate::store::{self, LastError, RunRecord, Store, StoreError};
+
+/// Bounds on one run, from its job.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    pub max_pages: u32,
+    pub run_timeout: Duration,
+}
+
+/// Asks a run to stop (shutdown, `overlap = "replace"`), with the reason recorded.
+#[derive(Clone, Debug, Default)]
+pub struct Stop {
+    token: CancellationToken,
+    reason: Arc<OnceLock<String>>,
+}
+
+impl Stop {
+    pub fn new() -> Stop {
+        Stop::default()
+    }
+
+    /// A stop that also fires when `parent` is cancelled (reason: shutdown).
+    pub fn child_of(parent: &CancellationToken) -> Stop {
+        Stop {
+            token: parent.child_token(),
+            reason: Arc::default(),
+        }
+    }
+
+    pub fn stop(&self, reason: &str) {
+        let _ = self.reason.set(reason.to_string());
+        self.token.cancel();
+    }
+
+    pub fn is_stopped(&self) -> bool {
+        self.token.is_cancelled()
+    }
+
+    fn reason(&self) -> &str {
+        self.reason.get().map_or("shutdown", String::as_str)
+    }
+}
+
+/// Everything a run needs.
+#[derive(Clone, Debug)]
+pub struct Runner {
+    pub store: Store,
+    pub client: Client,
+    pub clock: Clock,
+}
+
+impl Runner {
+    /// Takes the run `uid` (CREATED or QUEUED) to a final status.
+    pub async fn execute(
+        &self,
+        uid: &str,
+        limits: Limits,
+        stop: &Stop,
+    ) -> Result<RunRecord, StoreError> {
+        let run = self.get(uid).await?;
+        let span = info_span!("run", job = %run.job, run = %uid);
+        async {
+            if run.status == RunStatus::Created {
+                self.transition(uid, RunStatus::Queued, "accepted", None)
+                    .await?;
+            }
+            let run = self
+                .transition(uid, RunStatus::Running, "started", None)
+                .await?;
+            info!(action = %run.action_name, pages = run.pages, "run started");
+            let paging = self.pages(&run, limits, stop);
+            let result = tokio::select! {
+                r = tokio::time::timeout(limits.run_timeout, paging) => match r {
+                    Ok(r) => r?,
+                    Err(_) => End::Stopped("run_timeout".into()),
+                },
+                () = stop.token.cancelled() => End::Stopped(stop.reason().to_string()),
+            };
+            let done = self.finish(uid, result).await?;
+            info!(status = %done.status, pages = done.pages, items = done.items, "run finished");
+            Ok(done)
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Puts a resumable run back in the queue; it continues from its stored cursor.
+    pub async fn requeue(&self, uid: &str, reason: &str) -> Result<RunRecord, StoreError> {
+        self.transition(uid, RunStatus::Queued, reason, None).await
+    }
+
+    async fn pages(&self, run: &RunRecord, limits: Limits, stop: &Stop) -> Result<End, StoreError> {
+        let uid = run.uid.clone();
+        let id = run.id;
+        let stored = self.store.call(move |c| store::pages(c, id)).await?;
+        let mut visited: HashSet<String> = stored.iter().map(|p| p.url.clone()).collect();
+        let mut page_no = run.pages;
+        let mut next = match (&run.next_url, page_no) {
+            (_, 0) => Some(self.client.live_url(&run.action_name).to_string()),
+            (Some(u), _) => Some(u.clone()),
+            (None, _) => None, // every page was already stored
+        };
+        let mut total = run.items;
+        while let Some(url_text) = next {
+            if stop.is_stopped() {
+                return Ok(End::Stopped(stop.reason().to_string()));
+            }
+            if page_no >= limits.max_pages {
+                return Ok(End::MaxPages);
+            }
+            let url = match Url::parse(&url_text) {
+                Ok(u) if !self.client.same_origin(&u) => {
+                    return Ok(End::Failed(ApiFailure::ForeignNext(url_text)));
+                }
+                Ok(u) => u,
+                Err(e) => {
+                    return Ok(End::Failed(ApiFailure::BadBody {
+                        status: 200,
+                        detail: format!("stored cursor {url_text:?} is not a URL ({e})"),
+                    }));
+                }
+            };
+            if !visited.insert(url_text.clone()) {
+                return Ok(End::Failed(ApiFailure::PaginationLoop(url_text)));
+            }
+            let mut attempts = Attempts::default();
+            let page = self.client.live_page(&url, &run.body, &mut attempts).await;
+            if attempts != Attempts::default() {
+                let (u, r, w) = (uid.clone(), attempts.retries, attempts.rate_limit_waits);
+                self.store
+                    .call(move |c| store::count_retries(c, &u, r, w))
+                    .await?;
+            }
+            let page = match page {
+                Ok(p) => p,
+                Err(f) => return Ok(End::Failed(f)),
+            };
+            page_no += 1;
+            let n = page.items.len() as u64;
+            total += n;
+            next = page.next.map(|u| u.to_string());
+            let (u, cursor, items) = (uid.clone(), next.clone(), page.items);
+            let now = self.clock.now();
+            self.store
+                .call(move |c| {
+                    store::store_page(c, &u, page_no, &url_text, &items, cursor.as_deref(), now)
+                })
+                .await?;
+            info!(page = page_no, items = n, total, "page stored");
+        }
+        Ok(End::Done)
+    }
+
+    async fn finish(&self, uid: &str, end: End) -> Result<RunRecord, StoreError> {
+        let run = self.get(uid).await?;
+        let stored = run.pages > 0;
+        match end {
+            End::Done => {
+                self.transition(uid, RunStatus::Succeeded, "pagination ended", None)
+                    .await
+            }
+            End::MaxPages => {
+                let e = LastError {
+                    label: "MAX_PAGES".into(),
+                    message: format!("stopped after max_pages ({}) pages", run.pages),
+                };
+                self.transition(uid, RunStatus::PartialSucceeded, "max_pages", Some(e))
+                    .await
+            }
+            End::Stopped(reason) => {
+                self.transition(uid, RunStatus::Stopped, &reason, None)
+                    .await
+            }
+            End::Failed(f) => {
+                let to = f.run_status(stored);
+                warn!(status = %to, error = %f, "run failed");
+                let e = LastError {
+                    label: f.label(),
+                    message: f.to_string(),
+                };
+                if let Some(at) = f.resume_at() {
+                    let u = uid.to_string();
+                    self.store
+                        .call(move |c| store::set_postponed(c, &u, Some(at)))
+                        .await?;
+                }
+                self.transition(uid, to, &e.label.to_ascii_lowercase(), Some(e))
+                    .await
+            }
+        }
+    }
+
+    async fn get(&self, uid: &str) -> Result<RunRecord, StoreError> {
+        let u = uid.to_string();
+        self.store
+            .call(move |c| store::get_run(c, &u))
+            .await?
+            .ok_or_else(|| StoreError::NotFound(uid.to_string()))
+    }
+
+    async fn transition(
+        &self,
+        uid: &str,
+        to: RunStatus,
+        reason: &str,
+        error: Option<LastError>,
+    ) -> Result<RunRecord, StoreError> {
+        let (u, r, now) = (uid.to_string(), reason.to_string(), self.clock.now());
+        let run = self
+            .store
+            .call(move |c| store::transition(c, &u, to, &r, error.as_ref(), now))
+            .await?;
+        if to != RunStatus::Running {
+            info!(status = %to, reason, "run status");
+        }
+        Ok(run)
+    }
+}
+
+/// How the paging loop ended.
+enum End {
+    Done,
+    MaxPages,
+    Stopped(String),
+    Failed(ApiFailure),
+}

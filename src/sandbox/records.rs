@@ -1,0 +1,370 @@
+//! Runs, schedules and the workspace, kept in memory: create, list (limit/offset), get,
+//! pause/resume/cancel with the contract's legal transitions, and run resume.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State as AxState};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+
+use super::{Kind, State, api_error};
+use crate::schedule::{CronExpr, Fold, Gap, Schedule};
+use crate::uid::new_uid;
+
+#[derive(Default)]
+pub(crate) struct Records {
+    runs: Vec<Value>,
+    schedules: Vec<Value>,
+    next_id: i64,
+}
+
+impl Records {
+    fn run(&mut self, action: &str, mode: &str, status: &str, now: DateTime<Utc>) -> Value {
+        self.next_id += 1;
+        let t = now.to_rfc3339();
+        let run = json!({
+            "id": self.next_id, "uid": new_uid(now), "action_id": action_id(action),
+            "action_name": action, "retry_count": 0, "user_uid": USER, "workspace_uid": WORKSPACE,
+            "execution_mode": mode, "last_error": null, "callback": null, "status": status,
+            "postponed_until": null, "started_at": t, "finished_at": null, "synced_at": null,
+            "created_at": t, "updated_at": t,
+        });
+        self.runs.push(run.clone());
+        run
+    }
+
+    pub(crate) fn record_live(&mut self, action: &str, now: DateTime<Utc>) {
+        self.run(action, "LIVE", "SUCCEEDED", now);
+    }
+
+    pub(crate) fn schedules_json(&self) -> Vec<Value> {
+        self.schedules.clone()
+    }
+
+    pub(crate) fn force_status(&mut self, uid: &str, status: &str) -> bool {
+        match self.schedules.iter_mut().find(|s| s["uid"] == uid) {
+            Some(s) => {
+                s["status"] = json!(status);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+const USER: &str = "00000000-0000-4000-8000-000000000001";
+const WORKSPACE: &str = "00000000-0000-4000-8000-000000000002";
+
+fn action_id(action: &str) -> i64 {
+    action
+        .bytes()
+        .fold(7_i64, |h, b| (h * 31 + i64::from(b)) % 1_000_000)
+}
+
+fn invalid(message: &str) -> Response {
+    api_error(
+        StatusCode::BAD_REQUEST,
+        "INVALID_INPUT",
+        Some("input"),
+        message,
+    )
+}
+
+fn not_found(what: &str) -> Response {
+    api_error(
+        StatusCode::NOT_FOUND,
+        "NOT_FOUND",
+        None,
+        &format!("{what} not found"),
+    )
+}
+
+fn object(body: &Bytes) -> Result<serde_json::Map<String, Value>, Response> {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(m)) => Ok(m),
+        _ => Err(invalid("body must be a JSON object")),
+    }
+}
+
+/// Checks an async-mode body; `extra` names the fields allowed beyond the async ones.
+fn check_async(m: &serde_json::Map<String, Value>, extra: &[&str]) -> Result<(), Response> {
+    let allowed = [
+        "inputs",
+        "parameters",
+        "identity_mode",
+        "identity_ids",
+        "callback",
+    ];
+    if let Some(k) = m
+        .keys()
+        .find(|k| !allowed.contains(&k.as_str()) && !extra.contains(&k.as_str()))
+    {
+        return Err(invalid(&format!("unknown field {k:?}")));
+    }
+    if !m.get("inputs").is_some_and(Value::is_array) {
+        return Err(invalid("inputs must be an array"));
+    }
+    if let Some(cb) = m.get("callback").filter(|c| !c.is_null())
+        && !cb.get("url").is_some_and(Value::is_string)
+    {
+        return Err(invalid("callback.url must be a string"));
+    }
+    Ok(())
+}
+
+pub(crate) async fn run_async(
+    AxState(st): AxState<Arc<State>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Err(r) = st.admit(&headers, Kind::Other).await {
+        return r;
+    }
+    let m = match object(&body).and_then(|m| check_async(&m, &[]).map(|()| m)) {
+        Ok(m) => m,
+        Err(r) => return r,
+    };
+    let mut recs = st.records.lock().expect("lock");
+    let mut run = recs.run(&name, "ASYNC", "QUEUED", st.now());
+    run["callback"] = m.get("callback").cloned().unwrap_or(Value::Null);
+    let uid = run["uid"].clone();
+    if let Some(r) = recs.runs.iter_mut().find(|r| r["uid"] == uid) {
+        *r = run.clone();
+    }
+    (
+        StatusCode::OK,
+        Json(json!({"run_uid": uid, "status": "QUEUED", "run": run})),
+    )
+        .into_response()
+}
+
+pub(crate) async fn create_schedule(
+    AxState(st): AxState<Arc<State>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Err(r) = st.admit(&headers, Kind::Other).await {
+        return r;
+    }
+    let m = match object(&body)
+        .and_then(|m| check_async(&m, &["cron", "timezone", "schedule_at"]).map(|()| m))
+    {
+        Ok(m) => m,
+        Err(r) => return r,
+    };
+    let Some(cron_text) = m.get("cron").and_then(Value::as_str) else {
+        return invalid("cron is required");
+    };
+    let cron = match CronExpr::parse(cron_text) {
+        Ok(c) if !c.has_seconds() => c,
+        Ok(_) => return invalid("cron must have 5 fields"),
+        Err(e) => return invalid(&format!("cron {cron_text:?}: {e}")),
+    };
+    let tz_name = m.get("timezone").and_then(Value::as_str).unwrap_or("UTC");
+    let Ok(tz) = tz_name.parse::<chrono_tz::Tz>() else {
+        return invalid(&format!("unknown timezone {tz_name:?}"));
+    };
+    let now = st.now();
+    let next = Schedule::new(
+        "",
+        cron,
+        tz,
+        Gap::Shift,
+        Fold::First,
+        std::time::Duration::ZERO,
+    )
+    .next_after(now)
+    .map(|f| f.at.to_rfc3339());
+    let uid = new_uid(now);
+    let t = now.to_rfc3339();
+    let schedule = json!({
+        "uid": uid, "action_id": action_id(&name), "action_name": name, "user_uid": USER,
+        "workspace_uid": WORKSPACE, "status": "ACTIVE", "postponed_until": null,
+        "cron": cron_text, "timezone": tz_name, "next_execution_at": next,
+        "last_executed_at": null, "created_at": t, "updated_at": t,
+    });
+    st.records.lock().expect("lock").schedules.push(schedule);
+    let answer = json!({"schedule_uid": uid, "status": "ACTIVE", "cron": cron_text,
+        "timezone": tz_name, "next_execution_at": next, "created_at": t});
+    (StatusCode::OK, Json(answer)).into_response()
+}
+
+/// Query pairs, with repeated keys kept (array filters repeat the key).
+fn pairs(q: Option<&str>) -> Vec<(String, String)> {
+    let url = reqwest::Url::parse(&format!("http://x/?{}", q.unwrap_or(""))).expect("valid");
+    url.query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}
+
+/// Filters by the listed fields (a key given several times matches any), then pages.
+fn list(items: &[Value], q: Option<&str>, filters: &[&str]) -> Response {
+    let pairs = pairs(q);
+    let get = |k: &str| {
+        pairs
+            .iter()
+            .filter(|(pk, _)| pk == k)
+            .map(|(_, v)| v.as_str())
+            .collect::<Vec<_>>()
+    };
+    let limit = match get("limit").first().map(|s| s.parse::<usize>()) {
+        None => 10,
+        Some(Ok(n)) if (1..=100).contains(&n) => n,
+        Some(_) => return invalid("limit must be from 1 to 100"),
+    };
+    let offset = match get("offset").first().map(|s| s.parse::<usize>()) {
+        None => 0,
+        Some(Ok(n)) => n,
+        Some(Err(_)) => return invalid("offset must be a whole number"),
+    };
+    let mut out: Vec<&Value> = items
+        .iter()
+        .filter(|item| {
+            filters.iter().all(|f| {
+                let wanted = get(f);
+                wanted.is_empty() || wanted.iter().any(|w| item[*f].as_str() == Some(w))
+            })
+        })
+        .collect();
+    if get("sort").first().is_some_and(|s| *s == "-created_at") {
+        out.reverse();
+    }
+    let page: Vec<Value> = out.into_iter().skip(offset).take(limit).cloned().collect();
+    (StatusCode::OK, Json(Value::Array(page))).into_response()
+}
+
+pub(crate) async fn list_runs(
+    AxState(st): AxState<Arc<State>>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> Response {
+    if let Err(r) = st.admit(&headers, Kind::Other).await {
+        return r;
+    }
+    let recs = st.records.lock().expect("lock");
+    list(
+        &recs.runs,
+        q.as_deref(),
+        &["status", "action_name", "execution_mode", "uid"],
+    )
+}
+
+pub(crate) async fn get_run(
+    AxState(st): AxState<Arc<State>>,
+    headers: HeaderMap,
+    Path(uid): Path<String>,
+) -> Response {
+    if let Err(r) = st.admit(&headers, Kind::Other).await {
+        return r;
+    }
+    let recs = st.records.lock().expect("lock");
+    match recs.runs.iter().find(|r| r["uid"] == uid) {
+        Some(r) => (StatusCode::OK, Json(r.clone())).into_response(),
+        None => not_found("run"),
+    }
+}
+
+pub(crate) async fn resume_run(
+    AxState(st): AxState<Arc<State>>,
+    headers: HeaderMap,
+    Path(uid): Path<String>,
+) -> Response {
+    if let Err(r) = st.admit(&headers, Kind::Other).await {
+        return r;
+    }
+    let now = st.now().to_rfc3339();
+    let mut recs = st.records.lock().expect("lock");
+    let Some(run) = recs.runs.iter_mut().find(|r| r["uid"] == uid) else {
+        return not_found("run");
+    };
+    let resumable = ["STOPPED", "BLOCKED", "FAILED", "PARTIAL_SUCCEEDED"];
+    if !run["status"]
+        .as_str()
+        .is_some_and(|s| resumable.contains(&s))
+    {
+        return api_error(
+            StatusCode::BAD_REQUEST,
+            "RUN_NOT_RESUMABLE",
+            None,
+            &format!("run is {}", run["status"]),
+        );
+    }
+    run["status"] = json!("QUEUED");
+    run["updated_at"] = json!(now);
+    (StatusCode::OK, Json(run.clone())).into_response()
+}
+
+pub(crate) async fn list_schedules(
+    AxState(st): AxState<Arc<State>>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> Response {
+    if let Err(r) = st.admit(&headers, Kind::Other).await {
+        return r;
+    }
+    let recs = st.records.lock().expect("lock");
+    list(&recs.schedules, q.as_deref(), &["status", "action_name"])
+}
+
+pub(crate) async fn get_schedule(
+    AxState(st): AxState<Arc<State>>,
+    headers: HeaderMap,
+    Path(uid): Path<String>,
+) -> Response {
+    if let Err(r) = st.admit(&headers, Kind::Other).await {
+        return r;
+    }
+    let recs = st.records.lock().expect("lock");
+    match recs.schedules.iter().find(|s| s["uid"] == uid) {
+        Some(s) => (StatusCode::OK, Json(s.clone())).into_response(),
+        None => not_found("schedule"),
+    }
+}
+
+pub(crate) async fn manage_schedule(
+    AxState(st): AxState<Arc<State>>,
+    headers: HeaderMap,
+    Path((uid, action)): Path<(String, String)>,
+) -> Response {
+    if let Err(r) = st.admit(&headers, Kind::Other).await {
+        return r;
+    }
+    let now = st.now().to_rfc3339();
+    let mut recs = st.records.lock().expect("lock");
+    let Some(s) = recs.schedules.iter_mut().find(|s| s["uid"] == uid) else {
+        return not_found("schedule");
+    };
+    let from = s["status"].as_str().unwrap_or("").to_string();
+    let to = match (from.as_str(), action.as_str()) {
+        ("ACTIVE", "pause") => "PAUSED",
+        ("PAUSED", "resume") => "ACTIVE",
+        ("ACTIVE" | "PAUSED", "cancel") => "CANCELLED",
+        (_, "pause" | "resume" | "cancel") => {
+            return api_error(
+                StatusCode::BAD_REQUEST,
+                "INVALID_SCHEDULE_TRANSITION",
+                None,
+                &format!("cannot {action} a schedule that is {from}"),
+            );
+        }
+        _ => return not_found("schedule action"),
+    };
+    s["status"] = json!(to);
+    s["updated_at"] = json!(now);
+    (StatusCode::OK, Json(s.clone())).into_response()
+}
+
+pub(crate) async fn workspace(AxState(st): AxState<Arc<State>>, headers: HeaderMap) -> Response {
+    if let Err(r) = st.admit(&headers, Kind::Other).await {
+        return r;
+    }
+    let body = json!({"name": "Sandbox", "uid": WORKSPACE, "credits_left": 1_000_000,
+        "credits_max": 1_000_000, "credits_used": 0, "plan_name": "sandbox"});
+    (StatusCode::OK, Json(body)).into_response()
+}
