@@ -1,4 +1,5 @@
 //! The one integration-test binary: the CLI, the daemon and the client against real sockets.
 
 mod cli;
+mod live;
 mod support;

@@ -1,0 +1,406 @@
+//! Live runs against real HTTP peers: the sandbox, and small servers that misbehave on purpose.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::post;
+use watchbell::api::Pacer;
+use watchbell::runner::Stop;
+use watchbell::sandbox::Options;
+use watchbell::status::RunStatus;
+use watchbell::store;
+
+use crate::support::{self, LIMITS, body, create, item_ids, run_once, runner, sandbox, serve};
+
+const ACTION: &str = "linkedin-extract-people";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_multi_page_run_stores_every_item_exactly_once() {
+    let sb = sandbox(Options {
+        pages: 5,
+        page_size: 7,
+        ..Options::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let r = runner(
+        &dir,
+        sb.base_url().as_str(),
+        sb.api_key(),
+        Pacer::unlimited(),
+    );
+    let run = run_once(&r, ACTION, body()).await;
+    assert_eq!(run.status, RunStatus::Succeeded);
+    assert_eq!((run.pages, run.items), (5, 35));
+    let ids = item_ids(&r, &run).await;
+    assert_eq!(ids.len(), 35);
+    assert_eq!(
+        ids.iter().collect::<HashSet<_>>().len(),
+        35,
+        "duplicate ids"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_429_storm_loses_and_duplicates_nothing() {
+    // The client is told the wrong plan (20/s) against a sandbox allowing 2/s: 429s are certain.
+    let sb = sandbox(Options {
+        pages: 2,
+        page_size: 5,
+        rate_limit: Some(2.0),
+        ..Options::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let r = runner(&dir, sb.base_url().as_str(), sb.api_key(), Pacer::new(20.0));
+    let mut tasks = Vec::new();
+    for i in 0..4 {
+        let r = r.clone();
+        tasks.push(tokio::spawn(async move {
+            let body = serde_json::json!({"input": {"n": i}});
+            run_once(&r, ACTION, body).await
+        }));
+    }
+    let mut all = HashSet::new();
+    for t in tasks {
+        let run = t.await.unwrap();
+        assert_eq!(run.status, RunStatus::Succeeded, "{:?}", run.last_error);
+        let ids = item_ids(&r, &run).await;
+        assert_eq!(ids.len(), 10);
+        for id in ids {
+            assert!(all.insert(id), "duplicate item");
+        }
+    }
+    assert_eq!(all.len(), 40);
+    assert!(
+        sb.stats().rate_limited.load(Ordering::Relaxed) > 0,
+        "no 429 was provoked"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_after_as_an_http_date_is_honoured() {
+    let hits = Arc::new(AtomicU32::new(0));
+    let h = hits.clone();
+    let app = Router::new().route(
+        "/v4/actions/{name}/run/live",
+        post(move || {
+            let h = h.clone();
+            async move {
+                if h.fetch_add(1, Ordering::SeqCst) == 0 {
+                    let at = watchbell::clock::Clock::System.now() + chrono::Duration::seconds(2);
+                    let date = at.format("%a, %d %b %Y %H:%M:%S GMT").to_string();
+                    (
+                        StatusCode::TOO_MANY_REQUESTS,
+                        [("retry-after", date), ("x-ratelimit-type", "minute".into())],
+                        "{}",
+                    )
+                        .into_response()
+                } else {
+                    (StatusCode::OK, "[{\"id\":\"a\"}]").into_response()
+                }
+            }
+        }),
+    );
+    let base = serve(app).await;
+    let dir = tempfile::tempdir().unwrap();
+    let r = runner(&dir, &format!("{base}/v4"), "k", Pacer::unlimited());
+    let start = std::time::Instant::now();
+    let run = run_once(&r, ACTION, body()).await;
+    assert_eq!(run.status, RunStatus::Succeeded);
+    assert_eq!(run.rate_limit_waits, 1);
+    assert!(
+        start.elapsed() >= Duration::from_millis(900),
+        "did not wait: {:?}",
+        start.elapsed()
+    );
+    assert_eq!(hits.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_daily_quota_blocks_the_run_until_the_reset() {
+    let sb = sandbox(Options {
+        pages: 3,
+        daily_quota: Some(1),
+        ..Options::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let r = runner(
+        &dir,
+        sb.base_url().as_str(),
+        sb.api_key(),
+        Pacer::unlimited(),
+    );
+    let run = run_once(&r, ACTION, body()).await;
+    assert_eq!(run.status, RunStatus::Blocked);
+    assert_eq!(run.pages, 1, "the page before the quota is kept");
+    assert_eq!(
+        run.last_error.as_ref().unwrap().label,
+        "DAILY_QUOTA_EXCEEDED"
+    );
+    let until = run.postponed_until.expect("a reset time");
+    assert!(until > watchbell::clock::Clock::System.now());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_next_url_on_another_origin_is_refused_and_gets_no_key() {
+    let elsewhere_hits = Arc::new(AtomicU32::new(0));
+    let eh = elsewhere_hits.clone();
+    let elsewhere = serve(Router::new().fallback(move || {
+        eh.fetch_add(1, Ordering::SeqCst);
+        async { "[]" }
+    }))
+    .await;
+    let next = format!("{elsewhere}/v4/actions/x/run/live?page=2");
+    let app = Router::new().route(
+        "/v4/actions/{name}/run/live",
+        post(move || {
+            let next = next.clone();
+            async move { ([("x-pagination-next", next)], "[{\"id\":\"1\"}]") }
+        }),
+    );
+    let base = serve(app).await;
+    let dir = tempfile::tempdir().unwrap();
+    let r = runner(
+        &dir,
+        &format!("{base}/v4"),
+        "secret-key",
+        Pacer::unlimited(),
+    );
+    let run = run_once(&r, ACTION, body()).await;
+    assert_eq!(run.status, RunStatus::PartialSucceeded);
+    assert_eq!(run.last_error.unwrap().label, "FOREIGN_PAGINATION_URL");
+    assert_eq!(
+        elsewhere_hits.load(Ordering::SeqCst),
+        0,
+        "the other origin was contacted"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pagination_loop_stops_the_run() {
+    let base_cell: Arc<std::sync::OnceLock<String>> = Arc::default();
+    let b = base_cell.clone();
+    let app = Router::new().route(
+        "/v4/actions/{name}/run/live",
+        post(move || {
+            let b = b.clone();
+            async move {
+                let next = format!("{}/v4/actions/x/run/live?page=2", b.get().unwrap());
+                ([("x-pagination-next", next)], "[{\"id\":\"1\"}]")
+            }
+        }),
+    );
+    let base = serve(app).await;
+    base_cell.set(base.clone()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let r = runner(&dir, &format!("{base}/v4"), "k", Pacer::unlimited());
+    let run = run_once(&r, ACTION, body()).await;
+    assert_eq!(run.status, RunStatus::PartialSucceeded);
+    assert_eq!(run.pages, 2);
+    assert_eq!(run.last_error.unwrap().label, "PAGINATION_LOOP");
+}
+
+/// A server whose live endpoint always answers `status` with `body`.
+async fn answering(status: StatusCode, content_type: &'static str, body: &'static str) -> String {
+    let app = Router::new().route(
+        "/v4/actions/{name}/run/live",
+        post(move || async move { (status, [("content-type", content_type)], body) }),
+    );
+    format!("{}/v4", serve(app).await)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broken_answers_fail_the_run_with_a_clear_reason() {
+    let cases = [
+        (
+            StatusCode::OK,
+            "application/json",
+            "[{\"id\": 1}, {\"id\"",
+            "invalid JSON",
+        ),
+        (
+            StatusCode::BAD_GATEWAY,
+            "text/html",
+            "<html><body>502 Bad Gateway</body></html>",
+            "HTTP 502",
+        ),
+        (StatusCode::OK, "application/json", "", "invalid JSON"),
+        (
+            StatusCode::OK,
+            "application/json",
+            "42",
+            "expected a JSON array or object",
+        ),
+    ];
+    for (status, ct, text, expect) in cases {
+        let base = answering(status, ct, text).await;
+        let dir = tempfile::tempdir().unwrap();
+        let r = runner(&dir, &base, "k", Pacer::unlimited());
+        let run = run_once(&r, ACTION, body()).await;
+        assert_eq!(run.status, RunStatus::Failed, "{text:?}");
+        let e = run.last_error.unwrap();
+        assert!(e.message.contains(expect), "{text:?}: {}", e.message);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_cut_short_is_a_clear_error() {
+    // A raw socket that promises 100 bytes and sends 10.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        loop {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf).await;
+            let _ = s
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n[{\"id\":\"a\"")
+                .await;
+            let _ = s.shutdown().await;
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let r = runner(&dir, &format!("http://{addr}/v4"), "k", Pacer::unlimited());
+    let run = run_once(&r, ACTION, body()).await;
+    assert_eq!(run.status, RunStatus::Failed);
+    assert!(run.last_error.unwrap().message.contains("cut short"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_input_makes_the_run_invalid() {
+    let sb = sandbox(Options::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let r = runner(
+        &dir,
+        sb.base_url().as_str(),
+        sb.api_key(),
+        Pacer::unlimited(),
+    );
+    let run = run_once(&r, ACTION, serde_json::json!({"input": "not an object"})).await;
+    assert_eq!(run.status, RunStatus::Invalid);
+    assert_eq!(run.last_error.unwrap().label, "INVALID_INPUT");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_stopped_mid_pagination_resumes_from_its_cursor() {
+    let sb = sandbox(Options {
+        pages: 6,
+        page_size: 4,
+        latency: Some(Duration::from_millis(100)),
+        ..Options::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let r = runner(
+        &dir,
+        sb.base_url().as_str(),
+        sb.api_key(),
+        Pacer::unlimited(),
+    );
+    let run = create(&r, ACTION, body()).await;
+    let stop = Stop::new();
+    let (r2, uid, s2) = (r.clone(), run.uid.clone(), stop.clone());
+    let task = tokio::spawn(async move { r2.execute(&uid, LIMITS, &s2).await.unwrap() });
+    let (r3, uid) = (r.clone(), run.uid.clone());
+    support::eventually(Duration::from_secs(10), || {
+        let (r3, uid) = (r3.clone(), uid.clone());
+        async move {
+            let run = r3
+                .store
+                .call(move |c| store::get_run(c, &uid))
+                .await
+                .unwrap()
+                .unwrap();
+            run.pages >= 2
+        }
+    })
+    .await;
+    stop.stop("shutdown");
+    let stopped = task.await.unwrap();
+    assert_eq!(stopped.status, RunStatus::Stopped);
+    assert!(stopped.pages < 6);
+    let served_before = sb.stats().live_pages.load(Ordering::Relaxed);
+    r.requeue(&run.uid, "resume").await.unwrap();
+    let done = r.execute(&run.uid, LIMITS, &Stop::new()).await.unwrap();
+    assert_eq!(done.status, RunStatus::Succeeded);
+    assert_eq!((done.pages, done.items), (6, 24));
+    let ids = item_ids(&r, &done).await;
+    assert_eq!(ids.iter().collect::<HashSet<_>>().len(), 24);
+    let refetched = sb.stats().live_pages.load(Ordering::Relaxed) - served_before;
+    assert_eq!(
+        u64::from(6 - stopped.pages),
+        refetched,
+        "stored pages were fetched again"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_key_never_appears_in_logs() {
+    let key = "wb-secret-4f1c9e";
+    let sb = sandbox(Options {
+        api_key: key.into(),
+        pages: 2,
+        ..Options::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("schedules.toml"),
+        format!(
+            "[api]\nbase_url = \"{}\"\nplan = \"highest\"\n[[job]]\nname = \"j\"\ncron = \"@daily\"\naction = \"{ACTION}\"\n",
+            sb.base_url()
+        ),
+    )
+    .unwrap();
+    let base = dir.path().to_path_buf();
+    let out = tokio::task::spawn_blocking(move || {
+        let ok = support::watchbell(&base)
+            .env("CAPTAIN_DATA_API_KEY", key)
+            .env("RUST_LOG", "trace")
+            .args(["trigger", "j"])
+            .output()
+            .unwrap();
+        let bad = support::watchbell(&base)
+            .env("CAPTAIN_DATA_API_KEY", "wb-wrong-key-77aa")
+            .env("RUST_LOG", "trace")
+            .args(["trigger", "j"])
+            .output()
+            .unwrap();
+        (ok, bad)
+    })
+    .await
+    .unwrap();
+    let (ok, bad) = out;
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert_eq!(bad.status.code(), Some(1));
+    for (o, k) in [(&ok, key), (&bad, "wb-wrong-key-77aa")] {
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(all.contains("run"), "no log captured");
+        assert!(!all.contains(k), "the key leaked into the output");
+    }
+    let db = watchbell::store::open_read_only(&dir.path().join("watchbell.db")).unwrap();
+    let dump: String = db
+        .query_row(
+            "SELECT group_concat(body || coalesce(last_error_message, ''), '') FROM runs",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(!dump.contains(key));
+}
