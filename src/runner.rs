@@ -51,8 +51,18 @@ impl Stop {
         self.token.is_cancelled()
     }
 
+    /// Resolves when the run is asked to stop.
+    pub async fn cancelled(&self) {
+        self.token.cancelled().await;
+    }
+
     fn reason(&self) -> &str {
-        self.reason.get().map_or("shutdown", String::as_str)
+        self.reason_or("shutdown")
+    }
+
+    /// The reason given to [`Stop::stop`], or `default` when a parent stopped it.
+    pub fn reason_or<'a>(&'a self, default: &'a str) -> &'a str {
+        self.reason.get().map_or(default, String::as_str)
     }
 }
 
@@ -102,6 +112,11 @@ impl Runner {
     /// Puts a resumable run back in the queue; it continues from its stored cursor.
     pub async fn requeue(&self, uid: &str, reason: &str) -> Result<RunRecord, StoreError> {
         self.transition(uid, RunStatus::Queued, reason, None).await
+    }
+
+    /// Stops a run that never started (it waited in the queue): STOPPED, resumable.
+    pub async fn stop_waiting(&self, uid: &str, reason: &str) -> Result<RunRecord, StoreError> {
+        self.transition(uid, RunStatus::Stopped, reason, None).await
     }
 
     async fn pages(&self, run: &RunRecord, limits: Limits, stop: &Stop) -> Result<End, StoreError> {

@@ -1,6 +1,7 @@
 //! The commands. Each arm calls the library and prints; only this layer chooses exit codes
 //! (0 success, 1 runtime failure, 2 bad usage or bad configuration).
 
+mod daemon;
 mod next;
 mod runs;
 mod trigger;
@@ -40,6 +41,12 @@ pub enum LogFormat {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// The daemon, in the foreground (systemd runs this).
+    Run {
+        /// Talk to a built-in simulator instead of the API (no account or key needed).
+        #[arg(long)]
+        sandbox: bool,
+    },
     /// Validate the job file: exit 0 if it is good, 2 with every error listed.
     Check,
     /// The next fire times per job (or for --cron), local and UTC, DST cases marked.
@@ -49,6 +56,16 @@ pub enum Command {
     /// Look at recorded runs.
     #[command(subcommand)]
     Runs(runs::RunsCommand),
+    /// Fired and skipped ticks, with reasons.
+    Ticks {
+        #[arg(long)]
+        job: Option<String>,
+        /// From this instant on (RFC 3339).
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
     /// A local Captain Data v4 simulator.
     Sandbox(crate::sandbox::Options),
 }
@@ -97,7 +114,11 @@ pub type Outcome = Result<(), Failure>;
 pub fn run(cli: Cli) -> ExitCode {
     crate::logging::init(cli.log_format);
     let result = match &cli.command {
+        Command::Run { sandbox } => daemon::run(&cli, *sandbox),
         Command::Check => check(&cli.config),
+        Command::Ticks { job, since, json } => {
+            runs::ticks(&cli, job.as_deref(), since.as_deref(), *json)
+        }
         Command::Next(args) => next::run(&cli, args),
         Command::Trigger { job } => trigger::trigger(&cli, job),
         Command::Runs(runs::RunsCommand::Resume { uid }) => trigger::resume(&cli, uid),

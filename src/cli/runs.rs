@@ -188,3 +188,42 @@ fn show(cli: &Cli, uid: &str, json: bool) -> Outcome {
         }
     }
 }
+
+pub fn ticks(cli: &Cli, job: Option<&str>, since: Option<&str>, json: bool) -> Outcome {
+    let since = since
+        .map(|s| {
+            chrono::DateTime::parse_from_rfc3339(s)
+                .map(|t| t.to_utc())
+                .map_err(|e| {
+                    Failure::usage(format!("--since {s:?}: not an RFC 3339 instant ({e})"))
+                })
+        })
+        .transpose()?;
+    let ticks = match read_db(cli)? {
+        Some(conn) => store::list_ticks(&conn, job, since)?,
+        None => Vec::new(),
+    };
+    if json {
+        for t in &ticks {
+            println!("{}", serde_json::to_string(t).unwrap_or_default());
+        }
+    } else if ticks.is_empty() {
+        println!("no ticks");
+    } else {
+        println!(
+            "{:<20}  {:<24}  {:<8}  {:<16}  RUN",
+            "JOB", "SCHEDULED FOR", "OUTCOME", "REASON"
+        );
+        for t in &ticks {
+            println!(
+                "{:<20}  {:<24}  {:<8}  {:<16}  {}",
+                t.job,
+                t.scheduled_for,
+                t.outcome,
+                t.reason.as_deref().unwrap_or("-"),
+                t.run_uid.as_deref().unwrap_or("-")
+            );
+        }
+    }
+    Ok(())
+}

@@ -185,7 +185,7 @@ pub(super) fn insert_run(conn: &Connection, new: &NewRun, now: DateTime<Utc>) ->
     let uid = new_uid(now);
     conn.execute(
         "INSERT INTO runs (uid, job, action_name, trigger, scheduled_for, body, status, callback_url, \
-         owner, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'CREATED', ?7, ?8, ?9, ?9)",
+         owner, lease_until, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'CREATED', ?7, ?8, ?10, ?9, ?9)",
         params![
             uid,
             new.job,
@@ -195,7 +195,8 @@ pub(super) fn insert_run(conn: &Connection, new: &NewRun, now: DateTime<Utc>) ->
             new.body.to_string(),
             new.callback_url,
             new.owner,
-            ts(now)
+            ts(now),
+            new.owner.as_ref().map(|_| ts(now + LEASE))
         ],
     )?;
     let id = conn.last_insert_rowid();
@@ -297,6 +298,35 @@ pub fn store_page(
     )?;
     tx.commit()?;
     Ok(())
+}
+
+/// How long an owner's claim on its runs lasts without renewal.
+pub const LEASE: chrono::Duration = chrono::Duration::seconds(15);
+
+/// Renews the lease on every unfinished run of `owner`.
+pub fn renew_leases(conn: &Connection, owner: &str, now: DateTime<Utc>) -> Result<usize> {
+    Ok(conn.execute(
+        "UPDATE runs SET lease_until = ?2 WHERE owner = ?1 AND status IN ('CREATED', 'QUEUED', 'RUNNING')",
+        params![owner, ts(now + LEASE)],
+    )?)
+}
+
+/// Takes a run over (to resume it), with a fresh lease.
+pub fn claim(conn: &Connection, uid: &str, owner: &str, now: DateTime<Utc>) -> Result<()> {
+    conn.execute(
+        "UPDATE runs SET owner = ?2, lease_until = ?3 WHERE uid = ?1",
+        params![uid, owner, ts(now + LEASE)],
+    )?;
+    Ok(())
+}
+
+/// BLOCKED runs whose reset time has passed.
+pub fn blocked_due(conn: &Connection, now: DateTime<Utc>) -> Result<Vec<RunRecord>> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {COLUMNS} FROM runs WHERE status = 'BLOCKED' AND postponed_until IS NOT NULL AND postponed_until <= ?1 ORDER BY id"
+    ))?;
+    let rows = stmt.query_map([ts(now)], run_from_row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
 /// Adds to a run's retry and rate-limit-wait counters.

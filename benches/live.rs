@@ -1,0 +1,215 @@
+//! Live-run benchmarks, each printed as a ratio against a baseline measured in the same process:
+//! 1. rate-limit efficiency: watchbell's shared pacer vs a naive client (fixed exponential
+//!    backoff on 429, no pacing), both against a sandbox limited to R requests per second;
+//! 2. ingest: pages of 100 items fetched and stored, vs the same fetches with storage off.
+//!
+//! Run: `cargo bench --bench live`.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use watchbell::api::{ApiKey, Attempts, Client, Pacer};
+use watchbell::clock::Clock;
+use watchbell::runner::{Limits, Runner, Stop};
+use watchbell::sandbox::{Options, Sandbox};
+use watchbell::store::{self, NewRun, Store, Trigger};
+
+const RATE: f64 = 20.0;
+const RUNS: u32 = 8;
+const PAGES_PER_RUN: u32 = 25;
+
+fn client(sb: &Sandbox, pacer: Pacer) -> Client {
+    Client::new(
+        sb.base_url(),
+        ApiKey::new(sb.api_key()),
+        Arc::new(pacer),
+        Duration::from_secs(30),
+        Clock::System,
+    )
+    .unwrap()
+}
+
+fn runner(sb: &Sandbox, pacer: Pacer, dir: &tempfile::TempDir) -> Runner {
+    Runner {
+        store: Store::open(&dir.path().join("bench.db")).unwrap(),
+        client: client(sb, pacer),
+        clock: Clock::System,
+    }
+}
+
+/// K concurrent runs through watchbell's runner; returns the wall time.
+async fn watchbell_runs(r: &Runner, runs: u32) -> Duration {
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for i in 0..runs {
+        let r = r.clone();
+        tasks.push(tokio::spawn(async move {
+            let new = NewRun {
+                job: "bench".into(),
+                action_name: "bench-action".into(),
+                trigger: Trigger::Manual,
+                scheduled_for: None,
+                body: serde_json::json!({"input": {"n": i}}),
+                callback_url: None,
+                owner: None,
+            };
+            let now = r.clock.now();
+            let run = r
+                .store
+                .call(move |c| store::create_run(c, &new, now))
+                .await
+                .unwrap();
+            let limits = Limits {
+                max_pages: 10_000,
+                run_timeout: Duration::from_hours(1),
+            };
+            let done = r.execute(&run.uid, limits, &Stop::new()).await.unwrap();
+            assert_eq!(done.status, watchbell::status::RunStatus::Succeeded);
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    start.elapsed()
+}
+
+/// The naive client: no pacing, on 429 sleep 100 ms doubling up to 5 s.
+async fn naive_runs(sb: &Sandbox, runs: u32) -> Duration {
+    let http = reqwest::Client::new();
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for i in 0..runs {
+        let http = http.clone();
+        let first = format!("{}/actions/bench-action/run/live", sb.base_url());
+        let key = sb.api_key().to_string();
+        tasks.push(tokio::spawn(async move {
+            let body = serde_json::json!({"input": {"n": i}});
+            let mut url = Some(first);
+            let mut backoff = Duration::from_millis(100);
+            while let Some(u) = url.take() {
+                let resp = http
+                    .post(&u)
+                    .header("X-API-Key", &key)
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap();
+                if resp.status() == 429 {
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    url = Some(u);
+                    continue;
+                }
+                backoff = Duration::from_millis(100);
+                url = resp
+                    .headers()
+                    .get("x-pagination-next")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string);
+                let _ = resp.bytes().await.unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    start.elapsed()
+}
+
+async fn rate_limit_efficiency() {
+    let total = f64::from(RUNS * PAGES_PER_RUN);
+    let ideal = total / RATE;
+    println!(
+        "rate-limit efficiency: sandbox at {RATE} req/s, {RUNS} concurrent runs x {PAGES_PER_RUN} pages = {total} pages, ideal {ideal:.2} s"
+    );
+    for name in ["watchbell", "naive"] {
+        let sb = Sandbox::start(Options {
+            pages: PAGES_PER_RUN,
+            page_size: 10,
+            rate_limit: Some(RATE),
+            ..Options::default()
+        })
+        .await
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let wall = if name == "watchbell" {
+            let r = runner(&sb, Pacer::new(RATE), &dir);
+            watchbell_runs(&r, RUNS).await
+        } else {
+            naive_runs(&sb, RUNS).await
+        };
+        let requests = sb.stats().requests.load(Ordering::Relaxed);
+        let limited = sb.stats().rate_limited.load(Ordering::Relaxed);
+        println!(
+            "  {name:<10} wall {:>6.2} s  ratio to ideal {:>5.3}  requests {requests:>4}  429s {limited:>4} ({:.1}% of requests)",
+            wall.as_secs_f64(),
+            wall.as_secs_f64() / ideal,
+            100.0 * limited as f64 / requests as f64
+        );
+        sb.stop().await;
+    }
+}
+
+async fn ingest() {
+    const RUNS: u32 = 4;
+    const PAGES: u32 = 100;
+    let sb = Sandbox::start(Options {
+        pages: PAGES,
+        page_size: 100,
+        ..Options::default()
+    })
+    .await
+    .unwrap();
+    let items = f64::from(RUNS * PAGES * 100);
+    // Baseline: the same fetches with storage off.
+    let c = client(&sb, Pacer::unlimited());
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for i in 0..RUNS {
+        let c = c.clone();
+        tasks.push(tokio::spawn(async move {
+            let body = serde_json::json!({"input": {"n": i}});
+            let mut url = Some(c.live_url("bench-action"));
+            let mut n = 0;
+            while let Some(u) = url.take() {
+                let page = c
+                    .live_page(&u, &body, &mut Attempts::default())
+                    .await
+                    .unwrap();
+                n += page.items.len();
+                url = page.next;
+            }
+            n
+        }));
+    }
+    let mut fetched = 0;
+    for t in tasks {
+        fetched += t.await.unwrap();
+    }
+    let fetch_only = start.elapsed();
+    assert_eq!(fetched, (RUNS * PAGES * 100) as usize);
+    let dir = tempfile::tempdir().unwrap();
+    let r = runner(&sb, Pacer::unlimited(), &dir);
+    let stored = watchbell_runs(&r, RUNS).await;
+    println!(
+        "ingest: {RUNS} concurrent runs x {PAGES} pages x 100 items = {items} items, sandbox unlimited"
+    );
+    println!(
+        "  fetch only     {:>6.2} s  {:>9.0} items/s",
+        fetch_only.as_secs_f64(),
+        items / fetch_only.as_secs_f64()
+    );
+    println!(
+        "  fetch + store  {:>6.2} s  {:>9.0} items/s  ratio to fetch only {:.3}",
+        stored.as_secs_f64(),
+        items / stored.as_secs_f64(),
+        stored.as_secs_f64() / fetch_only.as_secs_f64()
+    );
+}
+
+#[tokio::main]
+async fn main() {
+    rate_limit_efficiency().await;
+    ingest().await;
+}

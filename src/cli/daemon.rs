@@ -1,0 +1,94 @@
+//! `watchbell run [--sandbox]`: the daemon in the foreground, with signals wired to it.
+
+use std::sync::Arc;
+
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+
+use super::{Cli, Failure, Outcome, database_path};
+use crate::api::{ApiKey, Client, Pacer, key};
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::daemon::Daemon;
+use crate::runner::Runner;
+use crate::sandbox::{Options, Sandbox};
+use crate::scheduler::Heartbeat;
+use crate::store::Store;
+
+pub fn run(cli: &Cli, with_sandbox: bool) -> Outcome {
+    let mut config = Config::load(&cli.config)?;
+    let db = database_path(cli, Some(&config));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(Failure::runtime)?;
+    rt.block_on(async {
+        let (key, sandbox) = if with_sandbox {
+            let (per_second, _) = config.api.plan.limits();
+            let sb = Sandbox::start(Options {
+                rate_limit: Some(f64::from(per_second)),
+                ..Options::default()
+            })
+            .await
+            .map_err(|e| Failure::runtime(format!("cannot start the sandbox: {e}")))?;
+            info!(url = %sb.base_url(), "sandbox listening; the daemon talks to it instead of the API");
+            config.api.base_url = sb.base_url();
+            (ApiKey::new(sb.api_key()), Some(sb))
+        } else {
+            let k = key::resolve(&config.api.key).map_err(|e| Failure::usage(e.to_string()))?;
+            (k, None)
+        };
+        let pacer = Arc::new(Pacer::for_plan(config.api.plan));
+        let client = Client::for_config(&config.api, key, Some(pacer), Clock::System)
+            .map_err(Failure::runtime)?;
+        let store = Store::open(&db)?;
+        let runner = Runner {
+            store,
+            client,
+            clock: Clock::System,
+        };
+        let (reload_tx, reloads) = mpsc::channel(4);
+        let mut hup = signal(SignalKind::hangup()).map_err(Failure::runtime)?;
+        tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                info!("SIGHUP: reloading the job file");
+                if reload_tx.send(()).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let daemon = Daemon {
+            config,
+            config_path: cli.config.clone(),
+            runner,
+            reloads,
+            heartbeat: Heartbeat::default(),
+        };
+        daemon.run(shutdown_signal()?).await?;
+        if let Some(sb) = sandbox {
+            sb.stop().await;
+        }
+        Ok(())
+    })
+}
+
+/// Resolves at the first SIGTERM or SIGINT; a second one exits at once.
+fn shutdown_signal() -> Result<impl Future<Output = ()>, Failure> {
+    let mut term = signal(SignalKind::terminate()).map_err(Failure::runtime)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(Failure::runtime)?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => info!("SIGTERM: draining"),
+            _ = int.recv() => info!("SIGINT: draining"),
+        }
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+            warn!("second signal: exiting now");
+            std::process::exit(1);
+        });
+    })
+}

@@ -1,0 +1,384 @@
+//! From a due tick to a run: catch-up and overlap policies, the concurrency bound, and the
+//! recovery of runs whose owner died. Every tick leaves a row: fired with its run, or skipped
+//! with a reason.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::{Mutex, Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, info, warn};
+
+use super::{Trigger, log_store_error};
+use crate::config::{Config, Job, Overlap, Runner as RunnerKind};
+use crate::runner::{Limits, Runner, Stop};
+use crate::scheduler::{Due, Entry};
+use crate::status::RunStatus;
+use crate::store::{self, NewRun, Store, StoreError};
+
+/// A tick fired more than this after its instant counts as missed (the daemon was down, the
+/// machine slept, the clock jumped) and is subject to the job's catch-up window.
+const LATE: chrono::Duration = chrono::Duration::seconds(5);
+
+/// A run that has ended (its task is done).
+pub struct Done {
+    pub job: String,
+    pub uid: String,
+}
+
+struct Active {
+    uid: String,
+    stop: Stop,
+}
+
+pub struct Dispatch {
+    pub runner: Runner,
+    pub config: Config,
+    owner: String,
+    active: HashMap<String, Vec<Active>>,
+    lanes: HashMap<String, Arc<Mutex<()>>>,
+    slots: Arc<Semaphore>,
+    tracker: TaskTracker,
+    /// Parent of every run's stop: cancelled when the shutdown grace period is over.
+    runs_stop: CancellationToken,
+    /// Cancelled as shutdown begins: runs still waiting for a slot stop at once.
+    queue_stop: CancellationToken,
+    done_tx: mpsc::UnboundedSender<Done>,
+    pub done: mpsc::UnboundedReceiver<Done>,
+}
+
+/// The scheduler's view of the file: local jobs, starting after their last recorded tick.
+pub async fn entries(config: &Config, store: &Store) -> Result<Vec<Entry>, StoreError> {
+    let names: Vec<String> = config.jobs.iter().map(|j| j.name.clone()).collect();
+    let last = store
+        .call(move |c| {
+            names
+                .iter()
+                .map(|n| Ok((n.clone(), store::last_tick(c, n)?)))
+                .collect::<Result<HashMap<_, _>, StoreError>>()
+        })
+        .await?;
+    Ok(config
+        .jobs
+        .iter()
+        .filter(|j| j.runner == RunnerKind::Local)
+        .map(|j| Entry {
+            name: j.name.clone(),
+            schedule: j.schedule.clone(),
+            fingerprint: fingerprint(j),
+            after: last.get(&j.name).copied().flatten(),
+        })
+        .collect())
+}
+
+/// Everything about a job, as one comparable string (its line in the file aside).
+pub fn fingerprint(job: &Job) -> String {
+    let mut j = job.clone();
+    j.line = 0;
+    format!("{j:?}")
+}
+
+fn limits(job: &Job) -> Limits {
+    Limits {
+        max_pages: job.max_pages,
+        run_timeout: job.run_timeout,
+    }
+}
+
+impl Dispatch {
+    pub fn new(runner: Runner, config: Config, owner: String) -> Dispatch {
+        let (done_tx, done) = mpsc::unbounded_channel();
+        Dispatch {
+            slots: Arc::new(Semaphore::new(config.daemon.max_concurrent_runs)),
+            runner,
+            config,
+            owner,
+            active: HashMap::new(),
+            lanes: HashMap::new(),
+            tracker: TaskTracker::new(),
+            runs_stop: CancellationToken::new(),
+            queue_stop: CancellationToken::new(),
+            done_tx,
+            done,
+        }
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        self.runner.clock.now()
+    }
+
+    async fn skip(
+        &self,
+        job: &str,
+        nominal: DateTime<Utc>,
+        reason: &'static str,
+    ) -> Result<(), StoreError> {
+        let j = job.to_string();
+        let recorded = self
+            .runner
+            .store
+            .call(move |c| store::skip_tick(c, &j, nominal, reason))
+            .await?;
+        if recorded {
+            info!(job, nominal = %nominal, reason, "tick skipped");
+        }
+        Ok(())
+    }
+
+    /// Decides what a due tick becomes.
+    pub async fn on_due(&mut self, due: Due) -> Result<(), StoreError> {
+        let now = self.now();
+        let Some(job) = self.config.job(&due.job).cloned() else {
+            return Ok(()); // removed by a reload since the tick was computed
+        };
+        let window = chrono::Duration::from_std(job.catchup).unwrap_or(chrono::Duration::MAX);
+        for &m in &due.missed {
+            let reason = if now - m > window {
+                "catchup_window"
+            } else {
+                "daemon_down"
+            };
+            self.skip(&job.name, m, reason).await?;
+        }
+        if due.unlisted > 0 {
+            warn!(job = %job.name, count = due.unlisted, "older missed ticks were passed over without a row each");
+        }
+        let late = now - job.schedule.fire_instant(due.nominal);
+        if late > LATE && now - due.nominal > window {
+            return self.skip(&job.name, due.nominal, "catchup_window").await;
+        }
+        if !job.enabled {
+            return self.skip(&job.name, due.nominal, "disabled").await;
+        }
+        let in_flight = self.active.get(&job.name).map_or(0, Vec::len);
+        match job.overlap {
+            Overlap::Skip if in_flight > 0 => {
+                return self.skip(&job.name, due.nominal, "overlap").await;
+            }
+            Overlap::Queue if in_flight > 1 => {
+                return self.skip(&job.name, due.nominal, "overlap").await;
+            }
+            Overlap::Replace => {
+                for a in self.active.get(&job.name).into_iter().flatten() {
+                    info!(job = %job.name, run = %a.uid, "replacing the run in flight");
+                    a.stop.stop("replaced");
+                }
+            }
+            _ => {}
+        }
+        let new = NewRun {
+            job: job.name.clone(),
+            action_name: job.action.clone(),
+            trigger: Trigger::Tick,
+            scheduled_for: Some(due.nominal),
+            body: job.live_body(),
+            callback_url: job.webhook.as_ref().map(|w| w.url.to_string()),
+            owner: Some(self.owner.clone()),
+        };
+        let nominal = due.nominal;
+        let Some(run) = self
+            .runner
+            .store
+            .call(move |c| store::fire_tick(c, nominal, &new, now))
+            .await?
+        else {
+            debug!(job = %job.name, nominal = %nominal, "tick already recorded");
+            return Ok(());
+        };
+        info!(job = %job.name, run = %run.uid, nominal = %nominal, late_ms = late.num_milliseconds(), "tick fired");
+        self.spawn(&job, run.uid, "tick");
+        Ok(())
+    }
+
+    /// Starts a run's task: QUEUED until its lane (overlap) and a slot are free, then executed.
+    fn spawn(&mut self, job: &Job, uid: String, why: &'static str) {
+        let stop = Stop::child_of(&self.runs_stop);
+        let lane = matches!(job.overlap, Overlap::Queue | Overlap::Replace)
+            .then(|| self.lanes.entry(job.name.clone()).or_default().clone());
+        self.active
+            .entry(job.name.clone())
+            .or_default()
+            .push(Active {
+                uid: uid.clone(),
+                stop: stop.clone(),
+            });
+        let (runner, slots, queue_stop, done) = (
+            self.runner.clone(),
+            self.slots.clone(),
+            self.queue_stop.clone(),
+            self.done_tx.clone(),
+        );
+        let (name, limits) = (job.name.clone(), limits(job));
+        self.tracker.spawn(async move {
+            if let Err(e) =
+                run_task(&runner, &uid, why, lane, &slots, &queue_stop, &stop, limits).await
+            {
+                log_store_error("run failed to record", &e);
+            }
+            let _ = done.send(Done { job: name, uid });
+        });
+    }
+
+    pub fn on_done(&mut self, done: &Done) {
+        if let Some(list) = self.active.get_mut(&done.job) {
+            list.retain(|a| a.uid != done.uid);
+        }
+    }
+
+    /// Runs whose owner is gone become STOPPED (`owner_lost`) and, when their job says so, are
+    /// resumed here from their cursor. Runs whose owner is alive are left alone.
+    pub async fn recover(&mut self) -> Result<(), StoreError> {
+        let now = self.now();
+        let open = self
+            .runner
+            .store
+            .call(|c| {
+                store::runs_in(
+                    c,
+                    &[RunStatus::Created, RunStatus::Queued, RunStatus::Running],
+                )
+            })
+            .await?;
+        for run in open {
+            if crate::owner::is_alive(run.owner.as_deref(), run.lease_until, now) {
+                continue;
+            }
+            let uid = run.uid.clone();
+            let stopped = self
+                .runner
+                .store
+                .call(move |c| {
+                    store::transition(c, &uid, RunStatus::Stopped, "owner_lost", None, now)
+                })
+                .await;
+            if let Err(e) = stopped {
+                log_store_error("could not stop a lost run", &e);
+                continue;
+            }
+            warn!(job = %run.job, run = %run.uid, owner = run.owner.as_deref().unwrap_or("-"), status = "STOPPED", "run lost its owner");
+            match self.config.job(&run.job).cloned() {
+                Some(job) if job.resume_interrupted => {
+                    self.adopt(&job, run.uid, "resumed after owner_lost")
+                        .await?;
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    async fn adopt(&mut self, job: &Job, uid: String, why: &'static str) -> Result<(), StoreError> {
+        let (u, owner, now) = (uid.clone(), self.owner.clone(), self.now());
+        self.runner
+            .store
+            .call(move |c| store::claim(c, &u, &owner, now))
+            .await?;
+        info!(job = %job.name, run = %uid, why, "resuming run");
+        self.spawn(job, uid, why);
+        Ok(())
+    }
+
+    /// Periodic chores: renew leases, recover lost runs, resume blocked runs whose reset passed.
+    pub async fn maintain(&mut self) -> Result<(), StoreError> {
+        let (owner, now) = (self.owner.clone(), self.now());
+        self.runner
+            .store
+            .call(move |c| store::renew_leases(c, &owner, now))
+            .await?;
+        self.recover().await?;
+        let blocked = self
+            .runner
+            .store
+            .call(move |c| store::blocked_due(c, now))
+            .await?;
+        for run in blocked {
+            if let Some(job) = self.config.job(&run.job).cloned() {
+                self.adopt(&job, run.uid, "rate-limit reset passed").await?;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.active.values().map(Vec::len).sum()
+    }
+
+    pub fn status_line(&self) -> String {
+        format!(
+            "{} jobs, {} runs in flight",
+            self.config.jobs.len(),
+            self.in_flight()
+        )
+    }
+
+    /// Stops taking work, lets runs in flight finish within the grace period, then stops the
+    /// rest (STOPPED, resumable from their cursor).
+    pub async fn shutdown(&mut self) {
+        let grace = self.config.daemon.shutdown_grace;
+        info!(
+            in_flight = self.in_flight(),
+            grace_s = grace.as_secs(),
+            "shutting down"
+        );
+        self.queue_stop.cancel();
+        self.tracker.close();
+        if tokio::time::timeout(grace, self.tracker.wait())
+            .await
+            .is_err()
+        {
+            warn!(
+                in_flight = self.in_flight(),
+                "grace period over; stopping runs in flight"
+            );
+            self.runs_stop.cancel();
+            if tokio::time::timeout(super::STOP_WAIT, self.tracker.wait())
+                .await
+                .is_err()
+            {
+                warn!(
+                    "some runs did not record their stop in time; they will be recovered as owner_lost"
+                );
+            }
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_task(
+    runner: &Runner,
+    uid: &str,
+    why: &str,
+    lane: Option<Arc<Mutex<()>>>,
+    slots: &Arc<Semaphore>,
+    queue_stop: &CancellationToken,
+    stop: &Stop,
+    limits: Limits,
+) -> Result<(), StoreError> {
+    runner.requeue(uid, why).await?;
+    let wait = async {
+        let guard = match lane {
+            Some(l) => Some(l.lock_owned().await),
+            None => None,
+        };
+        let permit = slots
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("semaphore never closed");
+        (guard, permit)
+    };
+    let held = tokio::select! {
+        held = wait => Some(held),
+        () = queue_stop.cancelled() => None,
+        () = stop.cancelled() => None,
+    };
+    match held {
+        Some(_held) => runner.execute(uid, limits, stop).await.map(|_| ()),
+        None => runner
+            .stop_waiting(uid, stop.reason_or("shutdown"))
+            .await
+            .map(|_| ()),
+    }
+}

@@ -1,0 +1,115 @@
+//! `watchbell run`: wires the scheduler (when), the runner (how a run goes) and the store (what
+//! happened), and handles what a long-running service must: reloads that never break a running
+//! schedule, crash recovery, a graceful shutdown, and systemd's notify protocol.
+
+mod dispatch;
+mod notify;
+mod reload;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+use crate::config::Config;
+use crate::runner::Runner;
+use crate::scheduler::{Heartbeat, Scheduler};
+use crate::store::{self, StoreError};
+
+pub use dispatch::entries;
+
+/// How often leases are renewed, lost runs recovered and blocked runs re-checked.
+const MAINTENANCE: Duration = Duration::from_secs(5);
+/// How often the job file is looked at for changes (editors save by rename, so the path is
+/// polled rather than an inode watched).
+const FILE_POLL: Duration = Duration::from_secs(1);
+/// How long stopped runs get to record their final status once told to stop.
+const STOP_WAIT: Duration = Duration::from_secs(10);
+
+/// What the daemon is given.
+pub struct Daemon {
+    pub config: Config,
+    /// The job file, re-read on reload.
+    pub config_path: PathBuf,
+    pub runner: Runner,
+    /// SIGHUP (or a test) asks for a reload through this.
+    pub reloads: mpsc::Receiver<()>,
+    pub heartbeat: Heartbeat,
+}
+
+impl Daemon {
+    /// Runs until `shutdown` resolves, then drains and returns.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), StoreError> {
+        let Daemon {
+            config,
+            config_path,
+            runner,
+            mut reloads,
+            heartbeat,
+        } = self;
+        let clock = runner.clock.clone();
+        let owner = crate::owner::this_process(clock.now());
+        info!(owner = %owner, jobs = config.jobs.len(), db = %runner.store.path().display(), "daemon starting");
+        let mut d = dispatch::Dispatch::new(runner, config, owner);
+        d.recover().await?;
+
+        let entries = dispatch::entries(&d.config, &d.runner.store).await?;
+        let (due_tx, mut due_rx) = mpsc::channel(1024);
+        let (cmd_tx, cmd_rx) = mpsc::channel(8);
+        let stop_scheduler = CancellationToken::new();
+        let scheduler = Scheduler::new(clock.clone(), entries);
+        let sched_task =
+            tokio::spawn(scheduler.run(due_tx, cmd_rx, heartbeat.clone(), stop_scheduler.clone()));
+        notify::ready();
+        info!(jobs = d.config.jobs.len(), "schedule armed");
+
+        let mut watcher = reload::FileWatch::new(&config_path);
+        let mut file_poll = tokio::time::interval(FILE_POLL);
+        let mut maintenance = tokio::time::interval(MAINTENANCE);
+        let mut watchdog = notify::watchdog_interval().map(tokio::time::interval);
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                () = &mut shutdown => break,
+                Some(due) = due_rx.recv() => d.on_due(due).await?,
+                Some(done) = d.done.recv() => d.on_done(&done),
+                Some(()) = reloads.recv() => reload::apply(&mut d, &config_path, "signal", &cmd_tx).await?,
+                _ = file_poll.tick() => {
+                    if watcher.changed() {
+                        reload::apply(&mut d, &config_path, "file changed", &cmd_tx).await?;
+                    }
+                }
+                _ = maintenance.tick() => {
+                    d.maintain().await?;
+                    notify::status(&d.status_line());
+                }
+                Some(_) = async { match watchdog.as_mut() { Some(w) => Some(w.tick().await), None => None } } => {
+                    // Ping only while the scheduler loop itself is alive.
+                    let fresh = heartbeat.last().is_some_and(|t| clock.now() - t < chrono::Duration::seconds(5));
+                    if fresh {
+                        notify::watchdog();
+                    } else {
+                        warn!("scheduler loop stalled; withholding the watchdog ping");
+                    }
+                }
+            }
+        }
+
+        notify::stopping();
+        stop_scheduler.cancel();
+        let _ = sched_task.await;
+        d.shutdown().await;
+        info!("daemon stopped");
+        Ok(())
+    }
+}
+
+/// Logs a store failure that should not take the daemon down.
+pub(crate) fn log_store_error(what: &str, e: &StoreError) {
+    error!(error = %e, "{what}");
+}
+
+pub(crate) use store::Trigger;

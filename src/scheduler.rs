@@ -1,0 +1,235 @@
+//! When jobs are due: a heap of next fire instants and one sleep until the earliest (no polling
+//! interval). The next tick is always computed from the previous *scheduled* instant, so nothing
+//! drifts. It knows nothing of HTTP or SQL: due ticks leave through a channel whose sender waits
+//! when it is full, so work is delayed rather than dropped.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use chrono::{DateTime, Utc};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::debug;
+
+use crate::clock::Clock;
+use crate::schedule::Schedule;
+
+/// A job as the scheduler sees it: a name, a schedule, and an identity for reload diffs.
+#[derive(Clone, Debug)]
+pub struct Entry {
+    pub name: String,
+    pub schedule: Schedule,
+    /// Changes whenever anything about the job changes; equal fingerprints keep their timers.
+    pub fingerprint: String,
+    /// Where to start: the last nominal tick already accounted for (None: from now).
+    pub after: Option<DateTime<Utc>>,
+}
+
+/// A nominal tick that has come due.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Due {
+    pub job: String,
+    pub nominal: DateTime<Utc>,
+    /// Earlier nominal ticks of the same job that came due at the same time (the daemon was
+    /// down, the machine slept, or the wall clock jumped forward), oldest first; at most
+    /// [`MAX_MISSED`] of them.
+    pub missed: Vec<DateTime<Utc>>,
+    /// How many even older ticks were passed over without being listed.
+    pub unlisted: u64,
+}
+
+/// What the scheduler can be told while it runs.
+#[derive(Debug)]
+pub enum Command {
+    /// Replace the job set: unchanged jobs keep their next tick; new and changed ones start now.
+    Reload(Vec<Entry>),
+}
+
+/// The scheduler loop's last sign of life (Unix ms), for the watchdog and `/healthz`.
+#[derive(Clone, Debug, Default)]
+pub struct Heartbeat(Arc<AtomicI64>);
+
+impl Heartbeat {
+    pub fn beat(&self, now: DateTime<Utc>) {
+        self.0.store(now.timestamp_millis(), Ordering::Relaxed);
+    }
+
+    pub fn last(&self) -> Option<DateTime<Utc>> {
+        DateTime::from_timestamp_millis(self.0.load(Ordering::Relaxed))
+            .filter(|t| t.timestamp() > 0)
+    }
+}
+
+/// At most this many missed ticks of one job are reported at once; older ones are not listed.
+pub const MAX_MISSED: usize = 10_000;
+
+struct Slot {
+    schedule: Schedule,
+    fingerprint: String,
+    /// The next nominal tick, and the instant it fires (nominal + jitter).
+    next: Option<(DateTime<Utc>, DateTime<Utc>)>,
+    generation: u64,
+}
+
+/// The scheduler's state; [`Scheduler::run`] is its loop.
+pub struct Scheduler {
+    clock: Clock,
+    jobs: HashMap<String, Slot>,
+    heap: BinaryHeap<Reverse<(DateTime<Utc>, u64, String)>>,
+    generation: u64,
+}
+
+impl Scheduler {
+    pub fn new(clock: Clock, entries: Vec<Entry>) -> Scheduler {
+        let mut s = Scheduler {
+            clock,
+            jobs: HashMap::new(),
+            heap: BinaryHeap::new(),
+            generation: 0,
+        };
+        s.reload(entries);
+        s
+    }
+
+    /// Applies a new job set as a diff.
+    pub fn reload(&mut self, entries: Vec<Entry>) {
+        let now = self.clock.now();
+        let mut keep: HashMap<String, Slot> = HashMap::new();
+        for e in entries {
+            match self.jobs.remove(&e.name) {
+                Some(slot) if slot.fingerprint == e.fingerprint => {
+                    keep.insert(e.name, slot);
+                }
+                _ => {
+                    let after = e.after.unwrap_or(now);
+                    self.generation += 1;
+                    let next = e
+                        .schedule
+                        .next_after(after)
+                        .map(|f| (f.at, e.schedule.fire_instant(f.at)));
+                    if let Some((_, fire_at)) = next {
+                        self.heap
+                            .push(Reverse((fire_at, self.generation, e.name.clone())));
+                    }
+                    keep.insert(
+                        e.name,
+                        Slot {
+                            schedule: e.schedule,
+                            fingerprint: e.fingerprint,
+                            next,
+                            generation: self.generation,
+                        },
+                    );
+                }
+            }
+        }
+        self.jobs = keep; // removed jobs' heap entries are now stale and will be discarded
+    }
+
+    /// The instant the next tick fires, if any.
+    pub fn next_fire(&mut self) -> Option<DateTime<Utc>> {
+        while let Some(Reverse((at, generation, name))) = self.heap.peek() {
+            if self
+                .jobs
+                .get(name)
+                .is_some_and(|s| s.generation == *generation)
+            {
+                return Some(*at);
+            }
+            self.heap.pop();
+        }
+        None
+    }
+
+    /// The next nominal tick of each job, for status lines.
+    pub fn upcoming(&self) -> Vec<(String, DateTime<Utc>)> {
+        self.jobs
+            .iter()
+            .filter_map(|(n, s)| s.next.map(|(nominal, _)| (n.clone(), nominal)))
+            .collect()
+    }
+
+    /// Every tick due at `now`: one [`Due`] per job, with the ticks it skipped over listed.
+    pub fn take_due(&mut self, now: DateTime<Utc>) -> Vec<Due> {
+        let mut out = Vec::new();
+        while let Some(at) = self.next_fire() {
+            if at > now {
+                break;
+            }
+            let Reverse((_, _, name)) = self.heap.pop().expect("peeked");
+            let slot = self.jobs.get_mut(&name).expect("live entry");
+            let (mut nominal, _) = slot.next.expect("a queued job has a next tick");
+            let mut missed = std::collections::VecDeque::new();
+            let mut unlisted = 0;
+            // Collapse every tick already due into one, listing the ones passed over.
+            loop {
+                match slot.schedule.next_after(nominal) {
+                    Some(f) if slot.schedule.fire_instant(f.at) <= now => {
+                        if missed.len() == MAX_MISSED {
+                            missed.pop_front();
+                            unlisted += 1;
+                        }
+                        missed.push_back(nominal);
+                        nominal = f.at;
+                    }
+                    next => {
+                        self.generation += 1;
+                        slot.generation = self.generation;
+                        slot.next = next.map(|f| (f.at, slot.schedule.fire_instant(f.at)));
+                        if let Some((_, fire_at)) = slot.next {
+                            self.heap
+                                .push(Reverse((fire_at, self.generation, name.clone())));
+                        }
+                        break;
+                    }
+                }
+            }
+            out.push(Due {
+                job: name,
+                nominal,
+                missed: missed.into(),
+                unlisted,
+            });
+        }
+        out
+    }
+
+    /// The loop: sleep until the earliest tick (waking at least once a second, so clock jumps
+    /// and suspends are noticed), send what is due, apply commands, until `stop`.
+    pub async fn run(
+        mut self,
+        due: mpsc::Sender<Due>,
+        mut commands: mpsc::Receiver<Command>,
+        heartbeat: Heartbeat,
+        stop: CancellationToken,
+    ) {
+        loop {
+            let now = self.clock.now();
+            heartbeat.beat(now);
+            for d in self.take_due(now) {
+                debug!(job = %d.job, nominal = %d.nominal, "tick due");
+                if due.send(d).await.is_err() {
+                    return;
+                }
+            }
+            // With nothing scheduled the loop still wakes (heartbeat, commands).
+            let wake = self
+                .next_fire()
+                .unwrap_or_else(|| now + chrono::Duration::seconds(1));
+            tokio::select! {
+                () = self.clock.nap_until(wake) => {}
+                cmd = commands.recv() => match cmd {
+                    Some(Command::Reload(entries)) => self.reload(entries),
+                    None => return,
+                },
+                () = stop.cancelled() => return,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "scheduler_tests.rs"]
+mod tests;
