@@ -6,7 +6,7 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
@@ -47,18 +47,25 @@ pub enum Command {
     Reload(Vec<Entry>),
 }
 
-/// The scheduler loop's last sign of life (Unix ms), for the watchdog and `/healthz`.
+/// The scheduler loop's last sign of life, for the watchdog and `/healthz`: the instant of its
+/// last pass and how many passes it has made (each command it applies is followed by one).
 #[derive(Clone, Debug, Default)]
-pub struct Heartbeat(Arc<AtomicI64>);
+pub struct Heartbeat(Arc<(AtomicI64, AtomicU64)>);
 
 impl Heartbeat {
     pub fn beat(&self, now: DateTime<Utc>) {
-        self.0.store(now.timestamp_millis(), Ordering::Relaxed);
+        self.0.0.store(now.timestamp_millis(), Ordering::Relaxed);
+        self.0.1.fetch_add(1, Ordering::Release);
     }
 
     pub fn last(&self) -> Option<DateTime<Utc>> {
-        DateTime::from_timestamp_millis(self.0.load(Ordering::Relaxed))
+        DateTime::from_timestamp_millis(self.0.0.load(Ordering::Relaxed))
             .filter(|t| t.timestamp() > 0)
+    }
+
+    /// Passes of the loop so far.
+    pub fn beats(&self) -> u64 {
+        self.0.1.load(Ordering::Acquire)
     }
 }
 

@@ -119,3 +119,116 @@ pub async fn serve(app: axum::Router) -> String {
     });
     format!("http://{addr}")
 }
+
+/// A daemon running in this process.
+pub struct InProcess {
+    pub runner: Runner,
+    pub heartbeat: watchbell::scheduler::Heartbeat,
+    pub reload: tokio::sync::mpsc::Sender<()>,
+    pub config_path: std::path::PathBuf,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl InProcess {
+    /// Starts `watchbell run` in-process on the job file `toml` (written to `dir`), against `sb`.
+    pub async fn start(
+        dir: &tempfile::TempDir,
+        sb: &Sandbox,
+        toml: &str,
+        clock: Clock,
+    ) -> InProcess {
+        let path = dir.path().join("schedules.toml");
+        std::fs::write(&path, job_file(sb, toml)).unwrap();
+        let config = watchbell::config::Config::load(&path).unwrap();
+        let mut r = runner(
+            dir,
+            sb.base_url().as_str(),
+            sb.api_key(),
+            Pacer::unlimited(),
+        );
+        r.clock = clock;
+        let (reload, reloads) = tokio::sync::mpsc::channel(4);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let heartbeat = watchbell::scheduler::Heartbeat::default();
+        let daemon = watchbell::daemon::Daemon {
+            config,
+            config_path: path.clone(),
+            runner: r.clone(),
+            reloads,
+            heartbeat: heartbeat.clone(),
+        };
+        let task = tokio::spawn(async move {
+            daemon
+                .run(async {
+                    let _ = stopped.await;
+                })
+                .await
+                .unwrap();
+        });
+        // Armed: the scheduler has made its first pass.
+        let hb = heartbeat.clone();
+        eventually(Duration::from_secs(10), || {
+            let hb = hb.clone();
+            async move { hb.beats() > 0 }
+        })
+        .await;
+        InProcess {
+            runner: r,
+            heartbeat,
+            reload,
+            config_path: path,
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    /// Asks for a reload and waits until the scheduler has applied it.
+    pub async fn reload_and_wait(&self) {
+        let before = self.heartbeat.beats();
+        self.reload.send(()).await.unwrap();
+        let hb = self.heartbeat.clone();
+        eventually(Duration::from_secs(10), || {
+            let hb = hb.clone();
+            async move { hb.beats() > before }
+        })
+        .await;
+    }
+
+    pub async fn ticks(&self, job: Option<&str>) -> Vec<store::TickRecord> {
+        let job = job.map(str::to_string);
+        self.runner
+            .store
+            .call(move |c| store::list_ticks(c, job.as_deref(), None))
+            .await
+            .unwrap()
+    }
+
+    pub async fn run(&self, uid: &str) -> RunRecord {
+        let u = uid.to_string();
+        self.runner
+            .store
+            .call(move |c| store::get_run(c, &u))
+            .await
+            .unwrap()
+            .unwrap()
+    }
+
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        self.task.await.unwrap();
+    }
+}
+
+/// A job file whose `[api]` points at the sandbox, followed by `rest`.
+pub fn job_file(sb: &Sandbox, rest: &str) -> String {
+    format!(
+        "[api]\nbase_url = \"{}\"\nplan = \"highest\"\n\n{rest}",
+        sb.base_url()
+    )
+}
+
+/// Parses an RFC 3339 instant.
+pub fn at(s: &str) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::parse_from_rfc3339(s).unwrap().to_utc()
+}

@@ -1,0 +1,402 @@
+//! The daemon in this process: overlap, catch-up and reload, with a test clock where time
+//! matters and the sandbox as the API.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use watchbell::clock::Clock;
+use watchbell::sandbox::Options;
+use watchbell::status::RunStatus;
+use watchbell::store::{self, NewRun, Trigger};
+
+use crate::support::{InProcess, at, eventually, sandbox};
+
+fn slow() -> Options {
+    Options {
+        pages: 4,
+        page_size: 2,
+        latency: Some(Duration::from_millis(150)),
+        ..Options::default()
+    }
+}
+
+const WAIT: Duration = Duration::from_secs(20);
+
+async fn wait_ticks(d: &InProcess, job: &str, n: usize) -> Vec<store::TickRecord> {
+    eventually(WAIT, || async { d.ticks(Some(job)).await.len() >= n }).await;
+    d.ticks(Some(job)).await
+}
+
+async fn wait_final(d: &InProcess, uid: &str) -> store::RunRecord {
+    eventually(WAIT, || async { d.run(uid).await.status.is_final() }).await;
+    d.run(uid).await
+}
+
+/// The order in which runs reached statuses, from the transitions table (the test clock stands
+/// still, so timestamps cannot tell).
+async fn order(d: &InProcess) -> Vec<(i64, String)> {
+    d.runner
+        .store
+        .call(|c| {
+            let mut st = c.prepare("SELECT run_id, to_status FROM transitions ORDER BY rowid")?;
+            let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+        .unwrap()
+}
+
+fn position(events: &[(i64, String)], run: i64, status: &str) -> usize {
+    events
+        .iter()
+        .position(|(r, s)| *r == run && s == status)
+        .expect("event recorded")
+}
+
+fn job(overlap: &str) -> String {
+    format!(
+        "[[job]]\nname = \"m\"\ncron = \"* * * * *\"\naction = \"act\"\noverlap = \"{overlap}\"\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overlap_skip_records_the_tick_as_skipped() {
+    let sb = sandbox(slow()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (clock, hand) = Clock::test(at("2026-05-01T10:00:30Z"));
+    let d = InProcess::start(&dir, &sb, &job("skip"), clock).await;
+    hand.set(at("2026-05-01T10:01:00Z"));
+    let first = wait_ticks(&d, "m", 1).await;
+    hand.set(at("2026-05-01T10:02:00Z"));
+    let ticks = wait_ticks(&d, "m", 2).await;
+    assert_eq!(ticks[1].outcome, "skipped");
+    assert_eq!(ticks[1].reason.as_deref(), Some("overlap"));
+    let run = wait_final(&d, first[0].run_uid.as_deref().unwrap()).await;
+    assert_eq!(run.status, RunStatus::Succeeded);
+    d.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overlap_queue_keeps_one_waiting_run_and_runs_it_after() {
+    let sb = sandbox(slow()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (clock, hand) = Clock::test(at("2026-05-01T10:00:30Z"));
+    let d = InProcess::start(&dir, &sb, &job("queue"), clock).await;
+    for (i, t) in ["10:01", "10:02", "10:03"].iter().enumerate() {
+        hand.set(at(&format!("2026-05-01T{t}:00Z")));
+        wait_ticks(&d, "m", i + 1).await;
+    }
+    let ticks = d.ticks(Some("m")).await;
+    let outcomes: Vec<_> = ticks
+        .iter()
+        .map(|t| (t.outcome.as_str(), t.reason.as_deref()))
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            ("fired", None),
+            ("fired", None),
+            ("skipped", Some("overlap"))
+        ]
+    );
+    let a = wait_final(&d, ticks[0].run_uid.as_deref().unwrap()).await;
+    let b = wait_final(&d, ticks[1].run_uid.as_deref().unwrap()).await;
+    assert_eq!(
+        (a.status, b.status),
+        (RunStatus::Succeeded, RunStatus::Succeeded)
+    );
+    assert!(
+        b.started_at.unwrap() >= a.finished_at.unwrap(),
+        "the queued run started before the first ended"
+    );
+    d.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overlap_replace_stops_the_running_run_resumably() {
+    let sb = sandbox(slow()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (clock, hand) = Clock::test(at("2026-05-01T10:00:30Z"));
+    let d = InProcess::start(&dir, &sb, &job("replace"), clock).await;
+    hand.set(at("2026-05-01T10:01:00Z"));
+    let first = wait_ticks(&d, "m", 1).await[0].run_uid.clone().unwrap();
+    eventually(WAIT, || async {
+        d.run(&first).await.status == RunStatus::Running
+    })
+    .await;
+    hand.set(at("2026-05-01T10:02:00Z"));
+    let second = wait_ticks(&d, "m", 2).await[1].run_uid.clone().unwrap();
+    let a = wait_final(&d, &first).await;
+    assert_eq!(a.status, RunStatus::Stopped);
+    assert!(a.status.is_resumable());
+    let id = a.id;
+    let history = d
+        .runner
+        .store
+        .call(move |c| store::transitions(c, id))
+        .await
+        .unwrap();
+    assert_eq!(history.last().unwrap().reason.as_deref(), Some("replaced"));
+    assert_eq!(wait_final(&d, &second).await.status, RunStatus::Succeeded);
+    d.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overlap_allow_runs_both_at_once() {
+    let sb = sandbox(slow()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (clock, hand) = Clock::test(at("2026-05-01T10:00:30Z"));
+    let d = InProcess::start(&dir, &sb, &job("allow"), clock).await;
+    hand.set(at("2026-05-01T10:01:00Z"));
+    wait_ticks(&d, "m", 1).await;
+    hand.set(at("2026-05-01T10:02:00Z"));
+    let ticks = wait_ticks(&d, "m", 2).await;
+    assert!(ticks.iter().all(|t| t.outcome == "fired"));
+    let a = wait_final(&d, ticks[0].run_uid.as_deref().unwrap()).await;
+    let b = wait_final(&d, ticks[1].run_uid.as_deref().unwrap()).await;
+    let events = order(&d).await;
+    assert!(
+        position(&events, b.id, "RUNNING") < position(&events, a.id, "SUCCEEDED"),
+        "the runs did not overlap"
+    );
+    d.shutdown().await;
+}
+
+/// Records that the daemon last accounted for `job` at `nominal` (as if it had run then).
+async fn seed_last_tick(dir: &tempfile::TempDir, job: &str, nominal: &str) {
+    let s = store::Store::open(&dir.path().join("watchbell.db")).unwrap();
+    let (job, nominal) = (job.to_string(), at(nominal));
+    s.call(move |c| store::skip_tick(c, &job, nominal, "seed"))
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ticks_missed_while_down_fire_once_within_catchup() {
+    let sb = sandbox(Options::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    seed_last_tick(&dir, "m", "2026-05-01T10:00:00Z").await;
+    // Down for ten minutes; catch-up window one hour.
+    let (clock, _hand) = Clock::test(at("2026-05-01T10:10:30Z"));
+    let d = InProcess::start(&dir, &sb, &job("skip"), clock).await;
+    let ticks = wait_ticks(&d, "m", 11).await;
+    let fired: Vec<_> = ticks.iter().filter(|t| t.outcome == "fired").collect();
+    assert_eq!(fired.len(), 1, "one run, not one per missed tick");
+    assert_eq!(fired[0].scheduled_for, "2026-05-01T10:10:00.000Z");
+    let down = ticks
+        .iter()
+        .filter(|t| t.reason.as_deref() == Some("daemon_down"))
+        .count();
+    assert_eq!(down, 9);
+    d.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ticks_missed_outside_catchup_are_skipped_with_a_reason() {
+    let sb = sandbox(Options::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    seed_last_tick(&dir, "d", "2026-05-01T02:00:00Z").await;
+    let (clock, _hand) = Clock::test(at("2026-05-03T12:00:00Z"));
+    let toml = "[[job]]\nname = \"d\"\ncron = \"0 2 * * *\"\naction = \"act\"\ncatchup = \"1h\"\n";
+    let d = InProcess::start(&dir, &sb, toml, clock).await;
+    let ticks = wait_ticks(&d, "d", 3).await;
+    let got: Vec<_> = ticks[1..]
+        .iter()
+        .map(|t| (t.scheduled_for.as_str(), t.reason.as_deref()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("2026-05-02T02:00:00.000Z", Some("catchup_window")),
+            ("2026-05-03T02:00:00.000Z", Some("catchup_window"))
+        ]
+    );
+    d.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_per_second_job_accounts_for_every_tick() {
+    let sb = sandbox(Options {
+        pages: 1,
+        page_size: 1,
+        ..Options::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let toml =
+        "[[job]]\nname = \"s\"\ncron = \"* * * * * *\"\naction = \"act\"\noverlap = \"allow\"\n";
+    let d = InProcess::start(&dir, &sb, toml, Clock::System).await;
+    let ticks = wait_ticks(&d, "s", 4).await;
+    d.shutdown().await;
+    let secs: Vec<i64> = ticks
+        .iter()
+        .map(|t| {
+            watchbell::store::parse_ts(&t.scheduled_for)
+                .unwrap()
+                .timestamp()
+        })
+        .collect();
+    for w in secs.windows(2) {
+        assert_eq!(w[1] - w[0], 1, "a second was not accounted for: {secs:?}");
+    }
+    for t in &ticks {
+        assert_eq!(t.outcome, "fired");
+        let fired = watchbell::store::parse_ts(t.fired_at.as_deref().unwrap()).unwrap();
+        let late = fired - watchbell::store::parse_ts(&t.scheduled_for).unwrap();
+        assert!(
+            late < chrono::Duration::milliseconds(500),
+            "fired {late} late"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_file_adds_and_removes_jobs_without_touching_the_others() {
+    let sb = sandbox(Options {
+        pages: 1,
+        page_size: 1,
+        ..Options::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let (clock, hand) = Clock::test(at("2026-05-01T10:00:30Z"));
+    let jobs = |names: &[&str]| -> String {
+        names
+            .iter()
+            .map(|n| format!("[[job]]\nname = \"{n}\"\ncron = \"* * * * *\"\naction = \"act\"\noverlap = \"allow\"\n"))
+            .collect()
+    };
+    let d = InProcess::start(&dir, &sb, &jobs(&["a", "b"]), clock).await;
+    hand.set(at("2026-05-01T10:01:00Z"));
+    wait_ticks(&d, "b", 1).await;
+    wait_ticks(&d, "a", 1).await;
+    std::fs::write(
+        &d.config_path,
+        crate::support::job_file(&sb, &jobs(&["a", "c"])),
+    )
+    .unwrap();
+    d.reload_and_wait().await;
+    hand.set(at("2026-05-01T10:02:00Z"));
+    wait_ticks(&d, "a", 2).await;
+    wait_ticks(&d, "c", 1).await;
+    hand.set(at("2026-05-01T10:03:00Z"));
+    wait_ticks(&d, "a", 3).await;
+    let a: Vec<_> = d
+        .ticks(Some("a"))
+        .await
+        .iter()
+        .map(|t| t.scheduled_for.clone())
+        .collect();
+    assert_eq!(
+        a,
+        [
+            "2026-05-01T10:01:00.000Z",
+            "2026-05-01T10:02:00.000Z",
+            "2026-05-01T10:03:00.000Z"
+        ]
+    );
+    assert_eq!(
+        d.ticks(Some("b")).await.len(),
+        1,
+        "a removed job kept firing"
+    );
+    assert_eq!(
+        d.ticks(Some("c")).await[0].scheduled_for,
+        "2026-05-01T10:02:00.000Z"
+    );
+    d.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_whose_owner_died_is_stopped_then_resumed_with_every_item_once() {
+    let sb = sandbox(Options {
+        pages: 5,
+        page_size: 3,
+        ..Options::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    // A run left RUNNING with two pages stored by a process that no longer exists.
+    let r = crate::support::runner(
+        &dir,
+        sb.base_url().as_str(),
+        sb.api_key(),
+        watchbell::api::Pacer::unlimited(),
+    );
+    let ghost = format!(
+        "{}:{}:dead",
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .unwrap()
+            .trim(),
+        u32::MAX - 3
+    );
+    let new = NewRun {
+        job: "y".into(),
+        action_name: "act".into(),
+        trigger: Trigger::Tick,
+        scheduled_for: None,
+        body: serde_json::json!({"input": {}}),
+        callback_url: None,
+        owner: Some(ghost),
+    };
+    let now = Clock::System.now();
+    let run = r
+        .store
+        .call(move |c| store::create_run(c, &new, now))
+        .await
+        .unwrap();
+    // Fetch two pages as the dead owner did, then leave the run RUNNING.
+    let (uid, base) = (run.uid.clone(), sb.base_url().to_string());
+    r.store
+        .call(move |c| {
+            store::transition(c, &uid, RunStatus::Queued, "t", None, now)?;
+            store::transition(c, &uid, RunStatus::Running, "t", None, now)
+        })
+        .await
+        .unwrap();
+    let client = reqwest::Client::new();
+    let mut url = format!("{base}/actions/act/run/live");
+    for page in 1..=2u32 {
+        let resp = client
+            .post(&url)
+            .header("x-api-key", sb.api_key())
+            .json(&serde_json::json!({"input": {}}))
+            .send()
+            .await
+            .unwrap();
+        let next = resp.headers()["x-pagination-next"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        let items: Vec<serde_json::Value> = resp.json().await.unwrap();
+        let (u, this, n) = (run.uid.clone(), url.clone(), next.clone());
+        r.store
+            .call(move |c| store::store_page(c, &u, page, &this, &items, Some(&n), now))
+            .await
+            .unwrap();
+        url = next;
+    }
+    let toml = "[[job]]\nname = \"y\"\ncron = \"0 0 1 1 *\"\naction = \"act\"\n";
+    let d = InProcess::start(&dir, &sb, toml, Clock::System).await;
+    let done = wait_final(&d, &run.uid).await;
+    assert_eq!(done.status, RunStatus::Succeeded);
+    assert_eq!((done.pages, done.items), (5, 15));
+    let id = done.id;
+    let history = d
+        .runner
+        .store
+        .call(move |c| store::transitions(c, id))
+        .await
+        .unwrap();
+    let moves: Vec<_> = history
+        .iter()
+        .map(|h| format!("{}:{}", h.to, h.reason.clone().unwrap_or_default()))
+        .collect();
+    assert!(
+        moves.contains(&"STOPPED:owner_lost".to_string()),
+        "{moves:?}"
+    );
+    let ids = crate::support::item_ids(&d.runner, &done).await;
+    assert_eq!(ids.iter().collect::<HashSet<_>>().len(), 15);
+    d.shutdown().await;
+}
