@@ -261,10 +261,11 @@ async fn a_changed_file_adds_and_removes_jobs_without_touching_the_others() {
     let dir = tempfile::tempdir().unwrap();
     let (clock, hand) = Clock::test(at("2026-05-01T10:00:30Z"));
     let jobs = |names: &[&str]| -> String {
-        names
-            .iter()
-            .map(|n| format!("[[job]]\nname = \"{n}\"\ncron = \"* * * * *\"\naction = \"act\"\noverlap = \"allow\"\n"))
-            .collect()
+        use std::fmt::Write as _;
+        names.iter().fold(String::new(), |mut out, n| {
+            let _ = writeln!(out, "[[job]]\nname = \"{n}\"\ncron = \"* * * * *\"\naction = \"act\"\noverlap = \"allow\"");
+            out
+        })
     };
     let d = InProcess::start(&dir, &sb, &jobs(&["a", "b"]), clock).await;
     hand.set(at("2026-05-01T10:01:00Z"));

@@ -1,0 +1,224 @@
+//! `watchbell run` as a real process: reload by SIGHUP, drain on SIGTERM, recovery after kill -9.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use watchbell::sandbox::{Options, Sandbox};
+use watchbell::status::RunStatus;
+use watchbell::store::{self, RunFilter};
+
+use crate::support::{eventually, job_file, sandbox};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn spawn(dir: &Path, sb: &Sandbox, log: &str) -> Child {
+    Command::new(assert_cmd::cargo::cargo_bin("watchbell"))
+        .current_dir(dir)
+        .arg("run")
+        .env("CAPTAIN_DATA_API_KEY", sb.api_key())
+        .env("RUST_LOG", "info")
+        .env_remove("NOTIFY_SOCKET")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join(log)).unwrap())
+        .spawn()
+        .unwrap()
+}
+
+fn signal(child: &Child, sig: &str) {
+    let ok = Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+}
+
+/// Reads the database beside the daemon (read-only, as the CLI does).
+fn read<T>(dir: &Path, f: impl Fn(&rusqlite::Connection) -> T) -> Option<T> {
+    let path = dir.join("watchbell.db");
+    path.exists()
+        .then(|| store::open_read_only(&path).ok())
+        .flatten()
+        .map(|c| f(&c))
+}
+
+fn ticks(dir: &Path, job: &str) -> usize {
+    read(dir, |c| {
+        store::list_ticks(c, Some(job), None).map_or(0, |t| t.len())
+    })
+    .unwrap_or(0)
+}
+
+async fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
+    let mut status = None;
+    eventually(WAIT, || {
+        status = child.try_wait().unwrap();
+        let done = status.is_some();
+        async move { done }
+    })
+    .await;
+    status.unwrap()
+}
+
+fn log(dir: &Path, name: &str) -> String {
+    std::fs::read_to_string(dir.join(name)).unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_with_a_broken_file_keeps_the_schedule() {
+    let sb = sandbox(Options {
+        pages: 1,
+        page_size: 1,
+        ..Options::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let good = job_file(
+        &sb,
+        "[[job]]\nname = \"s\"\ncron = \"* * * * * *\"\naction = \"act\"\noverlap = \"allow\"\n",
+    );
+    std::fs::write(d.join("schedules.toml"), &good).unwrap();
+    let mut child = spawn(d, &sb, "err.log");
+    eventually(WAIT, || async { ticks(d, "s") >= 2 }).await;
+    std::fs::write(
+        d.join("schedules.toml"),
+        format!("{good}\n[[job]]\nname = \"Bad\"\n"),
+    )
+    .unwrap();
+    signal(&child, "-HUP");
+    eventually(WAIT, || async {
+        log(d, "err.log").contains("reload rejected")
+    })
+    .await;
+    let err = log(d, "err.log");
+    assert!(err.contains("schedules.toml:12:8: name:"), "{err}");
+    let seen = ticks(d, "s");
+    eventually(WAIT, || async { ticks(d, "s") >= seen + 2 }).await;
+    signal(&child, "-TERM");
+    assert!(wait_exit(&mut child).await.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_then_stops_what_is_left_and_exits_0() {
+    let sb = sandbox(Options {
+        pages: 30,
+        page_size: 2,
+        latency: Some(Duration::from_millis(200)),
+        ..Options::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let toml = "[daemon]\nshutdown_grace = \"1s\"\n[[job]]\nname = \"t\"\ncron = \"* * * * * *\"\naction = \"act\"\n";
+    let text = job_file(&sb, "").replace(
+        "plan = \"highest\"\n",
+        &format!("plan = \"highest\"\n{toml}"),
+    );
+    std::fs::write(d.join("schedules.toml"), text).unwrap();
+    let mut child = spawn(d, &sb, "err.log");
+    let running = || {
+        read(d, |c| {
+            store::list_runs(
+                c,
+                &RunFilter {
+                    status: Some(RunStatus::Running),
+                    ..RunFilter::default()
+                },
+            )
+            .unwrap_or_default()
+        })
+        .unwrap_or_default()
+    };
+    eventually(WAIT, || {
+        let n = running().iter().filter(|r| r.pages >= 1).count();
+        async move { n > 0 }
+    })
+    .await;
+    signal(&child, "-TERM");
+    let status = wait_exit(&mut child).await;
+    assert!(status.success(), "{}", log(d, "err.log"));
+    let runs = read(d, |c| store::list_runs(c, &RunFilter::default()).unwrap()).unwrap();
+    assert!(
+        runs.iter().all(|r| r.status.is_final()),
+        "a run was left unfinished"
+    );
+    let stopped: Vec<_> = runs
+        .iter()
+        .filter(|r| r.status == RunStatus::Stopped)
+        .collect();
+    assert!(!stopped.is_empty());
+    assert!(
+        stopped.iter().all(|r| r.next_url.is_some()),
+        "a stopped run lost its cursor"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_during_a_run_then_restart_resumes_it_with_every_item_once() {
+    let sb = sandbox(Options {
+        pages: 8,
+        page_size: 2,
+        latency: Some(Duration::from_millis(150)),
+        ..Options::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let toml = "[[job]]\nname = \"k\"\ncron = \"* * * * * *\"\naction = \"act\"\n";
+    std::fs::write(d.join("schedules.toml"), job_file(&sb, toml)).unwrap();
+    let mut child = spawn(d, &sb, "first.log");
+    let mut victim = None;
+    eventually(WAIT, || {
+        victim = read(d, |c| {
+            store::list_runs(
+                c,
+                &RunFilter {
+                    status: Some(RunStatus::Running),
+                    ..RunFilter::default()
+                },
+            )
+            .unwrap_or_default()
+            .into_iter()
+            .find(|r| r.pages >= 2)
+        })
+        .flatten();
+        let found = victim.is_some();
+        async move { found }
+    })
+    .await;
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let uid = victim.unwrap().uid;
+    let mut again = spawn(d, &sb, "second.log");
+    let get = |uid: String| read(d, move |c| store::get_run(c, &uid).unwrap()).flatten();
+    eventually(WAIT, || {
+        let done = get(uid.clone()).is_some_and(|r| r.status == RunStatus::Succeeded);
+        async move { done }
+    })
+    .await;
+    let run = get(uid.clone()).unwrap();
+    assert_eq!((run.pages, run.items), (8, 16));
+    let (history, ids) = read(d, |c| {
+        let h = store::transitions(c, run.id).unwrap();
+        let mut ids = Vec::new();
+        store::for_each_item(c, run.id, |v| {
+            ids.push(v["id"].as_str().unwrap().to_string());
+            Ok(())
+        })
+        .unwrap();
+        (h, ids)
+    })
+    .unwrap();
+    assert!(
+        history
+            .iter()
+            .any(|h| h.to == "STOPPED" && h.reason.as_deref() == Some("owner_lost")),
+        "{history:?}"
+    );
+    assert_eq!(ids.len(), 16);
+    assert_eq!(ids.iter().collect::<HashSet<_>>().len(), 16);
+    signal(&again, "-TERM");
+    assert!(wait_exit(&mut again).await.success());
+}
