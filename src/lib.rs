@@ -19,4 +19,5 @@ pub mod schedule;
 pub mod scheduler;
 pub mod status;
 pub mod store;
+pub mod sync;
 pub mod uid;

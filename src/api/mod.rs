@@ -4,6 +4,7 @@
 mod error;
 pub mod key;
 pub mod pacer;
+pub mod schedules;
 
 use std::sync::Arc;
 use std::time::Duration;

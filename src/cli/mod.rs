@@ -4,6 +4,7 @@
 mod daemon;
 mod next;
 mod runs;
+mod sync;
 mod trigger;
 
 use std::path::{Path, PathBuf};
@@ -56,6 +57,15 @@ pub enum Command {
     /// Look at recorded runs.
     #[command(subcommand)]
     Runs(runs::RunsCommand),
+    /// Bring the account's remote schedules in line with the file.
+    Sync {
+        /// Print the plan and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Also cancel remote schedules watchbell created whose job left the file.
+        #[arg(long)]
+        prune: bool,
+    },
     /// Fired and skipped ticks, with reasons.
     Ticks {
         #[arg(long)]
@@ -116,6 +126,7 @@ pub fn run(cli: Cli) -> ExitCode {
     let result = match &cli.command {
         Command::Run { sandbox } => daemon::run(&cli, *sandbox),
         Command::Check => check(&cli.config),
+        Command::Sync { dry_run, prune } => sync::run(&cli, *dry_run, *prune),
         Command::Ticks { job, since, json } => {
             runs::ticks(&cli, job.as_deref(), since.as_deref(), *json)
         }

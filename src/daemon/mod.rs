@@ -66,6 +66,8 @@ impl Daemon {
         notify::ready();
         info!(jobs = d.config.jobs.len(), "schedule armed");
 
+        let mut syncs = tokio::time::interval(d.config.daemon.sync_interval);
+        let sync_running = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let mut watcher = reload::FileWatch::new(&config_path);
         let mut file_poll = tokio::time::interval(FILE_POLL);
         let mut maintenance = tokio::time::interval(MAINTENANCE);
@@ -76,12 +78,17 @@ impl Daemon {
                 () = &mut shutdown => break,
                 Some(due) = due_rx.recv() => d.on_due(due).await?,
                 Some(done) = d.done.recv() => d.on_done(&done),
-                Some(()) = reloads.recv() => reload::apply(&mut d, &config_path, "signal", &cmd_tx).await?,
+                Some(()) = reloads.recv() => {
+                    reload::apply(&mut d, &config_path, "signal", &cmd_tx).await?;
+                    remote_sync(&d, &sync_running, "reload");
+                }
                 _ = file_poll.tick() => {
                     if watcher.changed() {
                         reload::apply(&mut d, &config_path, "file changed", &cmd_tx).await?;
+                        remote_sync(&d, &sync_running, "reload");
                     }
                 }
+                _ = syncs.tick() => remote_sync(&d, &sync_running, "interval"),
                 _ = maintenance.tick() => {
                     d.maintain().await?;
                     notify::status(&d.status_line());
@@ -105,6 +112,43 @@ impl Daemon {
         info!("daemon stopped");
         Ok(())
     }
+}
+
+/// Reconciles remote schedules in the background (one at a time), so a slow or failing API
+/// never delays a tick. The first tick of the interval makes this run at start.
+fn remote_sync(
+    d: &dispatch::Dispatch,
+    running: &std::sync::Arc<std::sync::atomic::AtomicBool>,
+    why: &'static str,
+) {
+    use std::sync::atomic::Ordering;
+    if running.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    let (config, runner, running) = (d.config.clone(), d.runner.clone(), running.clone());
+    tokio::spawn(async move {
+        let r = crate::sync::reconcile(
+            &config,
+            &runner.client,
+            Some(&runner.store),
+            &runner.clock,
+            false,
+            false,
+        )
+        .await;
+        match r {
+            Ok((steps, applied)) => {
+                let changed = applied.len();
+                let failed = applied.iter().filter(|a| a.result.is_err()).count();
+                let orphans = steps.iter().filter(|s| !s.changes()).count();
+                if changed + orphans > 0 {
+                    info!(why, changed, failed, orphans, "remote schedules reconciled");
+                }
+            }
+            Err(e) => warn!(why, error = %e, "remote schedule sync failed; will retry"),
+        }
+        running.store(false, Ordering::Release);
+    });
 }
 
 /// Logs a store failure that should not take the daemon down.

@@ -2,6 +2,7 @@
 //! under this module. One writer thread owns the read-write connection, so no transaction is ever
 //! held across an `.await`; read-only commands open their own connection beside the daemon.
 
+mod links;
 mod runs;
 mod schema;
 mod ticks;
@@ -13,6 +14,7 @@ use std::time::Duration;
 use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::{Connection, OpenFlags};
 
+pub use links::*;
 pub use runs::*;
 pub use ticks::*;
 

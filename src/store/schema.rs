@@ -70,6 +70,16 @@ const STEPS: &[&str] = &[
         PRIMARY KEY (job, scheduled_for)
     );
     ",
+    // 2: the remote schedules watchbell created or adopted, per job, with a hash of what it sent.
+    r"
+    CREATE TABLE remote_links (
+        job           TEXT PRIMARY KEY,
+        uid           TEXT NOT NULL,
+        hash          TEXT,
+        adopted_from  TEXT,
+        created_at    TEXT NOT NULL
+    );
+    ",
 ];
 
 /// The schema version this build knows.

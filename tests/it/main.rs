@@ -5,3 +5,4 @@ mod daemon;
 mod live;
 mod signals;
 mod support;
+mod sync;

@@ -1,0 +1,252 @@
+//! Tick precision and cost: watchbell's daemon and tokio-cron-scheduler driven the same way, in
+//! the same run, each scenario in a fresh child process so CPU seconds and peak RSS are its own.
+//!
+//! Scenarios: 1,000 per-second jobs; 10,000 jobs due at the same instant; 10,000 idle yearly jobs.
+//! watchbell's lateness comes from its ticks table (fired_at - scheduled_for); its runs go to an
+//! in-process sandbox answering one empty page at once. tokio-cron-scheduler's jobs record when
+//! they were called and return at once.
+//!
+//! Run: `cargo run --release --manifest-path bench/ticks/Cargo.toml`
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Timelike, Utc};
+use watchbell::clock::Clock;
+
+#[derive(Clone, Copy)]
+enum Scenario {
+    PerSecond,
+    SameInstant,
+    IdleYearly,
+}
+
+impl Scenario {
+    fn parse(s: &str) -> Scenario {
+        match s {
+            "per-second" => Scenario::PerSecond,
+            "same-instant" => Scenario::SameInstant,
+            _ => Scenario::IdleYearly,
+        }
+    }
+    fn jobs(self) -> usize {
+        match self {
+            Scenario::PerSecond => 1_000,
+            _ => 10_000,
+        }
+    }
+}
+
+/// CPU seconds (user + system) of this process so far.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let after = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 = f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap();
+    ticks / 100.0 // USER_HZ
+}
+
+/// Peak resident set size in MiB.
+fn peak_rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse::<f64>().unwrap() / 1024.0
+}
+
+struct Outcome {
+    lateness_ms: Vec<f64>,
+    expected: usize,
+    window_s: f64,
+    cpu_s: f64,
+}
+
+/// The window a scenario measures: (expression, seconds to run, target instant if any).
+fn plan(s: Scenario, now: DateTime<Utc>) -> (String, u64, Option<DateTime<Utc>>) {
+    match s {
+        Scenario::PerSecond => ("* * * * * *".into(), 10, None),
+        Scenario::SameInstant => {
+            let at = (now + chrono::Duration::seconds(6)).with_nanosecond(0).unwrap();
+            (format!("{} {} {} * * *", at.second(), at.minute(), at.hour()), 12, Some(at))
+        }
+        Scenario::IdleYearly => ("0 0 0 1 1 *".into(), 20, None),
+    }
+}
+
+async fn watchbell(s: Scenario) -> Outcome {
+    use watchbell::sandbox::{Options, Sandbox};
+    let sb = Sandbox::start(Options { pages: 1, page_size: 1, ..Options::default() }).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let now = Clock::System.now();
+    let (expr, secs, _) = plan(s, now);
+    let mut toml = format!(
+        "[api]\nbase_url = \"{}\"\nplan = \"highest\"\n[daemon]\nmax_concurrent_runs = 64\n",
+        sb.base_url()
+    );
+    for i in 0..s.jobs() {
+        toml.push_str(&format!("[[job]]\nname = \"j{i}\"\ncron = \"{expr}\"\naction = \"a\"\n"));
+    }
+    let path = dir.path().join("schedules.toml");
+    std::fs::write(&path, toml).unwrap();
+    let config = watchbell::config::Config::load(&path).unwrap();
+    let store = watchbell::store::Store::open(&dir.path().join("w.db")).unwrap();
+    let client = watchbell::api::Client::new(
+        sb.base_url(),
+        watchbell::api::ApiKey::new(sb.api_key()),
+        Arc::new(watchbell::api::Pacer::unlimited()),
+        Duration::from_secs(30),
+        Clock::System,
+    )
+    .unwrap();
+    let runner = watchbell::runner::Runner { store: store.clone(), client, clock: Clock::System };
+    let (_reload, reloads) = tokio::sync::mpsc::channel(1);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let daemon = watchbell::daemon::Daemon {
+        config,
+        config_path: path,
+        runner,
+        reloads,
+        heartbeat: watchbell::scheduler::Heartbeat::default(),
+    };
+    let task = tokio::spawn(daemon.run(async {
+        let _ = stopped.await;
+    }));
+    // Let start-up finish, then measure a window of whole seconds.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let cpu0 = cpu_seconds();
+    let start = Clock::System.now();
+    tokio::time::sleep(Duration::from_secs(secs)).await;
+    let end = Clock::System.now();
+    let cpu_s = cpu_seconds() - cpu0;
+    let _ = stop.send(());
+    task.await.unwrap().unwrap();
+    let ticks = store.call(|c| watchbell::store::list_ticks(c, None, None)).await.unwrap();
+    let mut lateness_ms = Vec::new();
+    for t in &ticks {
+        let nominal = watchbell::store::parse_ts(&t.scheduled_for).unwrap();
+        if nominal <= start || nominal > end - chrono::Duration::seconds(1) {
+            continue;
+        }
+        if let Some(f) = t.fired_at.as_deref().and_then(watchbell::store::parse_ts) {
+            lateness_ms.push((f - nominal).num_microseconds().unwrap() as f64 / 1000.0);
+        }
+    }
+    Outcome { lateness_ms, expected: expected(s, start, end), window_s: (end - start).num_milliseconds() as f64 / 1000.0, cpu_s }
+}
+
+/// Nominal ticks due in (start, end - 1s], for all jobs of the scenario.
+fn expected(s: Scenario, start: DateTime<Utc>, end: DateTime<Utc>) -> usize {
+    let cutoff = end - chrono::Duration::seconds(1);
+    match s {
+        Scenario::PerSecond => {
+            let secs = (cutoff.timestamp() - start.timestamp()).max(0) as usize;
+            secs * s.jobs()
+        }
+        Scenario::SameInstant => {
+            let (_, _, at) = plan(s, start - chrono::Duration::seconds(6));
+            let _ = at;
+            s.jobs()
+        }
+        Scenario::IdleYearly => 0,
+    }
+}
+
+async fn tokio_cron_scheduler(s: Scenario) -> Outcome {
+    use tokio_cron_scheduler::{Job, JobScheduler};
+    let calls: Arc<Mutex<Vec<DateTime<Utc>>>> = Arc::default();
+    let sched = JobScheduler::new().await.unwrap();
+    let now = Clock::System.now();
+    let (expr, secs, target) = plan(s, now);
+    for _ in 0..s.jobs() {
+        let calls = calls.clone();
+        let job = Job::new_async(expr.as_str(), move |_uuid, _l| {
+            let calls = calls.clone();
+            Box::pin(async move {
+                calls.lock().unwrap().push(Clock::System.now());
+            })
+        })
+        .unwrap();
+        sched.add(job).await.unwrap();
+    }
+    sched.start().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let cpu0 = cpu_seconds();
+    let start = Clock::System.now();
+    tokio::time::sleep(Duration::from_secs(secs)).await;
+    let end = Clock::System.now();
+    let cpu_s = cpu_seconds() - cpu0;
+    let mut sched = sched;
+    let _ = sched.shutdown().await;
+    let calls = calls.lock().unwrap().clone();
+    let mut lateness_ms = Vec::new();
+    let mut per_second: HashMap<i64, usize> = HashMap::new();
+    for c in calls {
+        // The nominal instant of a call is the whole second it belongs to (or the target).
+        let nominal = target.unwrap_or_else(|| c.with_nanosecond(0).unwrap());
+        if nominal <= start || nominal > end - chrono::Duration::seconds(1) {
+            continue;
+        }
+        *per_second.entry(nominal.timestamp()).or_default() += 1;
+        lateness_ms.push((c - nominal).num_microseconds().unwrap() as f64 / 1000.0);
+    }
+    Outcome { lateness_ms, expected: expected(s, start, end), window_s: (end - start).num_milliseconds() as f64 / 1000.0, cpu_s }
+}
+
+fn child(scenario: &str, which: &str) {
+    let s = Scenario::parse(scenario);
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let mut o = rt.block_on(async {
+        if which == "watchbell" { watchbell(s).await } else { tokio_cron_scheduler(s).await }
+    });
+    o.lateness_ms.sort_by(f64::total_cmp);
+    let pct = |p: f64| -> f64 {
+        if o.lateness_ms.is_empty() {
+            return f64::NAN;
+        }
+        o.lateness_ms[((o.lateness_ms.len() - 1) as f64 * p).round() as usize]
+    };
+    let fired = o.lateness_ms.len();
+    println!(
+        "{}",
+        serde_json::json!({
+            "fired": fired, "expected": o.expected, "missed": o.expected.saturating_sub(fired),
+            "p50": pct(0.5), "p99": pct(0.99), "max": o.lateness_ms.last().copied().unwrap_or(f64::NAN),
+            "cpu_s": o.cpu_s, "window_s": o.window_s, "peak_rss_mib": peak_rss_mib(),
+        })
+    );
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.len() == 3 {
+        return child(&args[1], &args[2]);
+    }
+    let me = std::env::current_exe().unwrap();
+    println!("tick precision and cost (lateness = fire time - nominal instant; CPU during the measured window)");
+    println!(
+        "{:<34} {:<22} {:>7} {:>7} {:>9} {:>9} {:>9} {:>8} {:>9} {:>9}",
+        "scenario", "scheduler", "fired", "missed", "p50 ms", "p99 ms", "max ms", "CPU s", "CPU %core", "RSS MiB"
+    );
+    let names = [
+        ("per-second", "1,000 per-second jobs, 10 s"),
+        ("same-instant", "10,000 jobs due at one instant"),
+        ("idle-yearly", "10,000 idle yearly jobs, 20 s"),
+    ];
+    for (scenario, label) in names {
+        for which in ["watchbell", "tokio-cron-scheduler"] {
+            let out = std::process::Command::new(&me).args([scenario, which]).output().unwrap();
+            let text = String::from_utf8_lossy(&out.stdout);
+            let Some(line) = text.lines().last().filter(|l| l.starts_with('{')) else {
+                println!("{label:<34} {which:<22} failed: {}", String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or(""));
+                continue;
+            };
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            let f = |k: &str| v[k].as_f64().unwrap_or(f64::NAN);
+            println!(
+                "{label:<34} {which:<22} {:>7} {:>7} {:>9.2} {:>9.2} {:>9.2} {:>8.3} {:>9.3} {:>9.1}",
+                v["fired"], v["missed"], f("p50"), f("p99"), f("max"), f("cpu_s"),
+                100.0 * f("cpu_s") / f("window_s"), f("peak_rss_mib")
+            );
+        }
+    }
+}

@@ -1,0 +1,45 @@
+//! Which remote schedule belongs to which job: the ones watchbell created (with a hash of what it
+//! sent) or adopted. The API has no name field for schedules, so this table is the only memory.
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, params};
+
+use super::{Result, ts};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Link {
+    pub job: String,
+    pub uid: String,
+    /// Hash of the create body, when watchbell created the schedule.
+    pub hash: Option<String>,
+    /// The `remote_schedule` uid of the job file this link replaced, if any.
+    pub adopted_from: Option<String>,
+}
+
+pub fn links(conn: &Connection) -> Result<Vec<Link>> {
+    let mut stmt =
+        conn.prepare("SELECT job, uid, hash, adopted_from FROM remote_links ORDER BY job")?;
+    let rows = stmt.query_map([], |r| {
+        Ok(Link {
+            job: r.get(0)?,
+            uid: r.get(1)?,
+            hash: r.get(2)?,
+            adopted_from: r.get(3)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+pub fn set_link(conn: &Connection, link: &Link, now: DateTime<Utc>) -> Result<()> {
+    conn.execute(
+        "INSERT INTO remote_links (job, uid, hash, adopted_from, created_at) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT(job) DO UPDATE SET uid = ?2, hash = ?3, adopted_from = ?4, created_at = ?5",
+        params![link.job, link.uid, link.hash, link.adopted_from, ts(now)],
+    )?;
+    Ok(())
+}
+
+pub fn drop_link(conn: &Connection, job: &str) -> Result<()> {
+    conn.execute("DELETE FROM remote_links WHERE job = ?1", [job])?;
+    Ok(())
+}

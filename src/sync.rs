@@ -1,0 +1,349 @@
+//! Remote schedules: the job file is the source of truth for the account's schedules too.
+//! [`plan`] compares the file, the links watchbell keeps and the account (pure); [`apply`] carries
+//! the plan out, creating before cancelling so no job is ever left without a schedule.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use serde_json::{Value, json};
+use tracing::{info, warn};
+
+use crate::api::schedules::RemoteSchedule;
+use crate::api::{ApiFailure, Client};
+use crate::clock::Clock;
+use crate::config::{Config, Job, Runner};
+use crate::store::{self, Link, Store, StoreError};
+
+/// What to do to one remote schedule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Act {
+    /// Create a schedule for a remote job (then pause it if the job is disabled).
+    Create,
+    /// Create the job's schedule anew, then cancel the old one (drift).
+    Replace,
+    Pause,
+    Resume,
+    Cancel,
+    /// Nothing is done: a schedule watchbell created whose job left the file (see `--prune`).
+    KeepOrphan,
+}
+
+impl Act {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Act::Create => "create",
+            Act::Replace => "replace",
+            Act::Pause => "pause",
+            Act::Resume => "resume",
+            Act::Cancel => "cancel",
+            Act::KeepOrphan => "keep-orphan",
+        }
+    }
+}
+
+/// One line of the plan.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Step {
+    pub job: String,
+    /// The remote schedule acted on (none for a creation).
+    pub uid: Option<String>,
+    pub act: Act,
+    pub why: String,
+}
+
+impl Step {
+    /// True for a step that changes the account.
+    pub fn changes(&self) -> bool {
+        self.act != Act::KeepOrphan
+    }
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{:<20} {:<36} {:<11} {}",
+            self.job,
+            self.uid.as_deref().unwrap_or("-"),
+            self.act.as_str(),
+            self.why
+        )
+    }
+}
+
+/// The body that creates a remote job's schedule (schedule mode).
+pub fn create_body(job: &Job) -> Value {
+    let callback = job.webhook.as_ref().map(|w| {
+        let headers: serde_json::Map<String, Value> = w
+            .headers
+            .iter()
+            .map(|(k, v)| (k.clone(), json!(v)))
+            .collect();
+        json!({"url": w.url.as_str(), "headers": headers})
+    });
+    json!({
+        "inputs": [job.input],
+        "parameters": job.parameters,
+        "identity_mode": job.identity_mode.as_str(),
+        "identity_ids": job.identity_ids,
+        "callback": callback,
+        "cron": job.schedule.cron.as_str(),
+        "timezone": job.schedule.tz.name(),
+    })
+}
+
+/// A stable hash of what creating the job's schedule sends (FNV-1a, hex).
+pub fn body_hash(job: &Job) -> String {
+    let text = format!("{}\n{}", job.action, create_body(job));
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in text.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
+
+/// The plan: one step per remote schedule that differs from the file.
+pub fn plan(config: &Config, links: &[Link], remote: &[RemoteSchedule], prune: bool) -> Vec<Step> {
+    let by_uid: HashMap<&str, &RemoteSchedule> =
+        remote.iter().map(|s| (s.uid.as_str(), s)).collect();
+    let by_job: HashMap<&str, &Link> = links.iter().map(|l| (l.job.as_str(), l)).collect();
+    let mut steps = Vec::new();
+    for job in &config.jobs {
+        let link = by_job.get(job.name.as_str()).copied();
+        // The adopted uid, unless watchbell has since replaced that schedule.
+        let uid = match (&job.remote_schedule, link) {
+            (Some(adopt), Some(l)) if l.adopted_from.as_deref() == Some(adopt.as_str()) => {
+                Some(l.uid.clone())
+            }
+            (Some(adopt), _) => Some(adopt.clone()),
+            (None, l) => l.map(|l| l.uid.clone()),
+        };
+        let current = uid.as_deref().and_then(|u| by_uid.get(u).copied());
+        let step = |act, why: String| Step {
+            job: job.name.clone(),
+            uid: uid.clone(),
+            act,
+            why,
+        };
+        match job.runner {
+            Runner::Local => {
+                if current.is_some_and(|s| s.status == "ACTIVE") {
+                    steps.push(step(
+                        Act::Pause,
+                        "runner = \"local\": watchbell fires this job, so its remote schedule must not also fire (it was ACTIVE)".into(),
+                    ));
+                }
+            }
+            Runner::Remote => {
+                let Some(s) = current.filter(|s| !s.is_terminal()) else {
+                    let why = match (&uid, current) {
+                        (None, _) => "runner = \"remote\" and no remote schedule yet".to_string(),
+                        (Some(u), None) => format!("the linked schedule {u} is not in the account"),
+                        (Some(_), Some(s)) => format!("the linked schedule is {}", s.status),
+                    };
+                    steps.push(Step {
+                        uid: None,
+                        ..step(Act::Create, why)
+                    });
+                    continue;
+                };
+                let drift = drift(job, s, link);
+                if !drift.is_empty() {
+                    steps.push(step(Act::Replace, format!("drift: {}", drift.join("; "))));
+                } else if job.enabled && s.status == "PAUSED" {
+                    steps.push(step(
+                        Act::Resume,
+                        "enabled = true but the remote schedule is PAUSED".into(),
+                    ));
+                } else if !job.enabled && s.status == "ACTIVE" {
+                    steps.push(step(
+                        Act::Pause,
+                        "enabled = false but the remote schedule is ACTIVE".into(),
+                    ));
+                }
+            }
+        }
+    }
+    for l in links {
+        if config.job(&l.job).is_some() {
+            continue;
+        }
+        let Some(s) = by_uid.get(l.uid.as_str()).filter(|s| !s.is_terminal()) else {
+            continue;
+        };
+        let (act, why) = if prune {
+            (
+                Act::Cancel,
+                format!("job {:?} left the file (--prune)", l.job),
+            )
+        } else {
+            (
+                Act::KeepOrphan,
+                format!(
+                    "job {:?} left the file; {} kept (sync --prune cancels it)",
+                    l.job, s.status
+                ),
+            )
+        };
+        steps.push(Step {
+            job: l.job.clone(),
+            uid: Some(l.uid.clone()),
+            act,
+            why,
+        });
+    }
+    steps
+}
+
+/// How a remote job's schedule differs from the file.
+fn drift(job: &Job, s: &RemoteSchedule, link: Option<&Link>) -> Vec<String> {
+    let mut d = Vec::new();
+    if s.cron.trim() != job.schedule.cron.as_str() {
+        d.push(format!(
+            "cron {:?} in the account, {:?} in the file",
+            s.cron,
+            job.schedule.cron.as_str()
+        ));
+    }
+    if s.timezone() != job.schedule.tz.name() {
+        d.push(format!(
+            "timezone {} in the account, {} in the file",
+            s.timezone(),
+            job.schedule.tz.name()
+        ));
+    }
+    if !s.action_name.is_empty() && s.action_name != job.action {
+        d.push(format!(
+            "action {} in the account, {} in the file",
+            s.action_name, job.action
+        ));
+    }
+    if let Some(h) = link
+        .filter(|l| l.uid == s.uid)
+        .and_then(|l| l.hash.as_deref())
+        && h != body_hash(job)
+    {
+        d.push("the job changed since its schedule was created (input, parameters, identity or webhook)".into());
+    }
+    d
+}
+
+/// What happened to one step.
+#[derive(Debug)]
+pub struct Applied {
+    pub step: Step,
+    pub result: Result<String, ApiFailure>,
+}
+
+/// Carries out `steps` in order; a failed step does not stop the others.
+pub async fn apply(
+    config: &Config,
+    steps: &[Step],
+    client: &Client,
+    store: &Store,
+    clock: &Clock,
+) -> Result<Vec<Applied>, StoreError> {
+    let mut out = Vec::new();
+    for step in steps.iter().filter(|s| s.changes()) {
+        let result = apply_one(config, step, client, store, clock).await?;
+        match &result {
+            Ok(done) => {
+                info!(job = %step.job, action = step.act.as_str(), why = %step.why, "remote schedule: {done}");
+            }
+            Err(e) => {
+                warn!(job = %step.job, action = step.act.as_str(), error = %e, "remote schedule change failed");
+            }
+        }
+        out.push(Applied {
+            step: step.clone(),
+            result,
+        });
+    }
+    Ok(out)
+}
+
+async fn apply_one(
+    config: &Config,
+    step: &Step,
+    client: &Client,
+    store: &Store,
+    clock: &Clock,
+) -> Result<Result<String, ApiFailure>, StoreError> {
+    let uid = step.uid.clone().unwrap_or_default();
+    Ok(match step.act {
+        Act::Create | Act::Replace => {
+            let Some(job) = config.job(&step.job) else {
+                return Ok(Ok("job gone; nothing created".into()));
+            };
+            let created = match client.create_schedule(&job.action, &create_body(job)).await {
+                Ok(u) => u,
+                Err(e) => return Ok(Err(e)),
+            };
+            let link = Link {
+                job: job.name.clone(),
+                uid: created.clone(),
+                hash: Some(body_hash(job)),
+                adopted_from: job.remote_schedule.clone(),
+            };
+            let now = clock.now();
+            store.call(move |c| store::set_link(c, &link, now)).await?;
+            let mut done = format!("created {created}");
+            if !job.enabled {
+                match client.manage_schedule(&created, "pause").await {
+                    Ok(_) => done.push_str(", paused (enabled = false)"),
+                    Err(e) => return Ok(Err(e)),
+                }
+            }
+            if step.act == Act::Replace {
+                // Only now that the new schedule exists is the old one cancelled.
+                match client.manage_schedule(&uid, "cancel").await {
+                    Ok(_) => done = format!("{done}, then cancelled {uid}"),
+                    Err(e) => return Ok(Err(e)),
+                }
+            }
+            Ok(done)
+        }
+        Act::Pause | Act::Resume | Act::Cancel => client
+            .manage_schedule(&uid, step.act.as_str())
+            .await
+            .map(|s| format!("{uid} is now {}", s.status)),
+        Act::KeepOrphan => Ok("kept".into()),
+    })
+}
+
+/// Lists the account, plans, and (unless `dry_run`) applies: the whole of `watchbell sync`.
+pub async fn reconcile(
+    config: &Config,
+    client: &Client,
+    store: Option<&Store>,
+    clock: &Clock,
+    dry_run: bool,
+    prune: bool,
+) -> Result<(Vec<Step>, Vec<Applied>), SyncError> {
+    let links = match store {
+        Some(s) => s.call(|c| store::links(c)).await?,
+        None => Vec::new(),
+    };
+    let remote = client.list_schedules().await.map_err(SyncError::List)?;
+    let steps = plan(config, &links, &remote, prune);
+    if dry_run || !steps.iter().any(Step::changes) {
+        return Ok((steps, Vec::new()));
+    }
+    let store = store.ok_or(SyncError::NoStore)?;
+    let applied = apply(config, &steps, client, store, clock).await?;
+    Ok((steps, applied))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("cannot list the account's schedules: {0}")]
+    List(ApiFailure),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("no database to record links in")]
+    NoStore,
+}
+
+#[cfg(test)]
+mod tests;
