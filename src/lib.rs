@@ -6,12 +6,14 @@
 //! - [`cli`]: the commands.
 
 pub mod api;
+pub mod callbacks;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod export;
 pub mod logging;
+pub mod metrics;
 pub mod owner;
 pub mod runner;
 pub mod sandbox;

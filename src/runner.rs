@@ -14,6 +14,7 @@ use crate::api::{ApiFailure, Attempts, Client};
 use crate::clock::Clock;
 use crate::status::RunStatus;
 use crate::store::{self, LastError, RunRecord, Store, StoreError};
+use crate::{callbacks, metrics};
 
 /// Bounds on one run, from its job.
 #[derive(Clone, Copy, Debug)]
@@ -102,6 +103,23 @@ impl Runner {
                 () = stop.token.cancelled() => End::Stopped(stop.reason().to_string()),
             };
             let done = self.finish(uid, result).await?;
+            metrics::count(
+                "watchbell_runs_total",
+                &[("job", &done.job), ("status", done.status.as_str())],
+                1.0,
+            );
+            if let Some(url) = done.callback_url.clone() {
+                let body = callbacks::final_body(
+                    uid,
+                    done.status.as_str(),
+                    &done.body["input"],
+                    done.last_error.as_ref(),
+                );
+                let (u, now) = (uid.to_string(), self.clock.now());
+                self.store
+                    .call(move |c| store::enqueue(c, &u, &url, &body, now))
+                    .await?;
+            }
             info!(status = %done.status, pages = done.pages, items = done.items, "run finished");
             Ok(done)
         }
@@ -169,13 +187,36 @@ impl Runner {
             let n = page.items.len() as u64;
             total += n;
             next = page.next.map(|u| u.to_string());
+            let callback = run.callback_url.clone().map(|u| {
+                (
+                    u,
+                    callbacks::page_body(&uid, page_no, &run.body["input"], &page.items),
+                )
+            });
             let (u, cursor, items) = (uid.clone(), next.clone(), page.items);
             let now = self.clock.now();
             self.store
                 .call(move |c| {
-                    store::store_page(c, &u, page_no, &url_text, &items, cursor.as_deref(), now)
+                    let cb = callback.as_ref().map(|(u, b)| (u.as_str(), b));
+                    store::store_page(
+                        c,
+                        &u,
+                        &store::PageToStore {
+                            page_no,
+                            url: &url_text,
+                            items: &items,
+                            next_url: cursor.as_deref(),
+                            callback: cb,
+                        },
+                        now,
+                    )
                 })
                 .await?;
+            metrics::count(
+                "watchbell_items_stored_total",
+                &[("job", &run.job)],
+                n as f64,
+            );
             info!(page = page_no, items = n, total, "page stored");
         }
         Ok(End::Done)

@@ -1,7 +1,7 @@
 //! When jobs are due: a heap of next fire instants and one sleep until the earliest (no polling
 //! interval). The next tick is always computed from the previous *scheduled* instant, so nothing
-//! drifts. It knows nothing of HTTP or SQL: due ticks leave through a channel whose sender waits
-//! when it is full, so work is delayed rather than dropped.
+//! drifts. It knows nothing of HTTP or SQL: due ticks leave (one batch per instant) through a channel
+//! whose sender waits when it is full, so work is delayed rather than dropped.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -22,7 +22,7 @@ pub struct Entry {
     pub name: String,
     pub schedule: Schedule,
     /// Changes whenever anything about the job changes; equal fingerprints keep their timers.
-    pub fingerprint: String,
+    pub fingerprint: u64,
     /// Where to start: the last nominal tick already accounted for (None: from now).
     pub after: Option<DateTime<Utc>>,
 }
@@ -74,7 +74,7 @@ pub const MAX_MISSED: usize = 10_000;
 
 struct Slot {
     schedule: Schedule,
-    fingerprint: String,
+    fingerprint: u64,
     /// The next nominal tick, and the instant it fires (nominal + jitter).
     next: Option<(DateTime<Utc>, DateTime<Utc>)>,
     generation: u64,
@@ -207,7 +207,7 @@ impl Scheduler {
     /// and suspends are noticed), send what is due, apply commands, until `stop`.
     pub async fn run(
         mut self,
-        due: mpsc::Sender<Due>,
+        due: mpsc::Sender<Vec<Due>>,
         mut commands: mpsc::Receiver<Command>,
         heartbeat: Heartbeat,
         stop: CancellationToken,
@@ -215,9 +215,11 @@ impl Scheduler {
         loop {
             let now = self.clock.now();
             heartbeat.beat(now);
-            for d in self.take_due(now) {
-                debug!(job = %d.job, nominal = %d.nominal, "tick due");
-                if due.send(d).await.is_err() {
+            // Everything due at this instant leaves as one batch, recorded in one transaction.
+            let batch = self.take_due(now);
+            if !batch.is_empty() {
+                debug!(ticks = batch.len(), "ticks due");
+                if due.send(batch).await.is_err() {
                     return;
                 }
             }

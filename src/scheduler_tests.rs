@@ -18,7 +18,12 @@ fn entry(name: &str, cron: &str, tz: &str) -> Entry {
             Fold::First,
             Duration::ZERO,
         ),
-        fingerprint: format!("{name} {cron} {tz}"),
+        fingerprint: {
+            use std::hash::{DefaultHasher, Hash, Hasher};
+            let mut h = DefaultHasher::new();
+            (name, cron, tz).hash(&mut h);
+            h.finish()
+        },
         after: None,
     }
 }
@@ -157,9 +162,13 @@ async fn the_loop_sends_due_ticks_as_the_test_clock_moves() {
     let task = tokio::spawn(s.run(tx, crx, hb.clone(), stop.clone()));
     handle.set(t("2026-05-01T10:01:00Z"));
     let d = rx.recv().await.unwrap();
-    assert_eq!(d.nominal, t("2026-05-01T10:01:00Z"));
+    assert_eq!(d.len(), 1);
+    assert_eq!(d[0].nominal, t("2026-05-01T10:01:00Z"));
     handle.set(t("2026-05-01T10:02:00Z"));
-    assert_eq!(rx.recv().await.unwrap().nominal, t("2026-05-01T10:02:00Z"));
+    assert_eq!(
+        rx.recv().await.unwrap()[0].nominal,
+        t("2026-05-01T10:02:00Z")
+    );
     assert!(hb.last().is_some());
     stop.cancel();
     task.await.unwrap();

@@ -234,6 +234,7 @@ impl Client {
                         }
                         (StatusCode::TOO_MANY_REQUESTS, _) => {
                             attempts.rate_limited += 1;
+                            crate::metrics::count("watchbell_rate_limited_total", &[], 1.0);
                             let limit = self.rate_limit(&headers);
                             if limit.daily
                                 || attempts.rate_limit_waits >= self.retry.rate_limit_retries
@@ -249,6 +250,11 @@ impl Client {
                                 .unwrap_or_else(|| self.backoff(attempts.rate_limit_waits));
                             attempts.rate_limit_waits += 1;
                             info!(url = %url.path(), kind = %limit.kind, wait_ms = wait.as_millis() as u64, "rate limited; waiting");
+                            crate::metrics::count(
+                                "watchbell_rate_limit_wait_seconds_total",
+                                &[],
+                                wait.as_secs_f64(),
+                            );
                             self.pacer.on_rate_limited(wait);
                             continue;
                         }

@@ -58,7 +58,16 @@ pub fn run(cli: &Cli, with_sandbox: bool) -> Outcome {
                 }
             }
         });
+        let metrics = match config.daemon.metrics_listen {
+            Some(addr) => Some(
+                tokio::net::TcpListener::bind(addr)
+                    .await
+                    .map_err(|e| Failure::runtime(format!("metrics_listen {addr}: {e}")))?,
+            ),
+            None => None,
+        };
         let daemon = Daemon {
+            metrics,
             config,
             config_path: cli.config.clone(),
             runner,

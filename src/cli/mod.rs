@@ -4,6 +4,7 @@
 mod daemon;
 mod next;
 mod runs;
+mod status;
 mod sync;
 mod trigger;
 
@@ -57,6 +58,18 @@ pub enum Command {
     /// Look at recorded runs.
     #[command(subcommand)]
     Runs(runs::RunsCommand),
+    /// One line per job: last run, next tick, remote schedule state.
+    Status,
+    /// Results of many runs.
+    Export {
+        #[arg(long)]
+        job: Option<String>,
+        /// Runs created from this instant on (RFC 3339).
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long, value_enum, default_value_t = runs::Format::Jsonl)]
+        format: runs::Format,
+    },
     /// Bring the account's remote schedules in line with the file.
     Sync {
         /// Print the plan and change nothing.
@@ -126,6 +139,10 @@ pub fn run(cli: Cli) -> ExitCode {
     let result = match &cli.command {
         Command::Run { sandbox } => daemon::run(&cli, *sandbox),
         Command::Check => check(&cli.config),
+        Command::Status => status::run(&cli),
+        Command::Export { job, since, format } => {
+            runs::export(&cli, job.as_deref(), since.as_deref(), *format)
+        }
         Command::Sync { dry_run, prune } => sync::run(&cli, *dry_run, *prune),
         Command::Ticks { job, since, json } => {
             runs::ticks(&cli, job.as_deref(), since.as_deref(), *json)

@@ -1,5 +1,7 @@
-//! `watchbell runs ...`: what happened, read from the database without disturbing the daemon.
+//! `watchbell runs ...`, `ticks` and `export`: what happened, read from the database without
+//! disturbing the daemon (read-only, WAL).
 
+use chrono::{DateTime, Utc};
 use clap::Subcommand;
 use rusqlite::Connection;
 
@@ -15,12 +17,15 @@ pub enum RunsCommand {
         job: Option<String>,
         #[arg(long)]
         status: Option<RunStatus>,
+        /// Runs created from this instant on (RFC 3339).
+        #[arg(long)]
+        since: Option<String>,
         #[arg(long, default_value_t = 20)]
         limit: u32,
         #[arg(long)]
         json: bool,
     },
-    /// One run with its transitions and pages.
+    /// One run with its transitions, pages and callbacks.
     Show {
         uid: String,
         #[arg(long)]
@@ -52,153 +57,191 @@ pub fn read_db(cli: &Cli) -> Result<Option<Connection>, Failure> {
     Ok(Some(store::open_read_only(&path)?))
 }
 
+fn parse_since(flag: &str, s: Option<&str>) -> Result<Option<DateTime<Utc>>, Failure> {
+    s.map(|s| {
+        DateTime::parse_from_rfc3339(s)
+            .map(|t| t.to_utc())
+            .map_err(|e| Failure::usage(format!("{flag} {s:?}: not an RFC 3339 instant ({e})")))
+    })
+    .transpose()
+}
+
 pub fn run(cli: &Cli, cmd: &RunsCommand) -> Outcome {
     match cmd {
         RunsCommand::List {
             job,
             status,
+            since,
             limit,
             json,
-        } => list(cli, job.clone(), *status, *limit, *json),
+        } => {
+            let filter = RunFilter {
+                job: job.clone(),
+                status: *status,
+                since: parse_since("--since", since.as_deref())?,
+                limit: Some(*limit),
+            };
+            list(cli, &filter, *json)
+        }
         RunsCommand::Results { uid, format } => results(cli, uid, *format),
         RunsCommand::Resume { .. } => unreachable!("handled by the trigger module"),
         RunsCommand::Show { uid, json } => show(cli, uid, *json),
     }
 }
 
-fn list(
-    cli: &Cli,
-    job: Option<String>,
-    status: Option<RunStatus>,
-    limit: u32,
-    json: bool,
-) -> Outcome {
-    {
-        {
-            let filter = RunFilter {
-                job,
-                status,
-                since: None,
-                limit: Some(limit),
-            };
-            let runs = match read_db(cli)? {
-                Some(conn) => store::list_runs(&conn, &filter)?,
-                None => Vec::new(),
-            };
-            if json {
-                for r in &runs {
-                    println!("{}", r.to_json());
-                }
-            } else if runs.is_empty() {
-                println!("no runs");
-            } else {
-                println!(
-                    "{:<36}  {:<17}  {:<20}  {:<20}  {:>5}  {:>7}",
-                    "UID", "STATUS", "JOB", "CREATED", "PAGES", "ITEMS"
-                );
-                for r in &runs {
-                    println!(
-                        "{:<36}  {:<17}  {:<20}  {:<20}  {:>5}  {:>7}",
-                        r.uid,
-                        r.status.as_str(),
-                        r.job,
-                        r.created_at.format("%Y-%m-%d %H:%M:%S"),
-                        r.pages,
-                        r.items
-                    );
-                }
-            }
-            Ok(())
+fn list(cli: &Cli, filter: &RunFilter, json: bool) -> Outcome {
+    let runs = match read_db(cli)? {
+        Some(conn) => store::list_runs(&conn, filter)?,
+        None => Vec::new(),
+    };
+    if json {
+        for r in &runs {
+            println!("{}", r.to_json());
+        }
+    } else if runs.is_empty() {
+        println!("no runs");
+    } else {
+        println!(
+            "{:<36}  {:<17}  {:<20}  {:<19}  {:>5}  {:>7}",
+            "UID", "STATUS", "JOB", "CREATED (UTC)", "PAGES", "ITEMS"
+        );
+        for r in &runs {
+            println!(
+                "{:<36}  {:<17}  {:<20}  {:<19}  {:>5}  {:>7}",
+                r.uid,
+                r.status.as_str(),
+                r.job,
+                r.created_at.format("%Y-%m-%d %H:%M:%S"),
+                r.pages,
+                r.items
+            );
         }
     }
+    Ok(())
 }
 
-fn results(cli: &Cli, uid: &str, format: Format) -> Outcome {
-    {
-        {
-            let conn =
-                read_db(cli)?.ok_or_else(|| Failure::runtime(format!("run {uid} not found")))?;
-            let run = store::get_run(&conn, uid)?
-                .ok_or_else(|| Failure::runtime(format!("run {uid} not found")))?;
-            let mut items = Vec::new();
-            store::for_each_item(&conn, run.id, |v| {
-                items.push(v);
-                Ok(())
-            })?;
-            let mut out = std::io::stdout().lock();
-            match format {
-                Format::Jsonl => crate::export::jsonl(&mut out, &items),
-                Format::Csv => crate::export::csv(&mut out, &items),
-            }
-            .or_else(|e| match e.kind() {
-                std::io::ErrorKind::BrokenPipe => Ok(()), // `| head` is a normal way to read
-                _ => Err(Failure::runtime(e)),
-            })
-        }
-    }
+fn not_found(uid: &str) -> Failure {
+    Failure::runtime(format!("run {uid} not found"))
 }
 
 fn show(cli: &Cli, uid: &str, json: bool) -> Outcome {
-    {
-        {
-            let conn =
-                read_db(cli)?.ok_or_else(|| Failure::runtime(format!("run {uid} not found")))?;
-            let run = store::get_run(&conn, uid)?
-                .ok_or_else(|| Failure::runtime(format!("run {uid} not found")))?;
-            let transitions = store::transitions(&conn, run.id)?;
-            let pages = store::pages(&conn, run.id)?;
-            if json {
-                let mut j = run.to_json();
-                j["transitions"] = serde_json::to_value(&transitions).unwrap_or_default();
-                j["pages_detail"] = serde_json::to_value(&pages).unwrap_or_default();
-                println!("{j}");
-                return Ok(());
-            }
+    let conn = read_db(cli)?.ok_or_else(|| not_found(uid))?;
+    let run = store::get_run(&conn, uid)?.ok_or_else(|| not_found(uid))?;
+    let transitions = store::transitions(&conn, run.id)?;
+    let pages = store::pages(&conn, run.id)?;
+    let deliveries = store::deliveries_of(&conn, run.id)?;
+    if json {
+        let mut j = run.to_json();
+        j["transitions"] = serde_json::to_value(&transitions).unwrap_or_default();
+        j["pages_detail"] = serde_json::to_value(&pages).unwrap_or_default();
+        j["callbacks"] = deliveries
+            .iter()
+            .map(|d| {
+                serde_json::json!({"seq": d.seq, "url": d.url, "state": d.state, "attempts": d.attempts,
+                    "http_status": d.last_http_status, "error": d.last_error, "delivered_at": d.delivered_at})
+            })
+            .collect();
+        println!("{j}");
+        return Ok(());
+    }
+    println!(
+        "run {}  job {}  action {}",
+        run.uid, run.job, run.action_name
+    );
+    println!(
+        "status {}  pages {}  items {}  retries {}  rate-limit waits {}",
+        run.status, run.pages, run.items, run.retry_count, run.rate_limit_waits
+    );
+    if let Some(t) = run.scheduled_for {
+        println!("tick {}  trigger {}", t.to_rfc3339(), run.trigger);
+    }
+    if let Some(e) = &run.last_error {
+        println!("last error {}: {}", e.label, e.message);
+    }
+    if let Some(p) = run.postponed_until {
+        println!("blocked until {}", p.to_rfc3339());
+    }
+    println!("transitions:");
+    for t in &transitions {
+        println!(
+            "  {}  {:>17} -> {:<17} {}",
+            t.at,
+            t.from.as_deref().unwrap_or("-"),
+            t.to,
+            t.reason.as_deref().unwrap_or("")
+        );
+    }
+    if !pages.is_empty() {
+        println!("pages:");
+        for p in &pages {
             println!(
-                "run {}  job {}  action {}",
-                run.uid, run.job, run.action_name
+                "  {:>4}  {:>5} items  {}  {}",
+                p.page, p.items, p.fetched_at, p.url
             );
-            println!(
-                "status {}  pages {}  items {}  retries {}  rate-limit waits {}",
-                run.status, run.pages, run.items, run.retry_count, run.rate_limit_waits
-            );
-            if let Some(e) = &run.last_error {
-                println!("last error {}: {}", e.label, e.message);
-            }
-            println!("transitions:");
-            for t in &transitions {
-                println!(
-                    "  {}  {:>17} -> {:<17} {}",
-                    t.at,
-                    t.from.as_deref().unwrap_or("-"),
-                    t.to,
-                    t.reason.as_deref().unwrap_or("")
-                );
-            }
-            if !pages.is_empty() {
-                println!("pages:");
-                for p in &pages {
-                    println!(
-                        "  {:>4}  {:>5} items  {}  {}",
-                        p.page, p.items, p.fetched_at, p.url
-                    );
-                }
-            }
-            Ok(())
         }
     }
+    if !deliveries.is_empty() {
+        println!("callbacks:");
+        for d in &deliveries {
+            let http = d
+                .last_http_status
+                .map_or_else(|| "-".to_string(), |s| s.to_string());
+            println!(
+                "  {:>3}  {:<9}  HTTP {:<3}  attempts {}  {}",
+                d.seq,
+                d.state,
+                http,
+                d.attempts,
+                d.last_error.as_deref().unwrap_or("")
+            );
+        }
+    }
+    Ok(())
+}
+
+fn write_items(items: &[serde_json::Value], format: Format) -> Outcome {
+    let mut out = std::io::stdout().lock();
+    match format {
+        Format::Jsonl => crate::export::jsonl(&mut out, items),
+        Format::Csv => crate::export::csv(&mut out, items),
+    }
+    .or_else(|e| match e.kind() {
+        std::io::ErrorKind::BrokenPipe => Ok(()), // `| head` is a normal way to read
+        _ => Err(Failure::runtime(e)),
+    })
+}
+
+fn results(cli: &Cli, uid: &str, format: Format) -> Outcome {
+    let conn = read_db(cli)?.ok_or_else(|| not_found(uid))?;
+    let run = store::get_run(&conn, uid)?.ok_or_else(|| not_found(uid))?;
+    let mut items = Vec::new();
+    store::for_each_item(&conn, run.id, |v| {
+        items.push(v);
+        Ok(())
+    })?;
+    write_items(&items, format)
+}
+
+/// `watchbell export`: items of many runs, each with `_run_uid` and `_job` added.
+pub fn export(cli: &Cli, job: Option<&str>, since: Option<&str>, format: Format) -> Outcome {
+    let since = parse_since("--since", since)?;
+    let mut items = Vec::new();
+    if let Some(conn) = read_db(cli)? {
+        store::for_each_export_item(&conn, job, since, |uid, job, v| {
+            let mut v = match v {
+                serde_json::Value::Object(m) => serde_json::Value::Object(m),
+                other => serde_json::json!({ "value": other }),
+            };
+            v["_run_uid"] = uid.into();
+            v["_job"] = job.into();
+            items.push(v);
+        })?;
+    }
+    write_items(&items, format)
 }
 
 pub fn ticks(cli: &Cli, job: Option<&str>, since: Option<&str>, json: bool) -> Outcome {
-    let since = since
-        .map(|s| {
-            chrono::DateTime::parse_from_rfc3339(s)
-                .map(|t| t.to_utc())
-                .map_err(|e| {
-                    Failure::usage(format!("--since {s:?}: not an RFC 3339 instant ({e})"))
-                })
-        })
-        .transpose()?;
+    let since = parse_since("--since", since)?;
     let ticks = match read_db(cli)? {
         Some(conn) => store::list_ticks(&conn, job, since)?,
         None => Vec::new(),

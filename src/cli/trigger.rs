@@ -57,6 +57,7 @@ pub fn trigger(cli: &Cli, job_name: &str) -> Outcome {
         .clone();
     let runner = runner_for(&config, &database_path(cli, Some(&config)), Clock::System)?;
     runtime()?.block_on(async {
+        let owner = crate::owner::this_process(runner.clock.now());
         let new = NewRun {
             job: job.name.clone(),
             action_name: job.action.clone(),
@@ -64,7 +65,7 @@ pub fn trigger(cli: &Cli, job_name: &str) -> Outcome {
             scheduled_for: None,
             body: job.live_body(),
             callback_url: job.webhook.as_ref().map(|w| w.url.to_string()),
-            owner: None,
+            owner: Some(owner.clone()),
         };
         let now = runner.clock.now();
         let run = runner
@@ -72,7 +73,11 @@ pub fn trigger(cli: &Cli, job_name: &str) -> Outcome {
             .call(move |c| store::create_run(c, &new, now))
             .await?;
         eprintln!("run {} created for job {}", run.uid, job.name);
-        finish(&runner, &run.uid, limits(&job)).await
+        let leases = hold_lease(&runner, owner);
+        let outcome = finish(&runner, &run.uid, limits(&job)).await;
+        leases.abort();
+        deliver(&runner, &config, run.id).await;
+        outcome
     })
 }
 
@@ -92,10 +97,57 @@ pub fn resume(cli: &Cli, uid: &str) -> Outcome {
                 run.status
             )));
         }
+        let owner = crate::owner::this_process(runner.clock.now());
+        let (u, o, now) = (uid.to_string(), owner.clone(), runner.clock.now());
+        runner
+            .store
+            .call(move |c| store::claim(c, &u, &o, now))
+            .await?;
         runner.requeue(uid, "resumed by hand").await?;
+        let leases = hold_lease(&runner, owner);
         let limits = config.job(&run.job).map_or(FALLBACK_LIMITS, limits);
-        finish(&runner, uid, limits).await
+        let outcome = finish(&runner, uid, limits).await;
+        leases.abort();
+        deliver(&runner, &config, run.id).await;
+        outcome
     })
+}
+
+/// Renews this process's lease on its run, so a daemon beside it never takes it over.
+fn hold_lease(runner: &Runner, owner: String) -> tokio::task::JoinHandle<()> {
+    let (store, clock) = (runner.store.clone(), runner.clock.clone());
+    tokio::spawn(async move {
+        loop {
+            let (o, now) = (owner.clone(), clock.now());
+            let _ = store.call(move |c| store::renew_leases(c, &o, now)).await;
+            tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+        }
+    })
+}
+
+/// Tries to deliver the run's webhook callbacks for a few seconds; what is left is delivered by
+/// the daemon.
+async fn deliver(runner: &Runner, config: &Config, run_id: i64) {
+    use crate::callbacks::{Deliverer, webhooks};
+    let hooks = std::sync::Arc::new(std::sync::RwLock::new(webhooks(config)));
+    let d = Deliverer::new(runner.store.clone(), runner.clock.clone(), hooks);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let _ = d.deliver_due(Some(run_id)).await;
+        let left = runner
+            .store
+            .call(move |c| store::pending_count(c, Some(run_id)))
+            .await
+            .unwrap_or(0);
+        if left == 0 {
+            return;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            eprintln!("{left} callback(s) not delivered yet; the daemon will keep trying");
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
 }
 
 /// Runs to the end (Ctrl-C stops it, resumable), prints the outcome, exits 0 only on SUCCEEDED.

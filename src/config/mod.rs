@@ -29,6 +29,8 @@ pub struct Config {
     pub api: Api,
     pub daemon: Daemon,
     pub jobs: Vec<Job>,
+    /// Position of each job in `jobs`, by name.
+    index: HashMap<String, usize>,
 }
 
 /// `[api]`: where and how to reach Captain Data.
@@ -146,6 +148,49 @@ pub struct Job {
 }
 
 impl Job {
+    /// Everything the user wrote for this job, hashed: equal fingerprints mean an unchanged job
+    /// (its line in the file aside), so a reload can keep its timer.
+    pub fn fingerprint(&self) -> u64 {
+        use std::hash::{DefaultHasher, Hash, Hasher};
+        let mut h = DefaultHasher::new();
+        let s = &self.schedule;
+        (
+            &self.name,
+            s.cron.as_str(),
+            s.tz.name(),
+            format!("{:?}{:?}", s.gap, s.fold),
+        )
+            .hash(&mut h);
+        (
+            s.jitter_offset,
+            &self.action,
+            self.input.to_string(),
+            self.parameters.to_string(),
+        )
+            .hash(&mut h);
+        (
+            self.identity_mode.as_str(),
+            &self.identity_ids,
+            self.enabled,
+        )
+            .hash(&mut h);
+        (
+            format!("{:?}{:?}", self.overlap, self.runner),
+            self.catchup,
+            self.max_pages,
+        )
+            .hash(&mut h);
+        (
+            self.run_timeout,
+            self.resume_interrupted,
+            self.jitter,
+            &self.remote_schedule,
+        )
+            .hash(&mut h);
+        format!("{:?}", self.webhook).hash(&mut h);
+        h.finish()
+    }
+
     /// The JSON body of a live run: the job's input, parameters and identity.
     pub fn live_body(&self) -> serde_json::Value {
         serde_json::json!({
@@ -216,13 +261,28 @@ impl Config {
             .unwrap_or_default();
         let jobs = read_jobs(&mut d, root.get("job"), &defaults);
         match (api, daemon, d.is_empty()) {
-            (Some(api), Some(daemon), true) => Ok(Config { api, daemon, jobs }),
+            (Some(api), Some(daemon), true) => Ok(Config::new(api, daemon, jobs)),
             _ => Err(d.finish(path)),
         }
     }
 
+    /// A configuration from its parts (the name index is built here).
+    pub fn new(api: Api, daemon: Daemon, jobs: Vec<Job>) -> Config {
+        let index = jobs
+            .iter()
+            .enumerate()
+            .map(|(i, j)| (j.name.clone(), i))
+            .collect();
+        Config {
+            api,
+            daemon,
+            jobs,
+            index,
+        }
+    }
+
     pub fn job(&self, name: &str) -> Option<&Job> {
-        self.jobs.iter().find(|j| j.name == name)
+        self.index.get(name).map(|&i| &self.jobs[i])
     }
 }
 

@@ -40,13 +40,19 @@ impl std::error::Error for Diagnostics {}
 /// The collector: knows the source text so it can place a span.
 pub struct Diags<'s> {
     src: &'s str,
+    /// Byte offsets where lines start, so a position is a binary search, not a rescan.
+    line_starts: Vec<usize>,
     found: Vec<(usize, String)>,
 }
 
 impl<'s> Diags<'s> {
     pub fn new(src: &'s str) -> Self {
+        let line_starts = std::iter::once(0)
+            .chain(src.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
         Diags {
             src,
+            line_starts,
             found: Vec::new(),
         }
     }
@@ -67,10 +73,9 @@ impl<'s> Diags<'s> {
 
     fn position(&self, offset: usize) -> (usize, usize) {
         let offset = offset.min(self.src.len());
-        let before = &self.src[..offset];
-        let line = before.matches('\n').count() + 1;
-        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-        (line, before[line_start..].chars().count() + 1)
+        let line = self.line_starts.partition_point(|&s| s <= offset);
+        let start = self.line_starts[line - 1];
+        (line, self.src[start..offset].chars().count() + 1)
     }
 
     pub fn finish(mut self, path: &str) -> Diagnostics {

@@ -16,7 +16,7 @@ use crate::config::{Config, Job, Overlap, Runner as RunnerKind};
 use crate::runner::{Limits, Runner, Stop};
 use crate::scheduler::{Due, Entry};
 use crate::status::RunStatus;
-use crate::store::{self, NewRun, Store, StoreError};
+use crate::store::{self, NewRun, Skip, Store, StoreError};
 
 /// A tick fired more than this after its instant counts as missed (the daemon was down, the
 /// machine slept, the clock jumped) and is subject to the job's catch-up window.
@@ -73,11 +73,9 @@ pub async fn entries(config: &Config, store: &Store) -> Result<Vec<Entry>, Store
         .collect())
 }
 
-/// Everything about a job, as one comparable string (its line in the file aside).
-pub fn fingerprint(job: &Job) -> String {
-    let mut j = job.clone();
-    j.line = 0;
-    format!("{j:?}")
+/// Everything about a job, as one comparable value (its line in the file aside).
+pub fn fingerprint(job: &Job) -> u64 {
+    job.fingerprint()
 }
 
 fn limits(job: &Job) -> Limits {
@@ -109,86 +107,104 @@ impl Dispatch {
         self.runner.clock.now()
     }
 
-    async fn skip(
-        &self,
-        job: &str,
-        nominal: DateTime<Utc>,
-        reason: &'static str,
-    ) -> Result<(), StoreError> {
-        let j = job.to_string();
-        let recorded = self
-            .runner
-            .store
-            .call(move |c| store::skip_tick(c, &j, nominal, reason))
-            .await?;
-        if recorded {
-            info!(job, nominal = %nominal, reason, "tick skipped");
-        }
-        Ok(())
-    }
-
-    /// Decides what a due tick becomes.
-    pub async fn on_due(&mut self, due: Due) -> Result<(), StoreError> {
+    /// Decides what each tick of a batch becomes, then records them all in one transaction and
+    /// starts the fired runs. Every tick leaves a row.
+    pub async fn on_batch(&mut self, batch: Vec<Due>) -> Result<(), StoreError> {
         let now = self.now();
-        let Some(job) = self.config.job(&due.job).cloned() else {
-            return Ok(()); // removed by a reload since the tick was computed
-        };
-        let window = chrono::Duration::from_std(job.catchup).unwrap_or(chrono::Duration::MAX);
-        for &m in &due.missed {
-            let reason = if now - m > window {
-                "catchup_window"
-            } else {
-                "daemon_down"
+        let mut skips: Vec<Skip> = Vec::new();
+        let mut fires: Vec<(DateTime<Utc>, NewRun)> = Vec::new();
+        let mut fired_jobs: Vec<Job> = Vec::new();
+        for due in batch {
+            let Some(job) = self.config.job(&due.job).cloned() else {
+                continue; // removed by a reload since the tick was computed
             };
-            self.skip(&job.name, m, reason).await?;
-        }
-        if due.unlisted > 0 {
-            warn!(job = %job.name, count = due.unlisted, "older missed ticks were passed over without a row each");
-        }
-        let late = now - job.schedule.fire_instant(due.nominal);
-        if late > LATE && now - due.nominal > window {
-            return self.skip(&job.name, due.nominal, "catchup_window").await;
-        }
-        if !job.enabled {
-            return self.skip(&job.name, due.nominal, "disabled").await;
-        }
-        let in_flight = self.active.get(&job.name).map_or(0, Vec::len);
-        match job.overlap {
-            Overlap::Skip if in_flight > 0 => {
-                return self.skip(&job.name, due.nominal, "overlap").await;
+            let skip = |nominal, reason| Skip {
+                job: job.name.clone(),
+                nominal,
+                reason,
+            };
+            let window = chrono::Duration::from_std(job.catchup).unwrap_or(chrono::Duration::MAX);
+            for &m in &due.missed {
+                let reason = if now - m > window {
+                    "catchup_window"
+                } else {
+                    "daemon_down"
+                };
+                skips.push(skip(m, reason));
             }
-            Overlap::Queue if in_flight > 1 => {
-                return self.skip(&job.name, due.nominal, "overlap").await;
+            if due.unlisted > 0 {
+                warn!(job = %job.name, count = due.unlisted, "older missed ticks were passed over without a row each");
             }
-            Overlap::Replace => {
+            let late = now - job.schedule.fire_instant(due.nominal);
+            let in_flight = self.active.get(&job.name).map_or(0, Vec::len);
+            let reason = if late > LATE && now - due.nominal > window {
+                Some("catchup_window")
+            } else if !job.enabled {
+                Some("disabled")
+            } else {
+                match job.overlap {
+                    Overlap::Skip if in_flight > 0 => Some("overlap"),
+                    Overlap::Queue if in_flight > 1 => Some("overlap"),
+                    _ => None,
+                }
+            };
+            if let Some(reason) = reason {
+                skips.push(skip(due.nominal, reason));
+                continue;
+            }
+            if job.overlap == Overlap::Replace {
                 for a in self.active.get(&job.name).into_iter().flatten() {
                     info!(job = %job.name, run = %a.uid, "replacing the run in flight");
                     a.stop.stop("replaced");
                 }
             }
-            _ => {}
+            fires.push((
+                due.nominal,
+                NewRun {
+                    job: job.name.clone(),
+                    action_name: job.action.clone(),
+                    trigger: Trigger::Tick,
+                    scheduled_for: Some(due.nominal),
+                    body: job.live_body(),
+                    callback_url: job.webhook.as_ref().map(|w| w.url.to_string()),
+                    owner: Some(self.owner.clone()),
+                },
+            ));
+            fired_jobs.push(job);
         }
-        let new = NewRun {
-            job: job.name.clone(),
-            action_name: job.action.clone(),
-            trigger: Trigger::Tick,
-            scheduled_for: Some(due.nominal),
-            body: job.live_body(),
-            callback_url: job.webhook.as_ref().map(|w| w.url.to_string()),
-            owner: Some(self.owner.clone()),
-        };
-        let nominal = due.nominal;
-        let Some(run) = self
+        let clock = self.runner.clock.clone();
+        let (s2, f2) = (skips.clone(), fires.clone());
+        // Urgent: ahead of run writes; the creation time is read when the batch is written.
+        let rec = self
             .runner
             .store
-            .call(move |c| store::fire_tick(c, nominal, &new, now))
-            .await?
-        else {
-            debug!(job = %job.name, nominal = %nominal, "tick already recorded");
-            return Ok(());
-        };
-        info!(job = %job.name, run = %run.uid, nominal = %nominal, late_ms = late.num_milliseconds(), "tick fired");
-        self.spawn(&job, run.uid, "tick");
+            .call_urgent(move |c| store::record_ticks(c, &s2, &f2, clock.now()))
+            .await?;
+        for (s, recorded) in skips.iter().zip(&rec.skipped) {
+            if *recorded {
+                crate::metrics::count(
+                    "watchbell_ticks_total",
+                    &[("outcome", "skipped"), ("reason", s.reason)],
+                    1.0,
+                );
+                info!(job = %s.job, nominal = %s.nominal, reason = s.reason, "tick skipped");
+            }
+        }
+        for ((job, (nominal, _)), uid) in fired_jobs.iter().zip(&fires).zip(rec.fired) {
+            let Some(uid) = uid else {
+                debug!(job = %job.name, nominal = %nominal, "tick already recorded");
+                continue;
+            };
+            let late = rec.at - job.schedule.fire_instant(*nominal);
+            crate::metrics::count(
+                "watchbell_ticks_total",
+                &[("outcome", "fired"), ("reason", "")],
+                1.0,
+            );
+            crate::metrics::observe_lateness(late.num_microseconds().unwrap_or(0) as f64 / 1e6);
+            info!(job = %job.name, run = %uid, nominal = %nominal, late_ms = late.num_milliseconds(), "tick fired");
+            self.spawn(job, uid, "tick");
+        }
         Ok(())
     }
 
@@ -204,6 +220,7 @@ impl Dispatch {
                 uid: uid.clone(),
                 stop: stop.clone(),
             });
+        crate::metrics::set_in_flight(self.in_flight());
         let (runner, slots, queue_stop, done) = (
             self.runner.clone(),
             self.slots.clone(),
@@ -225,6 +242,7 @@ impl Dispatch {
         if let Some(list) = self.active.get_mut(&done.job) {
             list.retain(|a| a.uid != done.uid);
         }
+        crate::metrics::set_in_flight(self.in_flight());
     }
 
     /// Runs whose owner is gone become STOPPED (`owner_lost`) and, when their job says so, are
@@ -356,7 +374,10 @@ async fn run_task(
     stop: &Stop,
     limits: Limits,
 ) -> Result<(), StoreError> {
-    runner.requeue(uid, why).await?;
+    if why != "tick" {
+        // Recovered and unblocked runs go back to the queue; fired ticks are created QUEUED.
+        runner.requeue(uid, why).await?;
+    }
     let wait = async {
         let guard = match lane {
             Some(l) => Some(l.lock_owned().await),

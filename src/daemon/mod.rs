@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
+use crate::callbacks::{self, Deliverer, Webhooks};
 use crate::config::Config;
 use crate::runner::Runner;
 use crate::scheduler::{Heartbeat, Scheduler};
@@ -38,6 +39,8 @@ pub struct Daemon {
     /// SIGHUP (or a test) asks for a reload through this.
     pub reloads: mpsc::Receiver<()>,
     pub heartbeat: Heartbeat,
+    /// Where `/metrics` and `/healthz` are served, when asked for.
+    pub metrics: Option<tokio::net::TcpListener>,
 }
 
 impl Daemon {
@@ -49,6 +52,7 @@ impl Daemon {
             runner,
             mut reloads,
             heartbeat,
+            metrics,
         } = self;
         let clock = runner.clock.clone();
         let owner = crate::owner::this_process(clock.now());
@@ -57,7 +61,7 @@ impl Daemon {
         d.recover().await?;
 
         let entries = dispatch::entries(&d.config, &d.runner.store).await?;
-        let (due_tx, mut due_rx) = mpsc::channel(1024);
+        let (due_tx, mut due_rx) = mpsc::channel(64);
         let (cmd_tx, cmd_rx) = mpsc::channel(8);
         let stop_scheduler = CancellationToken::new();
         let scheduler = Scheduler::new(clock.clone(), entries);
@@ -65,6 +69,20 @@ impl Daemon {
             tokio::spawn(scheduler.run(due_tx, cmd_rx, heartbeat.clone(), stop_scheduler.clone()));
         notify::ready();
         info!(jobs = d.config.jobs.len(), "schedule armed");
+
+        let webhooks: Webhooks =
+            std::sync::Arc::new(std::sync::RwLock::new(callbacks::webhooks(&d.config)));
+        let deliverer = Deliverer::new(d.runner.store.clone(), clock.clone(), webhooks.clone());
+        let stop_background = CancellationToken::new();
+        let deliveries = tokio::spawn(deliverer.run(stop_background.clone()));
+        if let Some(listener) = metrics {
+            serve_metrics(
+                listener,
+                heartbeat.clone(),
+                clock.clone(),
+                stop_background.clone(),
+            );
+        }
 
         let mut syncs = tokio::time::interval(d.config.daemon.sync_interval);
         let sync_running = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -76,15 +94,17 @@ impl Daemon {
         loop {
             tokio::select! {
                 () = &mut shutdown => break,
-                Some(due) = due_rx.recv() => d.on_due(due).await?,
+                Some(batch) = due_rx.recv() => d.on_batch(batch).await?,
                 Some(done) = d.done.recv() => d.on_done(&done),
                 Some(()) = reloads.recv() => {
                     reload::apply(&mut d, &config_path, "signal", &cmd_tx).await?;
+                    *webhooks.write().expect("lock") = callbacks::webhooks(&d.config);
                     remote_sync(&d, &sync_running, "reload");
                 }
                 _ = file_poll.tick() => {
                     if watcher.changed() {
                         reload::apply(&mut d, &config_path, "file changed", &cmd_tx).await?;
+                        *webhooks.write().expect("lock") = callbacks::webhooks(&d.config);
                         remote_sync(&d, &sync_running, "reload");
                     }
                 }
@@ -109,6 +129,8 @@ impl Daemon {
         stop_scheduler.cancel();
         let _ = sched_task.await;
         d.shutdown().await;
+        stop_background.cancel();
+        let _ = deliveries.await;
         info!("daemon stopped");
         Ok(())
     }
@@ -148,6 +170,50 @@ fn remote_sync(
             Err(e) => warn!(why, error = %e, "remote schedule sync failed; will retry"),
         }
         running.store(false, Ordering::Release);
+    });
+}
+
+/// Serves Prometheus text at `/metrics` and a `/healthz` that fails when the scheduler loop has
+/// not made a pass for five seconds.
+fn serve_metrics(
+    listener: tokio::net::TcpListener,
+    heartbeat: Heartbeat,
+    clock: crate::clock::Clock,
+    stop: CancellationToken,
+) {
+    use axum::http::StatusCode;
+    use axum::routing::get;
+    let health = move || {
+        let (heartbeat, clock) = (heartbeat.clone(), clock.clone());
+        async move {
+            match heartbeat.last() {
+                Some(t) if clock.now() - t < chrono::Duration::seconds(5) => {
+                    (StatusCode::OK, "ok\n".to_string())
+                }
+                Some(t) => (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!(
+                        "scheduler stalled: last pass {}s ago\n",
+                        (clock.now() - t).num_seconds()
+                    ),
+                ),
+                None => (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "scheduler not started\n".to_string(),
+                ),
+            }
+        }
+    };
+    let app = axum::Router::new()
+        .route("/metrics", get(|| async { crate::metrics::render() }))
+        .route("/healthz", get(health));
+    if let Ok(addr) = listener.local_addr() {
+        info!(addr = %addr, "metrics listening");
+    }
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(stop.cancelled_owned())
+            .await;
     });
 }
 

@@ -65,7 +65,7 @@ pub async fn apply(
         }
         Ok(mut new) => {
             let old = &d.config;
-            let fp = |c: &Config| -> std::collections::HashMap<String, String> {
+            let fp = |c: &Config| -> std::collections::HashMap<String, u64> {
                 c.jobs
                     .iter()
                     .map(|j| (j.name.clone(), fingerprint(j)))

@@ -43,3 +43,19 @@ pub fn drop_link(conn: &Connection, job: &str) -> Result<()> {
     conn.execute("DELETE FROM remote_links WHERE job = ?1", [job])?;
     Ok(())
 }
+
+/// Remembers the status a linked schedule had at the last reconcile.
+pub fn set_remote_status(conn: &Connection, uid: &str, status: &str) -> Result<()> {
+    conn.execute(
+        "UPDATE remote_links SET remote_status = ?2 WHERE uid = ?1",
+        params![uid, status],
+    )?;
+    Ok(())
+}
+
+/// The last known remote status per job.
+pub fn remote_statuses(conn: &Connection) -> Result<Vec<(String, String, Option<String>)>> {
+    let mut stmt = conn.prepare("SELECT job, uid, remote_status FROM remote_links ORDER BY job")?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}

@@ -2,18 +2,21 @@
 //! under this module. One writer thread owns the read-write connection, so no transaction is ever
 //! held across an `.await`; read-only commands open their own connection beside the daemon.
 
+mod deliveries;
 mod links;
 mod runs;
 mod schema;
 mod ticks;
 
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::{Arc, Condvar, Mutex, mpsc};
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::{Connection, OpenFlags};
 
+pub use deliveries::*;
 pub use links::*;
 pub use runs::*;
 pub use ticks::*;
@@ -58,11 +61,81 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 
 type Task = Box<dyn FnOnce(&mut Connection) + Send>;
 
+/// Work for the writer thread: urgent tasks (recording ticks) go before everything else, so a
+/// backlog of run writes never makes a tick late.
+#[derive(Default)]
+struct Queue {
+    state: Mutex<Lanes>,
+    ready: Condvar,
+}
+
+#[derive(Default)]
+struct Lanes {
+    urgent: VecDeque<Task>,
+    normal: VecDeque<Task>,
+    closed: bool,
+}
+
+impl Queue {
+    fn push(&self, task: Task, urgent: bool) -> Result<()> {
+        let mut l = self.state.lock().map_err(|_| StoreError::Closed)?;
+        if l.closed {
+            return Err(StoreError::Closed);
+        }
+        if urgent {
+            l.urgent.push_back(task);
+        } else {
+            l.normal.push_back(task);
+        }
+        self.ready.notify_one();
+        Ok(())
+    }
+
+    /// The next task, or `None` once closed and drained.
+    fn pop(&self) -> Option<Task> {
+        let mut l = self.state.lock().ok()?;
+        loop {
+            if let Some(t) = l.urgent.pop_front().or_else(|| l.normal.pop_front()) {
+                return Some(t);
+            }
+            if l.closed {
+                return None;
+            }
+            l = self.ready.wait(l).ok()?;
+        }
+    }
+
+    fn close(&self) {
+        if let Ok(mut l) = self.state.lock() {
+            l.closed = true;
+        }
+        self.ready.notify_all();
+    }
+}
+
+/// Closes the queue when the last [`Store`] handle is dropped, which ends the writer thread.
+#[derive(Debug)]
+struct Inner {
+    queue: Arc<Queue>,
+    path: PathBuf,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.queue.close();
+    }
+}
+
+impl std::fmt::Debug for Queue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Queue")
+    }
+}
+
 /// The handle to the writer thread. Cheap to clone; the thread ends when the last handle drops.
 #[derive(Clone, Debug)]
 pub struct Store {
-    tx: mpsc::Sender<Task>,
-    path: PathBuf,
+    inner: Arc<Inner>,
 }
 
 impl Store {
@@ -77,11 +150,12 @@ impl Store {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         schema::migrate(&mut conn, path)?;
-        let (tx, rx) = mpsc::channel::<Task>();
+        let queue = Arc::new(Queue::default());
+        let q = queue.clone();
         std::thread::Builder::new()
             .name("watchbell-db".into())
             .spawn(move || {
-                while let Ok(task) = rx.recv() {
+                while let Some(task) = q.pop() {
                     task(&mut conn);
                 }
             })
@@ -90,13 +164,15 @@ impl Store {
                 source: rusqlite::Error::ToSqlConversionFailure(Box::new(e)),
             })?;
         Ok(Store {
-            tx,
-            path: path.to_path_buf(),
+            inner: Arc::new(Inner {
+                queue,
+                path: path.to_path_buf(),
+            }),
         })
     }
 
     pub fn path(&self) -> &Path {
-        &self.path
+        &self.inner.path
     }
 
     /// Runs `f` on the writer thread and awaits its result.
@@ -105,10 +181,30 @@ impl Store {
         R: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<R> + Send + 'static,
     {
+        self.call_in_lane(f, false).await
+    }
+
+    /// Like [`Store::call`], ahead of every waiting ordinary task (for recording ticks).
+    pub async fn call_urgent<R, F>(&self, f: F) -> Result<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<R> + Send + 'static,
+    {
+        self.call_in_lane(f, true).await
+    }
+
+    async fn call_in_lane<R, F>(&self, f: F, urgent: bool) -> Result<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<R> + Send + 'static,
+    {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        self.send(Box::new(move |c| {
-            let _ = tx.send(f(c));
-        }))?;
+        self.inner.queue.push(
+            Box::new(move |c| {
+                let _ = tx.send(f(c));
+            }),
+            urgent,
+        )?;
         rx.await.map_err(|_| StoreError::Closed)?
     }
 
@@ -119,14 +215,13 @@ impl Store {
         F: FnOnce(&mut Connection) -> Result<R> + Send + 'static,
     {
         let (tx, rx) = mpsc::channel();
-        self.send(Box::new(move |c| {
-            let _ = tx.send(f(c));
-        }))?;
+        self.inner.queue.push(
+            Box::new(move |c| {
+                let _ = tx.send(f(c));
+            }),
+            false,
+        )?;
         rx.recv().map_err(|_| StoreError::Closed)?
-    }
-
-    fn send(&self, task: Task) -> Result<()> {
-        self.tx.send(task).map_err(|_| StoreError::Closed)
     }
 }
 

@@ -207,6 +207,25 @@ pub(super) fn insert_run(conn: &Connection, new: &NewRun, now: DateTime<Utc>) ->
     Ok(uid)
 }
 
+/// Moves a just-inserted run from CREATED to QUEUED inside the caller's transaction.
+pub(super) fn mark_queued(
+    conn: &Connection,
+    uid: &str,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    conn.execute(
+        "UPDATE runs SET status = 'QUEUED', updated_at = ?2 WHERE uid = ?1 AND status = 'CREATED'",
+        params![uid, ts(now)],
+    )?;
+    conn.execute(
+        "INSERT INTO transitions (run_id, from_status, to_status, at, reason)
+         SELECT id, 'CREATED', 'QUEUED', ?2, ?3 FROM runs WHERE uid = ?1",
+        params![uid, ts(now), reason],
+    )?;
+    Ok(())
+}
+
 /// Moves a run to `to`, refusing a move the lifecycle does not allow. `error` is recorded as the
 /// run's `last_error` when given.
 pub fn transition(
@@ -258,15 +277,25 @@ pub fn transition(
     get_run(conn, uid)?.ok_or_else(|| StoreError::NotFound(uid.to_string()))
 }
 
-/// Stores one page of results together with the run's next-page cursor and counters, in one
-/// transaction: a crash never duplicates or loses a page. A page stored twice is refused.
+/// Stores one page of results together with the run's next-page cursor and counters (and its
+/// webhook callback, if any), in one transaction: a crash never duplicates or loses a page. A
+/// page stored twice is refused.
+/// One page of results, as it is stored.
+#[derive(Clone, Copy, Debug)]
+pub struct PageToStore<'a> {
+    pub page_no: u32,
+    pub url: &'a str,
+    pub items: &'a [serde_json::Value],
+    /// The next page's URL: the run's cursor after this page.
+    pub next_url: Option<&'a str>,
+    /// The webhook callback for this page: (receiver URL, body).
+    pub callback: Option<(&'a str, &'a serde_json::Value)>,
+}
+
 pub fn store_page(
     conn: &mut Connection,
     uid: &str,
-    page_no: u32,
-    url: &str,
-    items: &[serde_json::Value],
-    next_url: Option<&str>,
+    page: &PageToStore,
     now: DateTime<Utc>,
 ) -> Result<()> {
     let tx = conn.transaction()?;
@@ -276,26 +305,29 @@ pub fn store_page(
         .ok_or_else(|| StoreError::NotFound(uid.to_string()))?;
     let inserted = tx.execute(
         "INSERT OR IGNORE INTO pages (run_id, page_no, url, item_count, fetched_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![id, page_no, url, items.len() as i64, ts(now)],
+        params![id, page.page_no, page.url, page.items.len() as i64, ts(now)],
     )?;
     if inserted == 0 {
         return Err(StoreError::PageAlreadyStored {
             uid: uid.to_string(),
-            page: page_no,
+            page: page.page_no,
         });
     }
     {
         let mut ins = tx.prepare_cached(
             "INSERT INTO items (run_id, page_no, idx, data) VALUES (?1, ?2, ?3, ?4)",
         )?;
-        for (i, item) in items.iter().enumerate() {
-            ins.execute(params![id, page_no, i as i64, item.to_string()])?;
+        for (i, item) in page.items.iter().enumerate() {
+            ins.execute(params![id, page.page_no, i as i64, item.to_string()])?;
         }
     }
     tx.execute(
         "UPDATE runs SET next_url = ?2, pages = pages + 1, items = items + ?3, updated_at = ?4 WHERE id = ?1",
-        params![id, next_url, items.len() as i64, ts(now)],
+        params![id, page.next_url, page.items.len() as i64, ts(now)],
     )?;
+    if let Some((url, body)) = page.callback {
+        super::enqueue(&tx, uid, url, body, now)?;
+    }
     tx.commit()?;
     Ok(())
 }
@@ -442,6 +474,39 @@ pub fn for_each_item(
         let value = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
         each(value)
             .map_err(|e| StoreError::Sql(rusqlite::Error::ToSqlConversionFailure(Box::new(e))))?;
+    }
+    Ok(())
+}
+
+/// A job's newest run.
+pub fn last_run(conn: &Connection, job: &str) -> Result<Option<RunRecord>> {
+    Ok(conn
+        .query_row(
+            &format!("SELECT {COLUMNS} FROM runs WHERE job = ?1 ORDER BY created_at DESC, id DESC LIMIT 1"),
+            [job],
+            run_from_row,
+        )
+        .optional()?)
+}
+
+/// Calls `each` with every item of the runs matching `job` and created from `since` on, oldest
+/// run first, with the run's uid and job.
+pub fn for_each_export_item(
+    conn: &Connection,
+    job: Option<&str>,
+    since: Option<DateTime<Utc>>,
+    mut each: impl FnMut(&str, &str, serde_json::Value),
+) -> Result<()> {
+    let mut stmt = conn.prepare(
+        "SELECT r.uid, r.job, i.data FROM items i JOIN runs r ON r.id = i.run_id
+         WHERE (?1 IS NULL OR r.job = ?1) AND (?2 IS NULL OR r.created_at >= ?2)
+         ORDER BY r.created_at, r.id, i.page_no, i.idx",
+    )?;
+    let mut rows = stmt.query(params![job, since.map(ts)])?;
+    while let Some(row) = rows.next()? {
+        let (uid, job, text): (String, String, String) = (row.get(0)?, row.get(1)?, row.get(2)?);
+        let value = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
+        each(&uid, &job, value);
     }
     Ok(())
 }

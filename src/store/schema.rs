@@ -80,6 +80,29 @@ const STEPS: &[&str] = &[
         created_at    TEXT NOT NULL
     );
     ",
+    // 3: webhook deliveries for local runs, queued so a receiver that is down loses nothing;
+    // the last known status of each linked remote schedule, for `watchbell status`.
+    r"
+    CREATE TABLE deliveries (
+        id               INTEGER PRIMARY KEY,
+        run_id           INTEGER NOT NULL REFERENCES runs(id),
+        seq              INTEGER NOT NULL,
+        job              TEXT NOT NULL,
+        url              TEXT NOT NULL,
+        body             TEXT NOT NULL,
+        state            TEXT NOT NULL DEFAULT 'pending',
+        attempts         INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at  TEXT NOT NULL,
+        claimed_until    TEXT,
+        last_http_status INTEGER,
+        last_error       TEXT,
+        created_at       TEXT NOT NULL,
+        delivered_at     TEXT,
+        UNIQUE (run_id, seq)
+    );
+    CREATE INDEX deliveries_due ON deliveries(state, next_attempt_at);
+    ALTER TABLE remote_links ADD COLUMN remote_status TEXT;
+    ",
 ];
 
 /// The schema version this build knows.

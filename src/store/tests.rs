@@ -17,6 +17,16 @@ fn new_run(job: &str) -> NewRun {
     }
 }
 
+fn page(items: &[serde_json::Value]) -> PageToStore<'_> {
+    PageToStore {
+        page_no: 1,
+        url: "http://x/1",
+        items,
+        next_url: Some("http://x/2"),
+        callback: None,
+    }
+}
+
 fn open(dir: &tempfile::TempDir) -> Store {
     Store::open(&dir.path().join("w.db")).unwrap()
 }
@@ -110,11 +120,11 @@ fn a_page_stored_twice_is_refused_and_counted_once() {
         .unwrap();
     let items = vec![serde_json::json!({"id": 1}), serde_json::json!({"id": 2})];
     let (uid, it) = (run.uid.clone(), items.clone());
-    s.call_blocking(move |c| store_page(c, &uid, 1, "http://x/1", &it, Some("http://x/2"), now))
+    s.call_blocking(move |c| store_page(c, &uid, &page(&it), now))
         .unwrap();
     let (uid, it) = (run.uid.clone(), items.clone());
     let err = s
-        .call_blocking(move |c| store_page(c, &uid, 1, "http://x/1", &it, Some("http://x/2"), now))
+        .call_blocking(move |c| store_page(c, &uid, &page(&it), now))
         .unwrap_err();
     assert!(
         matches!(err, StoreError::PageAlreadyStored { page: 1, .. }),

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
-use super::runs::{NewRun, RunRecord, get_run, insert_run};
+use super::runs::{NewRun, RunRecord, get_run, insert_run, mark_queued};
 use super::{Result, StoreError, ts};
 
 /// A tick as `ticks --json` prints it.
@@ -47,6 +47,71 @@ pub fn fire_tick(
     get_run(conn, &uid)?
         .ok_or(StoreError::NotFound(uid))
         .map(Some)
+}
+
+/// A skipped tick to record.
+#[derive(Clone, Debug)]
+pub struct Skip {
+    pub job: String,
+    pub nominal: DateTime<Utc>,
+    pub reason: &'static str,
+}
+
+/// What recording a batch of ticks did.
+#[derive(Debug, Default)]
+pub struct Recorded {
+    /// For each skip: false when that tick was already recorded.
+    pub skipped: Vec<bool>,
+    /// For each fire: the new run's uid, or `None` when that tick was already recorded.
+    pub fired: Vec<Option<String>>,
+    /// The instant the batch was written (the runs' creation time).
+    pub at: DateTime<Utc>,
+}
+
+/// Records a batch of ticks in one transaction: skips, and fires whose runs are created QUEUED
+/// ("waiting for a slot"). Each tick is recorded at most once.
+pub fn record_ticks(
+    conn: &mut Connection,
+    skips: &[Skip],
+    fires: &[(DateTime<Utc>, NewRun)],
+    now: DateTime<Utc>,
+) -> Result<Recorded> {
+    let tx = conn.transaction()?;
+    let mut out = Recorded {
+        at: now,
+        ..Recorded::default()
+    };
+    {
+        let mut skip = tx.prepare_cached(
+            "INSERT OR IGNORE INTO ticks (job, scheduled_for, outcome, reason) VALUES (?1, ?2, 'skipped', ?3)",
+        )?;
+        for s in skips {
+            out.skipped
+                .push(skip.execute(params![s.job, ts(s.nominal), s.reason])? == 1);
+        }
+    }
+    for (nominal, new) in fires {
+        let exists: Option<i64> = tx
+            .query_row(
+                "SELECT 1 FROM ticks WHERE job = ?1 AND scheduled_for = ?2",
+                params![new.job, ts(*nominal)],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if exists.is_some() {
+            out.fired.push(None);
+            continue;
+        }
+        let uid = insert_run(&tx, new, now)?;
+        mark_queued(&tx, &uid, "tick", now)?;
+        tx.execute(
+            "INSERT INTO ticks (job, scheduled_for, outcome, reason, run_uid, fired_at) VALUES (?1, ?2, 'fired', NULL, ?3, ?4)",
+            params![new.job, ts(*nominal), uid, ts(now)],
+        )?;
+        out.fired.push(Some(uid));
+    }
+    tx.commit()?;
+    Ok(out)
 }
 
 /// Records a tick as skipped. Returns false when the tick was already recorded.

@@ -372,7 +372,16 @@ async fn a_run_whose_owner_died_is_stopped_then_resumed_with_every_item_once() {
         let items: Vec<serde_json::Value> = resp.json().await.unwrap();
         let (u, this, n) = (run.uid.clone(), url.clone(), next.clone());
         r.store
-            .call(move |c| store::store_page(c, &u, page, &this, &items, Some(&n), now))
+            .call(move |c| {
+                let p = store::PageToStore {
+                    page_no: page,
+                    url: &this,
+                    items: &items,
+                    next_url: Some(&n),
+                    callback: None,
+                };
+                store::store_page(c, &u, &p, now)
+            })
             .await
             .unwrap();
         url = next;

@@ -157,6 +157,7 @@ impl InProcess {
             runner: r.clone(),
             reloads,
             heartbeat: heartbeat.clone(),
+            metrics: None,
         };
         let task = tokio::spawn(async move {
             daemon

@@ -59,6 +59,8 @@ struct Outcome {
     expected: usize,
     window_s: f64,
     cpu_s: f64,
+    /// From process start to the measured window (includes 1.5 s of settling).
+    startup_s: f64,
 }
 
 /// The window a scenario measures: (expression, seconds to run, target instant if any).
@@ -66,8 +68,8 @@ fn plan(s: Scenario, now: DateTime<Utc>) -> (String, u64, Option<DateTime<Utc>>)
     match s {
         Scenario::PerSecond => ("* * * * * *".into(), 10, None),
         Scenario::SameInstant => {
-            let at = (now + chrono::Duration::seconds(6)).with_nanosecond(0).unwrap();
-            (format!("{} {} {} * * *", at.second(), at.minute(), at.hour()), 12, Some(at))
+            let at = (now + chrono::Duration::seconds(15)).with_nanosecond(0).unwrap();
+            (format!("{} {} {} * * *", at.second(), at.minute(), at.hour()), 0, Some(at))
         }
         Scenario::IdleYearly => ("0 0 0 1 1 *".into(), 20, None),
     }
@@ -78,7 +80,7 @@ async fn watchbell(s: Scenario) -> Outcome {
     let sb = Sandbox::start(Options { pages: 1, page_size: 1, ..Options::default() }).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let now = Clock::System.now();
-    let (expr, secs, _) = plan(s, now);
+    let (expr, secs, target) = plan(s, now);
     let mut toml = format!(
         "[api]\nbase_url = \"{}\"\nplan = \"highest\"\n[daemon]\nmax_concurrent_runs = 64\n",
         sb.base_url()
@@ -107,15 +109,17 @@ async fn watchbell(s: Scenario) -> Outcome {
         runner,
         reloads,
         heartbeat: watchbell::scheduler::Heartbeat::default(),
+        metrics: None,
     };
     let task = tokio::spawn(daemon.run(async {
         let _ = stopped.await;
     }));
     // Let start-up finish, then measure a window of whole seconds.
     tokio::time::sleep(Duration::from_millis(1500)).await;
+    let startup_s = (Clock::System.now() - now).num_milliseconds() as f64 / 1000.0;
     let cpu0 = cpu_seconds();
     let start = Clock::System.now();
-    tokio::time::sleep(Duration::from_secs(secs)).await;
+    tokio::time::sleep(window(secs, target)).await;
     let end = Clock::System.now();
     let cpu_s = cpu_seconds() - cpu0;
     let _ = stop.send(());
@@ -131,7 +135,15 @@ async fn watchbell(s: Scenario) -> Outcome {
             lateness_ms.push((f - nominal).num_microseconds().unwrap() as f64 / 1000.0);
         }
     }
-    Outcome { lateness_ms, expected: expected(s, start, end), window_s: (end - start).num_milliseconds() as f64 / 1000.0, cpu_s }
+    Outcome { lateness_ms, expected: expected(s, start, end), window_s: (end - start).num_milliseconds() as f64 / 1000.0, cpu_s, startup_s }
+}
+
+/// How long to measure: `secs`, or until three seconds after the target instant.
+fn window(secs: u64, target: Option<DateTime<Utc>>) -> Duration {
+    match target {
+        Some(at) => (at + chrono::Duration::seconds(3) - Clock::System.now()).to_std().unwrap_or_default(),
+        None => Duration::from_secs(secs),
+    }
 }
 
 /// Nominal ticks due in (start, end - 1s], for all jobs of the scenario.
@@ -142,11 +154,7 @@ fn expected(s: Scenario, start: DateTime<Utc>, end: DateTime<Utc>) -> usize {
             let secs = (cutoff.timestamp() - start.timestamp()).max(0) as usize;
             secs * s.jobs()
         }
-        Scenario::SameInstant => {
-            let (_, _, at) = plan(s, start - chrono::Duration::seconds(6));
-            let _ = at;
-            s.jobs()
-        }
+        Scenario::SameInstant => s.jobs(),
         Scenario::IdleYearly => 0,
     }
 }
@@ -170,9 +178,10 @@ async fn tokio_cron_scheduler(s: Scenario) -> Outcome {
     }
     sched.start().await.unwrap();
     tokio::time::sleep(Duration::from_millis(1500)).await;
+    let startup_s = (Clock::System.now() - now).num_milliseconds() as f64 / 1000.0;
     let cpu0 = cpu_seconds();
     let start = Clock::System.now();
-    tokio::time::sleep(Duration::from_secs(secs)).await;
+    tokio::time::sleep(window(secs, target)).await;
     let end = Clock::System.now();
     let cpu_s = cpu_seconds() - cpu0;
     let mut sched = sched;
@@ -189,7 +198,7 @@ async fn tokio_cron_scheduler(s: Scenario) -> Outcome {
         *per_second.entry(nominal.timestamp()).or_default() += 1;
         lateness_ms.push((c - nominal).num_microseconds().unwrap() as f64 / 1000.0);
     }
-    Outcome { lateness_ms, expected: expected(s, start, end), window_s: (end - start).num_milliseconds() as f64 / 1000.0, cpu_s }
+    Outcome { lateness_ms, expected: expected(s, start, end), window_s: (end - start).num_milliseconds() as f64 / 1000.0, cpu_s, startup_s }
 }
 
 fn child(scenario: &str, which: &str) {
@@ -211,7 +220,7 @@ fn child(scenario: &str, which: &str) {
         serde_json::json!({
             "fired": fired, "expected": o.expected, "missed": o.expected.saturating_sub(fired),
             "p50": pct(0.5), "p99": pct(0.99), "max": o.lateness_ms.last().copied().unwrap_or(f64::NAN),
-            "cpu_s": o.cpu_s, "window_s": o.window_s, "peak_rss_mib": peak_rss_mib(),
+            "cpu_s": o.cpu_s, "window_s": o.window_s, "peak_rss_mib": peak_rss_mib(), "startup_s": o.startup_s,
         })
     );
 }
@@ -224,8 +233,8 @@ fn main() {
     let me = std::env::current_exe().unwrap();
     println!("tick precision and cost (lateness = fire time - nominal instant; CPU during the measured window)");
     println!(
-        "{:<34} {:<22} {:>7} {:>7} {:>9} {:>9} {:>9} {:>8} {:>9} {:>9}",
-        "scenario", "scheduler", "fired", "missed", "p50 ms", "p99 ms", "max ms", "CPU s", "CPU %core", "RSS MiB"
+        "{:<34} {:<22} {:>7} {:>7} {:>9} {:>9} {:>9} {:>8} {:>9} {:>9} {:>9}",
+        "scenario", "scheduler", "fired", "missed", "p50 ms", "p99 ms", "max ms", "CPU s", "CPU %core", "RSS MiB", "start s"
     );
     let names = [
         ("per-second", "1,000 per-second jobs, 10 s"),
@@ -243,9 +252,9 @@ fn main() {
             let v: serde_json::Value = serde_json::from_str(line).unwrap();
             let f = |k: &str| v[k].as_f64().unwrap_or(f64::NAN);
             println!(
-                "{label:<34} {which:<22} {:>7} {:>7} {:>9.2} {:>9.2} {:>9.2} {:>8.3} {:>9.3} {:>9.1}",
+                "{label:<34} {which:<22} {:>7} {:>7} {:>9.2} {:>9.2} {:>9.2} {:>8.3} {:>9.3} {:>9.1} {:>9.2}",
                 v["fired"], v["missed"], f("p50"), f("p99"), f("max"), f("cpu_s"),
-                100.0 * f("cpu_s") / f("window_s"), f("peak_rss_mib")
+                100.0 * f("cpu_s") / f("window_s"), f("peak_rss_mib"), f("startup_s")
             );
         }
     }

@@ -1,0 +1,243 @@
+//! Webhook callbacks for local runs, in Captain Data's callback format, so one receiver serves
+//! local and remote runs alike: one per stored page (status RUNNING) and a last one with the
+//! final status. Deliveries are queued in the database and sent by [`Deliverer`], in order per run,
+//! signed when the job names a secret, and retried with backoff: a receiver that is down, or a
+//! restart, loses nothing. The deliverer has its own HTTP client: it never carries the API key.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tracing::{info, warn};
+
+use crate::clock::Clock;
+use crate::config::{Config, Webhook};
+use crate::store::{self, Delivery, Store, StoreError};
+
+/// The callback for one stored page.
+pub fn page_body(run_uid: &str, page: u32, input: &Value, items: &[Value]) -> Value {
+    json!({
+        "run": {"run_uid": run_uid, "batch_uid": format!("{run_uid}-{page}"), "status": "RUNNING"},
+        "input": input,
+        "custom_data": null,
+        "error": null,
+        "results": items,
+    })
+}
+
+/// The last callback of a run, with its final status.
+pub fn final_body(
+    run_uid: &str,
+    status: &str,
+    input: &Value,
+    error: Option<&store::LastError>,
+) -> Value {
+    json!({
+        "run": {"run_uid": run_uid, "batch_uid": null, "status": status},
+        "input": input,
+        "custom_data": null,
+        "error": error,
+        "results": null,
+    })
+}
+
+/// `sha256=<hex HMAC-SHA256 of body>`.
+pub fn signature(secret: &[u8], body: &[u8]) -> String {
+    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret);
+    let tag = aws_lc_rs::hmac::sign(&key, body);
+    let mut out = String::from("sha256=");
+    for b in tag.as_ref() {
+        let _ = write!(out, "{b:02x}");
+    }
+    out
+}
+
+/// The webhooks of the jobs in the file, by job (replaced on reload).
+pub type Webhooks = Arc<RwLock<HashMap<String, Webhook>>>;
+
+pub fn webhooks(config: &Config) -> HashMap<String, Webhook> {
+    config
+        .jobs
+        .iter()
+        .filter_map(|j| j.webhook.clone().map(|w| (j.name.clone(), w)))
+        .collect()
+}
+
+/// Sends queued callbacks.
+#[derive(Clone)]
+pub struct Deliverer {
+    pub store: Store,
+    pub clock: Clock,
+    pub webhooks: Webhooks,
+    http: reqwest::Client,
+    /// The first retry waits this long; each next one twice as long, up to ten minutes.
+    pub retry_base: Duration,
+}
+
+const CLAIM: chrono::Duration = chrono::Duration::seconds(60);
+const MAX_BACKOFF: Duration = Duration::from_mins(10);
+
+impl Deliverer {
+    pub fn new(store: Store, clock: Clock, webhooks: Webhooks) -> Deliverer {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("watchbell/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .expect("a plain HTTP client builds");
+        Deliverer {
+            store,
+            clock,
+            webhooks,
+            http,
+            retry_base: Duration::from_secs(2),
+        }
+    }
+
+    /// Sends what is due (for one run, or all); returns how many were delivered.
+    pub async fn deliver_due(&self, run_id: Option<i64>) -> Result<usize, StoreError> {
+        let mut delivered = 0;
+        loop {
+            let now = self.clock.now();
+            let batch = self
+                .store
+                .call(move |c| store::claim_due(c, run_id, 50, CLAIM, now))
+                .await?;
+            if batch.is_empty() {
+                return Ok(delivered);
+            }
+            let mut progressed = false;
+            for d in batch {
+                if self.send(&d).await? {
+                    delivered += 1;
+                    progressed = true;
+                }
+            }
+            if !progressed {
+                return Ok(delivered);
+            }
+        }
+    }
+
+    /// One attempt; true when delivered.
+    async fn send(&self, d: &Delivery) -> Result<bool, StoreError> {
+        let hook = self.webhooks.read().expect("lock").get(&d.job).cloned();
+        let outcome = match hook {
+            None => Err((
+                None,
+                format!("job {:?} has no webhook in the file any more", d.job),
+            )),
+            Some(h) => self.post(d, &h).await,
+        };
+        let now = self.clock.now();
+        let (id, ok) = (d.id, outcome.is_ok());
+        match outcome {
+            Ok(status) => {
+                crate::metrics::count(
+                    "watchbell_callback_deliveries_total",
+                    &[("outcome", "delivered")],
+                    1.0,
+                );
+                self.store
+                    .call(move |c| store::record_attempt(c, id, Some(status), None, None, now))
+                    .await?;
+            }
+            Err((status, error)) => {
+                crate::metrics::count(
+                    "watchbell_callback_deliveries_total",
+                    &[("outcome", "failed_attempt")],
+                    1.0,
+                );
+                let wait = self
+                    .retry_base
+                    .saturating_mul(1 << d.attempts.min(20))
+                    .min(MAX_BACKOFF);
+                let at = now + chrono::Duration::from_std(wait).unwrap_or_default();
+                warn!(job = %d.job, delivery = d.id, attempts = d.attempts + 1, error = %error, retry_in_s = wait.as_secs(), "callback not delivered");
+                self.store
+                    .call(move |c| {
+                        store::record_attempt(c, id, status, Some(&error), Some(at), now)
+                    })
+                    .await?;
+            }
+        }
+        Ok(ok)
+    }
+
+    async fn post(&self, d: &Delivery, hook: &Webhook) -> Result<u16, (Option<u16>, String)> {
+        let mut req = self
+            .http
+            .post(&d.url)
+            .header("content-type", "application/json")
+            .body(d.body.clone());
+        for (k, v) in &hook.headers {
+            req = req.header(k, v);
+        }
+        if let Some(var) = &hook.secret_env {
+            let secret = std::env::var(var).map_err(|_| {
+                (
+                    None,
+                    format!("webhook.secret_env {var} is not set; not sending unsigned"),
+                )
+            })?;
+            req = req.header(
+                "X-Watchbell-Signature",
+                signature(secret.as_bytes(), d.body.as_bytes()),
+            );
+        }
+        match req.send().await {
+            Ok(r) if r.status().is_success() => {
+                info!(job = %d.job, delivery = d.id, status = r.status().as_u16(), "callback delivered");
+                Ok(r.status().as_u16())
+            }
+            Ok(r) => Err((
+                Some(r.status().as_u16()),
+                format!("receiver answered HTTP {}", r.status().as_u16()),
+            )),
+            Err(e) => Err((None, format!("receiver unreachable: {e}"))),
+        }
+    }
+
+    /// Delivers in the background every second until `stop`.
+    pub async fn run(self, stop: tokio_util::sync::CancellationToken) {
+        loop {
+            if let Err(e) = self.deliver_due(None).await {
+                warn!(error = %e, "callback queue unreadable");
+            }
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                () = stop.cancelled() => return,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signatures_match_rfc_4231_case_2() {
+        // HMAC-SHA256 with key "Jefe" over "what do ya want for nothing?".
+        assert_eq!(
+            signature(b"Jefe", b"what do ya want for nothing?"),
+            "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+
+    #[test]
+    fn bodies_have_the_callback_shape() {
+        let p = page_body("r1", 2, &json!({"a": 1}), &[json!({"id": "x"})]);
+        assert_eq!(p["run"]["status"], "RUNNING");
+        assert_eq!(p["run"]["batch_uid"], "r1-2");
+        assert_eq!(p["results"][0]["id"], "x");
+        let f = final_body("r1", "SUCCEEDED", &json!({}), None);
+        assert_eq!(f["run"]["status"], "SUCCEEDED");
+        assert!(f["results"].is_null());
+        for k in ["run", "input", "custom_data", "error", "results"] {
+            assert!(f.get(k).is_some());
+        }
+    }
+}

@@ -1,0 +1,137 @@
+//! The webhook delivery queue: one row per callback, delivered in order per run, claimed by one
+//! process at a time, retried with backoff until it is delivered.
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, params};
+use serde::Serialize;
+
+use super::{Result, ts};
+
+/// A callback waiting to go out (or gone).
+#[derive(Clone, Debug, Serialize)]
+pub struct Delivery {
+    pub id: i64,
+    pub run_id: i64,
+    pub seq: i64,
+    pub job: String,
+    pub url: String,
+    pub body: String,
+    pub state: String,
+    pub attempts: u32,
+    pub last_http_status: Option<u16>,
+    pub last_error: Option<String>,
+    pub delivered_at: Option<String>,
+}
+
+/// Gives up on a delivery after this many attempts (about a day with the backoff cap).
+pub const MAX_ATTEMPTS: u32 = 200;
+
+/// Queues a callback for `run_uid`, after the ones already queued for it.
+pub fn enqueue(
+    conn: &Connection,
+    run_uid: &str,
+    url: &str,
+    body: &serde_json::Value,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    conn.execute(
+        "INSERT INTO deliveries (run_id, seq, job, url, body, next_attempt_at, created_at)
+         SELECT r.id, COALESCE((SELECT MAX(seq) FROM deliveries WHERE run_id = r.id), 0) + 1, r.job, ?2, ?3, ?4, ?4
+         FROM runs r WHERE r.uid = ?1",
+        params![run_uid, url, body.to_string(), ts(now)],
+    )?;
+    Ok(())
+}
+
+const COLUMNS: &str =
+    "id, run_id, seq, job, url, body, state, attempts, last_http_status, last_error, delivered_at";
+
+fn from_row(r: &rusqlite::Row) -> rusqlite::Result<Delivery> {
+    Ok(Delivery {
+        id: r.get(0)?,
+        run_id: r.get(1)?,
+        seq: r.get(2)?,
+        job: r.get(3)?,
+        url: r.get(4)?,
+        body: r.get(5)?,
+        state: r.get(6)?,
+        attempts: r.get(7)?,
+        last_http_status: r.get(8)?,
+        last_error: r.get(9)?,
+        delivered_at: r.get(10)?,
+    })
+}
+
+/// Claims up to `limit` due deliveries for `claim` (each the oldest pending one of its run, so
+/// a run's callbacks go out in order), optionally only for one run.
+pub fn claim_due(
+    conn: &mut Connection,
+    run_id: Option<i64>,
+    limit: u32,
+    claim: chrono::Duration,
+    now: DateTime<Utc>,
+) -> Result<Vec<Delivery>> {
+    let tx = conn.transaction()?;
+    let found: Vec<Delivery> = {
+        let mut stmt = tx.prepare(&format!(
+            "SELECT {COLUMNS} FROM deliveries d WHERE state = 'pending' AND next_attempt_at <= ?1
+               AND (claimed_until IS NULL OR claimed_until < ?1) AND (?2 IS NULL OR run_id = ?2)
+               AND seq = (SELECT MIN(seq) FROM deliveries e WHERE e.run_id = d.run_id AND e.state = 'pending')
+             ORDER BY id LIMIT ?3"
+        ))?;
+        let rows = stmt.query_map(params![ts(now), run_id, limit], from_row)?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    for d in &found {
+        tx.execute(
+            "UPDATE deliveries SET claimed_until = ?2 WHERE id = ?1",
+            params![d.id, ts(now + claim)],
+        )?;
+    }
+    tx.commit()?;
+    Ok(found)
+}
+
+/// Records an attempt: delivered, or to be retried at `retry_at` (failed for good past
+/// [`MAX_ATTEMPTS`]).
+pub fn record_attempt(
+    conn: &Connection,
+    id: i64,
+    http_status: Option<u16>,
+    error: Option<&str>,
+    retry_at: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    match retry_at {
+        None => conn.execute(
+            "UPDATE deliveries SET state = 'delivered', attempts = attempts + 1, last_http_status = ?2,
+             last_error = NULL, delivered_at = ?3, claimed_until = NULL WHERE id = ?1",
+            params![id, http_status, ts(now)],
+        )?,
+        Some(at) => conn.execute(
+            "UPDATE deliveries SET attempts = attempts + 1, last_http_status = ?2, last_error = ?3,
+             next_attempt_at = ?4, claimed_until = NULL,
+             state = CASE WHEN attempts + 1 >= ?5 THEN 'failed' ELSE 'pending' END WHERE id = ?1",
+            params![id, http_status, error, ts(at), MAX_ATTEMPTS],
+        )?,
+    };
+    Ok(())
+}
+
+/// A run's deliveries, in order.
+pub fn deliveries_of(conn: &Connection, run_id: i64) -> Result<Vec<Delivery>> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {COLUMNS} FROM deliveries WHERE run_id = ?1 ORDER BY seq"
+    ))?;
+    let rows = stmt.query_map([run_id], from_row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// How many deliveries are still pending, for one run or all.
+pub fn pending_count(conn: &Connection, run_id: Option<i64>) -> Result<u64> {
+    Ok(conn.query_row(
+        "SELECT COUNT(*) FROM deliveries WHERE state = 'pending' AND (?1 IS NULL OR run_id = ?1)",
+        params![run_id],
+        |r| r.get::<_, i64>(0),
+    )? as u64)
+}
