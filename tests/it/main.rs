@@ -3,6 +3,7 @@
 mod cli;
 mod daemon;
 mod live;
+mod operator;
 mod signals;
 mod support;
 mod sync;

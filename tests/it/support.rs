@@ -138,6 +138,17 @@ impl InProcess {
         toml: &str,
         clock: Clock,
     ) -> InProcess {
+        InProcess::start_with(dir, sb, toml, clock, None).await
+    }
+
+    /// Like [`InProcess::start`], serving metrics on `metrics`.
+    pub async fn start_with(
+        dir: &tempfile::TempDir,
+        sb: &Sandbox,
+        toml: &str,
+        clock: Clock,
+        metrics: Option<tokio::net::TcpListener>,
+    ) -> InProcess {
         let path = dir.path().join("schedules.toml");
         std::fs::write(&path, job_file(sb, toml)).unwrap();
         let config = watchbell::config::Config::load(&path).unwrap();
@@ -157,7 +168,7 @@ impl InProcess {
             runner: r.clone(),
             reloads,
             heartbeat: heartbeat.clone(),
-            metrics: None,
+            metrics,
         };
         let task = tokio::spawn(async move {
             daemon

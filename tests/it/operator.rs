@@ -1,0 +1,442 @@
+//! What operators do after runs: receive callbacks, look at runs, export, scrape metrics.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use watchbell::api::Pacer;
+use watchbell::callbacks::{Deliverer, signature, webhooks};
+use watchbell::clock::Clock;
+use watchbell::config::Config;
+use watchbell::sandbox::Options;
+use watchbell::status::RunStatus;
+use watchbell::store::{self, NewRun, Store, Trigger};
+
+use crate::support::{InProcess, eventually, job_file, runner, sandbox, serve, watchbell};
+
+/// A webhook receiver that answers 503 until it is told to come up.
+#[derive(Clone, Default)]
+struct Receiver {
+    up: Arc<AtomicBool>,
+    got: Arc<Mutex<Vec<(HeaderMap, String)>>>,
+}
+
+impl Receiver {
+    async fn start(&self) -> String {
+        let me = self.clone();
+        let app = Router::new().route(
+            "/hook",
+            post(move |headers: HeaderMap, body: String| {
+                let me = me.clone();
+                async move {
+                    if !me.up.load(Ordering::SeqCst) {
+                        return StatusCode::SERVICE_UNAVAILABLE;
+                    }
+                    me.got.lock().unwrap().push((headers, body));
+                    StatusCode::OK
+                }
+            }),
+        );
+        format!("{}/hook", serve(app).await)
+    }
+}
+
+/// A variable every test process has: tests cannot set one (unsafe code is forbidden here).
+const SECRET_ENV: &str = "PATH";
+
+fn hook_job(url: &str) -> String {
+    format!(
+        "[[job]]\nname = \"hooked\"\ncron = \"@yearly\"\naction = \"act\"\nwebhook = {{ url = \"{url}\", headers = {{ Authorization = \"Bearer t0k\" }}, secret_env = \"{SECRET_ENV}\" }}\n"
+    )
+}
+
+/// Runs the hooked job once while the receiver is down; every delivery attempt fails and is kept.
+async fn run_while_receiver_is_down(
+    dir: &tempfile::TempDir,
+    sb: &watchbell::sandbox::Sandbox,
+    config: &Config,
+    url: &str,
+) -> String {
+    let r = runner(
+        dir,
+        sb.base_url().as_str(),
+        sb.api_key(),
+        Pacer::unlimited(),
+    );
+    let job = config.job("hooked").unwrap();
+    let new = NewRun {
+        job: job.name.clone(),
+        action_name: job.action.clone(),
+        trigger: Trigger::Manual,
+        scheduled_for: None,
+        body: job.live_body(),
+        callback_url: Some(url.to_string()),
+        owner: None,
+    };
+    let now = r.clock.now();
+    let run = r
+        .store
+        .call(move |c| store::create_run(c, &new, now))
+        .await
+        .unwrap();
+    let done = r
+        .execute(
+            &run.uid,
+            crate::support::LIMITS,
+            &watchbell::runner::Stop::new(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(done.status, RunStatus::Succeeded);
+    // The receiver is down: every attempt fails and is kept.
+    let hooks = Arc::new(std::sync::RwLock::new(webhooks(config)));
+    let mut d = Deliverer::new(r.store.clone(), Clock::System, hooks);
+    d.retry_base = Duration::from_millis(20);
+    assert_eq!(d.deliver_due(None).await.unwrap(), 0);
+    let id = run.id;
+    let pending = r
+        .store
+        .call(move |c| store::pending_count(c, Some(id)))
+        .await
+        .unwrap();
+    assert_eq!(pending, 4, "3 pages and the final status");
+    run.uid
+}
+
+/// Four callbacks, in order, each signed and carrying the job's headers (never the API key).
+fn assert_callbacks(got: &[(HeaderMap, String)], uid: &str) {
+    assert_eq!(got.len(), 4, "each callback exactly once");
+    let secret = std::env::var(SECRET_ENV).unwrap();
+    let mut statuses = Vec::new();
+    for (headers, body) in got {
+        assert_eq!(headers["authorization"], "Bearer t0k");
+        assert_eq!(
+            headers["x-watchbell-signature"],
+            signature(secret.as_bytes(), body.as_bytes()).as_str()
+        );
+        assert!(
+            headers.get("x-api-key").is_none(),
+            "the API key went to a receiver"
+        );
+        let v: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(v["run"]["run_uid"], uid);
+        statuses.push(format!(
+            "{}:{}",
+            v["run"]["status"].as_str().unwrap(),
+            v["run"]["batch_uid"]
+        ));
+    }
+    assert_eq!(
+        statuses,
+        [
+            format!("RUNNING:\"{uid}-1\""),
+            format!("RUNNING:\"{uid}-2\""),
+            format!("RUNNING:\"{uid}-3\""),
+            "SUCCEEDED:null".to_string()
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_down_for_a_while_gets_every_callback_in_order_even_across_a_restart() {
+    let sb = sandbox(Options {
+        pages: 3,
+        page_size: 2,
+        ..Options::default()
+    })
+    .await;
+    let rx = Receiver::default();
+    let url = rx.start().await;
+    let config = Config::parse("schedules.toml", &job_file(&sb, &hook_job(&url))).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let uid = run_while_receiver_is_down(&dir, &sb, &config, &url).await;
+    // The process "restarts": every handle on the database was dropped.
+    let store = Store::open(&dir.path().join("watchbell.db")).unwrap();
+    rx.up.store(true, Ordering::SeqCst);
+    let hooks = Arc::new(std::sync::RwLock::new(webhooks(&config)));
+    let mut d = Deliverer::new(store.clone(), Clock::System, hooks);
+    d.retry_base = Duration::from_millis(20);
+    eventually(Duration::from_secs(10), || {
+        let (d, store) = (d.clone(), store.clone());
+        async move {
+            d.deliver_due(None).await.unwrap();
+            store.call(|c| store::pending_count(c, None)).await.unwrap() == 0
+        }
+    })
+    .await;
+    let got = rx.got.lock().unwrap().clone();
+    assert_callbacks(&got, &uid);
+    let u = uid.clone();
+    let deliveries = store
+        .call(move |c| {
+            let r = store::get_run(c, &u)?.unwrap();
+            store::deliveries_of(c, r.id)
+        })
+        .await
+        .unwrap();
+    assert!(
+        deliveries
+            .iter()
+            .all(|d| d.state == "delivered" && d.last_http_status == Some(200))
+    );
+    // In order per run: only the first was tried while the receiver was down; the rest waited.
+    assert!(deliveries[0].attempts >= 2, "{deliveries:?}");
+    assert!(
+        deliveries[1..].iter().all(|d| d.attempts == 1),
+        "{deliveries:?}"
+    );
+}
+
+/// A database with known content: two runs of one job, ticks, items.
+async fn known_db(dir: &tempfile::TempDir) {
+    let s = Store::open(&dir.path().join("watchbell.db")).unwrap();
+    let t = |x: &str| watchbell::store::parse_ts(x).unwrap();
+    s.call(move |c| {
+        let mut new = NewRun {
+            job: "report".into(),
+            action_name: "act".into(),
+            trigger: Trigger::Tick,
+            scheduled_for: Some(t("2026-06-01T09:00:00Z")),
+            body: serde_json::json!({"input": {"q": "cto"}}),
+            callback_url: None,
+            owner: None,
+        };
+        let ok = store::fire_tick(
+            c,
+            t("2026-06-01T09:00:00Z"),
+            &new,
+            t("2026-06-01T09:00:00.004Z"),
+        )?
+        .unwrap();
+        for (to, at) in [
+            (RunStatus::Queued, "09:00:00.005"),
+            (RunStatus::Running, "09:00:00.006"),
+        ] {
+            store::transition(c, &ok.uid, to, "t", None, t(&format!("2026-06-01T{at}Z")))?;
+        }
+        let items = [
+            serde_json::json!({"id": "a", "name": "Ann, CTO"}),
+            serde_json::json!({"id": "b", "tags": [1, 2]}),
+        ];
+        let page = store::PageToStore {
+            page_no: 1,
+            url: "http://x/1",
+            items: &items,
+            next_url: None,
+            callback: None,
+        };
+        store::store_page(c, &ok.uid, &page, t("2026-06-01T09:00:01Z"))?;
+        store::transition(
+            c,
+            &ok.uid,
+            RunStatus::Succeeded,
+            "pagination ended",
+            None,
+            t("2026-06-01T09:00:02Z"),
+        )?;
+        new.scheduled_for = Some(t("2026-06-02T09:00:00Z"));
+        let bad = store::fire_tick(
+            c,
+            t("2026-06-02T09:00:00Z"),
+            &new,
+            t("2026-06-02T09:00:00.003Z"),
+        )?
+        .unwrap();
+        store::transition(
+            c,
+            &bad.uid,
+            RunStatus::Queued,
+            "t",
+            None,
+            t("2026-06-02T09:00:00Z"),
+        )?;
+        store::transition(
+            c,
+            &bad.uid,
+            RunStatus::Running,
+            "t",
+            None,
+            t("2026-06-02T09:00:00Z"),
+        )?;
+        let e = store::LastError {
+            label: "INVALID_INPUT".into(),
+            message: "bad url".into(),
+        };
+        store::transition(
+            c,
+            &bad.uid,
+            RunStatus::Invalid,
+            "invalid_input",
+            Some(&e),
+            t("2026-06-02T09:00:01Z"),
+        )?;
+        store::skip_tick(c, "report", t("2026-06-03T09:00:00Z"), "overlap")?;
+        Ok(())
+    })
+    .await
+    .unwrap();
+}
+
+fn cli(dir: &std::path::Path, args: &[&str]) -> String {
+    let out = watchbell(dir).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_views_show_a_known_database() {
+    let dir = tempfile::tempdir().unwrap();
+    known_db(&dir).await;
+    std::fs::write(
+        dir.path().join("schedules.toml"),
+        "[[job]]\nname = \"report\"\ncron = \"0 9 * * *\"\ntimezone = \"Europe/Paris\"\naction = \"act\"\n",
+    )
+    .unwrap();
+    let d = dir.path().to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let list = cli(&d, &["runs", "list"]);
+        let lines: Vec<&str> = list.lines().collect();
+        assert_eq!(lines.len(), 3, "{list}");
+        assert!(
+            lines[1].contains("INVALID") && lines[2].contains("SUCCEEDED"),
+            "newest first: {list}"
+        );
+        let failed = cli(&d, &["runs", "list", "--status", "INVALID", "--json"]);
+        let v: serde_json::Value = serde_json::from_str(failed.trim()).unwrap();
+        assert_eq!(v["last_error"]["label"], "INVALID_INPUT");
+        assert_eq!(v["execution_mode"], "LIVE");
+        let ok_uid = serde_json::from_str::<serde_json::Value>(
+            cli(&d, &["runs", "list", "--status", "SUCCEEDED", "--json"]).trim(),
+        )
+        .unwrap()["uid"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let since = cli(&d, &["runs", "list", "--since", "2026-06-02T00:00:00Z"]);
+        assert_eq!(since.lines().count(), 2, "{since}");
+        let show = cli(&d, &["runs", "show", &ok_uid]);
+        assert!(
+            show.contains("RUNNING -> SUCCEEDED         pagination ended"),
+            "{show}"
+        );
+        assert!(
+            show.contains("2 items  2026-06-01T09:00:01.000Z  http://x/1"),
+            "{show}"
+        );
+        assert_eq!(
+            cli(&d, &["runs", "results", &ok_uid, "--format", "csv"]),
+            "id,name,tags\na,\"Ann, CTO\",\nb,,\"[1,2]\"\n"
+        );
+        let export = cli(&d, &["export", "--job", "report"]);
+        let first: serde_json::Value =
+            serde_json::from_str(export.lines().next().unwrap()).unwrap();
+        assert_eq!(first["_run_uid"], ok_uid.as_str());
+        assert_eq!(first["_job"], "report");
+        assert_eq!(first["name"], "Ann, CTO");
+        let ticks = cli(&d, &["ticks", "--json"]);
+        let rows: Vec<serde_json::Value> = ticks
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(rows.len(), 3);
+        assert_eq!(rows[0]["fired_at"], "2026-06-01T09:00:00.004Z");
+        assert_eq!(rows[2]["outcome"], "skipped");
+        assert_eq!(rows[2]["reason"], "overlap");
+        let status = cli(&d, &["status"]);
+        let line = status.lines().nth(1).unwrap();
+        assert!(line.starts_with("report"), "{status}");
+        assert!(
+            line.contains("INVALID") && line.contains("0i") && line.contains("CET")
+                || line.contains("CEST"),
+            "{status}"
+        );
+        assert!(
+            status.lines().all(|l| l.chars().count() <= 80),
+            "wider than 80 columns:\n{status}"
+        );
+        assert!(!status.contains('\u{1b}'), "colours outside a terminal");
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_ticks_runs_items_and_health_is_served() {
+    let sb = sandbox(Options {
+        pages: 2,
+        page_size: 3,
+        ..Options::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let toml = "[[job]]\nname = \"metered\"\ncron = \"* * * * * *\"\naction = \"act\"\n";
+    let d = InProcess::start_with(&dir, &sb, toml, Clock::System, Some(listener)).await;
+    eventually(Duration::from_secs(20), || async {
+        d.ticks(Some("metered"))
+            .await
+            .iter()
+            .filter(|t| t.outcome == "fired")
+            .count()
+            >= 2
+    })
+    .await;
+    let http = reqwest::Client::new();
+    // Scrape until the runs have been counted (they finish just after their ticks are recorded).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let text = loop {
+        let resp = http
+            .get(format!("http://{addr}/metrics"))
+            .send()
+            .await
+            .unwrap();
+        let text = resp.text().await.unwrap();
+        if text.contains("watchbell_runs_total{job=\"metered\",status=\"SUCCEEDED\"}") {
+            break text;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "runs never counted:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(
+        text.contains("watchbell_items_stored_total{job=\"metered\"}"),
+        "{text}"
+    );
+    assert!(
+        text.contains("watchbell_ticks_total{outcome=\"fired\",reason=\"\"}"),
+        "{text}"
+    );
+    assert!(
+        text.contains("watchbell_fire_lateness_seconds_count"),
+        "{text}"
+    );
+    assert!(
+        text.contains("# TYPE watchbell_runs_in_flight gauge"),
+        "{text}"
+    );
+    let value = |name: &str| -> f64 {
+        text.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0)
+    };
+    assert!(value("watchbell_items_stored_total{job=\"metered\"}") >= 6.0);
+    let health = http
+        .get(format!("http://{addr}/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    d.shutdown().await;
+}
