@@ -50,7 +50,7 @@ pub enum Command {
 /// The scheduler loop's last sign of life, for the watchdog and `/healthz`: the instant of its
 /// last pass and how many passes it has made (each command it applies is followed by one).
 #[derive(Clone, Debug, Default)]
-pub struct Heartbeat(Arc<(AtomicI64, AtomicU64)>);
+pub struct Heartbeat(Arc<(AtomicI64, AtomicU64, AtomicI64)>);
 
 impl Heartbeat {
     pub fn beat(&self, now: DateTime<Utc>) {
@@ -66,6 +66,18 @@ impl Heartbeat {
     /// Passes of the loop so far.
     pub fn beats(&self) -> u64 {
         self.0.1.load(Ordering::Acquire)
+    }
+
+    /// The instant the next tick fires, as of the last pass.
+    pub fn next_fire(&self) -> Option<DateTime<Utc>> {
+        DateTime::from_timestamp_millis(self.0.2.load(Ordering::Relaxed))
+            .filter(|t| t.timestamp() > 0)
+    }
+
+    fn set_next_fire(&self, at: Option<DateTime<Utc>>) {
+        self.0
+            .2
+            .store(at.map_or(0, |t| t.timestamp_millis()), Ordering::Relaxed);
     }
 }
 
@@ -223,10 +235,10 @@ impl Scheduler {
                     return;
                 }
             }
+            let next = self.next_fire();
+            heartbeat.set_next_fire(next);
             // With nothing scheduled the loop still wakes (heartbeat, commands).
-            let wake = self
-                .next_fire()
-                .unwrap_or_else(|| now + chrono::Duration::seconds(1));
+            let wake = next.unwrap_or_else(|| now + chrono::Duration::seconds(1));
             tokio::select! {
                 () = self.clock.nap_until(wake) => {}
                 cmd = commands.recv() => match cmd {

@@ -323,9 +323,14 @@ impl Dispatch {
         self.active.values().map(Vec::len).sum()
     }
 
-    pub fn status_line(&self) -> String {
+    /// systemd's `STATUS=`: jobs, runs in flight, the next tick.
+    pub fn status_line(&self, next: Option<DateTime<Utc>>) -> String {
+        let next = next.map_or_else(
+            || "none".into(),
+            |t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+        );
         format!(
-            "{} jobs, {} runs in flight",
+            "{} jobs, {} runs in flight, next tick {next}",
             self.config.jobs.len(),
             self.in_flight()
         )

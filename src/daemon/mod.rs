@@ -111,7 +111,7 @@ impl Daemon {
                 _ = syncs.tick() => remote_sync(&d, &sync_running, "interval"),
                 _ = maintenance.tick() => {
                     d.maintain().await?;
-                    notify::status(&d.status_line());
+                    notify::status(&d.status_line(heartbeat.next_fire()));
                 }
                 Some(_) = async { match watchdog.as_mut() { Some(w) => Some(w.tick().await), None => None } } => {
                     // Ping only while the scheduler loop itself is alive.
