@@ -200,14 +200,14 @@ impl Deliverer {
         }
     }
 
-    /// Delivers in the background every second until `stop`.
+    /// Delivers in the background, looking every two seconds, until `stop`.
     pub async fn run(self, stop: tokio_util::sync::CancellationToken) {
         loop {
             if let Err(e) = self.deliver_due(None).await {
                 warn!(error = %e, "callback queue unreadable");
             }
             tokio::select! {
-                () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                () = tokio::time::sleep(Duration::from_secs(2)) => {}
                 () = stop.cancelled() => return,
             }
         }

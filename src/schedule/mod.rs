@@ -3,6 +3,7 @@
 //! computed from the previous *scheduled* instant, so schedules never drift.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, LocalResult, NaiveDateTime, Offset, TimeZone, Utc};
@@ -20,7 +21,9 @@ mod tests;
 #[derive(Clone, Debug)]
 pub struct CronExpr {
     text: String,
-    cron: Cron,
+    /// Shared: croner keeps a 5,000-entry year table per pattern, and a job's schedule is copied
+    /// into the config, the scheduler and every due tick.
+    cron: Arc<Cron>,
     fields: usize,
 }
 
@@ -52,7 +55,7 @@ impl CronExpr {
             .parse(trimmed)?;
         Ok(CronExpr {
             text: trimmed.to_string(),
-            cron,
+            cron: Arc::new(cron),
             fields,
         })
     }

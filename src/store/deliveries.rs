@@ -71,6 +71,15 @@ pub fn claim_due(
     claim: chrono::Duration,
     now: DateTime<Utc>,
 ) -> Result<Vec<Delivery>> {
+    // Look first without a write transaction: most of the time nothing is due.
+    let due: i64 = conn.query_row(
+        "SELECT COUNT(*) FROM deliveries WHERE state = 'pending' AND next_attempt_at <= ?1",
+        [ts(now)],
+        |r| r.get(0),
+    )?;
+    if due == 0 {
+        return Ok(Vec::new());
+    }
     let tx = conn.transaction()?;
     let found: Vec<Delivery> = {
         let mut stmt = tx.prepare(&format!(
