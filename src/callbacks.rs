@@ -77,6 +77,8 @@ pub struct Deliverer {
 }
 
 const CLAIM: chrono::Duration = chrono::Duration::seconds(60);
+/// The longest the deliverer sleeps with nothing due.
+const IDLE_LOOK: Duration = Duration::from_secs(30);
 const MAX_BACKOFF: Duration = Duration::from_mins(10);
 
 impl Deliverer {
@@ -200,14 +202,29 @@ impl Deliverer {
         }
     }
 
-    /// Delivers in the background, looking every two seconds, until `stop`.
+    /// Delivers in the background until `stop`: sleeps until the earliest pending delivery is
+    /// due, or a callback is queued in this process, and looks at least every 30 s (for
+    /// callbacks queued by a `watchbell trigger` beside the daemon).
     pub async fn run(self, stop: tokio_util::sync::CancellationToken) {
         loop {
             if let Err(e) = self.deliver_due(None).await {
                 warn!(error = %e, "callback queue unreadable");
             }
+            let next = self
+                .store
+                .call(|c| store::next_delivery_at(c))
+                .await
+                .ok()
+                .flatten();
+            let wait = next.map_or(IDLE_LOOK, |t| {
+                (t - self.clock.now())
+                    .to_std()
+                    .unwrap_or(Duration::ZERO)
+                    .min(IDLE_LOOK)
+            });
             tokio::select! {
-                () = tokio::time::sleep(Duration::from_secs(2)) => {}
+                () = tokio::time::sleep(wait) => {}
+                () = self.store.delivery_queued() => {}
                 () = stop.cancelled() => return,
             }
         }

@@ -2,8 +2,13 @@
 //!
 //! - [`config`]: what was asked (the job file, validated).
 //! - [`schedule`]: when (cron + zone + DST policy -> instants); [`clock`]: the one door to time.
-//! - [`store`]: what happened (`SQLite`: runs, transitions, pages, ticks); [`status`]: the lifecycle.
-//! - [`cli`]: the commands.
+//! - [`scheduler`]: when jobs are due (a heap, one sleep); knows no HTTP and no SQL.
+//! - [`api`]: the Captain Data client (pagination, pacing, retries); [`sandbox`]: its simulator.
+//! - [`runner`]: how one run goes; [`status`]: the lifecycle it follows.
+//! - [`store`]: what happened (runs, transitions, pages, ticks, links, deliveries).
+//! - [`daemon`]: the wiring (dispatch, reload, recovery, systemd); [`owner`]: who runs a run.
+//! - [`sync`]: remote schedules; [`callbacks`]: webhooks; [`metrics`]; [`export`].
+//! - [`cli`]: the commands; [`logging`]: the log lines.
 
 pub mod api;
 pub mod callbacks;

@@ -119,6 +119,7 @@ impl Runner {
                 self.store
                     .call(move |c| store::enqueue(c, &u, &url, &body, now))
                     .await?;
+                self.store.deliveries_queued();
             }
             info!(status = %done.status, pages = done.pages, items = done.items, "run finished");
             Ok(done)
@@ -212,6 +213,9 @@ impl Runner {
                     )
                 })
                 .await?;
+            if run.callback_url.is_some() {
+                self.store.deliveries_queued();
+            }
             metrics::count(
                 "watchbell_items_stored_total",
                 &[("job", &run.job)],

@@ -286,12 +286,23 @@ async fn apply_one(
                 hash: Some(body_hash(job)),
                 adopted_from: job.remote_schedule.clone(),
             };
-            let now = clock.now();
-            store.call(move |c| store::set_link(c, &link, now)).await?;
+            let (now, u) = (clock.now(), created.clone());
+            store
+                .call(move |c| {
+                    store::set_link(c, &link, now)?;
+                    store::set_remote_status(c, &u, "ACTIVE")
+                })
+                .await?;
             let mut done = format!("created {created}");
             if !job.enabled {
                 match client.manage_schedule(&created, "pause").await {
-                    Ok(_) => done.push_str(", paused (enabled = false)"),
+                    Ok(_) => {
+                        done.push_str(", paused (enabled = false)");
+                        let u = created.clone();
+                        store
+                            .call(move |c| store::set_remote_status(c, &u, "PAUSED"))
+                            .await?;
+                    }
                     Err(e) => return Ok(Err(e)),
                 }
             }
@@ -304,10 +315,18 @@ async fn apply_one(
             }
             Ok(done)
         }
-        Act::Pause | Act::Resume | Act::Cancel => client
-            .manage_schedule(&uid, step.act.as_str())
-            .await
-            .map(|s| format!("{uid} is now {}", s.status)),
+        Act::Pause | Act::Resume | Act::Cancel => {
+            match client.manage_schedule(&uid, step.act.as_str()).await {
+                Ok(s) => {
+                    let (u, status) = (uid.clone(), s.status.clone());
+                    store
+                        .call(move |c| store::set_remote_status(c, &u, &status))
+                        .await?;
+                    Ok(format!("{uid} is now {}", s.status))
+                }
+                Err(e) => Err(e),
+            }
+        }
         Act::KeepOrphan => Ok("kept".into()),
     })
 }
@@ -327,10 +346,31 @@ pub async fn reconcile(
     };
     let remote = client.list_schedules().await.map_err(SyncError::List)?;
     let steps = plan(config, &links, &remote, prune);
-    if dry_run || !steps.iter().any(Step::changes) {
+    if dry_run {
         return Ok((steps, Vec::new()));
     }
-    let store = store.ok_or(SyncError::NoStore)?;
+    let Some(store) = store else {
+        return Err(SyncError::NoStore);
+    };
+    // What the account says now, for `watchbell status`; changes below update it.
+    let seen: Vec<(String, String)> = links
+        .iter()
+        .filter_map(|l| {
+            remote
+                .iter()
+                .find(|s| s.uid == l.uid)
+                .map(|s| (l.uid.clone(), s.status.clone()))
+        })
+        .collect();
+    store
+        .call(move |c| {
+            seen.iter()
+                .try_for_each(|(u, s)| store::set_remote_status(c, u, s))
+        })
+        .await?;
+    if !steps.iter().any(Step::changes) {
+        return Ok((steps, Vec::new()));
+    }
     let applied = apply(config, &steps, client, store, clock).await?;
     Ok((steps, applied))
 }

@@ -301,10 +301,12 @@ impl Dispatch {
     /// Periodic chores: renew leases, recover lost runs, resume blocked runs whose reset passed.
     pub async fn maintain(&mut self) -> Result<(), StoreError> {
         let (owner, now) = (self.owner.clone(), self.now());
-        self.runner
-            .store
-            .call(move |c| store::renew_leases(c, &owner, now))
-            .await?;
+        if self.in_flight() > 0 {
+            self.runner
+                .store
+                .call(move |c| store::renew_leases(c, &owner, now))
+                .await?;
+        }
         self.recover().await?;
         let blocked = self
             .runner

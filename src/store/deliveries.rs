@@ -136,6 +136,16 @@ pub fn deliveries_of(conn: &Connection, run_id: i64) -> Result<Vec<Delivery>> {
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
+/// When the earliest pending delivery is due.
+pub fn next_delivery_at(conn: &Connection) -> Result<Option<DateTime<Utc>>> {
+    let s: Option<String> = conn.query_row(
+        "SELECT MIN(next_attempt_at) FROM deliveries WHERE state = 'pending'",
+        [],
+        |r| r.get(0),
+    )?;
+    Ok(s.as_deref().and_then(super::parse_ts))
+}
+
 /// How many deliveries are still pending, for one run or all.
 pub fn pending_count(conn: &Connection, run_id: Option<i64>) -> Result<u64> {
     Ok(conn.query_row(

@@ -118,6 +118,8 @@ impl Queue {
 struct Inner {
     queue: Arc<Queue>,
     path: PathBuf,
+    /// Rung when a webhook callback is queued, so the deliverer need not poll.
+    deliveries: tokio::sync::Notify,
 }
 
 impl Drop for Inner {
@@ -167,12 +169,23 @@ impl Store {
             inner: Arc::new(Inner {
                 queue,
                 path: path.to_path_buf(),
+                deliveries: tokio::sync::Notify::new(),
             }),
         })
     }
 
     pub fn path(&self) -> &Path {
         &self.inner.path
+    }
+
+    /// Tells the deliverer that a callback was queued.
+    pub fn deliveries_queued(&self) {
+        self.inner.deliveries.notify_one();
+    }
+
+    /// Resolves when a callback is queued (in this process) after the last call.
+    pub async fn delivery_queued(&self) {
+        self.inner.deliveries.notified().await;
     }
 
     /// Runs `f` on the writer thread and awaits its result.

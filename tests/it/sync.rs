@@ -143,6 +143,16 @@ async fn enabled_false_pauses_and_true_resumes() {
         [Act::Pause]
     );
     assert_eq!(a.status(&uid), "PAUSED");
+    // What `watchbell status` shows: the last known remote state, recorded by the sync.
+    let known = a
+        .store
+        .call(|c| watchbell::store::remote_statuses(c))
+        .await
+        .unwrap();
+    assert_eq!(
+        known,
+        [("j".to_string(), uid.clone(), Some("PAUSED".to_string()))]
+    );
     assert_eq!(
         acts(&a.sync(&remote("j", "0 9 * * *", true), false).await),
         [Act::Resume]
