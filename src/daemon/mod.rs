@@ -23,10 +23,10 @@ use crate::store::{self, StoreError};
 pub use dispatch::entries;
 
 /// How often leases are renewed, lost runs recovered and blocked runs re-checked.
-const MAINTENANCE: Duration = Duration::from_secs(5);
+const MAINTENANCE: Duration = Duration::from_secs(10);
 /// How often the job file is looked at for changes (editors save by rename, so the path is
 /// polled rather than an inode watched).
-const FILE_POLL: Duration = Duration::from_secs(1);
+const FILE_POLL: Duration = Duration::from_secs(2);
 /// How long stopped runs get to record their final status once told to stop.
 const STOP_WAIT: Duration = Duration::from_secs(10);
 

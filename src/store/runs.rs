@@ -333,7 +333,8 @@ pub fn store_page(
 }
 
 /// How long an owner's claim on its runs lasts without renewal.
-pub const LEASE: chrono::Duration = chrono::Duration::seconds(15);
+/// Renewed every 10 s by the daemon and every 5 s by `trigger`.
+pub const LEASE: chrono::Duration = chrono::Duration::seconds(30);
 
 /// Renews the lease on every unfinished run of `owner`.
 pub fn renew_leases(conn: &Connection, owner: &str, now: DateTime<Utc>) -> Result<usize> {
