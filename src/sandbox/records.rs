@@ -74,6 +74,14 @@ fn invalid(message: &str) -> Response {
     )
 }
 
+/// The record with `uid`, or the API's 404.
+fn by_uid(items: &[Value], uid: &str, what: &str) -> Response {
+    match items.iter().find(|r| r["uid"] == uid) {
+        Some(r) => (StatusCode::OK, Json(r.clone())).into_response(),
+        None => not_found(what),
+    }
+}
+
 fn not_found(what: &str) -> Response {
     api_error(
         StatusCode::NOT_FOUND,
@@ -264,10 +272,7 @@ pub(crate) async fn get_run(
         return r;
     }
     let recs = st.records.lock().expect("lock");
-    match recs.runs.iter().find(|r| r["uid"] == uid) {
-        Some(r) => (StatusCode::OK, Json(r.clone())).into_response(),
-        None => not_found("run"),
-    }
+    by_uid(&recs.runs, &uid, "run")
 }
 
 pub(crate) async fn resume_run(
@@ -321,10 +326,7 @@ pub(crate) async fn get_schedule(
         return r;
     }
     let recs = st.records.lock().expect("lock");
-    match recs.schedules.iter().find(|s| s["uid"] == uid) {
-        Some(s) => (StatusCode::OK, Json(s.clone())).into_response(),
-        None => not_found("schedule"),
-    }
+    by_uid(&recs.schedules, &uid, "schedule")
 }
 
 pub(crate) async fn manage_schedule(
