@@ -1,22 +1,22 @@
 //! What was asked: `schedules.toml` parsed, then validated once into a [`Config`] whose fields are
 //! already typed. Every error is reported as `FILE:LINE:COL: message`, all of them in one pass.
 
+mod job;
 mod read;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use chrono_tz::Tz;
 use reqwest::Url;
-use toml::de::{DeTable, DeValue};
+use toml::de::DeTable;
 
+use job::{JobFields, read_jobs};
 pub use read::{Diag, Diagnostics};
 use read::{Diags, Section, Value};
 
-use crate::schedule::{CronExpr, Fold, Gap, Schedule};
+use crate::schedule::Schedule;
 
 /// The production API.
 pub const DEFAULT_BASE_URL: &str = "https://api.captaindata.com/v4";
@@ -403,7 +403,7 @@ fn opt_duration(d: &mut Diags, s: &Section, key: &str, default: Duration) -> Opt
         .map_or(Some(default), |v| read::duration(d, v, key))
 }
 
-fn url(d: &mut Diags, v: &Value, key: &str) -> Option<Url> {
+pub(super) fn url(d: &mut Diags, v: &Value, key: &str) -> Option<Url> {
     let s = read::string(d, v, key)?;
     match Url::parse(&s) {
         Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Some(u),
@@ -416,333 +416,6 @@ fn url(d: &mut Diags, v: &Value, key: &str) -> Option<Url> {
             None
         }
     }
-}
-
-/// The job keys, each optional: read from `[defaults]` and from each `[[job]]`, then merged.
-#[derive(Clone, Default)]
-struct JobFields {
-    name: Option<(String, Range<usize>)>,
-    cron: Option<CronExpr>,
-    timezone: Option<Tz>,
-    action: Option<String>,
-    input: Option<serde_json::Value>,
-    parameters: Option<serde_json::Value>,
-    identity_mode: Option<IdentityMode>,
-    identity_ids: Option<Vec<String>>,
-    enabled: Option<bool>,
-    gap: Option<Gap>,
-    fold: Option<Fold>,
-    jitter: Option<Duration>,
-    webhook: Option<Webhook>,
-    runner: Option<Runner>,
-    remote_schedule: Option<String>,
-    overlap: Option<Overlap>,
-    catchup: Option<Duration>,
-    max_pages: Option<u32>,
-    run_timeout: Option<Duration>,
-    resume_interrupted: Option<bool>,
-}
-
-const JOB_KEYS: &[&str] = &[
-    "name",
-    "cron",
-    "timezone",
-    "action",
-    "input",
-    "parameters",
-    "identity_mode",
-    "identity_ids",
-    "enabled",
-    "dst",
-    "jitter",
-    "webhook",
-    "runner",
-    "remote_schedule",
-    "overlap",
-    "catchup",
-    "max_pages",
-    "run_timeout",
-    "resume_interrupted",
-];
-
-impl JobFields {
-    fn read(d: &mut Diags, s: &Section) -> JobFields {
-        s.only(d, JOB_KEYS);
-        let mut f = JobFields::default();
-        for (key, v) in s.table {
-            f.read_key(d, key.get_ref(), v, &s.name);
-        }
-        f
-    }
-
-    fn read_key(&mut self, d: &mut Diags, key: &str, v: &Value, section: &str) {
-        match key {
-            "name" => self.name = read::string(d, v, key).and_then(|n| valid_name(d, v, n)),
-            "cron" => {
-                self.cron = read::string(d, v, key).and_then(|c| match CronExpr::parse(&c) {
-                    Ok(c) => Some(c),
-                    Err(e) => {
-                        d.at(&v.span(), format!("cron: invalid expression {c:?}: {e}"));
-                        None
-                    }
-                });
-            }
-            "timezone" => {
-                self.timezone = read::string(d, v, key).and_then(|z| {
-                    if let Ok(tz) = z.parse::<Tz>() {
-                        Some(tz)
-                    } else {
-                        d.at(
-                            &v.span(),
-                            format!("timezone: unknown IANA zone {z:?} (e.g. \"Europe/Paris\")"),
-                        );
-                        None
-                    }
-                });
-            }
-            "action" => self.action = read::string(d, v, key).and_then(|a| valid_action(d, v, a)),
-            "input" | "parameters" => {
-                let value = if matches!(v.get_ref(), DeValue::Table(_)) {
-                    read::json(d, v, key)
-                } else {
-                    d.at(
-                        &v.span(),
-                        format!("{key}: expected a table, e.g. {{ key = \"value\" }}"),
-                    );
-                    None
-                };
-                if key == "input" {
-                    self.input = value;
-                } else {
-                    self.parameters = value;
-                }
-            }
-            "identity_mode" => {
-                let modes = [
-                    ("direct", IdentityMode::Direct),
-                    ("auto", IdentityMode::Auto),
-                    ("managed", IdentityMode::Managed),
-                ];
-                self.identity_mode = read::choice(d, v, key, &modes);
-            }
-            "identity_ids" => self.identity_ids = read::string_list(d, v, key),
-            "enabled" => self.enabled = read::boolean(d, v, key),
-            "resume_interrupted" => self.resume_interrupted = read::boolean(d, v, key),
-            "dst" => {
-                if let Some(t) = read::table(d, v, key, format!("dst of {section}")) {
-                    t.only(d, &["gap", "fold"]);
-                    let gaps = [("shift", Gap::Shift), ("skip", Gap::Skip)];
-                    let folds = [
-                        ("first", Fold::First),
-                        ("last", Fold::Last),
-                        ("both", Fold::Both),
-                    ];
-                    self.gap = t
-                        .get("gap")
-                        .and_then(|v| read::choice(d, v, "dst.gap", &gaps));
-                    self.fold = t
-                        .get("fold")
-                        .and_then(|v| read::choice(d, v, "dst.fold", &folds));
-                }
-            }
-            "jitter" => self.jitter = read::duration(d, v, key),
-            "catchup" => self.catchup = read::duration(d, v, key),
-            "run_timeout" => self.run_timeout = read::duration(d, v, key),
-            "max_pages" => {
-                self.max_pages = read::integer(d, v, key, 1, 1_000_000).map(|n| n as u32);
-            }
-            "webhook" => self.webhook = webhook(d, v, section),
-            "runner" => {
-                let runners = [("local", Runner::Local), ("remote", Runner::Remote)];
-                self.runner = read::choice(d, v, key, &runners);
-            }
-            "remote_schedule" => self.remote_schedule = read::string(d, v, key),
-            "overlap" => {
-                let policies = [
-                    ("skip", Overlap::Skip),
-                    ("queue", Overlap::Queue),
-                    ("allow", Overlap::Allow),
-                    ("replace", Overlap::Replace),
-                ];
-                self.overlap = read::choice(d, v, key, &policies);
-            }
-            _ => {} // reported by `only`
-        }
-    }
-}
-
-fn valid_name(d: &mut Diags, v: &Value, name: String) -> Option<(String, Range<usize>)> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
-    if ok {
-        Some((name, v.span()))
-    } else {
-        d.at(
-            &v.span(),
-            format!("name: {name:?} must be 1 to 64 characters of a-z, 0-9, '-' and '_'"),
-        );
-        None
-    }
-}
-
-fn valid_action(d: &mut Diags, v: &Value, action: String) -> Option<String> {
-    let ok = !action.is_empty()
-        && action
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    if ok {
-        Some(action)
-    } else {
-        d.at(
-            &v.span(),
-            format!("action: {action:?} is not an action name (letters, digits, '-', '_')"),
-        );
-        None
-    }
-}
-
-fn webhook(d: &mut Diags, v: &Value, section: &str) -> Option<Webhook> {
-    let t = read::table(d, v, "webhook", format!("webhook of {section}"))?;
-    t.only(d, &["url", "headers", "secret_env"]);
-    let Some(url_value) = t.get("url") else {
-        d.at(&v.span(), "webhook: url is required");
-        return None;
-    };
-    let url = url(d, url_value, "webhook.url");
-    let mut headers = Vec::new();
-    if let Some(h) = t.get("headers") {
-        let h = read::table(d, h, "webhook.headers", "webhook.headers")?;
-        for (k, v) in h.table {
-            headers.push((
-                k.get_ref().to_string(),
-                read::string(d, v, "webhook.headers")?,
-            ));
-        }
-    }
-    let secret_env = t
-        .get("secret_env")
-        .and_then(|v| read::string(d, v, "webhook.secret_env"));
-    Some(Webhook {
-        url: url?,
-        headers,
-        secret_env,
-    })
-}
-
-fn read_jobs(d: &mut Diags, v: Option<&Value>, defaults: &JobFields) -> Vec<Job> {
-    let Some(v) = v else { return Vec::new() };
-    let DeValue::Array(entries) = v.get_ref() else {
-        d.at(&v.span(), "job: expected [[job]] entries");
-        return Vec::new();
-    };
-    let mut jobs = Vec::new();
-    let mut seen: HashMap<String, usize> = HashMap::new();
-    for (i, entry) in entries.iter().enumerate() {
-        let Some(s) = read::table(d, entry, "job", format!("job #{}", i + 1)) else {
-            continue;
-        };
-        let fields = JobFields::read(d, &s);
-        if let Some((name, span)) = &fields.name {
-            if let Some(line) = seen.get(name) {
-                d.at(
-                    span,
-                    format!("duplicate job name {name:?} (first defined on line {line})"),
-                );
-            } else {
-                seen.insert(name.clone(), d.line_of(span.start));
-            }
-        }
-        if let Some(job) = merge(d, &s, entry, fields, defaults) {
-            jobs.push(job);
-        }
-    }
-    jobs
-}
-
-/// A job's own keys over `[defaults]` over built-in defaults; then the checks that need both.
-fn merge(d: &mut Diags, s: &Section, entry: &Value, f: JobFields, def: &JobFields) -> Option<Job> {
-    let here = entry.span();
-    let mut missing = |what: &str| {
-        d.at(&here, format!("{}: {what} is required", s.name));
-    };
-    let name = f.name.clone().map(|(n, _)| n);
-    if s.get("name").is_none() {
-        missing("name");
-    }
-    let cron = f.cron.or_else(|| def.cron.clone());
-    if cron.is_none() && s.get("cron").is_none() {
-        missing("cron");
-    }
-    let action = f.action.or_else(|| def.action.clone());
-    if action.is_none() && s.get("action").is_none() {
-        missing("action");
-    }
-    let runner = f.runner.or(def.runner).unwrap_or(Runner::Local);
-    let webhook = f.webhook.or_else(|| def.webhook.clone());
-    if runner == Runner::Remote {
-        let at = s.get("runner").map_or(here.clone(), toml::Spanned::span);
-        if webhook.is_none() {
-            d.at(
-                &at,
-                "runner = \"remote\" needs a webhook: Captain Data delivers the results there",
-            );
-        }
-        if cron.as_ref().is_some_and(CronExpr::has_seconds) {
-            d.at(
-                &at,
-                "runner = \"remote\" needs a 5-field cron: Captain Data's scheduler has no seconds",
-            );
-        }
-    }
-    let name = name?;
-    let tz = f.timezone.or(def.timezone).unwrap_or(Tz::UTC);
-    let jitter = f.jitter.or(def.jitter).unwrap_or_default();
-    let schedule = Schedule::new(
-        &name,
-        cron?,
-        tz,
-        f.gap.or(def.gap).unwrap_or_default(),
-        f.fold.or(def.fold).unwrap_or_default(),
-        jitter,
-    );
-    Some(Job {
-        line: d.line_of(here.start),
-        name,
-        schedule,
-        action: action?,
-        input: f
-            .input
-            .or_else(|| def.input.clone())
-            .unwrap_or_else(|| serde_json::json!({})),
-        parameters: f
-            .parameters
-            .or_else(|| def.parameters.clone())
-            .unwrap_or_else(|| serde_json::json!({})),
-        identity_mode: f
-            .identity_mode
-            .or(def.identity_mode)
-            .unwrap_or(IdentityMode::Direct),
-        identity_ids: f.identity_ids.or_else(|| def.identity_ids.clone()),
-        enabled: f.enabled.or(def.enabled).unwrap_or(true),
-        overlap: f.overlap.or(def.overlap).unwrap_or(Overlap::Skip),
-        catchup: f.catchup.or(def.catchup).unwrap_or(Duration::from_hours(1)),
-        max_pages: f.max_pages.or(def.max_pages).unwrap_or(500),
-        run_timeout: f
-            .run_timeout
-            .or(def.run_timeout)
-            .unwrap_or(Duration::from_mins(30)),
-        resume_interrupted: f
-            .resume_interrupted
-            .or(def.resume_interrupted)
-            .unwrap_or(true),
-        jitter,
-        webhook,
-        runner,
-        remote_schedule: f.remote_schedule.or_else(|| def.remote_schedule.clone()),
-    })
 }
 
 #[cfg(test)]

@@ -1,4 +1,6 @@
 use super::*;
+use crate::schedule::{Fold, Gap};
+use chrono_tz::Tz;
 
 const GOOD: &str = r#"
 [api]
