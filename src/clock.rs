@@ -53,12 +53,6 @@ impl Clock {
             }
         }
     }
-
-    /// Sleeps for a real duration (rate-limit waits, backoff). The test clock does not drive these:
-    /// they belong to the network, not to the schedule.
-    pub async fn sleep(&self, d: Duration) {
-        tokio::time::sleep(d).await;
-    }
 }
 
 /// The handle a test uses to move its clock.

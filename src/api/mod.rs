@@ -51,7 +51,6 @@ impl Default for RetryPolicy {
 pub struct Attempts {
     pub retries: u32,
     pub rate_limit_waits: u32,
-    pub rate_limited: u32,
 }
 
 /// A successful answer.
@@ -233,7 +232,6 @@ impl Client {
                             });
                         }
                         (StatusCode::TOO_MANY_REQUESTS, _) => {
-                            attempts.rate_limited += 1;
                             crate::metrics::count("watchbell_rate_limited_total", &[], 1.0);
                             let limit = self.rate_limit(&headers);
                             if limit.daily

@@ -11,12 +11,12 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
-use super::{Trigger, log_store_error};
+use super::log_store_error;
 use crate::config::{Config, Job, Overlap, Runner as RunnerKind};
 use crate::runner::{Limits, Runner, Stop};
 use crate::scheduler::{Due, Entry};
 use crate::status::RunStatus;
-use crate::store::{self, NewRun, Skip, Store, StoreError};
+use crate::store::{self, NewRun, Skip, Store, StoreError, Trigger};
 
 /// A tick fired more than this after its instant counts as missed (the daemon was down, the
 /// machine slept, the clock jumped) and is subject to the job's catch-up window.
@@ -49,33 +49,42 @@ pub struct Dispatch {
     pub done: mpsc::UnboundedReceiver<Done>,
 }
 
-/// The scheduler's view of the file: local jobs, starting after their last recorded tick.
-pub async fn entries(config: &Config, store: &Store) -> Result<Vec<Entry>, StoreError> {
+/// The last nominal tick recorded for each job (where the scheduler resumes after a restart).
+pub async fn last_ticks(
+    config: &Config,
+    store: &Store,
+) -> Result<HashMap<String, DateTime<Utc>>, StoreError> {
     let names: Vec<String> = config.jobs.iter().map(|j| j.name.clone()).collect();
-    let last = store
+    store
         .call(move |c| {
-            names
-                .iter()
-                .map(|n| Ok((n.clone(), store::last_tick(c, n)?)))
-                .collect::<Result<HashMap<_, _>, StoreError>>()
+            let mut last = HashMap::new();
+            for n in names {
+                if let Some(t) = store::last_tick(c, &n)? {
+                    last.insert(n, t);
+                }
+            }
+            Ok(last)
         })
-        .await?;
-    Ok(config
+        .await
+}
+
+/// The scheduler's view of the file: local jobs, each starting after its entry in `last` (from
+/// now when it has none).
+pub fn entries<S: std::hash::BuildHasher>(
+    config: &Config,
+    last: &HashMap<String, DateTime<Utc>, S>,
+) -> Vec<Entry> {
+    config
         .jobs
         .iter()
         .filter(|j| j.runner == RunnerKind::Local)
         .map(|j| Entry {
             name: j.name.clone(),
             schedule: j.schedule.clone(),
-            fingerprint: fingerprint(j),
-            after: last.get(&j.name).copied().flatten(),
+            fingerprint: j.fingerprint(),
+            after: last.get(&j.name).copied(),
         })
-        .collect())
-}
-
-/// Everything about a job, as one comparable value (its line in the file aside).
-pub fn fingerprint(job: &Job) -> u64 {
-    job.fingerprint()
+        .collect()
 }
 
 fn limits(job: &Job) -> Limits {
@@ -173,12 +182,14 @@ impl Dispatch {
             fired_jobs.push(job);
         }
         let clock = self.runner.clock.clone();
-        let (s2, f2) = (skips.clone(), fires.clone());
         // Urgent: ahead of run writes; the creation time is read when the batch is written.
-        let rec = self
+        let (rec, skips, fires) = self
             .runner
             .store
-            .call_urgent(move |c| store::record_ticks(c, &s2, &f2, clock.now()))
+            .call_urgent(move |c| {
+                let rec = store::record_ticks(c, &skips, &fires, clock.now())?;
+                Ok((rec, skips, fires))
+            })
             .await?;
         for (s, recorded) in skips.iter().zip(&rec.skipped) {
             if *recorded {

@@ -18,9 +18,9 @@ use crate::callbacks::{self, Deliverer, Webhooks};
 use crate::config::Config;
 use crate::runner::Runner;
 use crate::scheduler::{Heartbeat, Scheduler};
-use crate::store::{self, StoreError};
+use crate::store::StoreError;
 
-pub use dispatch::entries;
+pub use dispatch::{entries, last_ticks};
 
 /// How often leases are renewed, lost runs recovered and blocked runs re-checked.
 const MAINTENANCE: Duration = Duration::from_secs(10);
@@ -60,7 +60,8 @@ impl Daemon {
         let mut d = dispatch::Dispatch::new(runner, config, owner);
         d.recover().await?;
 
-        let entries = dispatch::entries(&d.config, &d.runner.store).await?;
+        let last = dispatch::last_ticks(&d.config, &d.runner.store).await?;
+        let entries = dispatch::entries(&d.config, &last);
         let (due_tx, mut due_rx) = mpsc::channel(64);
         let (cmd_tx, cmd_rx) = mpsc::channel(8);
         let stop_scheduler = CancellationToken::new();
@@ -221,5 +222,3 @@ fn serve_metrics(
 pub(crate) fn log_store_error(what: &str, e: &StoreError) {
     error!(error = %e, "{what}");
 }
-
-pub(crate) use store::Trigger;

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use tokio::sync::mpsc;
 use tracing::{error, info, warn};
 
-use super::dispatch::{Dispatch, fingerprint};
+use super::dispatch::Dispatch;
 use super::notify;
 use crate::config::Config;
 use crate::scheduler::Command;
@@ -68,7 +68,7 @@ pub async fn apply(
             let fp = |c: &Config| -> std::collections::HashMap<String, u64> {
                 c.jobs
                     .iter()
-                    .map(|j| (j.name.clone(), fingerprint(j)))
+                    .map(|j| (j.name.clone(), j.fingerprint()))
                     .collect()
             };
             let (before, after) = (fp(old), fp(&new));
@@ -94,11 +94,8 @@ pub async fn apply(
                 new.daemon = old.daemon.clone();
             }
             info!(why, added = ?added, removed = ?removed, changed = ?changed, "job file reloaded");
-            let mut entries = super::entries(&new, &d.runner.store).await?;
-            for e in &mut entries {
-                // New and changed jobs start from now; unchanged ones keep their timers anyway.
-                e.after = None;
-            }
+            // New and changed jobs start from now; unchanged ones keep their timers anyway.
+            let entries = super::entries(&new, &std::collections::HashMap::new());
             d.config = new;
             let _ = scheduler.send(Command::Reload(entries)).await;
         }
