@@ -173,14 +173,13 @@ fn a_tick_is_fired_at_most_once() {
     nr.trigger = Trigger::Tick;
     nr.scheduled_for = Some(nominal);
     let nr2 = nr.clone();
-    let first = s
-        .call_blocking(move |c| fire_tick(c, nominal, &nr, nominal))
-        .unwrap();
-    assert!(first.is_some());
-    let second = s
-        .call_blocking(move |c| fire_tick(c, nominal, &nr2, nominal))
-        .unwrap();
-    assert!(second.is_none());
+    let fire = |nr: NewRun| {
+        move |c: &mut rusqlite::Connection| record_ticks(c, &[], &[(nominal, nr)], nominal)
+    };
+    let first = s.call_blocking(fire(nr)).unwrap();
+    assert!(first.fired[0].is_some());
+    let second = s.call_blocking(fire(nr2)).unwrap();
+    assert!(second.fired[0].is_none());
     assert!(
         !s.call_blocking(move |c| skip_tick(c, "a", nominal, "overlap"))
             .unwrap()

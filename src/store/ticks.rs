@@ -5,8 +5,8 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
-use super::runs::{NewRun, RunRecord, get_run, insert_run, mark_queued};
-use super::{Result, StoreError, ts};
+use super::runs::{NewRun, insert_run, mark_queued};
+use super::{Result, ts};
 
 /// A tick as `ticks --json` prints it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -17,36 +17,6 @@ pub struct TickRecord {
     pub outcome: String,
     pub reason: Option<String>,
     pub run_uid: Option<String>,
-}
-
-/// Records a tick as fired and creates its run, in one transaction. Returns `None` when the tick
-/// was already recorded (fired or skipped) — it is never fired twice.
-pub fn fire_tick(
-    conn: &mut Connection,
-    scheduled_for: DateTime<Utc>,
-    new: &NewRun,
-    now: DateTime<Utc>,
-) -> Result<Option<RunRecord>> {
-    let tx = conn.transaction()?;
-    let exists: Option<i64> = tx
-        .query_row(
-            "SELECT 1 FROM ticks WHERE job = ?1 AND scheduled_for = ?2",
-            params![new.job, ts(scheduled_for)],
-            |r| r.get(0),
-        )
-        .optional()?;
-    if exists.is_some() {
-        return Ok(None);
-    }
-    let uid = insert_run(&tx, new, now)?;
-    tx.execute(
-        "INSERT INTO ticks (job, scheduled_for, outcome, reason, run_uid, fired_at) VALUES (?1, ?2, 'fired', NULL, ?3, ?4)",
-        params![new.job, ts(scheduled_for), uid, ts(now)],
-    )?;
-    tx.commit()?;
-    get_run(conn, &uid)?
-        .ok_or(StoreError::NotFound(uid))
-        .map(Some)
 }
 
 /// A skipped tick to record.

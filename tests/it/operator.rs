@@ -204,19 +204,23 @@ async fn known_db(dir: &tempfile::TempDir) {
             callback_url: None,
             owner: None,
         };
-        let ok = store::fire_tick(
+        let ok_uid = store::record_ticks(
             c,
-            t("2026-06-01T09:00:00Z"),
-            &new,
+            &[],
+            &[(t("2026-06-01T09:00:00Z"), new.clone())],
             t("2026-06-01T09:00:00.004Z"),
         )?
-        .unwrap();
-        for (to, at) in [
-            (RunStatus::Queued, "09:00:00.005"),
-            (RunStatus::Running, "09:00:00.006"),
-        ] {
-            store::transition(c, &ok.uid, to, "t", None, t(&format!("2026-06-01T{at}Z")))?;
-        }
+        .fired[0]
+            .clone()
+            .unwrap();
+        store::transition(
+            c,
+            &ok_uid,
+            RunStatus::Running,
+            "t",
+            None,
+            t("2026-06-01T09:00:00.006Z"),
+        )?;
         let items = [
             serde_json::json!({"id": "a", "name": "Ann, CTO"}),
             serde_json::json!({"id": "b", "tags": [1, 2]}),
@@ -228,34 +232,28 @@ async fn known_db(dir: &tempfile::TempDir) {
             next_url: None,
             callback: None,
         };
-        store::store_page(c, &ok.uid, &page, t("2026-06-01T09:00:01Z"))?;
+        store::store_page(c, &ok_uid, &page, t("2026-06-01T09:00:01Z"))?;
         store::transition(
             c,
-            &ok.uid,
+            &ok_uid,
             RunStatus::Succeeded,
             "pagination ended",
             None,
             t("2026-06-01T09:00:02Z"),
         )?;
         new.scheduled_for = Some(t("2026-06-02T09:00:00Z"));
-        let bad = store::fire_tick(
+        let bad_uid = store::record_ticks(
             c,
-            t("2026-06-02T09:00:00Z"),
-            &new,
+            &[],
+            &[(t("2026-06-02T09:00:00Z"), new.clone())],
             t("2026-06-02T09:00:00.003Z"),
         )?
-        .unwrap();
+        .fired[0]
+            .clone()
+            .unwrap();
         store::transition(
             c,
-            &bad.uid,
-            RunStatus::Queued,
-            "t",
-            None,
-            t("2026-06-02T09:00:00Z"),
-        )?;
-        store::transition(
-            c,
-            &bad.uid,
+            &bad_uid,
             RunStatus::Running,
             "t",
             None,
@@ -267,7 +265,7 @@ async fn known_db(dir: &tempfile::TempDir) {
         };
         store::transition(
             c,
-            &bad.uid,
+            &bad_uid,
             RunStatus::Invalid,
             "invalid_input",
             Some(&e),
