@@ -18,6 +18,16 @@ use watchbell::store::{self, NewRun, Store, Trigger};
 const RATE: f64 = 20.0;
 const RUNS: u32 = 8;
 const PAGES_PER_RUN: u32 = 25;
+/// A paginated catalog action without identities (the sandbox validates bodies against it).
+const ACTION: &str = "googlemaps-search-places";
+
+/// The body of run `i`: the same search, told apart by its `custom_data`.
+fn body(i: u32) -> serde_json::Value {
+    serde_json::json!({"input": {
+        "google_maps_search_url": "https://www.google.com/maps/search/pizza",
+        "custom_data": {"n": i},
+    }})
+}
 
 fn client(sb: &Sandbox, pacer: Pacer) -> Client {
     Client::new(
@@ -47,10 +57,10 @@ async fn watchbell_runs(r: &Runner, runs: u32) -> Duration {
         tasks.push(tokio::spawn(async move {
             let new = NewRun {
                 job: "bench".into(),
-                action_name: "bench-action".into(),
+                action_name: ACTION.into(),
                 trigger: Trigger::Manual,
                 scheduled_for: None,
-                body: serde_json::json!({"input": {"n": i}}),
+                body: body(i),
                 callback_url: None,
                 owner: None,
             };
@@ -81,10 +91,10 @@ async fn naive_runs(sb: &Sandbox, runs: u32) -> Duration {
     let mut tasks = Vec::new();
     for i in 0..runs {
         let http = http.clone();
-        let first = format!("{}/actions/bench-action/run/live", sb.base_url());
+        let first = format!("{}/actions/{ACTION}/run/live", sb.base_url());
         let key = sb.api_key().to_string();
         tasks.push(tokio::spawn(async move {
-            let body = serde_json::json!({"input": {"n": i}});
+            let body = body(i);
             let mut url = Some(first);
             let mut backoff = Duration::from_millis(100);
             while let Some(u) = url.take() {
@@ -169,8 +179,8 @@ async fn ingest() {
     for i in 0..RUNS {
         let c = c.clone();
         tasks.push(tokio::spawn(async move {
-            let body = serde_json::json!({"input": {"n": i}});
-            let mut url = Some(c.live_url("bench-action"));
+            let body = body(i);
+            let mut url = Some(c.live_url(ACTION));
             let mut n = 0;
             while let Some(u) = url.take() {
                 let page = c

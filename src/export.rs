@@ -1,7 +1,8 @@
 //! Results out of the database: JSON lines, or CSV whose columns are the union of the items' keys
-//! (nested values written as JSON text).
+//! (nested values written as JSON text): first the `lead` columns (the action's result fields in
+//! the catalog's order), then any others in name order.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::io::{self, Write};
 
 use serde_json::Value;
@@ -13,7 +14,22 @@ pub fn jsonl(out: &mut impl Write, items: &[Value]) -> io::Result<()> {
     Ok(())
 }
 
-pub fn csv(out: &mut impl Write, items: &[Value]) -> io::Result<()> {
+/// The lead columns for items of these actions: each action's result fields, in order.
+pub fn lead_columns<'a>(actions: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    let mut lead: Vec<String> = Vec::new();
+    for a in actions {
+        if let Some(action) = crate::catalog::v4().action(a) {
+            for f in action.output_fields() {
+                if !lead.iter().any(|l| l == f) {
+                    lead.push(f.to_string());
+                }
+            }
+        }
+    }
+    lead
+}
+
+pub fn csv(out: &mut impl Write, items: &[Value], lead: &[String]) -> io::Result<()> {
     let mut columns = BTreeSet::new();
     for item in items {
         match item {
@@ -23,7 +39,13 @@ pub fn csv(out: &mut impl Write, items: &[Value]) -> io::Result<()> {
             }
         }
     }
-    let columns: Vec<String> = columns.into_iter().collect();
+    let leading: HashSet<&String> = lead.iter().filter(|c| columns.contains(*c)).collect();
+    let columns: Vec<String> = lead
+        .iter()
+        .filter(|c| leading.contains(c))
+        .cloned()
+        .chain(columns.iter().filter(|c| !leading.contains(c)).cloned())
+        .collect();
     writeln!(
         out,
         "{}",
@@ -74,10 +96,26 @@ mod tests {
             serde_json::json!({"id": "b", "tags": ["x", "y"]}),
         ];
         let mut out = Vec::new();
-        csv(&mut out, &items).unwrap();
+        csv(&mut out, &items, &[]).unwrap();
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "id,name,tags\na,\"Ann, CTO\",\nb,,\"[\"\"x\"\",\"\"y\"\"]\"\n"
+        );
+    }
+
+    #[test]
+    fn csv_columns_follow_the_catalog_result_fields_then_the_rest() {
+        let items = vec![
+            serde_json::json!({"id": "a", "last_name": "L", "first_name": "F", "full_name": "F L"}),
+        ];
+        let lead = lead_columns(["linkedin-extract-people", "no-such-action"]);
+        assert!(lead.len() > 10, "{lead:?}");
+        let mut out = Vec::new();
+        csv(&mut out, &items, &lead).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(
+            text.lines().next(),
+            Some("first_name,last_name,full_name,id")
         );
     }
 }

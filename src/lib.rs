@@ -1,6 +1,6 @@
 //! watchbell: a local CRON scheduler daemon for Captain Data actions.
 //!
-//! - [`config`]: what was asked (the job file, validated).
+//! - [`config`]: what was asked (the job file, validated); [`catalog`]: what the account accepts.
 //! - [`schedule`]: when (cron + zone + DST policy -> instants); [`clock`]: the one door to time.
 //! - [`scheduler`]: when jobs are due (a heap, one sleep); knows no HTTP and no SQL.
 //! - [`api`]: the Captain Data client (pagination, pacing, retries); [`sandbox`]: its simulator.
@@ -12,6 +12,7 @@
 
 pub mod api;
 pub mod callbacks;
+pub mod catalog;
 pub mod cli;
 pub mod clock;
 pub mod config;

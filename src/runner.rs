@@ -2,7 +2,7 @@
 //! the next-page cursor in one transaction), until the pagination ends or something stops it.
 //! A failed run is data: the outcome is the run's final status; `Err` is only for the store.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -14,7 +14,7 @@ use crate::api::{ApiFailure, Attempts, Client};
 use crate::clock::Clock;
 use crate::status::RunStatus;
 use crate::store::{self, LastError, RunRecord, Store, StoreError};
-use crate::{callbacks, metrics};
+use crate::{callbacks, catalog, metrics};
 
 /// Bounds on one run, from its job.
 #[derive(Clone, Copy, Debug)]
@@ -143,6 +143,12 @@ impl Runner {
         let id = run.id;
         let stored = self.store.call(move |c| store::pages(c, id)).await?;
         let mut visited: HashSet<String> = stored.iter().map(|p| p.url.clone()).collect();
+        let mut seen: HashMap<String, u32> = stored
+            .iter()
+            .filter_map(|p| p.content_hash.clone().map(|h| (h, p.page)))
+            .collect();
+        // Bodies stored before the catalog was enforced are sent as the action accepts them.
+        let body = catalog::clean_live_body(&run.action_name, &run.body);
         let mut page_no = run.pages;
         let mut next = match (&run.next_url, page_no) {
             (_, 0) => Some(self.client.live_url(&run.action_name).to_string()),
@@ -173,7 +179,7 @@ impl Runner {
                 return Ok(End::Failed(ApiFailure::PaginationLoop(url_text)));
             }
             let mut attempts = Attempts::default();
-            let page = self.client.live_page(&url, &run.body, &mut attempts).await;
+            let page = self.client.live_page(&url, &body, &mut attempts).await;
             if attempts != Attempts::default() {
                 let (u, r, w) = (uid.clone(), attempts.retries, attempts.rate_limit_waits);
                 self.store
@@ -184,7 +190,15 @@ impl Runner {
                 Ok(p) => p,
                 Err(f) => return Ok(End::Failed(f)),
             };
+            let hash = store::content_hash(&page.items);
+            if let Some(&earlier) = seen.get(&hash).filter(|_| !page.items.is_empty()) {
+                return Ok(End::Failed(ApiFailure::PageRepeated {
+                    url: url_text,
+                    page: earlier,
+                }));
+            }
             page_no += 1;
+            seen.insert(hash, page_no);
             let n = page.items.len() as u64;
             total += n;
             next = page.next.map(|u| u.to_string());

@@ -5,13 +5,14 @@
 use std::collections::HashMap;
 use std::fmt;
 
+use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
 use tracing::{info, warn};
 
 use crate::api::schedules::RemoteSchedule;
 use crate::api::{ApiFailure, Client};
 use crate::clock::Clock;
-use crate::config::{Config, Job, Runner};
+use crate::config::{Config, IdentityMode, Job, Runner};
 use crate::store::{self, Link, Store, StoreError};
 
 /// What to do to one remote schedule.
@@ -71,8 +72,10 @@ impl fmt::Display for Step {
     }
 }
 
-/// The body that creates a remote job's schedule (schedule mode).
-pub fn create_body(job: &Job) -> Value {
+/// What defines a remote job's schedule: action, inputs, parameters, identity, callback, cron
+/// and timezone. Never `schedule_at` (it moves with time), never how the body is encoded.
+pub fn definition(job: &Job) -> Value {
+    let r = &job.request;
     let callback = job.webhook.as_ref().map(|w| {
         let headers: serde_json::Map<String, Value> = w
             .headers
@@ -82,19 +85,90 @@ pub fn create_body(job: &Job) -> Value {
         json!({"url": w.url.as_str(), "headers": headers})
     });
     json!({
-        "inputs": [job.input],
-        "parameters": job.parameters,
-        "identity_mode": job.identity_mode.as_str(),
-        "identity_ids": job.identity_ids,
+        "action": job.action,
+        // Actions that take no input are scheduled with one empty input.
+        "inputs": [r.input.clone().unwrap_or_else(|| json!({}))],
+        "parameters": r.parameters,
+        "identity_mode": r.identity_mode.map(IdentityMode::as_str),
+        "identity_ids": r.identity_ids,
         "callback": callback,
         "cron": job.schedule.cron.as_str(),
         "timezone": job.schedule.tz.name(),
     })
 }
 
-/// A stable hash of what creating the job's schedule sends (FNV-1a, hex).
-pub fn body_hash(job: &Job) -> String {
-    let text = format!("{}\n{}", job.action, create_body(job));
+/// The body that creates a remote job's schedule (schedule mode): its definition, without the
+/// keys it leaves unset, and `schedule_at` at the next fire after `now` (without it, the API
+/// runs a new schedule at once).
+pub fn create_body(job: &Job, now: DateTime<Utc>) -> Value {
+    let mut body = definition(job);
+    let obj = body.as_object_mut().expect("an object");
+    obj.remove("action");
+    obj.retain(|_, v| !v.is_null());
+    if let Some(next) = job.schedule.next_after(now) {
+        obj.insert(
+            "schedule_at".into(),
+            json!(next.at.to_rfc3339_opts(SecondsFormat::Secs, true)),
+        );
+    }
+    body
+}
+
+/// A stable hash of the job's schedule definition (`v2:` + FNV-1a of canonical JSON).
+pub fn definition_hash(job: &Job) -> String {
+    format!("v2:{}", fnv(&definition(job).to_string()))
+}
+
+/// The hash versions before `v2:` covered the whole create body as then encoded (with
+/// `identity_mode: "direct"`, `parameters: {}`, `null`s). A link stored with it is compared
+/// this way once, then rehashed, so upgrading recreates no schedule whose job did not change.
+fn legacy_hash(job: &Job) -> String {
+    let r = &job.request;
+    let callback = job.webhook.as_ref().map(|w| {
+        let headers: serde_json::Map<String, Value> = w
+            .headers
+            .iter()
+            .map(|(k, v)| (k.clone(), json!(v)))
+            .collect();
+        json!({"url": w.url.as_str(), "headers": headers})
+    });
+    let body = json!({
+        "inputs": [r.input.clone().unwrap_or_else(|| json!({}))],
+        "parameters": r.parameters.clone().unwrap_or_else(|| json!({})),
+        "identity_mode": r.identity_mode.unwrap_or(IdentityMode::Direct).as_str(),
+        "identity_ids": r.identity_ids,
+        "callback": callback,
+        "cron": job.schedule.cron.as_str(),
+        "timezone": job.schedule.tz.name(),
+    });
+    fnv(&format!("{}\n{body}", job.action))
+}
+
+/// True when `stored` (a link's hash, of either version) describes `job` as it is now.
+fn hash_matches(stored: &str, job: &Job) -> bool {
+    if stored.starts_with("v2:") {
+        stored == definition_hash(job)
+    } else {
+        stored == legacy_hash(job)
+    }
+}
+
+/// Links whose hash is of the old version and still matches their job: rewritten as `v2:`.
+pub fn rehashed(config: &Config, links: &[Link]) -> Vec<Link> {
+    links
+        .iter()
+        .filter_map(|l| {
+            let job = config.job(&l.job)?;
+            let h = l.hash.as_deref()?;
+            (!h.starts_with("v2:") && hash_matches(h, job)).then(|| Link {
+                hash: Some(definition_hash(job)),
+                ..l.clone()
+            })
+        })
+        .collect()
+}
+
+fn fnv(text: &str) -> String {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in text.bytes() {
         h ^= u64::from(b);
@@ -128,7 +202,7 @@ pub fn plan(config: &Config, links: &[Link], remote: &[RemoteSchedule], prune: b
         };
         match job.runner {
             Runner::Local => {
-                if current.is_some_and(|s| s.status == "ACTIVE") {
+                if current.is_some_and(|s| s.status() == "ACTIVE") {
                     steps.push(step(
                         Act::Pause,
                         "runner = \"local\": watchbell fires this job, so its remote schedule must not also fire (it was ACTIVE)".into(),
@@ -140,7 +214,7 @@ pub fn plan(config: &Config, links: &[Link], remote: &[RemoteSchedule], prune: b
                     let why = match (&uid, current) {
                         (None, _) => "runner = \"remote\" and no remote schedule yet".to_string(),
                         (Some(u), None) => format!("the linked schedule {u} is not in the account"),
-                        (Some(_), Some(s)) => format!("the linked schedule is {}", s.status),
+                        (Some(_), Some(s)) => format!("the linked schedule is {}", s.status()),
                     };
                     steps.push(Step {
                         uid: None,
@@ -151,12 +225,12 @@ pub fn plan(config: &Config, links: &[Link], remote: &[RemoteSchedule], prune: b
                 let drift = drift(job, s, link);
                 if !drift.is_empty() {
                     steps.push(step(Act::Replace, format!("drift: {}", drift.join("; "))));
-                } else if job.enabled && s.status == "PAUSED" {
+                } else if job.enabled && s.status() == "PAUSED" {
                     steps.push(step(
                         Act::Resume,
                         "enabled = true but the remote schedule is PAUSED".into(),
                     ));
-                } else if !job.enabled && s.status == "ACTIVE" {
+                } else if !job.enabled && s.status() == "ACTIVE" {
                     steps.push(step(
                         Act::Pause,
                         "enabled = false but the remote schedule is ACTIVE".into(),
@@ -182,7 +256,8 @@ pub fn plan(config: &Config, links: &[Link], remote: &[RemoteSchedule], prune: b
                 Act::KeepOrphan,
                 format!(
                     "job {:?} left the file; {} kept (sync --prune cancels it)",
-                    l.job, s.status
+                    l.job,
+                    s.status()
                 ),
             )
         };
@@ -199,14 +274,15 @@ pub fn plan(config: &Config, links: &[Link], remote: &[RemoteSchedule], prune: b
 /// How a remote job's schedule differs from the file.
 fn drift(job: &Job, s: &RemoteSchedule, link: Option<&Link>) -> Vec<String> {
     let mut d = Vec::new();
-    if s.cron.trim() != job.schedule.cron.as_str() {
+    if let Some(cron) = &s.cron
+        && cron.trim() != job.schedule.cron.as_str()
+    {
         d.push(format!(
-            "cron {:?} in the account, {:?} in the file",
-            s.cron,
+            "cron {cron:?} in the account, {:?} in the file",
             job.schedule.cron.as_str()
         ));
     }
-    if s.timezone() != job.schedule.tz.name() {
+    if s.timezone.is_some() && s.timezone() != job.schedule.tz.name() {
         d.push(format!(
             "timezone {} in the account, {} in the file",
             s.timezone(),
@@ -222,7 +298,7 @@ fn drift(job: &Job, s: &RemoteSchedule, link: Option<&Link>) -> Vec<String> {
     if let Some(h) = link
         .filter(|l| l.uid == s.uid)
         .and_then(|l| l.hash.as_deref())
-        && h != body_hash(job)
+        && !hash_matches(h, job)
     {
         d.push("the job changed since its schedule was created (input, parameters, identity or webhook)".into());
     }
@@ -276,14 +352,17 @@ async fn apply_one(
             let Some(job) = config.job(&step.job) else {
                 return Ok(Ok("job gone; nothing created".into()));
             };
-            let created = match client.create_schedule(&job.action, &create_body(job)).await {
+            let created = match client
+                .create_schedule(&job.action, &create_body(job, clock.now()))
+                .await
+            {
                 Ok(u) => u,
                 Err(e) => return Ok(Err(e)),
             };
             let link = Link {
                 job: job.name.clone(),
                 uid: created.clone(),
-                hash: Some(body_hash(job)),
+                hash: Some(definition_hash(job)),
                 adopted_from: job.remote_schedule.clone(),
             };
             let (now, u) = (clock.now(), created.clone());
@@ -318,11 +397,11 @@ async fn apply_one(
         Act::Pause | Act::Resume | Act::Cancel => {
             match client.manage_schedule(&uid, step.act.as_str()).await {
                 Ok(s) => {
-                    let (u, status) = (uid.clone(), s.status.clone());
+                    let (u, status) = (uid.clone(), s.status().to_string());
                     store
                         .call(move |c| store::set_remote_status(c, &u, &status))
                         .await?;
-                    Ok(format!("{uid} is now {}", s.status))
+                    Ok(format!("{uid} is now {}", s.status()))
                 }
                 Err(e) => Err(e),
             }
@@ -352,6 +431,17 @@ pub async fn reconcile(
     let Some(store) = store else {
         return Err(SyncError::NoStore);
     };
+    let upgraded = rehashed(config, &links);
+    if !upgraded.is_empty() {
+        info!(
+            links = upgraded.len(),
+            "remote schedule links rehashed (v2: definition only)"
+        );
+        let now = clock.now();
+        store
+            .call(move |c| upgraded.iter().try_for_each(|l| store::set_link(c, l, now)))
+            .await?;
+    }
     // What the account says now, for `watchbell status`; changes below update it.
     let seen: Vec<(String, String)> = links
         .iter()
@@ -359,7 +449,7 @@ pub async fn reconcile(
             remote
                 .iter()
                 .find(|s| s.uid == l.uid)
-                .map(|s| (l.uid.clone(), s.status.clone()))
+                .map(|s| (l.uid.clone(), s.status().to_string()))
         })
         .collect();
     store

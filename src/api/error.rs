@@ -41,6 +41,8 @@ pub enum ApiFailure {
     ForeignNext(String),
     /// A Next URL already visited in this run.
     PaginationLoop(String),
+    /// A page whose items are those of a page already stored in this run, behind a new URL.
+    PageRepeated { url: String, page: u32 },
 }
 
 impl ApiFailure {
@@ -61,7 +63,9 @@ impl ApiFailure {
             ApiFailure::Transport(_) => "TRANSPORT_ERROR".into(),
             ApiFailure::BadBody { .. } => "INVALID_RESPONSE".into(),
             ApiFailure::ForeignNext(_) => "FOREIGN_PAGINATION_URL".into(),
-            ApiFailure::PaginationLoop(_) => "PAGINATION_LOOP".into(),
+            ApiFailure::PaginationLoop(_) | ApiFailure::PageRepeated { .. } => {
+                "PAGINATION_LOOP".into()
+            }
         }
     }
 
@@ -143,6 +147,12 @@ impl fmt::Display for ApiFailure {
                 write!(
                     f,
                     "pagination loop: next-page URL {u} was already fetched in this run"
+                )
+            }
+            ApiFailure::PageRepeated { url, page } => {
+                write!(
+                    f,
+                    "pagination loop: the page at {url} repeats page {page} of this run (not stored again)"
                 )
             }
         }

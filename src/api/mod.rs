@@ -305,9 +305,7 @@ impl Client {
         let kind = text("x-ratelimit-type")
             .unwrap_or("unknown")
             .to_ascii_lowercase();
-        let reset = text("x-ratelimit-reset")
-            .and_then(|s| s.parse::<i64>().ok())
-            .and_then(|secs| DateTime::from_timestamp(secs, 0));
+        let reset = text("x-ratelimit-reset").and_then(|s| reset_instant(s, now));
         let retry_after = text("retry-after").and_then(|s| match s.parse::<u64>() {
             Ok(secs) => Some(Duration::from_secs(secs)),
             Err(_) => DateTime::parse_from_rfc2822(s)
@@ -321,6 +319,17 @@ impl Client {
             reset,
             wait: retry_after.or(until_reset),
         }
+    }
+}
+
+/// `X-RateLimit-Reset`: Unix epoch seconds, or a delay in seconds when smaller than a day's
+/// seconds (the format is not documented; both are seen).
+fn reset_instant(text: &str, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    let secs = text.parse::<i64>().ok().filter(|s| *s >= 0)?;
+    if secs < 86_400 {
+        now.checked_add_signed(chrono::Duration::try_seconds(secs)?)
+    } else {
+        DateTime::from_timestamp(secs, 0)
     }
 }
 
@@ -368,4 +377,29 @@ pub fn random_unit() -> f64 {
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     let h = std::collections::hash_map::RandomState::new().hash_one(n);
     (h >> 11) as f64 / (1u64 << 53) as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_limit_reset_is_an_epoch_or_a_delay_under_a_day() {
+        let now = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        assert_eq!(
+            reset_instant("30", now),
+            Some(now + chrono::Duration::seconds(30))
+        );
+        assert_eq!(
+            reset_instant("86399", now),
+            Some(now + chrono::Duration::seconds(86_399))
+        );
+        assert_eq!(
+            reset_instant("1800000600", now),
+            DateTime::from_timestamp(1_800_000_600, 0)
+        );
+        assert_eq!(reset_instant("-5", now), None);
+        assert_eq!(reset_instant("soon", now), None);
+        assert_eq!(reset_instant("99999999999999999", now), None);
+    }
 }

@@ -11,11 +11,13 @@ use super::{ApiFailure, Attempts, Client};
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 pub struct RemoteSchedule {
     pub uid: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub action_name: String,
-    pub status: String,
+    /// Null in some answers: then the schedule counts as neither ACTIVE nor PAUSED.
     #[serde(default)]
-    pub cron: String,
+    pub status: Option<String>,
+    #[serde(default)]
+    pub cron: Option<String>,
     #[serde(default)]
     pub timezone: Option<String>,
     #[serde(default)]
@@ -27,12 +29,22 @@ pub struct RemoteSchedule {
 impl RemoteSchedule {
     /// CANCELLED and COMPLETED schedules never run again.
     pub fn is_terminal(&self) -> bool {
-        matches!(self.status.as_str(), "CANCELLED" | "COMPLETED")
+        matches!(self.status(), "CANCELLED" | "COMPLETED")
+    }
+
+    /// The status, `"UNKNOWN"` when the API gave none.
+    pub fn status(&self) -> &str {
+        self.status.as_deref().unwrap_or("UNKNOWN")
     }
 
     pub fn timezone(&self) -> &str {
         self.timezone.as_deref().unwrap_or("UTC")
     }
+}
+
+/// A string field the API may send as `null`.
+fn null_as_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    Ok(Option::<String>::deserialize(d)?.unwrap_or_default())
 }
 
 const PAGE: usize = 100;

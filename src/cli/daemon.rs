@@ -18,6 +18,9 @@ use crate::store::Store;
 
 pub fn run(cli: &Cli, with_sandbox: bool) -> Outcome {
     let mut config = Config::load(&cli.config)?;
+    for w in &config.warnings {
+        tracing::warn!("{w}");
+    }
     let db = database_path(cli, Some(&config));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

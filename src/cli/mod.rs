@@ -1,6 +1,7 @@
 //! The commands. Each arm calls the library and prints; only this layer chooses exit codes
 //! (0 success, 1 runtime failure, 2 bad usage or bad configuration).
 
+mod actions;
 mod daemon;
 mod next;
 mod runs;
@@ -89,6 +90,13 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The action catalog: what each action takes and returns.
+    Actions {
+        /// One action to explain.
+        name: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
     /// A local Captain Data v4 simulator.
     Sandbox(crate::sandbox::Options),
 }
@@ -151,6 +159,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Trigger { job } => trigger::trigger(&cli, job),
         Command::Runs(runs::RunsCommand::Resume { uid }) => trigger::resume(&cli, uid),
         Command::Runs(cmd) => runs::run(&cli, cmd),
+        Command::Actions { name, json } => actions::run(name.as_deref(), *json),
         Command::Sandbox(opts) => sandbox(opts),
     };
     match result {
@@ -166,6 +175,9 @@ pub fn run(cli: Cli) -> ExitCode {
 
 fn check(path: &Path) -> Outcome {
     let config = Config::load(path)?;
+    for w in &config.warnings {
+        eprintln!("{w}");
+    }
     println!("{}: ok, {} job(s)", path.display(), config.jobs.len());
     for job in &config.jobs {
         println!(
@@ -177,6 +189,16 @@ fn check(path: &Path) -> Outcome {
         );
     }
     Ok(())
+}
+
+/// Prints `text` on stdout; a closed pipe (`| head`) ends the command quietly.
+pub fn write_out(text: &str) -> Outcome {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Failure::runtime(e)),
+        _ => Ok(()),
+    }
 }
 
 fn sandbox(opts: &crate::sandbox::Options) -> Outcome {

@@ -199,11 +199,11 @@ fn show(cli: &Cli, uid: &str, json: bool) -> Outcome {
     Ok(())
 }
 
-fn write_items(items: &[serde_json::Value], format: Format) -> Outcome {
+fn write_items(items: &[serde_json::Value], format: Format, lead: &[String]) -> Outcome {
     let mut out = std::io::stdout().lock();
     match format {
         Format::Jsonl => crate::export::jsonl(&mut out, items),
-        Format::Csv => crate::export::csv(&mut out, items),
+        Format::Csv => crate::export::csv(&mut out, items, lead),
     }
     .or_else(|e| match e.kind() {
         std::io::ErrorKind::BrokenPipe => Ok(()), // `| head` is a normal way to read
@@ -219,15 +219,20 @@ fn results(cli: &Cli, uid: &str, format: Format) -> Outcome {
         items.push(v);
         Ok(())
     })?;
-    write_items(&items, format)
+    let lead = crate::export::lead_columns([run.action_name.as_str()]);
+    write_items(&items, format, &lead)
 }
 
 /// `watchbell export`: items of many runs, each with `_run_uid` and `_job` added.
 pub fn export(cli: &Cli, job: Option<&str>, since: Option<&str>, format: Format) -> Outcome {
     let since = parse_since("--since", since)?;
     let mut items = Vec::new();
+    let mut actions: Vec<String> = Vec::new();
     if let Some(conn) = read_db(cli)? {
-        store::for_each_export_item(&conn, job, since, |uid, job, v| {
+        store::for_each_export_item(&conn, job, since, |uid, job, action, v| {
+            if !actions.iter().any(|a| a == action) {
+                actions.push(action.to_string());
+            }
             let mut v = match v {
                 serde_json::Value::Object(m) => serde_json::Value::Object(m),
                 other => serde_json::json!({ "value": other }),
@@ -237,7 +242,13 @@ pub fn export(cli: &Cli, job: Option<&str>, since: Option<&str>, format: Format)
             items.push(v);
         })?;
     }
-    write_items(&items, format)
+    let lead: Vec<String> = ["_job".to_string(), "_run_uid".to_string()]
+        .into_iter()
+        .chain(crate::export::lead_columns(
+            actions.iter().map(String::as_str),
+        ))
+        .collect();
+    write_items(&items, format, &lead)
 }
 
 pub fn ticks(cli: &Cli, job: Option<&str>, since: Option<&str>, json: bool) -> Outcome {

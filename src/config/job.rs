@@ -8,8 +8,10 @@ use std::time::Duration;
 use chrono_tz::Tz;
 use toml::de::DeValue;
 
+use super::action::Holder;
 use super::read::{self, Diags, Section, Value};
-use super::{IdentityMode, Job, Overlap, Runner, Webhook, url};
+use super::{CatalogMode, IdentityMode, Job, Overlap, Runner, Webhook, url};
+use crate::catalog::ModeName;
 use crate::schedule::{CronExpr, Fold, Gap, Schedule};
 
 /// The job keys, each optional: read from `[defaults]` and from each `[[job]]`, then merged.
@@ -19,10 +21,10 @@ pub(super) struct JobFields {
     cron: Option<CronExpr>,
     timezone: Option<Tz>,
     action: Option<String>,
-    input: Option<serde_json::Value>,
-    parameters: Option<serde_json::Value>,
-    identity_mode: Option<IdentityMode>,
-    identity_ids: Option<Vec<String>>,
+    pub(super) input: Option<serde_json::Value>,
+    pub(super) parameters: Option<serde_json::Value>,
+    pub(super) identity_mode: Option<IdentityMode>,
+    pub(super) identity_ids: Option<Vec<String>>,
     enabled: Option<bool>,
     gap: Option<Gap>,
     fold: Option<Fold>,
@@ -35,6 +37,8 @@ pub(super) struct JobFields {
     max_pages: Option<u32>,
     run_timeout: Option<Duration>,
     resume_interrupted: Option<bool>,
+    /// Where keys were written: `action`, `input`, `input.KEY`, `parameters.KEY`, ...
+    spans: HashMap<String, Range<usize>>,
 }
 
 const JOB_KEYS: &[&str] = &[
@@ -65,8 +69,22 @@ impl JobFields {
         let mut f = JobFields::default();
         for (key, v) in s.table {
             f.read_key(d, key.get_ref(), v, &s.name);
+            f.spans.insert(key.get_ref().to_string(), v.span());
+            if let ("input" | "parameters", DeValue::Table(t)) =
+                (key.get_ref().as_ref(), v.get_ref())
+            {
+                for (k, inner) in t {
+                    f.spans
+                        .insert(format!("{}.{}", key.get_ref(), k.get_ref()), inner.span());
+                }
+            }
         }
         f
+    }
+
+    /// Where `key` (or `input.KEY`, `parameters.KEY`) was written.
+    pub(super) fn span(&self, key: &str) -> Option<Range<usize>> {
+        self.spans.get(key).cloned()
     }
 
     fn read_key(&mut self, d: &mut Diags, key: &str, v: &Value, section: &str) {
@@ -226,7 +244,12 @@ fn webhook(d: &mut Diags, v: &Value, section: &str) -> Option<Webhook> {
     })
 }
 
-pub(super) fn read_jobs(d: &mut Diags, v: Option<&Value>, defaults: &JobFields) -> Vec<Job> {
+pub(super) fn read_jobs(
+    d: &mut Diags,
+    v: Option<&Value>,
+    defaults: &JobFields,
+    catalog: CatalogMode,
+) -> Vec<Job> {
     let Some(v) = v else { return Vec::new() };
     let DeValue::Array(entries) = v.get_ref() else {
         d.at(&v.span(), "job: expected [[job]] entries");
@@ -249,7 +272,7 @@ pub(super) fn read_jobs(d: &mut Diags, v: Option<&Value>, defaults: &JobFields) 
                 seen.insert(name.clone(), d.line_of(span.start));
             }
         }
-        if let Some(job) = merge(d, &s, entry, fields, defaults) {
+        if let Some(job) = merge(d, &s, entry, &fields, defaults, catalog) {
             jobs.push(job);
         }
     }
@@ -257,7 +280,14 @@ pub(super) fn read_jobs(d: &mut Diags, v: Option<&Value>, defaults: &JobFields) 
 }
 
 /// A job's own keys over `[defaults]` over built-in defaults; then the checks that need both.
-fn merge(d: &mut Diags, s: &Section, entry: &Value, f: JobFields, def: &JobFields) -> Option<Job> {
+fn merge(
+    d: &mut Diags,
+    s: &Section,
+    entry: &Value,
+    f: &JobFields,
+    def: &JobFields,
+    catalog: CatalogMode,
+) -> Option<Job> {
     let here = entry.span();
     let mut missing = |what: &str| {
         d.at(&here, format!("{}: {what} is required", s.name));
@@ -266,16 +296,16 @@ fn merge(d: &mut Diags, s: &Section, entry: &Value, f: JobFields, def: &JobField
     if s.get("name").is_none() {
         missing("name");
     }
-    let cron = f.cron.or_else(|| def.cron.clone());
+    let cron = f.cron.clone().or_else(|| def.cron.clone());
     if cron.is_none() && s.get("cron").is_none() {
         missing("cron");
     }
-    let action = f.action.or_else(|| def.action.clone());
+    let action = f.action.clone().or_else(|| def.action.clone());
     if action.is_none() && s.get("action").is_none() {
         missing("action");
     }
     let runner = f.runner.or(def.runner).unwrap_or(Runner::Local);
-    let webhook = f.webhook.or_else(|| def.webhook.clone());
+    let webhook = f.webhook.clone().or_else(|| def.webhook.clone());
     if runner == Runner::Remote {
         let at = s.get("runner").map_or(here.clone(), toml::Spanned::span);
         if webhook.is_none() {
@@ -284,13 +314,28 @@ fn merge(d: &mut Diags, s: &Section, entry: &Value, f: JobFields, def: &JobField
                 "runner = \"remote\" needs a webhook: Captain Data delivers the results there",
             );
         }
-        if cron.as_ref().is_some_and(CronExpr::has_seconds) {
+        if let Some(c) = &cron
+            && let Err(why) = c.plain_posix()
+        {
+            let at = f.span("cron").or(def.span("cron")).unwrap_or(at);
             d.at(
                 &at,
-                "runner = \"remote\" needs a 5-field cron: Captain Data's scheduler has no seconds",
+                format!("runner = \"remote\" needs a plain 5-field POSIX cron for Captain Data's scheduler: {why}"),
             );
         }
     }
+    let mode = match runner {
+        Runner::Local => ModeName::Live,
+        Runner::Remote => ModeName::Schedule,
+    };
+    let request = action.as_deref().and_then(|a| {
+        Holder {
+            d: &mut *d,
+            catalog,
+            here: here.clone(),
+        }
+        .request(a, mode, f, def)
+    });
     let name = name?;
     let tz = f.timezone.or(def.timezone).unwrap_or(Tz::UTC);
     let jitter = f.jitter.or(def.jitter).unwrap_or_default();
@@ -307,19 +352,7 @@ fn merge(d: &mut Diags, s: &Section, entry: &Value, f: JobFields, def: &JobField
         name,
         schedule,
         action: action?,
-        input: f
-            .input
-            .or_else(|| def.input.clone())
-            .unwrap_or_else(|| serde_json::json!({})),
-        parameters: f
-            .parameters
-            .or_else(|| def.parameters.clone())
-            .unwrap_or_else(|| serde_json::json!({})),
-        identity_mode: f
-            .identity_mode
-            .or(def.identity_mode)
-            .unwrap_or(IdentityMode::Direct),
-        identity_ids: f.identity_ids.or_else(|| def.identity_ids.clone()),
+        request: request?,
         enabled: f.enabled.or(def.enabled).unwrap_or(true),
         overlap: f.overlap.or(def.overlap).unwrap_or(Overlap::Skip),
         catchup: f.catchup.or(def.catchup).unwrap_or(Duration::from_hours(1)),
@@ -335,6 +368,9 @@ fn merge(d: &mut Diags, s: &Section, entry: &Value, f: JobFields, def: &JobField
         jitter,
         webhook,
         runner,
-        remote_schedule: f.remote_schedule.or_else(|| def.remote_schedule.clone()),
+        remote_schedule: f
+            .remote_schedule
+            .clone()
+            .or_else(|| def.remote_schedule.clone()),
     })
 }

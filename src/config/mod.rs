@@ -1,6 +1,7 @@
 //! What was asked: `schedules.toml` parsed, then validated once into a [`Config`] whose fields are
 //! already typed. Every error is reported as `FILE:LINE:COL: message`, all of them in one pass.
 
+mod action;
 mod job;
 mod read;
 
@@ -12,6 +13,7 @@ use std::time::Duration;
 use reqwest::Url;
 use toml::de::DeTable;
 
+pub use action::Request;
 use job::{JobFields, read_jobs};
 pub use read::{Diag, Diagnostics};
 use read::{Diags, Section, Value};
@@ -29,6 +31,8 @@ pub struct Config {
     pub api: Api,
     pub daemon: Daemon,
     pub jobs: Vec<Job>,
+    /// `FILE:LINE:COL: warning: ...` lines: what the file may mean but `check` cannot vouch for.
+    pub warnings: Vec<String>,
     /// Position of each job in `jobs`, by name.
     index: HashMap<String, usize>,
 }
@@ -40,6 +44,17 @@ pub struct Api {
     pub key: KeySource,
     pub plan: Plan,
     pub request_timeout: Duration,
+    pub catalog: CatalogMode,
+}
+
+/// How jobs are held to the embedded action catalog.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CatalogMode {
+    /// An action or key the catalog does not know is an error.
+    #[default]
+    Strict,
+    /// ... a warning: for actions newer than the embedded catalog.
+    Warn,
 }
 
 /// Where the API key comes from. The key itself is never in the file.
@@ -129,10 +144,8 @@ pub struct Job {
     pub name: String,
     pub schedule: Schedule,
     pub action: String,
-    pub input: serde_json::Value,
-    pub parameters: serde_json::Value,
-    pub identity_mode: IdentityMode,
-    pub identity_ids: Option<Vec<String>>,
+    /// What the request carries: the keys the job set that its action takes.
+    pub request: Request,
     pub enabled: bool,
     pub overlap: Overlap,
     pub catchup: Duration,
@@ -161,19 +174,8 @@ impl Job {
             format!("{:?}{:?}", s.gap, s.fold),
         )
             .hash(&mut h);
-        (
-            s.jitter_offset,
-            &self.action,
-            self.input.to_string(),
-            self.parameters.to_string(),
-        )
-            .hash(&mut h);
-        (
-            self.identity_mode.as_str(),
-            &self.identity_ids,
-            self.enabled,
-        )
-            .hash(&mut h);
+        (s.jitter_offset, &self.action, self.live_body().to_string()).hash(&mut h);
+        self.enabled.hash(&mut h);
         (
             format!("{:?}{:?}", self.overlap, self.runner),
             self.catchup,
@@ -191,14 +193,9 @@ impl Job {
         h.finish()
     }
 
-    /// The JSON body of a live run: the job's input, parameters and identity.
+    /// The JSON body of a live run: exactly the keys the job set that its action takes.
     pub fn live_body(&self) -> serde_json::Value {
-        serde_json::json!({
-            "input": self.input,
-            "parameters": self.parameters,
-            "identity_mode": self.identity_mode.as_str(),
-            "identity_ids": self.identity_ids,
-        })
+        action::live_body(&self.request)
     }
 }
 
@@ -259,9 +256,14 @@ impl Config {
                 JobFields::read(&mut d, &s)
             })
             .unwrap_or_default();
-        let jobs = read_jobs(&mut d, root.get("job"), &defaults);
+        let catalog = api.as_ref().map(|a| a.catalog).unwrap_or_default();
+        let jobs = read_jobs(&mut d, root.get("job"), &defaults, catalog);
         match (api, daemon, d.is_empty()) {
-            (Some(api), Some(daemon), true) => Ok(Config::new(api, daemon, jobs)),
+            (Some(api), Some(daemon), true) => {
+                let mut config = Config::new(api, daemon, jobs);
+                config.warnings = d.warnings(path);
+                Ok(config)
+            }
             _ => Err(d.finish(path)),
         }
     }
@@ -277,6 +279,7 @@ impl Config {
             api,
             daemon,
             jobs,
+            warnings: Vec::new(),
             index,
         }
     }
@@ -311,6 +314,7 @@ fn read_api(d: &mut Diags, v: Option<&Value>) -> Option<Api> {
             "api_key_file",
             "plan",
             "request_timeout",
+            "catalog",
         ],
     );
     let base_url = match s.get("base_url") {
@@ -347,7 +351,12 @@ fn read_api(d: &mut Diags, v: Option<&Value>) -> Option<Api> {
         .get("plan")
         .map_or(Some(Plan::Trial), |v| read::choice(d, v, "plan", &plans));
     let request_timeout = opt_duration(d, &s, "request_timeout", Duration::from_mins(1));
+    let modes = [("strict", CatalogMode::Strict), ("warn", CatalogMode::Warn)];
+    let catalog = s.get("catalog").map_or(Some(CatalogMode::Strict), |v| {
+        read::choice(d, v, "catalog", &modes)
+    });
     Some(Api {
+        catalog: catalog?,
         base_url: base_url?,
         key: key?,
         plan: plan?,

@@ -43,6 +43,7 @@ pub struct Diags<'s> {
     /// Byte offsets where lines start, so a position is a binary search, not a rescan.
     line_starts: Vec<usize>,
     found: Vec<(usize, String)>,
+    warned: Vec<(usize, String)>,
 }
 
 impl<'s> Diags<'s> {
@@ -54,6 +55,7 @@ impl<'s> Diags<'s> {
             src,
             line_starts,
             found: Vec::new(),
+            warned: Vec::new(),
         }
     }
 
@@ -62,8 +64,30 @@ impl<'s> Diags<'s> {
         self.found.push((span.start, message.into()));
     }
 
+    /// Records a warning: the file is still accepted.
+    pub fn warn(&mut self, span: &Range<usize>, message: impl Into<String>) {
+        self.warned.push((span.start, message.into()));
+    }
+
     pub fn is_empty(&self) -> bool {
         self.found.is_empty()
+    }
+
+    pub fn error_count(&self) -> usize {
+        self.found.len()
+    }
+
+    /// The warnings, as `PATH:LINE:COL: warning: message` lines in file order.
+    pub fn warnings(&self, path: &str) -> Vec<String> {
+        let mut w = self.warned.clone();
+        w.sort_by_key(|(o, _)| *o);
+        w.dedup();
+        w.iter()
+            .map(|(o, m)| {
+                let (line, col) = self.position(*o);
+                format!("{path}:{line}:{col}: warning: {m}")
+            })
+            .collect()
     }
 
     /// The line (1-based) of a byte offset.

@@ -15,14 +15,15 @@ name = "cto-search"
 cron = "30 2 * * 1-5"
 action = "salesnavigator-search-company-employees"
 input = { sales_navigator_company_url = "https://www.linkedin.com/sales/company/123" }
-parameters = { keywords = "cto", depth = 2 }
+parameters = { keywords = "cto", seniority = ["cxo", "vp"] }
+identity_mode = "auto"
 dst = { gap = "skip", fold = "both" }
 
 [[job]]
 name = "every-second"
 cron = "* * * * * *"
 timezone = "UTC"
-action = "linkedin-extract-people"
+action = "linkedin-me"
 "#;
 
 /// The errors of `text` as "line:col: message" strings.
@@ -46,7 +47,8 @@ fn one_error(text: &str, line: usize, col: usize, fragment: &str) {
     assert!(errs[0].contains(fragment), "{} lacks {fragment:?}", errs[0]);
 }
 
-const JOB: &str = "[[job]]\nname = \"a\"\ncron = \"* * * * *\"\naction = \"x\"\n";
+/// A valid job in four lines (`linkedin-me` takes no input and needs no identity key).
+const JOB: &str = "[[job]]\nname = \"a\"\ncron = \"* * * * *\"\naction = \"linkedin-me\"\n";
 
 #[test]
 fn a_good_file_is_read_with_defaults_applied() {
@@ -60,14 +62,15 @@ fn a_good_file_is_read_with_defaults_applied() {
     assert_eq!(j.catchup, Duration::from_mins(10));
     assert_eq!(j.schedule.gap, Gap::Skip);
     assert_eq!(j.schedule.fold, Fold::Both);
-    assert_eq!(j.parameters["depth"], 2);
+    assert_eq!(j.request.parameters.as_ref().unwrap()["seniority"][1], "vp");
     assert_eq!(j.overlap, Overlap::Skip);
     assert_eq!(j.max_pages, 500);
     assert_eq!(j.line, 9);
     let e = c.job("every-second").unwrap();
     assert_eq!(e.schedule.tz, Tz::UTC);
     assert!(e.schedule.cron.has_seconds());
-    assert_eq!(e.input, serde_json::json!({}));
+    assert_eq!(e.request, Request::default());
+    assert_eq!(e.live_body(), serde_json::json!({}));
 }
 
 #[test]
@@ -185,7 +188,7 @@ fn missing_required_keys_are_named() {
 
 #[test]
 fn every_error_is_reported_in_one_pass_in_file_order() {
-    let text = "[[job]]\nname = \"a\"\ncron = \"* * *\"\naction = \"x\"\ntimezone = \"Nowhere/City\"\novertime = 1\n";
+    let text = "[[job]]\nname = \"a\"\ncron = \"* * *\"\naction = \"linkedin-me\"\ntimezone = \"Nowhere/City\"\novertime = 1\n";
     let errs = errors(text);
     assert_eq!(errs.len(), 3, "{errs:#?}");
     assert!(errs[0].starts_with("3:8:"));
@@ -220,12 +223,33 @@ fn defaults_apply_and_are_themselves_checked() {
 }
 
 #[test]
-fn remote_jobs_need_a_webhook_and_five_fields() {
-    let text =
-        "[[job]]\nname = \"a\"\ncron = \"0 * * * * *\"\naction = \"x\"\nrunner = \"remote\"\n";
+fn remote_jobs_need_a_webhook_and_plain_posix_cron() {
+    let text = "[[job]]\nname = \"a\"\ncron = \"0 * * * * *\"\naction = \"linkedin-me\"\nidentity_mode = \"auto\"\nrunner = \"remote\"\n";
     let errs = errors(text);
     assert_eq!(errs.len(), 2, "{errs:#?}");
-    assert!(errs.iter().all(|e| e.starts_with("5:10:")));
+    assert!(
+        errs[0].starts_with("3:8:") && errs[0].contains("6 fields"),
+        "{errs:?}"
+    );
+    assert!(
+        errs[1].starts_with("6:10:") && errs[1].contains("webhook"),
+        "{errs:?}"
+    );
+    for (cron, why) in [
+        ("@daily", "macro"),
+        ("0 9 * * MON", "uses 'M'"),
+        ("0 9 * * 7", "outside 0-6"),
+        ("0 9 L * *", "uses 'L'"),
+        ("0 9 * * 1#2", "uses '#'"),
+    ] {
+        let text = format!(
+            "[[job]]\nname = \"a\"\ncron = \"{cron}\"\naction = \"linkedin-me\"\nidentity_mode = \"auto\"\nrunner = \"remote\"\nwebhook = {{ url = \"https://e.com/h\" }}\n"
+        );
+        let errs = errors(&text);
+        assert!(errs.len() == 1 && errs[0].contains(why), "{cron}: {errs:?}");
+    }
+    let ok = "[[job]]\nname = \"a\"\ncron = \"*/15 9-17 1,15 * 1-5\"\naction = \"linkedin-me\"\nidentity_mode = \"auto\"\nrunner = \"remote\"\nwebhook = { url = \"https://e.com/h\" }\n";
+    assert!(Config::parse("s", ok).is_ok());
 }
 
 #[test]

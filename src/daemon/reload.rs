@@ -64,6 +64,9 @@ pub async fn apply(
             error!(why, "reload rejected; the running schedule is unchanged");
         }
         Ok(mut new) => {
+            for w in &new.warnings {
+                warn!(why, "{w}");
+            }
             let old = &d.config;
             let fp = |c: &Config| -> std::collections::HashMap<String, u64> {
                 c.jobs

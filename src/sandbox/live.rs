@@ -11,14 +11,12 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Kind, State, api_error};
+use super::{Kind, State, api_error, strict};
 
 #[derive(Deserialize)]
 pub(crate) struct PageQuery {
     page: Option<u32>,
 }
-
-const FIELDS: &[&str] = &["input", "parameters", "identity_mode", "identity_ids"];
 
 pub(crate) async fn run_live(
     AxState(st): AxState<Arc<State>>,
@@ -30,12 +28,20 @@ pub(crate) async fn run_live(
     if let Err(r) = st.admit(&headers, Kind::Live).await {
         return r;
     }
+    let Some(action) = strict::action(&name) else {
+        return api_error(
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+            None,
+            &format!("action {name:?} not found"),
+        );
+    };
     let body: Value = match serde_json::from_slice(&body) {
         Ok(b) => b,
         Err(e) => return invalid(&format!("body is not JSON: {e}")),
     };
-    if let Err(msg) = check_body(&body) {
-        return invalid(&msg);
+    if let Some(why) = strict::refusal(&name, "live", &body) {
+        return invalid(&why);
     }
     let page = q.page.unwrap_or(1);
     if page == 0 {
@@ -52,25 +58,28 @@ pub(crate) async fn run_live(
         .cloned()
         .unwrap_or(Value::Null)
         .to_string();
-    let items: Vec<Value> = if page > st.opts.pages {
-        Vec::new()
-    } else {
-        (0..st.opts.page_size)
-            .map(|i| {
-                json!({
-                    "id": item_id(&name, &input, page, i),
-                    "action": name,
-                    "page": page,
-                    "index": i,
-                    "full_name": format!("Person {page}-{i}"),
-                    "headline": "Chief Technology Officer",
-                })
-            })
-            .collect()
+    let single = action["output_is_object"] == true;
+    let paginated = action["modes"]["live"].get("query").is_some();
+    let pages = if paginated { st.opts.pages } else { 1 };
+    let count = match (page > pages, single) {
+        (true, _) => 0,
+        (false, true) => 1,
+        (false, false) => st.opts.page_size,
     };
+    let mut items: Vec<Value> = (0..count)
+        .map(|i| item(&name, &action["output"], &input, page, i))
+        .collect();
     st.stats.live_pages.fetch_add(1, Ordering::Relaxed);
-    let mut resp = (StatusCode::OK, axum::Json(Value::Array(items))).into_response();
-    if page < st.opts.pages {
+    let answer = match items.pop() {
+        Some(one) if single => one,
+        Some(last) => {
+            items.push(last);
+            Value::Array(items)
+        }
+        None => Value::Array(items),
+    };
+    let mut resp = (StatusCode::OK, axum::Json(answer)).into_response();
+    if page < pages {
         let next = format!("{}/actions/{name}/run/live?page={}", st.base, page + 1);
         if let Ok(v) = HeaderValue::from_str(&next) {
             resp.headers_mut().insert("x-pagination-next", v);
@@ -88,26 +97,31 @@ fn invalid(message: &str) -> Response {
     )
 }
 
-/// The body rules: an object of the known fields, `input` and `parameters` objects,
-/// `identity_mode` one of three words.
-fn check_body(body: &Value) -> Result<(), String> {
-    let obj = body.as_object().ok_or("body must be a JSON object")?;
-    if let Some(k) = obj.keys().find(|k| !FIELDS.contains(&k.as_str())) {
-        return Err(format!("unknown field {k:?}"));
+/// One result item: the action's result fields with values of their types, and a stable
+/// unique `id` so a client's stored results can be checked for loss and duplicates.
+fn item(action: &str, output: &Value, input: &str, page: u32, index: u32) -> Value {
+    let id = item_id(action, input, page, index);
+    let mut m = serde_json::Map::new();
+    for (field, schema) in output.as_object().into_iter().flatten() {
+        let n = u64::from(page) * 1000 + u64::from(index);
+        let v = match schema["type"].as_str() {
+            Some("string") if schema["format"] == "uri" => {
+                json!(format!("https://example.com/{action}/{id}/{field}"))
+            }
+            Some("string") => json!(format!("{field} {page}-{index}")),
+            Some("integer") => json!(n),
+            Some("number") => json!(n as f64 / 10.0),
+            Some("boolean") => json!(index.is_multiple_of(2)),
+            Some("array") => json!([]),
+            Some("object") => json!({}),
+            _ => Value::Null,
+        };
+        m.insert(field.clone(), v);
     }
-    for f in ["input", "parameters"] {
-        if obj.get(f).is_some_and(|v| !v.is_object() && !v.is_null()) {
-            return Err(format!("{f} must be an object"));
-        }
-    }
-    if let Some(m) = obj.get("identity_mode").and_then(Value::as_str)
-        && !["direct", "auto", "managed"].contains(&m)
-    {
-        return Err(format!(
-            "identity_mode {m:?} is not direct, auto or managed"
-        ));
-    }
-    Ok(())
+    m.insert("id".into(), json!(id));
+    m.insert("page".into(), json!(page));
+    m.insert("index".into(), json!(index));
+    Value::Object(m)
 }
 
 /// A stable id from (action, input, page, index): FNV-1a, 64 bits, as hex.

@@ -7,6 +7,7 @@
 
 mod live;
 mod records;
+mod strict;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

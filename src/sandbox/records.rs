@@ -11,8 +11,8 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
-use super::{Kind, State, api_error};
-use crate::schedule::{CronExpr, Fold, Gap, Schedule};
+use super::{Kind, State, api_error, strict};
+use crate::schedule::CronExpr;
 use crate::uid::new_uid;
 
 #[derive(Default)]
@@ -98,30 +98,20 @@ fn object(body: &Bytes) -> Result<serde_json::Map<String, Value>, Response> {
     }
 }
 
-/// Checks an async-mode body; `extra` names the fields allowed beyond the async ones.
-fn check_async(m: &serde_json::Map<String, Value>, extra: &[&str]) -> Result<(), Response> {
-    let allowed = [
-        "inputs",
-        "parameters",
-        "identity_mode",
-        "identity_ids",
-        "callback",
-    ];
-    if let Some(k) = m
-        .keys()
-        .find(|k| !allowed.contains(&k.as_str()) && !extra.contains(&k.as_str()))
-    {
-        return Err(invalid(&format!("unknown field {k:?}")));
+/// The body as the API's schema for `mode` accepts it, or the API's refusal.
+fn checked(
+    name: &str,
+    mode: &str,
+    body: &Bytes,
+) -> Result<serde_json::Map<String, Value>, Response> {
+    if strict::action(name).is_none() {
+        return Err(not_found(&format!("action {name:?}")));
     }
-    if !m.get("inputs").is_some_and(Value::is_array) {
-        return Err(invalid("inputs must be an array"));
+    let m = object(body)?;
+    match strict::refusal(name, mode, &Value::Object(m.clone())) {
+        Some(why) => Err(invalid(&why)),
+        None => Ok(m),
     }
-    if let Some(cb) = m.get("callback").filter(|c| !c.is_null())
-        && !cb.get("url").is_some_and(Value::is_string)
-    {
-        return Err(invalid("callback.url must be a string"));
-    }
-    Ok(())
 }
 
 pub(crate) async fn run_async(
@@ -133,7 +123,7 @@ pub(crate) async fn run_async(
     if let Err(r) = st.admit(&headers, Kind::Other).await {
         return r;
     }
-    let m = match object(&body).and_then(|m| check_async(&m, &[]).map(|()| m)) {
+    let m = match checked(&name, "async", &body) {
         Ok(m) => m,
         Err(r) => return r,
     };
@@ -160,35 +150,33 @@ pub(crate) async fn create_schedule(
     if let Err(r) = st.admit(&headers, Kind::Other).await {
         return r;
     }
-    let m = match object(&body)
-        .and_then(|m| check_async(&m, &["cron", "timezone", "schedule_at"]).map(|()| m))
-    {
+    let m = match checked(&name, "schedule", &body) {
         Ok(m) => m,
         Err(r) => return r,
     };
     let Some(cron_text) = m.get("cron").and_then(Value::as_str) else {
         return invalid("cron is required");
     };
-    let cron = match CronExpr::parse(cron_text) {
-        Ok(c) if !c.has_seconds() => c,
-        Ok(_) => return invalid("cron must have 5 fields"),
-        Err(e) => return invalid(&format!("cron {cron_text:?}: {e}")),
-    };
+    // Captain Data's scheduler takes plain POSIX cron only.
+    if let Err(why) = CronExpr::parse(cron_text)
+        .map_err(|e| e.to_string())
+        .and_then(|c| c.plain_posix())
+    {
+        return invalid(&format!("cron {cron_text:?}: {why}"));
+    }
     let tz_name = m.get("timezone").and_then(Value::as_str).unwrap_or("UTC");
-    let Ok(tz) = tz_name.parse::<chrono_tz::Tz>() else {
+    if tz_name.parse::<chrono_tz::Tz>().is_err() {
         return invalid(&format!("unknown timezone {tz_name:?}"));
-    };
+    }
     let now = st.now();
-    let next = Schedule::new(
-        "",
-        cron,
-        tz,
-        Gap::Shift,
-        Fold::First,
-        std::time::Duration::ZERO,
-    )
-    .next_after(now)
-    .map(|f| f.at.to_rfc3339());
+    // Without `schedule_at` the API runs a new schedule at once, then on its cron.
+    let next = match m.get("schedule_at").and_then(Value::as_str) {
+        Some(at) => match DateTime::parse_from_rfc3339(at) {
+            Ok(at) => Some(at.to_utc().to_rfc3339()),
+            Err(e) => return invalid(&format!("schedule_at {at:?}: {e}")),
+        },
+        None => Some(now.to_rfc3339()),
+    };
     let uid = new_uid(now);
     let t = now.to_rfc3339();
     let schedule = json!({

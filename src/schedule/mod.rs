@@ -70,6 +70,38 @@ impl CronExpr {
         self.fields == 6
     }
 
+    /// Whether the expression is plain POSIX cron, as Captain Data's own scheduler takes it: five
+    /// fields of numbers, `*`, `,`, `-` and `/`, day of week 0 to 6; no seconds, macros, names,
+    /// `L`, `W`, `#` or `?`. The error says what is not.
+    pub fn plain_posix(&self) -> Result<(), String> {
+        let text = self.text.trim();
+        if text.starts_with('@') {
+            return Err(format!("{text:?} is a macro; write its five fields"));
+        }
+        let fields: Vec<&str> = text.split_whitespace().collect();
+        if fields.len() != 5 {
+            return Err(format!("{} fields; write exactly five", fields.len()));
+        }
+        let names = ["minute", "hour", "day of month", "month", "day of week"];
+        for (field, name) in fields.iter().zip(names) {
+            if let Some(c) = field
+                .chars()
+                .find(|c| !(c.is_ascii_digit() || "*,-/".contains(*c)))
+            {
+                return Err(format!("{name} {field:?} uses {c:?}"));
+            }
+        }
+        for part in fields[4].split(',') {
+            let range = part.split('/').next().unwrap_or("");
+            for n in range.split('-').filter(|n| *n != "*") {
+                if n.parse::<u32>().map_or(true, |n| n > 6) {
+                    return Err(format!("day of week {n:?} is outside 0-6 (Sunday is 0)"));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// How the expression was read, in English.
     pub fn describe(&self) -> String {
         self.cron.describe()

@@ -121,6 +121,20 @@ pub struct PageRecord {
     pub url: String,
     pub items: u32,
     pub fetched_at: String,
+    /// [`content_hash`] of its items (absent for pages stored before schema 4).
+    pub content_hash: Option<String>,
+}
+
+/// A hash of a page's items (FNV-1a over their JSON), to recognise a page served twice.
+pub fn content_hash(items: &[serde_json::Value]) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for item in items {
+        for b in item.to_string().bytes().chain([0]) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    format!("{h:016x}")
 }
 
 pub use crate::uid::new_uid;
@@ -304,8 +318,8 @@ pub fn store_page(
         .optional()?
         .ok_or_else(|| StoreError::NotFound(uid.to_string()))?;
     let inserted = tx.execute(
-        "INSERT OR IGNORE INTO pages (run_id, page_no, url, item_count, fetched_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![id, page.page_no, page.url, page.items.len() as i64, ts(now)],
+        "INSERT OR IGNORE INTO pages (run_id, page_no, url, item_count, fetched_at, content_hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![id, page.page_no, page.url, page.items.len() as i64, ts(now), content_hash(page.items)],
     )?;
     if inserted == 0 {
         return Err(StoreError::PageAlreadyStored {
@@ -448,7 +462,7 @@ pub fn transitions(conn: &Connection, run_id: i64) -> Result<Vec<TransitionRecor
 
 pub fn pages(conn: &Connection, run_id: i64) -> Result<Vec<PageRecord>> {
     let mut stmt = conn.prepare(
-        "SELECT page_no, url, item_count, fetched_at FROM pages WHERE run_id = ?1 ORDER BY page_no",
+        "SELECT page_no, url, item_count, fetched_at, content_hash FROM pages WHERE run_id = ?1 ORDER BY page_no",
     )?;
     let rows = stmt.query_map([run_id], |r| {
         Ok(PageRecord {
@@ -456,6 +470,7 @@ pub fn pages(conn: &Connection, run_id: i64) -> Result<Vec<PageRecord>> {
             url: r.get(1)?,
             items: r.get(2)?,
             fetched_at: r.get(3)?,
+            content_hash: r.get(4)?,
         })
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -496,18 +511,19 @@ pub fn for_each_export_item(
     conn: &Connection,
     job: Option<&str>,
     since: Option<DateTime<Utc>>,
-    mut each: impl FnMut(&str, &str, serde_json::Value),
+    mut each: impl FnMut(&str, &str, &str, serde_json::Value),
 ) -> Result<()> {
     let mut stmt = conn.prepare(
-        "SELECT r.uid, r.job, i.data FROM items i JOIN runs r ON r.id = i.run_id
+        "SELECT r.uid, r.job, i.data, r.action_name FROM items i JOIN runs r ON r.id = i.run_id
          WHERE (?1 IS NULL OR r.job = ?1) AND (?2 IS NULL OR r.created_at >= ?2)
          ORDER BY r.created_at, r.id, i.page_no, i.idx",
     )?;
     let mut rows = stmt.query(params![job, since.map(ts)])?;
     while let Some(row) = rows.next()? {
         let (uid, job, text): (String, String, String) = (row.get(0)?, row.get(1)?, row.get(2)?);
+        let action: String = row.get(3)?;
         let value = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
-        each(&uid, &job, value);
+        each(&uid, &job, &action, value);
     }
     Ok(())
 }

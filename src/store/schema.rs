@@ -103,6 +103,10 @@ const STEPS: &[&str] = &[
     CREATE INDEX deliveries_due ON deliveries(state, next_attempt_at);
     ALTER TABLE remote_links ADD COLUMN remote_status TEXT;
     ",
+    // 4: a hash of each page's items, so a page served again behind a new URL is seen as a loop.
+    r"
+    ALTER TABLE pages ADD COLUMN content_hash TEXT;
+    ",
 ];
 
 /// The schema version this build knows.

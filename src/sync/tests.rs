@@ -1,21 +1,24 @@
 use super::*;
 
+const ACTION: &str = "googlemaps-search-places";
+const INPUT: &str = "google_maps_search_url = \"https://www.google.com/maps/search/pizza\"";
+
 fn config(jobs: &str) -> Config {
     Config::parse("t", &format!("[api]\nplan = \"mid\"\n{jobs}")).unwrap()
 }
 
 fn remote_job(name: &str, cron: &str, enabled: bool) -> String {
     format!(
-        "[[job]]\nname = \"{name}\"\ncron = \"{cron}\"\naction = \"act\"\nrunner = \"remote\"\nenabled = {enabled}\nwebhook = {{ url = \"https://example.com/h\" }}\n"
+        "[[job]]\nname = \"{name}\"\ncron = \"{cron}\"\naction = \"{ACTION}\"\ninput = {{ {INPUT} }}\nrunner = \"remote\"\nenabled = {enabled}\nwebhook = {{ url = \"https://example.com/h\" }}\n"
     )
 }
 
 fn sched(uid: &str, status: &str, cron: &str) -> RemoteSchedule {
     RemoteSchedule {
         uid: uid.into(),
-        action_name: "act".into(),
-        status: status.into(),
-        cron: cron.into(),
+        action_name: ACTION.into(),
+        status: Some(status.into()),
+        cron: Some(cron.into()),
         timezone: Some("UTC".into()),
         next_execution_at: None,
         created_at: None,
@@ -26,7 +29,7 @@ fn link(job: &str, uid: &str, c: &Config) -> Link {
     Link {
         job: job.into(),
         uid: uid.into(),
-        hash: c.job(job).map(body_hash),
+        hash: c.job(job).map(definition_hash),
         adopted_from: None,
     }
 }
@@ -39,7 +42,7 @@ fn acts(steps: &[Step]) -> Vec<(&str, Act)> {
 fn an_empty_account_gets_a_schedule_per_remote_job() {
     let c = config(
         &(remote_job("r", "0 9 * * *", true)
-            + "[[job]]\nname = \"l\"\ncron = \"@daily\"\naction = \"act\"\n"),
+            + "[[job]]\nname = \"l\"\ncron = \"@daily\"\naction = \"linkedin-me\"\n"),
     );
     assert_eq!(acts(&plan(&c, &[], &[], false)), [("r", Act::Create)]);
 }
@@ -53,7 +56,7 @@ fn a_matching_account_plans_nothing() {
 
 #[test]
 fn a_local_job_keeps_its_linked_schedule_paused() {
-    let c = config("[[job]]\nname = \"l\"\ncron = \"0 9 * * *\"\naction = \"act\"\n");
+    let c = config("[[job]]\nname = \"l\"\ncron = \"0 9 * * *\"\naction = \"linkedin-me\"\n");
     let links = [link("l", "u1", &c)];
     assert_eq!(
         acts(&plan(
@@ -148,7 +151,7 @@ fn an_adopted_schedule_is_used_until_watchbell_replaces_it() {
     let replaced = Link {
         job: "r".into(),
         uid: "new".into(),
-        hash: c.job("r").map(body_hash),
+        hash: c.job("r").map(definition_hash),
         adopted_from: Some("adopted".into()),
     };
     let remote = [

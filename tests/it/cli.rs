@@ -26,11 +26,15 @@ fn check_names_every_mistake_with_line_and_column_and_exits_2() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     let lines: Vec<&str> = err.lines().collect();
-    assert_eq!(lines.len(), 3, "{err}");
+    assert_eq!(lines.len(), 4, "{err}");
     assert!(lines[0].starts_with("schedules.toml:2:8: name:"), "{err}");
     assert!(lines[1].starts_with("schedules.toml:3:8: cron:"), "{err}");
     assert!(
-        lines[2].starts_with("schedules.toml:5:12: timezone:"),
+        lines[2].starts_with("schedules.toml:4:10: action: \"x\" is not in the action catalog"),
+        "{err}"
+    );
+    assert!(
+        lines[3].starts_with("schedules.toml:5:12: timezone:"),
         "{err}"
     );
 }

@@ -9,7 +9,7 @@ use watchbell::sandbox::Options;
 use watchbell::status::RunStatus;
 use watchbell::store::{self, NewRun, Trigger};
 
-use crate::support::{InProcess, at, eventually, sandbox};
+use crate::support::{InProcess, PAGED, at, body, eventually, job, sandbox};
 
 fn slow() -> Options {
     Options {
@@ -53,10 +53,8 @@ fn position(events: &[(i64, String)], run: i64, status: &str) -> usize {
         .expect("event recorded")
 }
 
-fn job(overlap: &str) -> String {
-    format!(
-        "[[job]]\nname = \"m\"\ncron = \"* * * * *\"\naction = \"act\"\noverlap = \"{overlap}\"\n"
-    )
+fn minutely(overlap: &str) -> String {
+    job("m", "* * * * *").text("overlap", overlap).to_string()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -64,7 +62,7 @@ async fn overlap_skip_records_the_tick_as_skipped() {
     let sb = sandbox(slow()).await;
     let dir = tempfile::tempdir().unwrap();
     let (clock, hand) = Clock::test(at("2026-05-01T10:00:30Z"));
-    let d = InProcess::start(&dir, &sb, &job("skip"), clock).await;
+    let d = InProcess::start(&dir, &sb, &minutely("skip"), clock).await;
     hand.set(at("2026-05-01T10:01:00Z"));
     let first = wait_ticks(&d, "m", 1).await;
     hand.set(at("2026-05-01T10:02:00Z"));
@@ -81,7 +79,7 @@ async fn overlap_queue_keeps_one_waiting_run_and_runs_it_after() {
     let sb = sandbox(slow()).await;
     let dir = tempfile::tempdir().unwrap();
     let (clock, hand) = Clock::test(at("2026-05-01T10:00:30Z"));
-    let d = InProcess::start(&dir, &sb, &job("queue"), clock).await;
+    let d = InProcess::start(&dir, &sb, &minutely("queue"), clock).await;
     for (i, t) in ["10:01", "10:02", "10:03"].iter().enumerate() {
         hand.set(at(&format!("2026-05-01T{t}:00Z")));
         wait_ticks(&d, "m", i + 1).await;
@@ -117,7 +115,7 @@ async fn overlap_replace_stops_the_running_run_resumably() {
     let sb = sandbox(slow()).await;
     let dir = tempfile::tempdir().unwrap();
     let (clock, hand) = Clock::test(at("2026-05-01T10:00:30Z"));
-    let d = InProcess::start(&dir, &sb, &job("replace"), clock).await;
+    let d = InProcess::start(&dir, &sb, &minutely("replace"), clock).await;
     hand.set(at("2026-05-01T10:01:00Z"));
     let first = wait_ticks(&d, "m", 1).await[0].run_uid.clone().unwrap();
     eventually(WAIT, || async {
@@ -146,7 +144,7 @@ async fn overlap_allow_runs_both_at_once() {
     let sb = sandbox(slow()).await;
     let dir = tempfile::tempdir().unwrap();
     let (clock, hand) = Clock::test(at("2026-05-01T10:00:30Z"));
-    let d = InProcess::start(&dir, &sb, &job("allow"), clock).await;
+    let d = InProcess::start(&dir, &sb, &minutely("allow"), clock).await;
     hand.set(at("2026-05-01T10:01:00Z"));
     wait_ticks(&d, "m", 1).await;
     hand.set(at("2026-05-01T10:02:00Z"));
@@ -178,7 +176,7 @@ async fn ticks_missed_while_down_fire_once_within_catchup() {
     seed_last_tick(&dir, "m", "2026-05-01T10:00:00Z").await;
     // Down for ten minutes; catch-up window one hour.
     let (clock, _hand) = Clock::test(at("2026-05-01T10:10:30Z"));
-    let d = InProcess::start(&dir, &sb, &job("skip"), clock).await;
+    let d = InProcess::start(&dir, &sb, &minutely("skip"), clock).await;
     let ticks = wait_ticks(&d, "m", 11).await;
     let fired: Vec<_> = ticks.iter().filter(|t| t.outcome == "fired").collect();
     assert_eq!(fired.len(), 1, "one run, not one per missed tick");
@@ -197,7 +195,7 @@ async fn ticks_missed_outside_catchup_are_skipped_with_a_reason() {
     let dir = tempfile::tempdir().unwrap();
     seed_last_tick(&dir, "d", "2026-05-01T02:00:00Z").await;
     let (clock, _hand) = Clock::test(at("2026-05-03T12:00:00Z"));
-    let toml = "[[job]]\nname = \"d\"\ncron = \"0 2 * * *\"\naction = \"act\"\ncatchup = \"1h\"\n";
+    let toml = &job("d", "0 2 * * *").text("catchup", "1h").to_string();
     let d = InProcess::start(&dir, &sb, toml, clock).await;
     let ticks = wait_ticks(&d, "d", 3).await;
     let got: Vec<_> = ticks[1..]
@@ -223,8 +221,7 @@ async fn a_per_second_job_accounts_for_every_tick() {
     })
     .await;
     let dir = tempfile::tempdir().unwrap();
-    let toml =
-        "[[job]]\nname = \"s\"\ncron = \"* * * * * *\"\naction = \"act\"\noverlap = \"allow\"\n";
+    let toml = &job("s", "* * * * * *").text("overlap", "allow").to_string();
     let d = InProcess::start(&dir, &sb, toml, Clock::System).await;
     let ticks = wait_ticks(&d, "s", 4).await;
     d.shutdown().await;
@@ -263,7 +260,7 @@ async fn a_changed_file_adds_and_removes_jobs_without_touching_the_others() {
     let jobs = |names: &[&str]| -> String {
         use std::fmt::Write as _;
         names.iter().fold(String::new(), |mut out, n| {
-            let _ = writeln!(out, "[[job]]\nname = \"{n}\"\ncron = \"* * * * *\"\naction = \"act\"\noverlap = \"allow\"");
+            let _ = write!(out, "{}", job(n, "* * * * *").text("overlap", "allow"));
             out
         })
     };
@@ -333,10 +330,10 @@ async fn a_run_whose_owner_died_is_stopped_then_resumed_with_every_item_once() {
     );
     let new = NewRun {
         job: "y".into(),
-        action_name: "act".into(),
+        action_name: PAGED.into(),
         trigger: Trigger::Tick,
         scheduled_for: None,
-        body: serde_json::json!({"input": {}}),
+        body: body(),
         callback_url: None,
         owner: Some(ghost),
     };
@@ -356,12 +353,12 @@ async fn a_run_whose_owner_died_is_stopped_then_resumed_with_every_item_once() {
         .await
         .unwrap();
     let client = reqwest::Client::new();
-    let mut url = format!("{base}/actions/act/run/live");
+    let mut url = format!("{base}/actions/{PAGED}/run/live");
     for page in 1..=2u32 {
         let resp = client
             .post(&url)
             .header("x-api-key", sb.api_key())
-            .json(&serde_json::json!({"input": {}}))
+            .json(&body())
             .send()
             .await
             .unwrap();
@@ -386,7 +383,7 @@ async fn a_run_whose_owner_died_is_stopped_then_resumed_with_every_item_once() {
             .unwrap();
         url = next;
     }
-    let toml = "[[job]]\nname = \"y\"\ncron = \"0 0 1 1 *\"\naction = \"act\"\n";
+    let toml = &job("y", "0 0 1 1 *").to_string();
     let d = InProcess::start(&dir, &sb, toml, Clock::System).await;
     let done = wait_final(&d, &run.uid).await;
     assert_eq!(done.status, RunStatus::Succeeded);

@@ -17,7 +17,7 @@ use watchbell::store;
 
 use crate::support::{self, LIMITS, body, create, item_ids, run_once, runner, sandbox, serve};
 
-const ACTION: &str = "linkedin-extract-people";
+const ACTION: &str = support::PAGED;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_multi_page_run_stores_every_item_exactly_once() {
@@ -62,7 +62,8 @@ async fn a_429_storm_loses_and_duplicates_nothing() {
     for i in 0..4 {
         let r = r.clone();
         tasks.push(tokio::spawn(async move {
-            let body = serde_json::json!({"input": {"n": i}});
+            let mut body = body();
+            body["input"]["custom_data"] = serde_json::json!({"n": i});
             run_once(&r, ACTION, body).await
         }));
     }
@@ -185,15 +186,20 @@ async fn a_next_url_on_another_origin_is_refused_and_gets_no_key() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pagination_loop_stops_the_run() {
+    // The next URL is always page 2; each answer has new items.
     let base_cell: Arc<std::sync::OnceLock<String>> = Arc::default();
-    let b = base_cell.clone();
+    let (b, n) = (base_cell.clone(), Arc::new(AtomicU32::new(0)));
     let app = Router::new().route(
         "/v4/actions/{name}/run/live",
         post(move || {
-            let b = b.clone();
+            let (b, n) = (b.clone(), n.clone());
             async move {
                 let next = format!("{}/v4/actions/x/run/live?page=2", b.get().unwrap());
-                ([("x-pagination-next", next)], "[{\"id\":\"1\"}]")
+                let id = n.fetch_add(1, Ordering::SeqCst);
+                (
+                    [("x-pagination-next", next)],
+                    format!("[{{\"id\":\"{id}\"}}]"),
+                )
             }
         }),
     );
@@ -205,6 +211,54 @@ async fn a_pagination_loop_stops_the_run() {
     assert_eq!(run.status, RunStatus::PartialSucceeded);
     assert_eq!(run.pages, 2);
     assert_eq!(run.last_error.unwrap().label, "PAGINATION_LOOP");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_served_again_behind_a_new_url_ends_the_run_without_duplicates() {
+    // Page 3 has a URL never seen, but its items are page 1's.
+    let base_cell: Arc<std::sync::OnceLock<String>> = Arc::default();
+    let (b, n) = (base_cell.clone(), Arc::new(AtomicU32::new(0)));
+    let app = Router::new().route(
+        "/v4/actions/{name}/run/live",
+        post(move || {
+            let (b, n) = (b.clone(), n.clone());
+            async move {
+                let call = n.fetch_add(1, Ordering::SeqCst) + 1;
+                let next = format!("{}/v4/actions/x/run/live?cursor=c{call}", b.get().unwrap());
+                let items = if call == 2 {
+                    "[{\"id\":\"2\"}]"
+                } else {
+                    "[{\"id\":\"1\"}]"
+                };
+                ([("x-pagination-next", next)], items)
+            }
+        }),
+    );
+    let base = serve(app).await;
+    base_cell.set(base.clone()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let r = runner(&dir, &format!("{base}/v4"), "k", Pacer::unlimited());
+    let run = run_once(&r, ACTION, body()).await;
+    assert_eq!(run.status, RunStatus::PartialSucceeded);
+    assert_eq!((run.pages, run.items), (2, 2));
+    let e = run.last_error.clone().unwrap();
+    assert_eq!(e.label, "PAGINATION_LOOP");
+    assert!(e.message.contains("repeats page 1"), "{}", e.message);
+    assert_eq!(item_ids(&r, &run).await, ["1", "2"]);
+    let history = r.store.call({
+        let id = run.id;
+        move |c| store::transitions(c, id)
+    });
+    let reasons: Vec<String> = history
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|t| t.reason)
+        .collect();
+    assert!(
+        reasons.iter().any(|r| r == "pagination_loop"),
+        "{reasons:?}"
+    );
 }
 
 /// A server whose live endpoint always answers `status` with `body`.
@@ -354,10 +408,7 @@ async fn the_key_never_appears_in_logs() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("schedules.toml"),
-        format!(
-            "[api]\nbase_url = \"{}\"\nplan = \"highest\"\n[[job]]\nname = \"j\"\ncron = \"@daily\"\naction = \"{ACTION}\"\n",
-            sb.base_url()
-        ),
+        support::job_file(&sb, &support::job("j", "@daily").to_string()),
     )
     .unwrap();
     let base = dir.path().to_path_buf();

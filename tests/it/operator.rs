@@ -15,7 +15,9 @@ use watchbell::sandbox::Options;
 use watchbell::status::RunStatus;
 use watchbell::store::{self, NewRun, Store, Trigger};
 
-use crate::support::{InProcess, eventually, job_file, runner, sandbox, serve, watchbell};
+use crate::support::{
+    InProcess, PAGED, eventually, job, job_file, runner, sandbox, serve, watchbell,
+};
 
 /// A webhook receiver that answers 503 until it is told to come up.
 #[derive(Clone, Default)]
@@ -48,9 +50,12 @@ impl Receiver {
 const SECRET_ENV: &str = "PATH";
 
 fn hook_job(url: &str) -> String {
-    format!(
-        "[[job]]\nname = \"hooked\"\ncron = \"@yearly\"\naction = \"act\"\nwebhook = {{ url = \"{url}\", headers = {{ Authorization = \"Bearer t0k\" }}, secret_env = \"{SECRET_ENV}\" }}\n"
-    )
+    job("hooked", "@yearly")
+        .set(
+            "webhook",
+            format!("{{ url = \"{url}\", headers = {{ Authorization = \"Bearer t0k\" }}, secret_env = \"{SECRET_ENV}\" }}"),
+        )
+        .to_string()
 }
 
 /// Runs the hooked job once while the receiver is down; every delivery attempt fails and is kept.
@@ -197,7 +202,7 @@ async fn known_db(dir: &tempfile::TempDir) {
     s.call(move |c| {
         let mut new = NewRun {
             job: "report".into(),
-            action_name: "act".into(),
+            action_name: PAGED.into(),
             trigger: Trigger::Tick,
             scheduled_for: Some(t("2026-06-01T09:00:00Z")),
             body: serde_json::json!({"input": {"q": "cto"}}),
@@ -294,7 +299,9 @@ async fn the_views_show_a_known_database() {
     known_db(&dir).await;
     std::fs::write(
         dir.path().join("schedules.toml"),
-        "[[job]]\nname = \"report\"\ncron = \"0 9 * * *\"\ntimezone = \"Europe/Paris\"\naction = \"act\"\n",
+        job("report", "0 9 * * *")
+            .text("timezone", "Europe/Paris")
+            .to_string(),
     )
     .unwrap();
     let d = dir.path().to_path_buf();
@@ -376,7 +383,7 @@ async fn metrics_count_ticks_runs_items_and_health_is_served() {
     let dir = tempfile::tempdir().unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let toml = "[[job]]\nname = \"metered\"\ncron = \"* * * * * *\"\naction = \"act\"\n";
+    let toml = &job("metered", "* * * * * *").to_string();
     let d = InProcess::start_with(&dir, &sb, toml, Clock::System, Some(listener)).await;
     eventually(Duration::from_secs(20), || async {
         d.ticks(Some("metered"))

@@ -9,7 +9,7 @@ use watchbell::sandbox::{Options, Sandbox};
 use watchbell::status::RunStatus;
 use watchbell::store::{self, RunFilter};
 
-use crate::support::{eventually, job_file, sandbox};
+use crate::support::{eventually, job, job_file, sandbox};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -77,7 +77,7 @@ async fn sighup_with_a_broken_file_keeps_the_schedule() {
     let d = dir.path();
     let good = job_file(
         &sb,
-        "[[job]]\nname = \"s\"\ncron = \"* * * * * *\"\naction = \"act\"\noverlap = \"allow\"\n",
+        &job("s", "* * * * * *").text("overlap", "allow").to_string(),
     );
     std::fs::write(d.join("schedules.toml"), &good).unwrap();
     let mut child = spawn(d, &sb, "err.log");
@@ -93,7 +93,7 @@ async fn sighup_with_a_broken_file_keeps_the_schedule() {
     })
     .await;
     let err = log(d, "err.log");
-    assert!(err.contains("schedules.toml:12:8: name:"), "{err}");
+    assert!(err.contains("schedules.toml:13:8: name:"), "{err}");
     let seen = ticks(d, "s");
     eventually(WAIT, || async { ticks(d, "s") >= seen + 2 }).await;
     signal(&child, "-TERM");
@@ -111,7 +111,10 @@ async fn sigterm_drains_then_stops_what_is_left_and_exits_0() {
     .await;
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let toml = "[daemon]\nshutdown_grace = \"1s\"\n[[job]]\nname = \"t\"\ncron = \"* * * * * *\"\naction = \"act\"\n";
+    let toml = &format!(
+        "[daemon]\nshutdown_grace = \"1s\"\n{}",
+        job("t", "* * * * * *")
+    );
     let text = job_file(&sb, "").replace(
         "plan = \"highest\"\n",
         &format!("plan = \"highest\"\n{toml}"),
@@ -166,7 +169,7 @@ async fn kill_9_during_a_run_then_restart_resumes_it_with_every_item_once() {
     .await;
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let toml = "[[job]]\nname = \"k\"\ncron = \"* * * * * *\"\naction = \"act\"\n";
+    let toml = &job("k", "* * * * * *").to_string();
     std::fs::write(d.join("schedules.toml"), job_file(&sb, toml)).unwrap();
     let mut child = spawn(d, &sb, "first.log");
     let mut victim = None;

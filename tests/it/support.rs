@@ -74,8 +74,78 @@ pub async fn run_once(r: &Runner, action: &str, body: serde_json::Value) -> RunR
     r.execute(&run.uid, LIMITS, &Stop::new()).await.unwrap()
 }
 
+/// A catalog action that pages through results and takes no identity: the tests' default.
+pub const PAGED: &str = "googlemaps-search-places";
+/// Its input, as TOML and as JSON.
+const PAGED_INPUT: &str =
+    "{ google_maps_search_url = \"https://www.google.com/maps/search/pizza\" }";
+
+/// The live body of a [`PAGED`] run.
 pub fn body() -> serde_json::Value {
-    serde_json::json!({"input": {"url": "https://example.com/x"}, "parameters": {}, "identity_mode": "direct", "identity_ids": null})
+    serde_json::json!({"input": {"google_maps_search_url": "https://www.google.com/maps/search/pizza"}})
+}
+
+/// A `[[job]]` entry built key by key, valid against the catalog as it stands: by default a
+/// [`PAGED`] action with its input; [`JobToml::action`] swaps in another action's example.
+#[derive(Clone, Debug)]
+pub struct JobToml {
+    keys: Vec<(String, String)>,
+}
+
+/// A job named `name` firing on `cron`.
+pub fn job(name: &str, cron: &str) -> JobToml {
+    JobToml {
+        keys: vec![
+            ("name".into(), format!("{name:?}")),
+            ("cron".into(), format!("{cron:?}")),
+            ("action".into(), format!("{PAGED:?}")),
+            ("input".into(), PAGED_INPUT.into()),
+        ],
+    }
+}
+
+impl JobToml {
+    /// Sets `key` to a TOML value written as is (`"\"allow\""`, `3`, `{ url = .. }`).
+    pub fn set(mut self, key: &str, value: impl std::fmt::Display) -> JobToml {
+        let value = value.to_string();
+        match self.keys.iter_mut().find(|(k, _)| k == key) {
+            Some(slot) => slot.1 = value,
+            None => self.keys.push((key.into(), value)),
+        }
+        self
+    }
+
+    /// Sets `key` to a string.
+    pub fn text(self, key: &str, value: &str) -> JobToml {
+        self.set(key, format!("{value:?}"))
+    }
+
+    /// Runs `action` with the catalog's example request for it.
+    pub fn action(mut self, action: &str) -> JobToml {
+        self.keys.retain(|(k, _)| {
+            !matches!(
+                k.as_str(),
+                "action" | "input" | "parameters" | "identity_mode"
+            )
+        });
+        let example = watchbell::catalog::example_job(action, watchbell::catalog::ModeName::Live)
+            .unwrap_or_else(|| panic!("{action} is not in the catalog"));
+        for line in example.lines() {
+            let (k, v) = line.split_once(" = ").expect("key = value");
+            self.keys.push((k.into(), v.into()));
+        }
+        self
+    }
+}
+
+impl std::fmt::Display for JobToml {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "[[job]]")?;
+        for (k, v) in &self.keys {
+            writeln!(f, "{k} = {v}")?;
+        }
+        Ok(())
+    }
 }
 
 /// Every stored item's `id`, in order.

@@ -11,7 +11,7 @@ use watchbell::sandbox::{Options, Sandbox};
 use watchbell::store::Store;
 use watchbell::sync::{self, Act, Step};
 
-use crate::support::{job_file, sandbox};
+use crate::support::{job, job_file, sandbox};
 
 struct Account {
     sb: Sandbox,
@@ -41,13 +41,15 @@ async fn account(opts: Options) -> Account {
 }
 
 fn remote(name: &str, cron: &str, enabled: bool) -> String {
-    format!(
-        "[[job]]\nname = \"{name}\"\ncron = \"{cron}\"\naction = \"act\"\nrunner = \"remote\"\nenabled = {enabled}\nwebhook = {{ url = \"https://example.com/hook\" }}\n"
-    )
+    job(name, cron)
+        .text("runner", "remote")
+        .set("enabled", enabled)
+        .set("webhook", "{ url = \"https://example.com/hook\" }")
+        .to_string()
 }
 
 fn local(name: &str) -> String {
-    format!("[[job]]\nname = \"{name}\"\ncron = \"0 9 * * *\"\naction = \"act\"\n")
+    job(name, "0 9 * * *").to_string()
 }
 
 impl Account {
@@ -216,10 +218,15 @@ async fn a_schedule_resumed_behind_watchbells_back_is_paused_again() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn more_than_a_hundred_remote_schedules_are_all_listed() {
     let a = account(Options::default()).await;
-    let body = serde_json::json!({"inputs": [{}], "cron": "0 3 * * *", "timezone": "UTC"});
+    let body = serde_json::json!({"inputs": [{}], "cron": "0 3 * * *", "timezone": "UTC",
+        "callback": {"url": "https://example.com/h"}, "identity_mode": "auto"});
     let mut last = String::new();
     for _ in 0..130 {
-        last = a.client.create_schedule("other", &body).await.unwrap();
+        last = a
+            .client
+            .create_schedule("linkedin-accept-invitations", &body)
+            .await
+            .unwrap();
     }
     assert_eq!(a.client.list_schedules().await.unwrap().len(), 130);
     // Adopting the 130th (beyond the first page) works: it is found, and being local, paused.

@@ -86,7 +86,7 @@ async fn watchbell(s: Scenario) -> Outcome {
         sb.base_url()
     );
     for i in 0..s.jobs() {
-        toml.push_str(&format!("[[job]]\nname = \"j{i}\"\ncron = \"{expr}\"\naction = \"a\"\n"));
+        toml.push_str(&format!("[[job]]\nname = \"j{i}\"\ncron = \"{expr}\"\naction = \"googlemaps-search-places\"\ninput = {{ google_maps_search_url = \"https://www.google.com/maps/search/j{i}\" }}\n"));
     }
     let path = dir.path().join("schedules.toml");
     std::fs::write(&path, toml).unwrap();

@@ -1,0 +1,99 @@
+use super::*;
+use crate::config::Config;
+
+#[test]
+fn the_embedded_catalog_has_what_its_readme_says() {
+    let c = v4();
+    assert_eq!(c.actions.len(), 71);
+    let live: Vec<&Mode> = c
+        .actions
+        .values()
+        .filter_map(|a| a.modes.live.as_ref())
+        .collect();
+    assert_eq!(live.len(), 71);
+    // 10 take no identity_mode; one of them (linkedin-me) takes identity_ids only.
+    assert_eq!(
+        live.iter().filter(|m| !m.takes("identity_mode")).count(),
+        10
+    );
+    assert_eq!(live.iter().filter(|m| !m.takes_identities()).count(), 9);
+    assert_eq!(live.iter().filter(|m| !m.takes_parameters()).count(), 23);
+    assert_eq!(c.actions.values().filter(|a| !a.takes_input()).count(), 8);
+    let a = c.action("salesnavigator-search-company-employees").unwrap();
+    assert!(a.paginated() && a.takes_identities() && !a.output_is_object);
+    assert_eq!(a.output_fields().next(), Some("full_name"));
+    assert!(!c.action("linkedin-extract-people").unwrap().paginated());
+}
+
+#[test]
+fn a_misspelt_action_is_matched_to_the_nearest_name() {
+    let c = v4();
+    assert_eq!(
+        c.closest("salesnavigator-search-company-employes"),
+        Some("salesnavigator-search-company-employees")
+    );
+    assert_eq!(
+        c.closest("linkedn-extract-people"),
+        Some("linkedin-extract-people")
+    );
+    assert_eq!(c.closest("bake-a-cake"), None);
+}
+
+#[test]
+fn aliases_satisfy_an_alternative() {
+    let a = v4()
+        .action("salesnavigator-search-company-employees")
+        .unwrap();
+    let input = |v: serde_json::Value| v.as_object().unwrap().clone();
+    assert_eq!(
+        a.matching_alternative(&input(serde_json::json!({"company_url": "x"}))),
+        Some(0)
+    );
+    assert_eq!(
+        a.matching_alternative(&input(serde_json::json!({"company_id": "1"}))),
+        Some(1)
+    );
+    assert_eq!(
+        a.matching_alternative(&input(serde_json::json!({"keywords": "x"}))),
+        None
+    );
+}
+
+/// Every example job validates in the mode each runner uses.
+#[test]
+fn every_example_job_passes_check_locally_and_remotely() {
+    for name in v4().actions.keys() {
+        let job =
+            example_job(name, ModeName::Live).unwrap_or_else(|| panic!("no example for {name}"));
+        let local = format!("[[job]]\nname = \"j\"\ncron = \"0 9 * * 1\"\n{job}");
+        if let Err(e) = Config::parse("examples", &local) {
+            panic!("{name} (live):\n{e}\n{local}");
+        }
+        let job = example_job(name, ModeName::Schedule).unwrap();
+        let remote = format!(
+            "[[job]]\nname = \"j\"\ncron = \"0 9 * * 1\"\n{job}runner = \"remote\"\nwebhook = {{ url = \"https://example.com/h\" }}\n"
+        );
+        if let Err(e) = Config::parse("examples", &remote) {
+            panic!("{name} (schedule):\n{e}\n{remote}");
+        }
+    }
+}
+
+#[test]
+fn old_bodies_are_cleaned_to_what_the_action_takes() {
+    let old = serde_json::json!({"input": {}, "parameters": {}, "identity_mode": "direct", "identity_ids": null});
+    assert_eq!(
+        clean_live_body("linkedin-accept-invitations", &old),
+        serde_json::json!({"identity_mode": "direct"})
+    );
+    let old = serde_json::json!({"input": {"google_maps_search_url": "u"}, "parameters": {}, "identity_mode": "direct", "identity_ids": null});
+    assert_eq!(
+        clean_live_body("googlemaps-search-places", &old),
+        serde_json::json!({"input": {"google_maps_search_url": "u"}})
+    );
+    let unknown = serde_json::json!({"input": {"a": 1}, "identity_ids": null});
+    assert_eq!(
+        clean_live_body("newer-action", &unknown),
+        serde_json::json!({"input": {"a": 1}})
+    );
+}

@@ -1,0 +1,337 @@
+//! A job held to the action catalog: what it asks (`input`, `parameters`, identity keys) is
+//! checked against the schema of the mode it runs in (live for local jobs, schedule for remote
+//! ones). Keys written in the job are checked; keys inherited from `[defaults]` that the action
+//! does not take are dropped. The result is exactly what the request body will carry.
+
+use std::ops::Range;
+
+use serde_json::{Map, Value};
+
+use super::job::JobFields;
+use super::read::Diags;
+use super::{CatalogMode, IdentityMode};
+use crate::catalog::{self, Action, Mode, ModeName, schema};
+
+/// What a job sends: only the keys it set that its action takes.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Request {
+    pub input: Option<Value>,
+    pub parameters: Option<Value>,
+    pub identity_mode: Option<IdentityMode>,
+    pub identity_ids: Option<Vec<String>>,
+}
+
+/// A key's value with where it came from.
+struct Asked<'a, T> {
+    value: T,
+    /// Written in the job itself (checked), not inherited from `[defaults]` (dropped if unfit).
+    own: bool,
+    from: &'a JobFields,
+}
+
+fn pick<'a, T: Clone>(
+    own: &'a JobFields,
+    def: &'a JobFields,
+    get: impl Fn(&JobFields) -> Option<&T>,
+) -> Option<Asked<'a, T>> {
+    if let Some(v) = get(own) {
+        return Some(Asked {
+            value: v.clone(),
+            own: true,
+            from: own,
+        });
+    }
+    get(def).map(|v| Asked {
+        value: v.clone(),
+        own: false,
+        from: def,
+    })
+}
+
+/// The checks of one job; `here` is the job's entry (for what is missing).
+pub(super) struct Holder<'d, 's> {
+    pub d: &'d mut Diags<'s>,
+    pub catalog: CatalogMode,
+    pub here: Range<usize>,
+}
+
+impl Holder<'_, '_> {
+    /// Holds the job's request to `action` in `mode`; `None` when an error was recorded.
+    pub fn request(
+        &mut self,
+        action: &str,
+        mode: ModeName,
+        own: &JobFields,
+        def: &JobFields,
+    ) -> Option<Request> {
+        let written = Request {
+            input: pick(own, def, |f| f.input.as_ref()).map(|a| a.value),
+            parameters: pick(own, def, |f| f.parameters.as_ref()).map(|a| a.value),
+            identity_mode: pick(own, def, |f| f.identity_mode.as_ref()).map(|a| a.value),
+            identity_ids: pick(own, def, |f| f.identity_ids.as_ref()).map(|a| a.value),
+        };
+        let Some(act) = catalog::v4().action(action) else {
+            let span = own.span("action").or(def.span("action"));
+            let hint = catalog::v4()
+                .closest(action)
+                .map(|c| format!("; did you mean {c:?}?"))
+                .unwrap_or_default();
+            self.report(
+                span,
+                format!("action: {action:?} is not in the action catalog{hint} (`watchbell actions` lists them)"),
+            );
+            return (self.catalog == CatalogMode::Warn).then_some(written);
+        };
+        let Some(m) = act.mode(mode) else {
+            let span = own.span("action").or(def.span("action"));
+            self.error(
+                span,
+                format!("action: {action} has no {} mode", mode.as_str()),
+            );
+            return None;
+        };
+        let before = self.d.error_count();
+        let request = Request {
+            input: self.input(action, act, mode, m, pick(own, def, |f| f.input.as_ref())),
+            parameters: self.parameters(action, m, pick(own, def, |f| f.parameters.as_ref())),
+            identity_mode: self.identity_mode(action, m, own, def),
+            identity_ids: self.identity_ids(action, m, own, def),
+        };
+        if m.takes("identity_mode")
+            && request.identity_mode.unwrap_or(IdentityMode::Direct) == IdentityMode::Direct
+            && request.identity_ids.as_ref().is_none_or(Vec::is_empty)
+        {
+            let span = own
+                .span("identity_mode")
+                .or(def.span("identity_mode"))
+                .or(own.span("action"));
+            self.error(
+                span,
+                format!(
+                    "{action} acts through a LinkedIn identity and identity_mode = \"direct\" (the API's default) needs identity_ids: use identity_mode = \"auto\" or \"managed\", or list identity_ids"
+                ),
+            );
+        }
+        (self.d.error_count() == before).then_some(request)
+    }
+
+    fn input(
+        &mut self,
+        action: &str,
+        act: &Action,
+        mode: ModeName,
+        m: &Mode,
+        asked: Option<Asked<Value>>,
+    ) -> Option<Value> {
+        let needed = match mode {
+            ModeName::Live => m.required.iter().any(|r| r == "input"),
+            ModeName::Schedule => true,
+        };
+        if !act.takes_input() {
+            if let Some(a) = asked.filter(|a| a.own) {
+                self.error(
+                    a.from.span("input"),
+                    format!("input: {action} takes no input; remove it"),
+                );
+            }
+            return None;
+        }
+        let Some(mut a) = asked else {
+            if needed {
+                self.error(
+                    None,
+                    format!(
+                        "input is required by {action}: {}",
+                        act.describe_alternatives()
+                    ),
+                );
+            }
+            return None;
+        };
+        let Some(obj) = a.value.as_object_mut() else {
+            return None; // read as a table already
+        };
+        let known = act.input_keys();
+        let mut unknown = Vec::new();
+        for (k, v) in obj.iter() {
+            let span = a.from.span(&format!("input.{k}")).or(a.from.span("input"));
+            if let Some((_, schema)) = act.input_property(k) {
+                for p in schema::check(schema, v, &format!("input.{k}")) {
+                    self.error(span.clone(), format!("{}: {}", p.path, p.message));
+                }
+            } else if !known.iter().any(|n| n == k) {
+                unknown.push(k.clone());
+                if a.own {
+                    let hint = catalog::closest(k, known.iter().map(String::as_str))
+                        .map(|c| format!("did you mean {c:?}? "))
+                        .unwrap_or_default();
+                    self.report(
+                        span,
+                        format!(
+                            "input: unknown key {k:?} for {action}; {hint}it takes {}",
+                            known.join(", ")
+                        ),
+                    );
+                }
+            }
+        }
+        if !a.own || self.catalog == CatalogMode::Strict {
+            for k in &unknown {
+                obj.remove(k);
+            }
+        }
+        if act.matching_alternative(obj).is_none() {
+            self.error(
+                a.from.span("input"),
+                format!("input: {action} needs {}", act.describe_alternatives()),
+            );
+        }
+        Some(a.value)
+    }
+
+    fn parameters(&mut self, action: &str, m: &Mode, asked: Option<Asked<Value>>) -> Option<Value> {
+        let required = &m.parameters_required;
+        let Some(mut a) = asked else {
+            if let Some(r) = required.first() {
+                self.error(None, format!("parameters.{r} is required by {action}"));
+            }
+            return None;
+        };
+        if !m.takes_parameters() {
+            if a.own {
+                self.error(
+                    a.from.span("parameters"),
+                    format!("parameters: {action} takes no parameters; remove them"),
+                );
+            }
+            return None;
+        }
+        let obj = a.value.as_object_mut()?;
+        let known: Vec<&str> = m
+            .parameters
+            .iter()
+            .flat_map(catalog::Fields::names)
+            .collect();
+        let mut drop = Vec::new();
+        for (k, v) in obj.iter() {
+            let span = a
+                .from
+                .span(&format!("parameters.{k}"))
+                .or(a.from.span("parameters"));
+            if let Some(schema) = m.parameter(k) {
+                for p in schema::check(schema, v, &format!("parameters.{k}")) {
+                    self.error(span.clone(), format!("{}: {}", p.path, p.message));
+                }
+            } else {
+                if !a.own || self.catalog == CatalogMode::Strict {
+                    drop.push(k.clone());
+                }
+                if a.own {
+                    let hint = catalog::closest(k, known.iter().copied())
+                        .map(|c| format!("did you mean {c:?}? "))
+                        .unwrap_or_default();
+                    self.report(
+                        span,
+                        format!(
+                            "parameters: unknown parameter {k:?} for {action}; {hint}it takes {}",
+                            known.join(", ")
+                        ),
+                    );
+                }
+            }
+        }
+        for k in drop {
+            obj.remove(&k);
+        }
+        for r in required {
+            if !obj.contains_key(r) {
+                self.error(
+                    a.own.then(|| a.from.span("parameters")).flatten(),
+                    format!("parameters.{r} is required by {action}"),
+                );
+            }
+        }
+        (a.own || !obj.is_empty()).then_some(a.value)
+    }
+
+    fn identity_mode(
+        &mut self,
+        action: &str,
+        m: &Mode,
+        own: &JobFields,
+        def: &JobFields,
+    ) -> Option<IdentityMode> {
+        let a = pick(own, def, |f| f.identity_mode.as_ref())?;
+        if m.takes("identity_mode") {
+            return Some(a.value);
+        }
+        if a.own {
+            let why = if m.takes("identity_ids") {
+                "takes identity_ids only"
+            } else {
+                "acts through no identity"
+            };
+            self.error(
+                own.span("identity_mode"),
+                format!("identity_mode: {action} {why}; remove it"),
+            );
+        }
+        None
+    }
+
+    fn identity_ids(
+        &mut self,
+        action: &str,
+        m: &Mode,
+        own: &JobFields,
+        def: &JobFields,
+    ) -> Option<Vec<String>> {
+        let a = pick(own, def, |f| f.identity_ids.as_ref())?;
+        if m.takes("identity_ids") {
+            return Some(a.value);
+        }
+        if a.own {
+            self.error(
+                own.span("identity_ids"),
+                format!("identity_ids: {action} acts through no identity; remove them"),
+            );
+        }
+        None
+    }
+
+    fn error(&mut self, span: Option<Range<usize>>, message: String) {
+        let span = span.unwrap_or_else(|| self.here.clone());
+        self.d.at(&span, message);
+    }
+
+    /// An error, or a warning under `[api] catalog = "warn"` (actions newer than the catalog).
+    fn report(&mut self, span: Option<Range<usize>>, message: String) {
+        let span = span.unwrap_or_else(|| self.here.clone());
+        match self.catalog {
+            CatalogMode::Strict => self.d.at(&span, message),
+            CatalogMode::Warn => self.d.warn(&span, message),
+        }
+    }
+}
+
+/// The body of a live run: exactly the keys the job's request has.
+pub fn live_body(r: &Request) -> Value {
+    let mut body = Map::new();
+    if let Some(i) = &r.input {
+        body.insert("input".into(), i.clone());
+    }
+    if let Some(p) = &r.parameters {
+        body.insert("parameters".into(), p.clone());
+    }
+    if let Some(m) = r.identity_mode {
+        body.insert("identity_mode".into(), Value::from(m.as_str()));
+    }
+    if let Some(ids) = &r.identity_ids {
+        body.insert("identity_ids".into(), Value::from(ids.clone()));
+    }
+    Value::Object(body)
+}
+
+#[cfg(test)]
+#[path = "action_tests.rs"]
+mod tests;

@@ -1,0 +1,186 @@
+//! Jobs held to the action catalog: each mistake found where it was written.
+
+use super::super::{CatalogMode, Config};
+
+const PLACES: &str = "action = \"googlemaps-search-places\"\ninput = { google_maps_search_url = \"https://www.google.com/maps/search/pizza\" }\n";
+
+fn job(body: &str) -> String {
+    format!("[[job]]\nname = \"a\"\ncron = \"0 9 * * *\"\n{body}")
+}
+
+/// Every error of `text` as "line:col: message".
+fn errors(text: &str) -> Vec<String> {
+    let d = Config::parse("s", text).expect_err("should be rejected");
+    d.errors
+        .iter()
+        .map(|e| format!("{}:{}: {}", e.line, e.col, e.message))
+        .collect()
+}
+
+fn only(text: &str, at: &str, fragment: &str) {
+    let errs = errors(text);
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert!(errs[0].starts_with(at), "expected {at}, got {}", errs[0]);
+    assert!(errs[0].contains(fragment), "{} lacks {fragment:?}", errs[0]);
+}
+
+#[test]
+fn a_misspelt_action_names_the_closest_one() {
+    only(
+        &job("action = \"googlemaps-search-place\"\n"),
+        "4:10:",
+        "did you mean \"googlemaps-search-places\"?",
+    );
+}
+
+#[test]
+fn unknown_parameters_wrong_types_enums_and_bounds_are_refused_where_written() {
+    let text = job(&format!(
+        "{PLACES}parameters = {{ country = \"XX\", language = 3, colour = \"red\" }}\n"
+    ));
+    let errs = errors(&text);
+    assert_eq!(errs.len(), 3, "{errs:#?}");
+    assert!(errs[0].starts_with("6:26:") && errs[0].contains("\"XX\" is not one of"));
+    assert!(errs[1].starts_with("6:43:") && errs[1].contains("expected a string"));
+    assert!(errs[2].starts_with("6:55:") && errs[2].contains("unknown parameter \"colour\""));
+    only(
+        &job(
+            "action = \"linkedin-extract-people\"\ninput = { url = \"https://www.linkedin.com/in/x\" }\nidentity_mode = \"auto\"\nparameters = { keyword = 1 }\n",
+        ),
+        "7:",
+        "unknown parameter",
+    );
+}
+
+#[test]
+fn input_on_an_action_without_input_is_refused() {
+    only(
+        &job(
+            "action = \"linkedin-accept-invitations\"\nidentity_mode = \"auto\"\ninput = { url = \"x\" }\n",
+        ),
+        "6:9:",
+        "takes no input",
+    );
+}
+
+#[test]
+fn identity_keys_on_an_action_without_identities_are_refused() {
+    let errs = errors(&job(&format!(
+        "{PLACES}identity_mode = \"auto\"\nidentity_ids = [\"u\"]\n"
+    )));
+    assert_eq!(errs.len(), 2, "{errs:#?}");
+    assert!(errs[0].starts_with("6:17:") && errs[0].contains("acts through no identity"));
+    assert!(errs[1].starts_with("7:16:"));
+}
+
+#[test]
+fn direct_without_identity_ids_is_refused_with_the_fix() {
+    only(
+        &job(
+            "action = \"linkedin-extract-people\"\ninput = { linkedin_profile_url = \"https://www.linkedin.com/in/x\" }\n",
+        ),
+        "4:10:",
+        "use identity_mode = \"auto\" or \"managed\", or list identity_ids",
+    );
+    let ok = job(
+        "action = \"linkedin-extract-people\"\ninput = { linkedin_profile_url = \"https://www.linkedin.com/in/x\" }\nidentity_ids = [\"00000000-0000-4000-8000-000000000009\"]\n",
+    );
+    assert!(Config::parse("s", &ok).is_ok());
+}
+
+#[test]
+fn input_must_match_an_alternative_aliases_included() {
+    let ok = job(
+        "action = \"salesnavigator-search-company-employees\"\ninput = { company_id = \"42\" }\nidentity_mode = \"auto\"\n",
+    );
+    assert!(Config::parse("s", &ok).is_ok());
+    only(
+        &job(
+            "action = \"salesnavigator-search-company-employees\"\ninput = { custom_data = { k = 1 } }\nidentity_mode = \"auto\"\n",
+        ),
+        "5:9:",
+        "needs sales_navigator_company_url (or company_url); or linkedin_company_id",
+    );
+    only(
+        &job(
+            "action = \"linkedin-extract-people\"\ninput = { linkedin_profile_url = \"https://example.com/in/x\" }\nidentity_mode = \"auto\"\n",
+        ),
+        "5:34:",
+        "does not match the pattern",
+    );
+    only(
+        &job("action = \"linkedin-extract-people\"\nidentity_mode = \"auto\"\n"),
+        "1:1:",
+        "input is required by linkedin-extract-people: linkedin_profile_url (or url, profile_url, linkedin_url)",
+    );
+}
+
+#[test]
+fn keys_inherited_from_defaults_that_the_action_does_not_take_are_dropped() {
+    let text = format!(
+        "[defaults]\nparameters = {{ country = \"FR\" }}\nidentity_mode = \"auto\"\n{}{}",
+        job(PLACES),
+        "[[job]]\nname = \"b\"\ncron = \"0 9 * * *\"\naction = \"linkedin-accept-invitations\"\n"
+    );
+    let c = Config::parse("s", &text).unwrap_or_else(|e| panic!("{e}"));
+    let places = c.job("a").unwrap().live_body();
+    assert_eq!(places["parameters"]["country"], "FR");
+    assert!(places.get("identity_mode").is_none(), "{places}");
+    let invitations = c.job("b").unwrap().live_body();
+    assert_eq!(invitations, serde_json::json!({"identity_mode": "auto"}));
+}
+
+#[test]
+fn the_body_carries_only_what_the_job_set() {
+    let c = Config::parse("s", &job(PLACES)).unwrap();
+    assert_eq!(
+        c.jobs[0].live_body(),
+        serde_json::json!({"input": {"google_maps_search_url": "https://www.google.com/maps/search/pizza"}})
+    );
+}
+
+#[test]
+fn a_remote_job_is_checked_in_schedule_mode() {
+    // max_results exists only in schedule mode.
+    let base = "action = \"salesnavigator-search-company-employees\"\ninput = { company_id = \"42\" }\nidentity_mode = \"auto\"\nparameters = { max_results = 50 }\n";
+    only(&job(base), "7:30:", "unknown parameter \"max_results\"");
+    let remote = job(&format!(
+        "{base}runner = \"remote\"\nwebhook = {{ url = \"https://e.com/h\" }}\n"
+    ));
+    assert!(Config::parse("s", &remote).is_ok());
+    only(
+        &job(&format!(
+            "{}runner = \"remote\"\nwebhook = {{ url = \"https://e.com/h\" }}\n",
+            base.replace("50", "5000")
+        )),
+        "7:",
+        "above the maximum 1000",
+    );
+}
+
+#[test]
+fn catalog_warn_accepts_newer_actions_and_keys_with_warnings() {
+    let text = format!(
+        "[api]\ncatalog = \"warn\"\n{}{}",
+        job("action = \"linkedin-brand-new\"\ninput = { anything = 1 }\n"),
+        "[[job]]\nname = \"b\"\ncron = \"0 9 * * *\"\naction = \"googlemaps-search-places\"\ninput = { google_maps_search_url = \"https://www.google.com/maps/search/x\", zoom = 3 }\n"
+    );
+    let c = Config::parse("s", &text).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.api.catalog, CatalogMode::Warn);
+    assert_eq!(c.warnings.len(), 2, "{:#?}", c.warnings);
+    assert!(c.warnings[0].starts_with("s:6:10: warning: action: \"linkedin-brand-new\""));
+    assert_eq!(c.job("a").unwrap().live_body()["input"]["anything"], 1);
+    assert_eq!(
+        c.job("b").unwrap().live_body()["input"]["zoom"],
+        3,
+        "kept: the user knows better"
+    );
+    // A bad value of a known key stays an error.
+    assert!(
+        Config::parse(
+            "s",
+            &text.replace("zoom = 3", "zoom = 3 }\nparameters = { country = \"XX\"")
+        )
+        .is_err()
+    );
+}
