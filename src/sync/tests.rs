@@ -1,4 +1,5 @@
 use super::*;
+use serde_json::json;
 
 const ACTION: &str = "googlemaps-search-places";
 const INPUT: &str = "google_maps_search_url = \"https://www.google.com/maps/search/pizza\"";
@@ -159,4 +160,90 @@ fn an_adopted_schedule_is_used_until_watchbell_replaces_it() {
         sched("new", "ACTIVE", "0 9 * * *"),
     ];
     assert!(plan(&c, &[replaced], &remote, false).is_empty());
+}
+
+#[test]
+fn a_link_hashed_by_an_older_version_is_not_recreated_and_is_rehashed() {
+    let c = config(&remote_job("r", "0 9 * * *", true));
+    // What the previous release stored for this very job: FNV-1a of "ACTION\n" + its create
+    // body as then encoded (parameters {}, identity_mode "direct", identity_ids null).
+    let old = Link {
+        hash: Some("48b912ce544881dc".into()),
+        ..link("r", "u1", &c)
+    };
+    assert!(
+        plan(
+            &c,
+            std::slice::from_ref(&old),
+            &[sched("u1", "ACTIVE", "0 9 * * *")],
+            false
+        )
+        .is_empty()
+    );
+    let upgraded = rehashed(&c, std::slice::from_ref(&old));
+    assert_eq!(upgraded.len(), 1);
+    assert_eq!(upgraded[0].hash, c.job("r").map(definition_hash));
+    // An old hash of another definition is drift, and is not rewritten.
+    let changed = Link {
+        hash: Some("48b912ce544881dd".into()),
+        ..old
+    };
+    assert_eq!(
+        acts(&plan(
+            &c,
+            std::slice::from_ref(&changed),
+            &[sched("u1", "ACTIVE", "0 9 * * *")],
+            false
+        )),
+        [("r", Act::Replace)]
+    );
+    assert!(rehashed(&c, &[changed]).is_empty());
+}
+
+#[test]
+fn the_create_body_is_the_schedule_schema_and_time_changes_only_schedule_at() {
+    let c = config(&remote_job("r", "0 9 * * *", true));
+    let job = c.job("r").unwrap();
+    let t = |s: &str| chrono::DateTime::parse_from_rfc3339(s).unwrap().to_utc();
+    let body = create_body(job, t("2026-05-01T10:00:00Z"));
+    assert_eq!(
+        body,
+        json!({
+            "inputs": [{"google_maps_search_url": "https://www.google.com/maps/search/pizza"}],
+            "callback": {"url": "https://example.com/h", "headers": {}},
+            "cron": "0 9 * * *",
+            "timezone": "UTC",
+            "schedule_at": "2026-05-02T09:00:00Z",
+        })
+    );
+    let later = create_body(job, t("2026-06-01T10:00:00Z"));
+    assert_eq!(later["schedule_at"], "2026-06-02T09:00:00Z");
+    let hash = definition_hash(job);
+    assert!(hash.starts_with("v2:"));
+    let links = [link("r", "u1", &c)];
+    assert!(plan(&c, &links, &[sched("u1", "ACTIVE", "0 9 * * *")], false).is_empty());
+    // An input-less action is scheduled with one empty input.
+    let c = config(
+        "[[job]]\nname = \"i\"\ncron = \"0 9 * * *\"\naction = \"linkedin-accept-invitations\"\nidentity_mode = \"auto\"\nrunner = \"remote\"\nwebhook = { url = \"https://example.com/h\" }\n",
+    );
+    let body = create_body(c.job("i").unwrap(), t("2026-05-01T10:00:00Z"));
+    assert_eq!(body["inputs"], json!([{}]));
+    assert_eq!(body["identity_mode"], "auto");
+}
+
+#[test]
+fn schedules_with_null_status_cron_or_timezone_are_read() {
+    let list: Vec<RemoteSchedule> = serde_json::from_value(json!([
+        {"uid": "u1", "action_name": null, "status": null, "cron": null, "timezone": null},
+        {"uid": "u2", "status": "ACTIVE", "cron": "0 9 * * *", "timezone": "UTC"},
+    ]))
+    .unwrap();
+    assert_eq!(list[0].status(), "UNKNOWN");
+    assert!(!list[0].is_terminal());
+    let c = config(&remote_job("r", "0 9 * * *", true));
+    let links = [link("r", "u1", &c)];
+    assert!(
+        plan(&c, &links, &list, false).is_empty(),
+        "nulls are not drift"
+    );
 }

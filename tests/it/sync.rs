@@ -123,6 +123,14 @@ async fn an_empty_account_gets_its_schedules_and_a_second_sync_plans_nothing() {
     assert_eq!(live.len(), 2);
     assert!(live.iter().all(|s| s["status"] == "ACTIVE"));
     assert!(live.iter().any(|s| s["cron"] == "30 18 * * *"));
+    // Created with schedule_at = the next fire, so creating does not run it at once.
+    let now = Clock::System.now();
+    for s in &live {
+        let next = s["next_execution_at"].as_str().unwrap();
+        let next = chrono::DateTime::parse_from_rfc3339(next).unwrap();
+        assert!(next > now + chrono::Duration::minutes(1), "{s}");
+        assert_eq!(next.format("%M:%S").to_string()[3..], *"00");
+    }
     assert!(a.sync(&jobs, false).await.is_empty(), "not idempotent");
 }
 
