@@ -184,7 +184,7 @@ async fn ingest() {
             let mut n = 0;
             while let Some(u) = url.take() {
                 let page = c
-                    .live_page(&u, &body, &mut Attempts::default())
+                    .live_page(&u, &body, &mut Attempts::default(), None)
                     .await
                     .unwrap();
                 n += page.items.len();

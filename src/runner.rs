@@ -10,7 +10,7 @@ use reqwest::Url;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info, info_span, warn};
 
-use crate::api::{ApiFailure, Attempts, Client};
+use crate::api::{ApiFailure, Attempts, Client, cap};
 use crate::clock::Clock;
 use crate::status::RunStatus;
 use crate::store::{self, LastError, RunRecord, Store, StoreError};
@@ -117,7 +117,7 @@ impl Runner {
                 );
                 let (u, now) = (uid.to_string(), self.clock.now());
                 self.store
-                    .call(move |c| store::enqueue(c, &u, &url, &body, now))
+                    .call_persistently(move |c| store::enqueue(c, &u, &url, &body, now))
                     .await?;
                 self.store.deliveries_queued();
             }
@@ -139,9 +139,14 @@ impl Runner {
     }
 
     async fn pages(&self, run: &RunRecord, limits: Limits, stop: &Stop) -> Result<End, StoreError> {
+        // Where `run_timeout` will stop this run: no server-requested wait may go past it.
+        let deadline = tokio::time::Instant::now().checked_add(limits.run_timeout);
         let uid = run.uid.clone();
         let id = run.id;
-        let stored = self.store.call(move |c| store::pages(c, id)).await?;
+        let stored = self
+            .store
+            .call_persistently(move |c| store::pages(c, id))
+            .await?;
         let mut visited: HashSet<String> = stored.iter().map(|p| p.url.clone()).collect();
         let mut seen: HashMap<String, u32> = stored
             .iter()
@@ -179,11 +184,14 @@ impl Runner {
                 return Ok(End::Failed(ApiFailure::PaginationLoop(url_text)));
             }
             let mut attempts = Attempts::default();
-            let page = self.client.live_page(&url, &body, &mut attempts).await;
+            let page = self
+                .client
+                .live_page(&url, &body, &mut attempts, deadline)
+                .await;
             if attempts != Attempts::default() {
                 let (u, r, w) = (uid.clone(), attempts.retries, attempts.rate_limit_waits);
                 self.store
-                    .call(move |c| store::count_retries(c, &u, r, w))
+                    .call_persistently(move |c| store::count_retries(c, &u, r, w))
                     .await?;
             }
             let page = match page {
@@ -202,30 +210,7 @@ impl Runner {
             let n = page.items.len() as u64;
             total += n;
             next = page.next.map(|u| u.to_string());
-            let callback = run.callback_url.clone().map(|u| {
-                (
-                    u,
-                    callbacks::page_body(&uid, page_no, &run.body["input"], &page.items),
-                )
-            });
-            let (u, cursor, items) = (uid.clone(), next.clone(), page.items);
-            let now = self.clock.now();
-            self.store
-                .call(move |c| {
-                    let cb = callback.as_ref().map(|(u, b)| (u.as_str(), b));
-                    store::store_page(
-                        c,
-                        &u,
-                        &store::PageToStore {
-                            page_no,
-                            url: &url_text,
-                            items: &items,
-                            next_url: cursor.as_deref(),
-                            callback: cb,
-                        },
-                        now,
-                    )
-                })
+            self.keep_page(run, page_no, url_text, next.clone(), page.items)
                 .await?;
             if run.callback_url.is_some() {
                 self.store.deliveries_queued();
@@ -238,6 +223,39 @@ impl Runner {
             info!(page = page_no, items = n, total, "page stored");
         }
         Ok(End::Done)
+    }
+
+    /// Stores one page with the run's next cursor (and its callback) in one transaction.
+    async fn keep_page(
+        &self,
+        run: &RunRecord,
+        page_no: u32,
+        url: String,
+        cursor: Option<String>,
+        items: Vec<serde_json::Value>,
+    ) -> Result<(), StoreError> {
+        let callback = run.callback_url.clone().map(|u| {
+            let body = callbacks::page_body(&run.uid, page_no, &run.body["input"], &items);
+            (u, body)
+        });
+        let (u, now) = (run.uid.clone(), self.clock.now());
+        self.store
+            .call_persistently(move |c| {
+                let cb = callback.as_ref().map(|(u, b)| (u.as_str(), b));
+                store::store_page(
+                    c,
+                    &u,
+                    &store::PageToStore {
+                        page_no,
+                        url: &url,
+                        items: &items,
+                        next_url: cursor.as_deref(),
+                        callback: cb,
+                    },
+                    now,
+                )
+            })
+            .await
     }
 
     async fn finish(&self, uid: &str, end: End) -> Result<RunRecord, StoreError> {
@@ -263,14 +281,15 @@ impl Runner {
             End::Failed(f) => {
                 let to = f.run_status(stored);
                 warn!(status = %to, error = %f, "run failed");
+                // The server chose these strings: stored capped.
                 let e = LastError {
-                    label: f.label(),
-                    message: f.to_string(),
+                    label: cap(&f.label(), 64),
+                    message: cap(&f.to_string(), 2000),
                 };
                 if let Some(at) = f.resume_at() {
                     let u = uid.to_string();
                     self.store
-                        .call(move |c| store::set_postponed(c, &u, Some(at)))
+                        .call_persistently(move |c| store::set_postponed(c, &u, Some(at)))
                         .await?;
                 }
                 self.transition(uid, to, &e.label.to_ascii_lowercase(), Some(e))
@@ -282,7 +301,7 @@ impl Runner {
     async fn get(&self, uid: &str) -> Result<RunRecord, StoreError> {
         let u = uid.to_string();
         self.store
-            .call(move |c| store::get_run(c, &u))
+            .call_persistently(move |c| store::get_run(c, &u))
             .await?
             .ok_or_else(|| StoreError::NotFound(uid.to_string()))
     }
@@ -297,7 +316,7 @@ impl Runner {
         let (u, r, now) = (uid.to_string(), reason.to_string(), self.clock.now());
         let run = self
             .store
-            .call(move |c| store::transition(c, &u, to, &r, error.as_ref(), now))
+            .call_persistently(move |c| store::transition(c, &u, to, &r, error.as_ref(), now))
             .await?;
         if to != RunStatus::Running {
             info!(status = %to, reason, "run status");

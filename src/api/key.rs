@@ -66,7 +66,29 @@ pub fn resolve(source: &KeySource) -> Result<ApiKey, KeyError> {
     }
 }
 
+/// The warning for a key file that others can read, if `path` is one.
+pub fn exposure(path: &Path) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = path.metadata().ok()?.permissions().mode();
+    (mode & 0o077 != 0).then(|| {
+        format!(
+            "the API key file {} is readable by {} (mode {:o}); fix it with: chmod 600 {}",
+            path.display(),
+            if mode & 0o007 != 0 {
+                "every user"
+            } else {
+                "its group"
+            },
+            mode & 0o777,
+            path.display()
+        )
+    })
+}
+
 fn read_file(path: &Path) -> Result<ApiKey, KeyError> {
+    if let Some(w) = exposure(path) {
+        tracing::warn!("{w}");
+    }
     let text = std::fs::read_to_string(path).map_err(|source| KeyError::File {
         path: path.to_path_buf(),
         source,
@@ -81,6 +103,24 @@ fn read_file(path: &Path) -> Result<ApiKey, KeyError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_key_file_others_can_read_draws_a_warning_with_the_fix() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("key");
+        std::fs::write(&f, "k").unwrap();
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let w = exposure(&f).unwrap();
+        assert!(
+            w.contains("every user") && w.contains(&format!("chmod 600 {}", f.display())),
+            "{w}"
+        );
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o640)).unwrap();
+        assert!(exposure(&f).unwrap().contains("its group"));
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(exposure(&f), None);
+    }
 
     #[test]
     fn the_key_never_prints() {

@@ -23,6 +23,11 @@ use crate::clock::Clock;
 
 /// The largest response body read (a page of results is far smaller).
 pub const MAX_BODY: usize = 32 * 1024 * 1024;
+/// The longest wait a server can ask for and be believed (a larger `Retry-After` is read as
+/// this); keeps every instant computed from it representable.
+const MAX_SERVER_WAIT: Duration = Duration::from_hours(366 * 24);
+/// The longest a request outside a run (the schedules endpoints) waits out a 429.
+const MAX_WAIT_OUTSIDE_RUNS: Duration = Duration::from_mins(5);
 
 /// How hard to try before giving up on one request.
 #[derive(Clone, Debug)]
@@ -144,15 +149,18 @@ impl Client {
         url.origin() == self.base.origin()
     }
 
-    /// One page of a live run: the results and the next page's URL, if any.
+    /// One page of a live run: the results and the next page's URL, if any. A wait the server
+    /// asks for that would end after `deadline` (the run's timeout) is not waited: the request
+    /// fails as rate-limited, with the reset, so the run ends BLOCKED until then.
     pub async fn live_page(
         &self,
         url: &Url,
         body: &Value,
         attempts: &mut Attempts,
+        deadline: Option<tokio::time::Instant>,
     ) -> Result<Page, ApiFailure> {
         let answer = self
-            .request(Method::POST, url.clone(), Some(body), attempts)
+            .request_until(Method::POST, url.clone(), Some(body), attempts, deadline)
             .await?;
         let status = answer.status.as_u16();
         let items = match serde_json::from_slice::<Value>(&answer.body) {
@@ -182,22 +190,38 @@ impl Client {
         {
             None | Some("" | "null") => None,
             Some(_) if items.is_empty() => None,
-            Some(s) => Some(Url::parse(s).map_err(|e| ApiFailure::BadBody {
+            // A relative URL is resolved against the request's; the same-origin rule then applies.
+            Some(s) => Some(url.join(s).map_err(|e| ApiFailure::BadBody {
                 status,
-                detail: format!("X-Pagination-Next {s:?} is not a URL ({e})"),
+                detail: format!("X-Pagination-Next {:?} is not a URL ({e})", cap(s, 200)),
             })?),
         };
         Ok(Page { items, next })
     }
 
-    /// Sends one request with the key, paced, retrying 429 (after the wait the API asks for),
-    /// 5xx and transport errors; never other 4xx. Refuses any URL off the configured origin.
+    /// Sends one request with the key, paced, retrying 429 (after the wait the API asks for,
+    /// up to five minutes), 5xx and transport errors; never other 4xx. Refuses any URL off the
+    /// configured origin.
     pub async fn request(
         &self,
         method: Method,
         url: Url,
         body: Option<&Value>,
         attempts: &mut Attempts,
+    ) -> Result<Answer, ApiFailure> {
+        let deadline = tokio::time::Instant::now() + MAX_WAIT_OUTSIDE_RUNS;
+        self.request_until(method, url, body, attempts, Some(deadline))
+            .await
+    }
+
+    /// [`Client::request`], waiting out 429s only while they end before `deadline`.
+    async fn request_until(
+        &self,
+        method: Method,
+        url: Url,
+        body: Option<&Value>,
+        attempts: &mut Attempts,
+        deadline: Option<tokio::time::Instant>,
     ) -> Result<Answer, ApiFailure> {
         if !self.same_origin(&url) {
             return Err(ApiFailure::ForeignNext(url.to_string()));
@@ -246,6 +270,22 @@ impl Client {
                             let wait = limit
                                 .wait
                                 .unwrap_or_else(|| self.backoff(attempts.rate_limit_waits));
+                            let left = deadline
+                                .map(|d| d.saturating_duration_since(tokio::time::Instant::now()));
+                            if let Some(left) = left.filter(|left| wait > *left) {
+                                // Waiting would outlast the run: it ends BLOCKED until the reset,
+                                // and the other runs sharing the pacer pause no longer than `left`.
+                                self.pacer.on_rate_limited(left);
+                                let reset = chrono::Duration::from_std(wait)
+                                    .ok()
+                                    .and_then(|w| self.clock.now().checked_add_signed(w));
+                                warn!(url = %url.path(), kind = %limit.kind, wait_s = wait.as_secs(), left_s = left.as_secs(), "rate limited beyond the run's timeout; not waiting");
+                                return Err(ApiFailure::RateLimited {
+                                    kind: limit.kind,
+                                    reset: limit.reset.or(reset),
+                                    daily: limit.daily,
+                                });
+                            }
                             attempts.rate_limit_waits += 1;
                             info!(url = %url.path(), kind = %limit.kind, wait_ms = wait.as_millis() as u64, "rate limited; waiting");
                             crate::metrics::count(
@@ -315,9 +355,9 @@ impl Client {
         let until_reset = reset.map(|r| (r - now).to_std().unwrap_or(Duration::ZERO));
         RateLimit {
             daily: kind == "daily",
-            kind,
+            kind: cap(&kind, 32),
             reset,
-            wait: retry_after.or(until_reset),
+            wait: retry_after.or(until_reset).map(|w| w.min(MAX_SERVER_WAIT)),
         }
     }
 }
@@ -354,6 +394,14 @@ async fn read_capped(mut resp: reqwest::Response) -> Result<Vec<u8>, String> {
             Ok(None) => return Ok(out),
             Err(e) => return Err(format!("body cut short: {}", error_chain(&e))),
         }
+    }
+}
+
+/// At most `max` characters of a string the server chose, for logs and the database.
+pub fn cap(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_string(),
     }
 }
 

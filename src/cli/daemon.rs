@@ -14,7 +14,12 @@ use crate::daemon::Daemon;
 use crate::runner::Runner;
 use crate::sandbox::{Options, Sandbox};
 use crate::scheduler::Heartbeat;
-use crate::store::Store;
+use crate::store::{Store, files};
+
+/// How long one database write keeps retrying a busy or full database before the daemon's own
+/// retry (the tick batch, the run's page) takes over; short, so signals and the watchdog are
+/// never kept waiting long.
+const DAEMON_PATIENCE: std::time::Duration = std::time::Duration::from_secs(5);
 
 pub fn run(cli: &Cli, with_sandbox: bool) -> Outcome {
     let mut config = Config::load(&cli.config)?;
@@ -22,6 +27,11 @@ pub fn run(cli: &Cli, with_sandbox: bool) -> Outcome {
         tracing::warn!("{w}");
     }
     let db = database_path(cli, Some(&config));
+    if let Some(why) = files::foreign_owner(&db) {
+        return Err(Failure::usage(why));
+    }
+    // Held until the process ends: a second daemon on this database exits 2 at once.
+    let _lock = files::daemon_lock(&db).map_err(Failure::usage)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -45,7 +55,7 @@ pub fn run(cli: &Cli, with_sandbox: bool) -> Outcome {
         let pacer = Arc::new(Pacer::for_plan(config.api.plan));
         let client = Client::for_config(&config.api, key, Some(pacer), Clock::System)
             .map_err(Failure::runtime)?;
-        let store = Store::open(&db)?;
+        let store = Store::open_with(&db, DAEMON_PATIENCE)?;
         let runner = Runner {
             store,
             client,

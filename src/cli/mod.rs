@@ -1,6 +1,11 @@
 //! The commands. Each arm calls the library and prints; only this layer chooses exit codes
 //! (0 success, 1 runtime failure, 2 bad usage or bad configuration).
 
+/// `println!` for a command's output: a closed stdout (`| head`) ends the command quietly.
+macro_rules! out {
+    ($($arg:tt)*) => { $crate::cli::emit(&format!($($arg)*)) };
+}
+
 mod actions;
 mod daemon;
 mod next;
@@ -178,9 +183,9 @@ fn check(path: &Path) -> Outcome {
     for w in &config.warnings {
         eprintln!("{w}");
     }
-    println!("{}: ok, {} job(s)", path.display(), config.jobs.len());
+    out!("{}: ok, {} job(s)", path.display(), config.jobs.len());
     for job in &config.jobs {
-        println!(
+        out!(
             "  {:<24} {:<16} {:<18} {}",
             job.name,
             job.schedule.cron.as_str(),
@@ -189,6 +194,20 @@ fn check(path: &Path) -> Outcome {
         );
     }
     Ok(())
+}
+
+/// One line of output. A reader that went away (`| head -1`) ends the command here with exit 0,
+/// as a shell pipeline expects; any other write failure is exit 1.
+pub(crate) fn emit(line: &str) {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = writeln!(stdout, "{line}") {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("cannot write the output: {e}");
+        std::process::exit(1);
+    }
 }
 
 /// Prints `text` on stdout; a closed pipe (`| head`) ends the command quietly.
@@ -208,7 +227,7 @@ fn sandbox(opts: &crate::sandbox::Options) -> Outcome {
         let sb = crate::sandbox::Sandbox::start(opts.clone())
             .await
             .map_err(|e| Failure::runtime(format!("cannot listen on {}: {e}", opts.listen)))?;
-        println!("listening on {}", sb.base_url());
+        out!("listening on {}", sb.base_url());
         let _ = std::io::stdout().flush();
         tracing::info!(addr = %sb.addr(), pages = opts.pages, page_size = opts.page_size, "sandbox ready");
         sb.run_until(async {

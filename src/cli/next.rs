@@ -13,8 +13,8 @@ pub struct NextArgs {
     /// Only this job of the file.
     pub job: Option<String>,
     /// How many fire times.
-    #[arg(short = 'n', default_value_t = 5)]
-    pub count: usize,
+    #[arg(short = 'n', default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub count: u32,
     /// Start after this instant (RFC 3339) instead of now.
     #[arg(long)]
     pub after: Option<String>,
@@ -70,10 +70,10 @@ pub fn run(cli: &Cli, args: &NextArgs) -> Outcome {
         jobs
     };
     for (name, schedule) in &schedules {
-        let fires = schedule.upcoming(after, args.count);
+        let fires = schedule.upcoming(after, args.count as usize);
         if args.json {
             for f in &fires {
-                println!("{}", fire_json(name.as_deref(), f));
+                out!("{}", fire_json(name.as_deref(), f));
             }
         } else {
             print_text(name.as_deref(), schedule, &fires);
@@ -92,7 +92,7 @@ fn fire_json(job: Option<&str>, f: &Fire) -> serde_json::Value {
 }
 
 fn print_text(name: Option<&str>, s: &Schedule, fires: &[Fire]) {
-    println!(
+    out!(
         "{}{} in {}: {}",
         name.map(|n| format!("{n}: ")).unwrap_or_default(),
         s.cron.as_str(),
@@ -100,7 +100,7 @@ fn print_text(name: Option<&str>, s: &Schedule, fires: &[Fire]) {
         s.cron.describe()
     );
     if fires.is_empty() {
-        println!("  (never fires again)");
+        out!("  (never fires again)");
     }
     for f in fires {
         let mark = match f.dst {
@@ -108,7 +108,7 @@ fn print_text(name: Option<&str>, s: &Schedule, fires: &[Fire]) {
             Some(crate::schedule::Dst::Fold) => "  dst fold: this local time happens twice",
             None => "",
         };
-        println!(
+        out!(
             "  {}  {}{mark}",
             f.local.format("%Y-%m-%d %H:%M:%S %Z"),
             f.at.with_timezone(&Utc).format("%Y-%m-%dT%H:%M:%SZ")

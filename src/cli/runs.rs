@@ -20,7 +20,7 @@ pub enum RunsCommand {
         /// Runs created from this instant on (RFC 3339).
         #[arg(long)]
         since: Option<String>,
-        #[arg(long, default_value_t = 20)]
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
         limit: u32,
         #[arg(long)]
         json: bool,
@@ -96,17 +96,22 @@ fn list(cli: &Cli, filter: &RunFilter, json: bool) -> Outcome {
     };
     if json {
         for r in &runs {
-            println!("{}", r.to_json());
+            out!("{}", r.to_json());
         }
     } else if runs.is_empty() {
-        println!("no runs");
+        out!("no runs");
     } else {
-        println!(
+        out!(
             "{:<36}  {:<17}  {:<20}  {:<19}  {:>5}  {:>7}",
-            "UID", "STATUS", "JOB", "CREATED (UTC)", "PAGES", "ITEMS"
+            "UID",
+            "STATUS",
+            "JOB",
+            "CREATED (UTC)",
+            "PAGES",
+            "ITEMS"
         );
         for r in &runs {
-            println!(
+            out!(
                 "{:<36}  {:<17}  {:<20}  {:<19}  {:>5}  {:>7}",
                 r.uid,
                 r.status.as_str(),
@@ -141,29 +146,35 @@ fn show(cli: &Cli, uid: &str, json: bool) -> Outcome {
                     "http_status": d.last_http_status, "error": d.last_error, "delivered_at": d.delivered_at})
             })
             .collect();
-        println!("{j}");
+        out!("{j}");
         return Ok(());
     }
-    println!(
+    out!(
         "run {}  job {}  action {}",
-        run.uid, run.job, run.action_name
+        run.uid,
+        run.job,
+        run.action_name
     );
-    println!(
+    out!(
         "status {}  pages {}  items {}  retries {}  rate-limit waits {}",
-        run.status, run.pages, run.items, run.retry_count, run.rate_limit_waits
+        run.status,
+        run.pages,
+        run.items,
+        run.retry_count,
+        run.rate_limit_waits
     );
     if let Some(t) = run.scheduled_for {
-        println!("tick {}  trigger {}", t.to_rfc3339(), run.trigger);
+        out!("tick {}  trigger {}", t.to_rfc3339(), run.trigger);
     }
     if let Some(e) = &run.last_error {
-        println!("last error {}: {}", e.label, e.message);
+        out!("last error {}: {}", e.label, e.message);
     }
     if let Some(p) = run.postponed_until {
-        println!("blocked until {}", p.to_rfc3339());
+        out!("blocked until {}", p.to_rfc3339());
     }
-    println!("transitions:");
+    out!("transitions:");
     for t in &transitions {
-        println!(
+        out!(
             "  {}  {:>17} -> {:<17} {}",
             t.at,
             t.from.as_deref().unwrap_or("-"),
@@ -172,21 +183,24 @@ fn show(cli: &Cli, uid: &str, json: bool) -> Outcome {
         );
     }
     if !pages.is_empty() {
-        println!("pages:");
+        out!("pages:");
         for p in &pages {
-            println!(
+            out!(
                 "  {:>4}  {:>5} items  {}  {}",
-                p.page, p.items, p.fetched_at, p.url
+                p.page,
+                p.items,
+                p.fetched_at,
+                p.url
             );
         }
     }
     if !deliveries.is_empty() {
-        println!("callbacks:");
+        out!("callbacks:");
         for d in &deliveries {
             let http = d
                 .last_http_status
                 .map_or_else(|| "-".to_string(), |s| s.to_string());
-            println!(
+            out!(
                 "  {:>3}  {:<9}  HTTP {:<3}  attempts {}  {}",
                 d.seq,
                 d.state,
@@ -259,17 +273,20 @@ pub fn ticks(cli: &Cli, job: Option<&str>, since: Option<&str>, json: bool) -> O
     };
     if json {
         for t in &ticks {
-            println!("{}", serde_json::to_string(t).unwrap_or_default());
+            out!("{}", serde_json::to_string(t).unwrap_or_default());
         }
     } else if ticks.is_empty() {
-        println!("no ticks");
+        out!("no ticks");
     } else {
-        println!(
+        out!(
             "{:<20}  {:<24}  {:<8}  {:<16}  RUN",
-            "JOB", "SCHEDULED FOR", "OUTCOME", "REASON"
+            "JOB",
+            "SCHEDULED FOR",
+            "OUTCOME",
+            "REASON"
         );
         for t in &ticks {
-            println!(
+            out!(
                 "{:<20}  {:<24}  {:<8}  {:<16}  {}",
                 t.job,
                 t.scheduled_for,

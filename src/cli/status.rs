@@ -23,9 +23,13 @@ pub fn run(cli: &Cli) -> Outcome {
         None => HashMap::new(),
     };
     let colour = std::io::stdout().is_terminal();
-    println!(
+    out!(
         "{:<18} {:<3} {:<6} {:<24} {:<17} REMOTE",
-        "JOB", "ON", "RUNNER", "LAST RUN", "NEXT TICK"
+        "JOB",
+        "ON",
+        "RUNNER",
+        "LAST RUN",
+        "NEXT TICK"
     );
     for job in &config.jobs {
         let last = match &conn {
@@ -67,7 +71,7 @@ pub fn run(cli: &Cli) -> Outcome {
                 )
             },
         );
-        println!(
+        out!(
             "{:<18} {:<3} {:<6} {} {:<17} {}",
             truncate(&job.name, 18),
             if job.enabled { "yes" } else { "no" },

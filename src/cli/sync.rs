@@ -5,8 +5,11 @@ use super::{Cli, Failure, Outcome, database_path};
 use crate::api::{Client, key};
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::store::Store;
+use crate::store::{Store, files};
 use crate::sync::{self, SyncError};
+
+/// How long `sync` waits for the daemon's reconcile to finish.
+const SYNC_WAIT: std::time::Duration = std::time::Duration::from_mins(1);
 
 pub fn run(cli: &Cli, dry_run: bool, prune: bool) -> Outcome {
     let config = Config::load(&cli.config)?;
@@ -19,7 +22,22 @@ pub fn run(cli: &Cli, dry_run: bool, prune: bool) -> Outcome {
     let store = if dry_run && !db.exists() {
         None
     } else {
+        if let Some(why) = files::foreign_owner(&db).filter(|_| !dry_run) {
+            return Err(Failure::usage(why));
+        }
         Some(Store::open(&db)?)
+    };
+    // Never at once with the daemon's own reconcile (two creations of one schedule).
+    let _turn = if dry_run {
+        None
+    } else {
+        Some(files::sync_lock(&db, SYNC_WAIT).ok_or_else(|| {
+            Failure::runtime(format!(
+                "another sync on {} (the daemon's) did not finish within {}s; try again",
+                db.display(),
+                SYNC_WAIT.as_secs()
+            ))
+        })?)
     };
     let rt = tokio::runtime::Runtime::new().map_err(Failure::runtime)?;
     let (steps, applied) = rt
@@ -36,26 +54,26 @@ pub fn run(cli: &Cli, dry_run: bool, prune: bool) -> Outcome {
             other => Failure::runtime(other),
         })?;
     if steps.is_empty() {
-        println!("remote schedules match the file; nothing to do");
+        out!("remote schedules match the file; nothing to do");
         return Ok(());
     }
     if dry_run {
-        println!("plan (dry run, nothing changed):");
+        out!("plan (dry run, nothing changed):");
         for s in &steps {
-            println!("  {s}");
+            out!("  {s}");
         }
         return Ok(());
     }
     let mut failed = 0;
     for s in steps.iter().filter(|s| !s.changes()) {
-        println!("  {s}");
+        out!("  {s}");
     }
     for a in &applied {
         match &a.result {
-            Ok(done) => println!("  {}  -> {done}", a.step),
+            Ok(done) => out!("  {}  -> {done}", a.step),
             Err(e) => {
                 failed += 1;
-                println!("  {}  -> FAILED: {e}", a.step);
+                out!("  {}  -> FAILED: {e}", a.step);
             }
         }
     }

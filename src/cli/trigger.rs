@@ -26,6 +26,9 @@ pub fn limits(job: &Job) -> Limits {
 
 /// A store, a client and a runner for this file.
 pub fn runner_for(config: &Config, db: &Path, clock: Clock) -> Result<Runner, Failure> {
+    if let Some(why) = crate::store::files::foreign_owner(db) {
+        return Err(Failure::usage(why));
+    }
     let key = key::resolve(&config.api.key).map_err(|e| Failure::usage(e.to_string()))?;
     let client =
         Client::for_config(&config.api, key, None, clock.clone()).map_err(Failure::runtime)?;
@@ -160,12 +163,15 @@ async fn finish(runner: &Runner, uid: &str, limits: Limits) -> Outcome {
         }
     });
     let done: RunRecord = runner.execute(uid, limits, &stop).await?;
-    println!(
+    out!(
         "run {}: {} ({} pages, {} items)",
-        done.uid, done.status, done.pages, done.items
+        done.uid,
+        done.status,
+        done.pages,
+        done.items
     );
     if let Some(e) = &done.last_error {
-        println!("  {}: {}", e.label, e.message);
+        out!("  {}: {}", e.label, e.message);
     }
     if done.status == RunStatus::Succeeded {
         Ok(())

@@ -14,6 +14,9 @@ use super::{CatalogMode, IdentityMode, Job, Overlap, Runner, Webhook, url};
 use crate::catalog::ModeName;
 use crate::schedule::{CronExpr, Fold, Gap, Schedule};
 
+/// The longest spread `jitter` may ask for.
+const MAX_JITTER: Duration = Duration::from_hours(366 * 24);
+
 /// The job keys, each optional: read from `[defaults]` and from each `[[job]]`, then merged.
 #[derive(Clone, Default)]
 pub(super) struct JobFields {
@@ -159,7 +162,7 @@ impl JobFields {
             }
             "jitter" => self.jitter = read::duration(d, v, key),
             "catchup" => self.catchup = read::duration(d, v, key),
-            "run_timeout" => self.run_timeout = read::duration(d, v, key),
+            "run_timeout" => self.run_timeout = read::positive_duration(d, v, key),
             "max_pages" => {
                 self.max_pages = read::integer(d, v, key, 1, 1_000_000).map(|n| n as u32);
             }
@@ -181,6 +184,26 @@ impl JobFields {
             _ => {} // reported by `only`
         }
     }
+}
+
+/// A jitter shorter than a year and than the job's period (or its ticks overtake each other).
+fn check_jitter(d: &mut Diags, span: &Range<usize>, jitter: Duration, s: &Schedule) -> Option<()> {
+    if jitter > MAX_JITTER {
+        d.at(span, "jitter: at most a year");
+        return None;
+    }
+    if let Some(period) = s.shortest_gap().filter(|p| jitter >= *p) {
+        d.at(
+            span,
+            format!(
+                "jitter: {} is not shorter than the job's period ({} between fires): ticks would overtake each other",
+                humantime::format_duration(jitter),
+                humantime::format_duration(period)
+            ),
+        );
+        return None;
+    }
+    Some(())
 }
 
 fn valid_name(d: &mut Diags, v: &Value, name: String) -> Option<(String, Range<usize>)> {
@@ -347,6 +370,13 @@ fn merge(
         f.fold.or(def.fold).unwrap_or_default(),
         jitter,
     );
+    if !jitter.is_zero() {
+        let span = f
+            .span("jitter")
+            .or(def.span("jitter"))
+            .unwrap_or(here.clone());
+        check_jitter(d, &span, jitter, &schedule)?;
+    }
     Some(Job {
         line: d.line_of(here.start),
         name,

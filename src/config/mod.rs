@@ -407,9 +407,10 @@ fn read_daemon(d: &mut Diags, v: Option<&Value>) -> Option<Daemon> {
     })
 }
 
+/// A duration key that must not be zero (every one in `[api]` and `[daemon]` so far).
 fn opt_duration(d: &mut Diags, s: &Section, key: &str, default: Duration) -> Option<Duration> {
     s.get(key)
-        .map_or(Some(default), |v| read::duration(d, v, key))
+        .map_or(Some(default), |v| read::positive_duration(d, v, key))
 }
 
 pub(super) fn url(d: &mut Diags, v: &Value, key: &str) -> Option<Url> {

@@ -205,10 +205,18 @@ pub fn integer(d: &mut Diags, v: &Value, key: &str, min: i64, max: i64) -> Optio
     }
 }
 
-/// A duration such as "90s", "5m", "1h 30m"; "0s" is allowed.
+/// The longest duration any key takes: beyond it, instants computed from it stop being
+/// representable, and no schedule means it.
+pub const MAX_DURATION: Duration = Duration::from_hours(10 * 366 * 24);
+
+/// A duration such as "90s", "5m", "1h 30m"; "0s" is allowed; at most [`MAX_DURATION`].
 pub fn duration(d: &mut Diags, v: &Value, key: &str) -> Option<Duration> {
     let s = string(d, v, key)?;
     match humantime::parse_duration(&s) {
+        Ok(dur) if dur > MAX_DURATION => {
+            d.at(&v.span(), format!("{key}: {s:?} is longer than ten years"));
+            None
+        }
         Ok(dur) => Some(dur),
         Err(e) => {
             d.at(
@@ -218,6 +226,16 @@ pub fn duration(d: &mut Diags, v: &Value, key: &str) -> Option<Duration> {
             None
         }
     }
+}
+
+/// A duration that must not be zero (a timeout, an interval).
+pub fn positive_duration(d: &mut Diags, v: &Value, key: &str) -> Option<Duration> {
+    let dur = duration(d, v, key)?;
+    if dur.is_zero() {
+        d.at(&v.span(), format!("{key}: must be longer than zero"));
+        return None;
+    }
+    Some(dur)
 }
 
 /// One of a fixed set of words.

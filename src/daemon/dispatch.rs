@@ -22,6 +22,13 @@ use crate::store::{self, NewRun, Skip, Store, StoreError, Trigger};
 /// machine slept, the clock jumped) and is subject to the job's catch-up window.
 const LATE: chrono::Duration = chrono::Duration::seconds(5);
 
+/// What a batch of due ticks becomes: skipped ticks, runs to create (with their jobs).
+struct Verdicts {
+    skips: Vec<Skip>,
+    fires: Vec<(DateTime<Utc>, NewRun)>,
+    fired_jobs: Vec<Job>,
+}
+
 /// A run that has ended (its task is done).
 pub struct Done {
     pub job: String,
@@ -58,9 +65,9 @@ pub async fn last_ticks(
     store
         .call(move |c| {
             let mut last = HashMap::new();
-            for n in names {
-                if let Some(t) = store::last_tick(c, &n)? {
-                    last.insert(n, t);
+            for n in &names {
+                if let Some(t) = store::last_tick(c, n)? {
+                    last.insert(n.clone(), t);
                 }
             }
             Ok(last)
@@ -117,8 +124,63 @@ impl Dispatch {
     }
 
     /// Decides what each tick of a batch becomes, then records them all in one transaction and
-    /// starts the fired runs. Every tick leaves a row.
-    pub async fn on_batch(&mut self, batch: Vec<Due>) -> Result<(), StoreError> {
+    /// starts the fired runs. Every tick leaves a row: when the database cannot take the batch,
+    /// it is handed back to be recorded later.
+    pub async fn on_batch(&mut self, batch: Vec<Due>) -> Result<(), Vec<Due>> {
+        let kept = batch.clone();
+        let Verdicts {
+            skips,
+            fires,
+            fired_jobs,
+        } = self.decide(batch);
+        let clock = self.runner.clock.clone();
+        // Urgent: ahead of run writes; the creation time is read when the batch is written.
+        let recorded = Arc::new((skips, fires));
+        let batch = recorded.clone();
+        let rec = self
+            .runner
+            .store
+            .call_urgent(move |c| store::record_ticks(c, &batch.0, &batch.1, clock.now()))
+            .await;
+        let rec = match rec {
+            Ok(rec) => rec,
+            Err(e) => {
+                let jobs: Vec<&str> = kept.iter().map(|d| d.job.as_str()).collect();
+                warn!(error = %e, jobs = %jobs.join(","), "ticks not recorded; keeping them to retry");
+                return Err(kept);
+            }
+        };
+        let (skips, fires) = &*recorded;
+        for (s, recorded) in skips.iter().zip(&rec.skipped) {
+            if *recorded {
+                crate::metrics::count(
+                    "watchbell_ticks_total",
+                    &[("outcome", "skipped"), ("reason", s.reason)],
+                    1.0,
+                );
+                info!(job = %s.job, nominal = %s.nominal, reason = s.reason, "tick skipped");
+            }
+        }
+        for ((job, (nominal, _)), uid) in fired_jobs.iter().zip(fires).zip(rec.fired) {
+            let Some(uid) = uid else {
+                debug!(job = %job.name, nominal = %nominal, "tick already recorded");
+                continue;
+            };
+            let late = rec.at - job.schedule.fire_instant(*nominal);
+            crate::metrics::count(
+                "watchbell_ticks_total",
+                &[("outcome", "fired"), ("reason", "")],
+                1.0,
+            );
+            crate::metrics::observe_lateness(late.num_microseconds().unwrap_or(0) as f64 / 1e6);
+            info!(job = %job.name, run = %uid, nominal = %nominal, late_ms = late.num_milliseconds(), "tick fired");
+            self.spawn(job, uid, "tick");
+        }
+        Ok(())
+    }
+
+    /// What each tick of a batch becomes: skipped with a reason, or a run to create.
+    fn decide(&self, batch: Vec<Due>) -> Verdicts {
         let now = self.now();
         let mut skips: Vec<Skip> = Vec::new();
         let mut fires: Vec<(DateTime<Utc>, NewRun)> = Vec::new();
@@ -181,42 +243,11 @@ impl Dispatch {
             ));
             fired_jobs.push(job);
         }
-        let clock = self.runner.clock.clone();
-        // Urgent: ahead of run writes; the creation time is read when the batch is written.
-        let (rec, skips, fires) = self
-            .runner
-            .store
-            .call_urgent(move |c| {
-                let rec = store::record_ticks(c, &skips, &fires, clock.now())?;
-                Ok((rec, skips, fires))
-            })
-            .await?;
-        for (s, recorded) in skips.iter().zip(&rec.skipped) {
-            if *recorded {
-                crate::metrics::count(
-                    "watchbell_ticks_total",
-                    &[("outcome", "skipped"), ("reason", s.reason)],
-                    1.0,
-                );
-                info!(job = %s.job, nominal = %s.nominal, reason = s.reason, "tick skipped");
-            }
+        Verdicts {
+            skips,
+            fires,
+            fired_jobs,
         }
-        for ((job, (nominal, _)), uid) in fired_jobs.iter().zip(&fires).zip(rec.fired) {
-            let Some(uid) = uid else {
-                debug!(job = %job.name, nominal = %nominal, "tick already recorded");
-                continue;
-            };
-            let late = rec.at - job.schedule.fire_instant(*nominal);
-            crate::metrics::count(
-                "watchbell_ticks_total",
-                &[("outcome", "fired"), ("reason", "")],
-                1.0,
-            );
-            crate::metrics::observe_lateness(late.num_microseconds().unwrap_or(0) as f64 / 1e6);
-            info!(job = %job.name, run = %uid, nominal = %nominal, late_ms = late.num_milliseconds(), "tick fired");
-            self.spawn(job, uid, "tick");
-        }
-        Ok(())
     }
 
     /// Starts a run's task: QUEUED until its lane (overlap) and a slot are free, then executed.

@@ -17,7 +17,7 @@ use tracing::{error, info, warn};
 use crate::callbacks::{self, Deliverer, Webhooks};
 use crate::config::Config;
 use crate::runner::Runner;
-use crate::scheduler::{Heartbeat, Scheduler};
+use crate::scheduler::{Due, Heartbeat, Scheduler};
 use crate::store::StoreError;
 
 pub use dispatch::{entries, last_ticks};
@@ -29,6 +29,8 @@ const MAINTENANCE: Duration = Duration::from_secs(10);
 const FILE_POLL: Duration = Duration::from_secs(2);
 /// How long stopped runs get to record their final status once told to stop.
 const STOP_WAIT: Duration = Duration::from_secs(10);
+/// How soon work that met a database fault (ticks, a reload) is tried again.
+const RETRY: Duration = Duration::from_secs(1);
 
 /// What the daemon is given.
 pub struct Daemon {
@@ -58,9 +60,10 @@ impl Daemon {
         let owner = crate::owner::this_process(clock.now());
         info!(owner = %owner, jobs = config.jobs.len(), db = %runner.store.path().display(), "daemon starting");
         let mut d = dispatch::Dispatch::new(runner, config, owner);
-        d.recover().await?;
-
-        let last = dispatch::last_ticks(&d.config, &d.runner.store).await?;
+        if let Err(e) = d.recover().await {
+            log_store_error("could not recover lost runs; maintenance will retry", &e);
+        }
+        let last = last_ticks_patiently(&d).await;
         let entries = dispatch::entries(&d.config, &last);
         let (due_tx, mut due_rx) = mpsc::channel(64);
         let (cmd_tx, cmd_rx) = mpsc::channel(8);
@@ -80,6 +83,7 @@ impl Daemon {
             serve_metrics(
                 listener,
                 heartbeat.clone(),
+                d.runner.store.clone(),
                 clock.clone(),
                 stop_background.clone(),
             );
@@ -91,27 +95,35 @@ impl Daemon {
         let mut file_poll = tokio::time::interval(FILE_POLL);
         let mut maintenance = tokio::time::interval(MAINTENANCE);
         let mut watchdog = notify::watchdog_interval().map(tokio::time::interval);
+        let mut kept = Kept::default();
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
                 () = &mut shutdown => break,
-                Some(batch) = due_rx.recv() => d.on_batch(batch).await?,
+                Some(batch) = due_rx.recv() => kept.record(&mut d, batch).await,
+                () = sleep_until(kept.retry_at) => {
+                    let batch = std::mem::take(&mut kept.ticks);
+                    info!(ticks = batch.len(), "recording ticks kept back by a database fault");
+                    kept.record(&mut d, batch).await;
+                }
                 Some(done) = d.done.recv() => d.on_done(&done),
                 Some(()) = reloads.recv() => {
-                    reload::apply(&mut d, &config_path, "signal", &cmd_tx).await?;
+                    reload(&mut d, &config_path, "signal", &cmd_tx).await;
                     *webhooks.write().expect("lock") = callbacks::webhooks(&d.config);
                     remote_sync(&d, &sync_running, "reload");
                 }
                 _ = file_poll.tick() => {
                     if watcher.changed() {
-                        reload::apply(&mut d, &config_path, "file changed", &cmd_tx).await?;
+                        reload(&mut d, &config_path, "file changed", &cmd_tx).await;
                         *webhooks.write().expect("lock") = callbacks::webhooks(&d.config);
                         remote_sync(&d, &sync_running, "reload");
                     }
                 }
                 _ = syncs.tick() => remote_sync(&d, &sync_running, "interval"),
                 _ = maintenance.tick() => {
-                    d.maintain().await?;
+                    if let Err(e) = d.maintain().await {
+                        log_store_error("maintenance failed; it runs again shortly", &e);
+                    }
                     notify::status(&d.status_line(heartbeat.next_fire()));
                 }
                 Some(_) = async { match watchdog.as_mut() { Some(w) => Some(w.tick().await), None => None } } => {
@@ -137,6 +149,60 @@ impl Daemon {
     }
 }
 
+/// Where each job's schedule resumes: read until the database answers.
+async fn last_ticks_patiently(
+    d: &dispatch::Dispatch,
+) -> std::collections::HashMap<String, chrono::DateTime<chrono::Utc>> {
+    loop {
+        match dispatch::last_ticks(&d.config, &d.runner.store).await {
+            Ok(last) => return last,
+            Err(e) => {
+                log_store_error("cannot read the last ticks; retrying", &e);
+                tokio::time::sleep(RETRY).await;
+            }
+        }
+    }
+}
+
+/// Applies a reload; a database fault during it is logged, and the next change or signal retries.
+async fn reload(
+    d: &mut dispatch::Dispatch,
+    path: &std::path::Path,
+    why: &str,
+    scheduler: &mpsc::Sender<crate::scheduler::Command>,
+) {
+    if let Err(e) = reload::apply(d, path, why, scheduler).await {
+        log_store_error("reload could not be recorded", &e);
+    }
+}
+
+/// Ticks whose recording failed (a busy or full database): kept, and recorded a little later.
+#[derive(Default)]
+struct Kept {
+    ticks: Vec<Due>,
+    retry_at: Option<tokio::time::Instant>,
+}
+
+impl Kept {
+    async fn record(&mut self, d: &mut dispatch::Dispatch, batch: Vec<Due>) {
+        match d.on_batch(batch).await {
+            Ok(()) => self.retry_at = self.retry_at.filter(|_| !self.ticks.is_empty()),
+            Err(back) => {
+                self.ticks.extend(back);
+                self.retry_at = Some(tokio::time::Instant::now() + RETRY);
+            }
+        }
+    }
+}
+
+/// Resolves at `at`, or never.
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Reconciles remote schedules in the background (one at a time), so a slow or failing API
 /// never delays a tick. The first tick of the interval makes this run at start.
 fn remote_sync(
@@ -150,6 +216,15 @@ fn remote_sync(
     }
     let (config, runner, running) = (d.config.clone(), d.runner.clone(), running.clone());
     tokio::spawn(async move {
+        let Some(_turn) = crate::store::files::sync_lock(runner.store.path(), Duration::ZERO)
+        else {
+            info!(
+                why,
+                "a sync from the CLI is running; this reconcile is skipped"
+            );
+            running.store(false, Ordering::Release);
+            return;
+        };
         let r = crate::sync::reconcile(
             &config,
             &runner.client,
@@ -175,18 +250,28 @@ fn remote_sync(
 }
 
 /// Serves Prometheus text at `/metrics` and a `/healthz` that fails when the scheduler loop has
-/// not made a pass for five seconds.
+/// not made a pass for five seconds, or the database refuses writes (busy, full).
 fn serve_metrics(
     listener: tokio::net::TcpListener,
     heartbeat: Heartbeat,
+    store: crate::store::Store,
     clock: crate::clock::Clock,
     stop: CancellationToken,
 ) {
     use axum::http::StatusCode;
     use axum::routing::get;
     let health = move || {
-        let (heartbeat, clock) = (heartbeat.clone(), clock.clone());
+        let (heartbeat, clock, store) = (heartbeat.clone(), clock.clone(), store.clone());
         async move {
+            if let Some((what, since)) = store.health().fault() {
+                return (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!(
+                        "database unavailable: {what} (for {}s); writes are retried\n",
+                        (clock.now() - since).num_seconds()
+                    ),
+                );
+            }
             match heartbeat.last() {
                 Some(t) if clock.now() - t < chrono::Duration::seconds(5) => {
                     (StatusCode::OK, "ok\n".to_string())

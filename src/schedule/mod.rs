@@ -254,6 +254,17 @@ impl Schedule {
         out
     }
 
+    /// The shortest time between two fires, over the fires of a sample year (from 2026-01-01):
+    /// what a jitter must stay under. `None` for an expression that fires once or never.
+    pub fn shortest_gap(&self) -> Option<Duration> {
+        let start = DateTime::from_timestamp(1_767_225_600, 0)?;
+        let fires = self.upcoming(start, 64);
+        fires
+            .windows(2)
+            .filter_map(|w| (w[1].at - w[0].at).to_std().ok())
+            .min()
+    }
+
     /// The instant a nominal tick is actually fired (nominal plus jitter).
     pub fn fire_instant(&self, nominal: DateTime<Utc>) -> DateTime<Utc> {
         nominal + chrono::Duration::from_std(self.jitter_offset).unwrap_or_default()

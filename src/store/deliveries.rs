@@ -80,7 +80,7 @@ pub fn claim_due(
     if due == 0 {
         return Ok(Vec::new());
     }
-    let tx = conn.transaction()?;
+    let tx = super::write_tx(conn)?;
     let found: Vec<Delivery> = {
         let mut stmt = tx.prepare(&format!(
             "SELECT {COLUMNS} FROM deliveries d WHERE state = 'pending' AND next_attempt_at <= ?1
@@ -121,7 +121,7 @@ pub fn record_attempt(
             "UPDATE deliveries SET attempts = attempts + 1, last_http_status = ?2, last_error = ?3,
              next_attempt_at = ?4, claimed_until = NULL,
              state = CASE WHEN attempts + 1 >= ?5 THEN 'failed' ELSE 'pending' END WHERE id = ?1",
-            params![id, http_status, error, ts(at), MAX_ATTEMPTS],
+            params![id, http_status, error.map(|e| crate::api::cap(e, 500)), ts(at), MAX_ATTEMPTS],
         )?,
     };
     Ok(())

@@ -1,8 +1,14 @@
 //! What happened: runs, their transitions, result pages and ticks, in `SQLite` (WAL). All SQL lives
 //! under this module. One writer thread owns the read-write connection, so no transaction is ever
 //! held across an `.await`; read-only commands open their own connection beside the daemon.
+//!
+//! Other processes write too (`trigger`, `runs resume`), and disks fill up. Write transactions
+//! take the lock up front (`BEGIN IMMEDIATE`, so `busy_timeout` applies instead of an instant
+//! BUSY), and a task that meets a busy, locked, full or failing database is retried with backoff
+//! for the store's patience; the fault is kept in [`Health`] for `/healthz` and the logs.
 
 mod deliveries;
+pub mod files;
 mod links;
 mod runs;
 mod schema;
@@ -11,10 +17,10 @@ mod ticks;
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, mpsc};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior};
 
 pub use deliveries::*;
 pub use links::*;
@@ -55,9 +61,83 @@ pub enum StoreError {
     },
     #[error("the database thread has stopped")]
     Closed,
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
+
+impl StoreError {
+    /// A fault of the database's surroundings that may pass (another writer, a full disk, an I/O
+    /// error): worth retrying, never a reason to give up on the data.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            StoreError::Sql(e) | StoreError::Open { source: e, .. } => matches!(
+                e.sqlite_error_code(),
+                Some(
+                    ErrorCode::DatabaseBusy
+                        | ErrorCode::DatabaseLocked
+                        | ErrorCode::DiskFull
+                        | ErrorCode::SystemIoFailure
+                        | ErrorCode::CannotOpen
+                        | ErrorCode::OutOfMemory
+                )
+            ),
+            _ => false,
+        }
+    }
+
+    /// True for a full disk (or a database at its `max_page_count`).
+    pub fn is_full(&self) -> bool {
+        matches!(self, StoreError::Sql(e) if e.sqlite_error_code() == Some(ErrorCode::DiskFull))
+    }
+}
+
+/// A write transaction that holds the write lock from its first statement, so a busy database
+/// is waited out (`busy_timeout`) instead of failing the moment a read turns into a write.
+pub fn write_tx(conn: &mut Connection) -> rusqlite::Result<rusqlite::Transaction<'_>> {
+    conn.transaction_with_behavior(TransactionBehavior::Immediate)
+}
+
+/// The database's state as the writer last saw it: `None` when the last write went through.
+#[derive(Debug, Default)]
+pub struct Health {
+    fault: Mutex<Option<(String, DateTime<Utc>)>>,
+}
+
+impl Health {
+    /// What is wrong and since when, if the last write failed.
+    pub fn fault(&self) -> Option<(String, DateTime<Utc>)> {
+        self.fault.lock().ok().and_then(|f| f.clone())
+    }
+
+    fn failed(&self, e: &StoreError, now: DateTime<Utc>) -> bool {
+        let Ok(mut f) = self.fault.lock() else {
+            return false;
+        };
+        let what = if e.is_full() {
+            "disk full".to_string()
+        } else {
+            e.to_string()
+        };
+        let first = f.is_none();
+        if first {
+            *f = Some((what, now));
+        }
+        first
+    }
+
+    fn recovered(&self) -> Option<(String, DateTime<Utc>)> {
+        self.fault.lock().ok().and_then(|mut f| f.take())
+    }
+}
+
+/// How long a task keeps retrying a transient fault before its error reaches the caller.
+pub const DEFAULT_PATIENCE: Duration = Duration::from_secs(30);
 
 type Task = Box<dyn FnOnce(&mut Connection) + Send>;
 
@@ -118,6 +198,8 @@ impl Queue {
 struct Inner {
     queue: Arc<Queue>,
     path: PathBuf,
+    health: Arc<Health>,
+    patience: Duration,
     /// Rung when a webhook callback is queued, so the deliverer need not poll.
     deliveries: tokio::sync::Notify,
 }
@@ -143,15 +225,22 @@ pub struct Store {
 impl Store {
     /// Opens (creating if needed) the database at `path`, migrates it, and starts the writer.
     pub fn open(path: &Path) -> Result<Store> {
-        let mut conn = Connection::open(path).map_err(|source| StoreError::Open {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        conn.busy_timeout(Duration::from_secs(5))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        conn.pragma_update(None, "foreign_keys", "ON")?;
-        schema::migrate(&mut conn, path)?;
+        Store::open_with(path, DEFAULT_PATIENCE)
+    }
+
+    /// Like [`Store::open`], retrying each transient fault for `patience` before reporting it.
+    pub fn open_with(path: &Path, patience: Duration) -> Result<Store> {
+        files::create_private(path)?;
+        let start = Instant::now();
+        let mut conn = loop {
+            match open_rw(path) {
+                Err(e) if e.is_transient() && start.elapsed() < patience => {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                other => break other?,
+            }
+        };
+        files::restrict(path);
         let queue = Arc::new(Queue::default());
         let q = queue.clone();
         std::thread::Builder::new()
@@ -169,6 +258,8 @@ impl Store {
             inner: Arc::new(Inner {
                 queue,
                 path: path.to_path_buf(),
+                health: Arc::default(),
+                patience,
                 deliveries: tokio::sync::Notify::new(),
             }),
         })
@@ -176,6 +267,11 @@ impl Store {
 
     pub fn path(&self) -> &Path {
         &self.inner.path
+    }
+
+    /// The database's state as the writer last saw it.
+    pub fn health(&self) -> &Health {
+        &self.inner.health
     }
 
     /// Tells the deliverer that a callback was queued.
@@ -188,20 +284,43 @@ impl Store {
         self.inner.deliveries.notified().await;
     }
 
-    /// Runs `f` on the writer thread and awaits its result.
+    /// Runs `f` on the writer thread and awaits its result. A transient fault (busy, locked,
+    /// full) is retried for the store's patience, so `f` may run more than once: it must own
+    /// its transaction.
     pub async fn call<R, F>(&self, f: F) -> Result<R>
     where
         R: Send + 'static,
-        F: FnOnce(&mut Connection) -> Result<R> + Send + 'static,
+        F: Fn(&mut Connection) -> Result<R> + Send + 'static,
     {
         self.call_in_lane(f, false).await
+    }
+
+    /// Like [`Store::call`], but a transient fault never reaches the caller: the write is tried
+    /// again every second for as long as it takes. For a run's own writes (its pages and status),
+    /// which must not be given up while the process that owns the run lives.
+    pub async fn call_persistently<R, F>(&self, f: F) -> Result<R>
+    where
+        R: Send + 'static,
+        F: Fn(&mut Connection) -> Result<R> + Send + Sync + 'static,
+    {
+        let f = Arc::new(f);
+        loop {
+            let g = f.clone();
+            match self.call(move |c| g(c)).await {
+                Err(e) if e.is_transient() => {
+                    tracing::warn!(error = %e, "a run's write is waiting for the database");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Like [`Store::call`], ahead of every waiting ordinary task (for recording ticks).
     pub async fn call_urgent<R, F>(&self, f: F) -> Result<R>
     where
         R: Send + 'static,
-        F: FnOnce(&mut Connection) -> Result<R> + Send + 'static,
+        F: Fn(&mut Connection) -> Result<R> + Send + 'static,
     {
         self.call_in_lane(f, true).await
     }
@@ -209,12 +328,13 @@ impl Store {
     async fn call_in_lane<R, F>(&self, f: F, urgent: bool) -> Result<R>
     where
         R: Send + 'static,
-        F: FnOnce(&mut Connection) -> Result<R> + Send + 'static,
+        F: Fn(&mut Connection) -> Result<R> + Send + 'static,
     {
         let (tx, rx) = tokio::sync::oneshot::channel();
+        let (health, patience) = (self.inner.health.clone(), self.inner.patience);
         self.inner.queue.push(
             Box::new(move |c| {
-                let _ = tx.send(f(c));
+                let _ = tx.send(patiently(c, &f, &health, patience));
             }),
             urgent,
         )?;
@@ -225,17 +345,76 @@ impl Store {
     pub fn call_blocking<R, F>(&self, f: F) -> Result<R>
     where
         R: Send + 'static,
-        F: FnOnce(&mut Connection) -> Result<R> + Send + 'static,
+        F: Fn(&mut Connection) -> Result<R> + Send + 'static,
     {
         let (tx, rx) = mpsc::channel();
+        let (health, patience) = (self.inner.health.clone(), self.inner.patience);
         self.inner.queue.push(
             Box::new(move |c| {
-                let _ = tx.send(f(c));
+                let _ = tx.send(patiently(c, &f, &health, patience));
             }),
             false,
         )?;
         rx.recv().map_err(|_| StoreError::Closed)?
     }
+}
+
+/// Runs `f`, retrying a transient fault with backoff (50 ms doubling to 2 s) until `patience`
+/// after the fault began. Past that, tasks try once and fail fast (their callers retry at their
+/// own pace), so a queue of writes does not pile up behind a full disk. The fault is
+/// logged when it starts and when a write goes through again.
+fn patiently<R>(
+    c: &mut Connection,
+    f: &impl Fn(&mut Connection) -> Result<R>,
+    health: &Health,
+    patience: Duration,
+) -> Result<R> {
+    let now = || crate::clock::Clock::System.now();
+    // Every task shares the fault's deadline: since it began, plus the patience.
+    let budget = match health.fault() {
+        Some((_, since)) => patience.saturating_sub((now() - since).to_std().unwrap_or_default()),
+        None => patience,
+    };
+    let (start, writes_before) = (Instant::now(), c.total_changes());
+    let mut wait = Duration::from_millis(50);
+    loop {
+        match f(c) {
+            Err(e) if e.is_transient() => {
+                if health.failed(&e, now()) {
+                    tracing::warn!(error = %e, full = e.is_full(), "database unavailable; retrying");
+                }
+                if start.elapsed() >= budget {
+                    return Err(e);
+                }
+                std::thread::sleep(wait);
+                wait = (wait * 2).min(Duration::from_secs(2));
+            }
+            other => {
+                // Only a write that went through proves the database takes writes again.
+                if other.is_ok()
+                    && c.total_changes() > writes_before
+                    && let Some((what, since)) = health.recovered()
+                {
+                    tracing::info!(fault = %what, since = %ts(since), "database takes writes again");
+                }
+                return other;
+            }
+        }
+    }
+}
+
+/// The read-write connection, configured, with its schema migrated.
+fn open_rw(path: &Path) -> Result<Connection> {
+    let mut conn = Connection::open(path).map_err(|source| StoreError::Open {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    schema::migrate(&mut conn, path)?;
+    Ok(conn)
 }
 
 /// Opens the database read-only, for commands that only look (the daemon may be writing).

@@ -189,10 +189,11 @@ fn run_from_row(row: &Row) -> rusqlite::Result<RunRecord> {
 
 /// Writes a CREATED run (before any request is made) and its first transition.
 pub fn create_run(conn: &mut Connection, new: &NewRun, now: DateTime<Utc>) -> Result<RunRecord> {
-    let tx = conn.transaction()?;
+    let tx = super::write_tx(conn)?;
     let uid = insert_run(&tx, new, now)?;
+    let run = get_run(&tx, &uid)?.ok_or(StoreError::NotFound(uid))?;
     tx.commit()?;
-    get_run(conn, &uid)?.ok_or(StoreError::NotFound(uid))
+    Ok(run)
 }
 
 pub(super) fn insert_run(conn: &Connection, new: &NewRun, now: DateTime<Utc>) -> Result<String> {
@@ -250,7 +251,7 @@ pub fn transition(
     error: Option<&LastError>,
     now: DateTime<Utc>,
 ) -> Result<RunRecord> {
-    let tx = conn.transaction()?;
+    let tx = super::write_tx(conn)?;
     let (id, from): (i64, String) = tx
         .query_row("SELECT id, status FROM runs WHERE uid = ?1", [uid], |r| {
             Ok((r.get(0)?, r.get(1)?))
@@ -287,8 +288,9 @@ pub fn transition(
         "INSERT INTO transitions (run_id, from_status, to_status, at, reason) VALUES (?1, ?2, ?3, ?4, ?5)",
         params![id, from.as_str(), to.as_str(), t, reason],
     )?;
+    let run = get_run(&tx, uid)?.ok_or_else(|| StoreError::NotFound(uid.to_string()))?;
     tx.commit()?;
-    get_run(conn, uid)?.ok_or_else(|| StoreError::NotFound(uid.to_string()))
+    Ok(run)
 }
 
 /// Stores one page of results together with the run's next-page cursor and counters (and its
@@ -312,7 +314,7 @@ pub fn store_page(
     page: &PageToStore,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    let tx = conn.transaction()?;
+    let tx = super::write_tx(conn)?;
     let id: i64 = tx
         .query_row("SELECT id FROM runs WHERE uid = ?1", [uid], |r| r.get(0))
         .optional()?

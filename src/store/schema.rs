@@ -122,7 +122,7 @@ pub fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
         });
     }
     for (i, sql) in STEPS.iter().enumerate().skip(found as usize) {
-        let tx = conn.transaction()?;
+        let tx = super::write_tx(conn)?;
         tx.execute_batch(sql)?;
         tx.pragma_update(None, "user_version", i as i64 + 1)?;
         tx.commit()?;

@@ -174,7 +174,7 @@ fn a_tick_is_fired_at_most_once() {
     nr.scheduled_for = Some(nominal);
     let nr2 = nr.clone();
     let fire = |nr: NewRun| {
-        move |c: &mut rusqlite::Connection| record_ticks(c, &[], &[(nominal, nr)], nominal)
+        move |c: &mut rusqlite::Connection| record_ticks(c, &[], &[(nominal, nr.clone())], nominal)
     };
     let first = s.call_blocking(fire(nr)).unwrap();
     assert!(first.fired[0].is_some());

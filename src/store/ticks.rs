@@ -46,7 +46,7 @@ pub fn record_ticks(
     fires: &[(DateTime<Utc>, NewRun)],
     now: DateTime<Utc>,
 ) -> Result<Recorded> {
-    let tx = conn.transaction()?;
+    let tx = super::write_tx(conn)?;
     let mut out = Recorded {
         at: now,
         ..Recorded::default()

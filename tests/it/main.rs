@@ -3,6 +3,7 @@
 mod catalog;
 mod cli;
 mod daemon;
+mod faults;
 mod live;
 mod operator;
 mod signals;

@@ -1,69 +1,15 @@
 //! `watchbell run` as a real process: reload by SIGHUP, drain on SIGTERM, recovery after kill -9.
 
 use std::collections::HashSet;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use watchbell::sandbox::{Options, Sandbox};
+use watchbell::sandbox::Options;
 use watchbell::status::RunStatus;
 use watchbell::store::{self, RunFilter};
 
-use crate::support::{eventually, job, job_file, sandbox};
-
-const WAIT: Duration = Duration::from_secs(30);
-
-fn spawn(dir: &Path, sb: &Sandbox, log: &str) -> Child {
-    Command::new(assert_cmd::cargo::cargo_bin("watchbell"))
-        .current_dir(dir)
-        .arg("run")
-        .env("CAPTAIN_DATA_API_KEY", sb.api_key())
-        .env("RUST_LOG", "info")
-        .env_remove("NOTIFY_SOCKET")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.join(log)).unwrap())
-        .spawn()
-        .unwrap()
-}
-
-fn signal(child: &Child, sig: &str) {
-    let ok = Command::new("kill")
-        .args([sig, &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(ok.success());
-}
-
-/// Reads the database beside the daemon (read-only, as the CLI does).
-fn read<T>(dir: &Path, f: impl Fn(&rusqlite::Connection) -> T) -> Option<T> {
-    let path = dir.join("watchbell.db");
-    path.exists()
-        .then(|| store::open_read_only(&path).ok())
-        .flatten()
-        .map(|c| f(&c))
-}
-
-fn ticks(dir: &Path, job: &str) -> usize {
-    read(dir, |c| {
-        store::list_ticks(c, Some(job), None).map_or(0, |t| t.len())
-    })
-    .unwrap_or(0)
-}
-
-async fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
-    let mut status = None;
-    eventually(WAIT, || {
-        status = child.try_wait().unwrap();
-        let done = status.is_some();
-        async move { done }
-    })
-    .await;
-    status.unwrap()
-}
-
-fn log(dir: &Path, name: &str) -> String {
-    std::fs::read_to_string(dir.join(name)).unwrap_or_default()
-}
+use crate::support::{
+    WAIT, eventually, job, job_file, log, read, sandbox, signal, spawn, ticks, wait_exit,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_with_a_broken_file_keeps_the_schedule() {

@@ -1,5 +1,7 @@
 //! Helpers shared by the integration tests.
 
+use std::path::Path;
+use std::process::{Child, Command as Process, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,7 +25,8 @@ pub async fn sandbox(opts: Options) -> Sandbox {
 
 /// A runner over a fresh database in `dir`, talking to `base` with `key`.
 pub fn runner(dir: &tempfile::TempDir, base: &str, key: &str, pacer: Pacer) -> Runner {
-    let store = Store::open(&dir.path().join("watchbell.db")).unwrap();
+    // As patient as the daemon (a test that fills the disk must not wait out a CLI's patience).
+    let store = Store::open_with(&dir.path().join("watchbell.db"), Duration::from_secs(5)).unwrap();
     let client = Client::new(
         base.parse().unwrap(),
         ApiKey::new(key),
@@ -313,4 +316,62 @@ pub fn job_file(sb: &Sandbox, rest: &str) -> String {
 /// Parses an RFC 3339 instant.
 pub fn at(s: &str) -> chrono::DateTime<chrono::Utc> {
     chrono::DateTime::parse_from_rfc3339(s).unwrap().to_utc()
+}
+
+// Real processes.
+
+/// How long a test waits for a real process.
+pub const WAIT: Duration = Duration::from_secs(30);
+
+/// `watchbell run` in `dir` against `sb`, its log in `dir/log`.
+pub fn spawn(dir: &Path, sb: &Sandbox, log: &str) -> Child {
+    Process::new(assert_cmd::cargo::cargo_bin("watchbell"))
+        .current_dir(dir)
+        .arg("run")
+        .env("CAPTAIN_DATA_API_KEY", sb.api_key())
+        .env("RUST_LOG", "info")
+        .env_remove("NOTIFY_SOCKET")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join(log)).unwrap())
+        .spawn()
+        .unwrap()
+}
+
+pub fn signal(child: &Child, sig: &str) {
+    let ok = Process::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+}
+
+/// Reads the database beside the daemon (read-only, as the CLI does).
+pub fn read<T>(dir: &Path, f: impl Fn(&rusqlite::Connection) -> T) -> Option<T> {
+    let path = dir.join("watchbell.db");
+    path.exists()
+        .then(|| store::open_read_only(&path).ok())
+        .flatten()
+        .map(|c| f(&c))
+}
+
+pub fn ticks(dir: &Path, job: &str) -> usize {
+    read(dir, |c| {
+        store::list_ticks(c, Some(job), None).map_or(0, |t| t.len())
+    })
+    .unwrap_or(0)
+}
+
+pub async fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
+    let mut status = None;
+    eventually(WAIT, || {
+        status = child.try_wait().unwrap();
+        let done = status.is_some();
+        async move { done }
+    })
+    .await;
+    status.unwrap()
+}
+
+pub fn log(dir: &Path, name: &str) -> String {
+    std::fs::read_to_string(dir.join(name)).unwrap_or_default()
 }
