@@ -260,3 +260,148 @@ fn the_message_format_names_the_file() {
             .starts_with("schedules.toml:2:1: unknown key \"x\"")
     );
 }
+
+mod mutations {
+    //! Thousands of damaged job files and cron strings: the reader never panics, and every
+    //! error it reports has a line and a column inside the file.
+
+    use proptest::prelude::*;
+
+    use super::super::Config;
+    use crate::schedule::{CronExpr, Fold, Gap, Schedule};
+
+    const SHIPPED: &str = include_str!("../../schedules.toml");
+    const PIECES: &[&str] = &[
+        "\"",
+        "=",
+        "[",
+        "]",
+        "{",
+        "}",
+        "\n",
+        "#",
+        "0",
+        "a",
+        " ",
+        "-",
+        "*",
+        "/",
+        ",",
+        "é",
+        "\\",
+        "[[job]]\n",
+        "jitter = \"",
+        "100000000y",
+        "0s",
+        "\"\n",
+        "'''",
+        "1e400",
+        "-1",
+        "@",
+        ".",
+    ];
+
+    #[derive(Clone, Debug)]
+    enum Edit {
+        Delete(usize),
+        Insert(usize, &'static str),
+        DuplicateLine(usize),
+        SwapLines(usize, usize),
+    }
+
+    fn edit() -> impl Strategy<Value = Edit> {
+        prop_oneof![
+            (0..SHIPPED.len()).prop_map(Edit::Delete),
+            (0..SHIPPED.len(), prop::sample::select(PIECES)).prop_map(|(i, p)| Edit::Insert(i, p)),
+            (0..80usize).prop_map(Edit::DuplicateLine),
+            (0..80usize, 0..80usize).prop_map(|(a, b)| Edit::SwapLines(a, b)),
+        ]
+    }
+
+    fn apply(text: &str, edits: &[Edit]) -> String {
+        let mut s = text.to_string();
+        for e in edits {
+            let at = |i: usize, s: &str| {
+                let mut i = i.min(s.len());
+                while !s.is_char_boundary(i) {
+                    i -= 1;
+                }
+                i
+            };
+            match *e {
+                Edit::Delete(i) => {
+                    let i = at(i, &s);
+                    if let Some(c) = s[i..].chars().next() {
+                        s.replace_range(i..i + c.len_utf8(), "");
+                    }
+                }
+                Edit::Insert(i, p) => {
+                    let i = at(i, &s);
+                    s.insert_str(i, p);
+                }
+                Edit::DuplicateLine(k) | Edit::SwapLines(k, _) if s.lines().count() == 0 => {
+                    let _ = k;
+                }
+                Edit::DuplicateLine(k) => {
+                    let mut lines: Vec<&str> = s.lines().collect();
+                    let k = k % lines.len();
+                    lines.insert(k, lines[k]);
+                    s = lines.join("\n");
+                }
+                Edit::SwapLines(a, b) => {
+                    let mut lines: Vec<&str> = s.lines().collect();
+                    let n = lines.len();
+                    lines.swap(a % n, b % n);
+                    s = lines.join("\n");
+                }
+            }
+        }
+        s
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(3000))]
+
+        #[test]
+        fn a_damaged_job_file_never_panics_and_every_error_is_placed(
+            edits in prop::collection::vec(edit(), 1..6)
+        ) {
+            let text = apply(SHIPPED, &edits);
+            if let Err(d) = Config::parse("s", &text) {
+                let lines = text.lines().count().max(1) + 1;
+                prop_assert!(!d.errors.is_empty());
+                for e in &d.errors {
+                    prop_assert!(e.line >= 1 && e.line <= lines, "{e:?} in {lines} lines");
+                    prop_assert!(e.col >= 1, "{e:?}");
+                }
+            }
+        }
+
+        #[test]
+        fn any_duration_text_is_read_or_refused_with_a_place(
+            value in "[0-9]{0,25}[a-z ]{0,6}[0-9]{0,3}[a-z]{0,3}",
+            key in prop::sample::select(vec!["jitter", "catchup", "run_timeout"]),
+        ) {
+            let text = format!("[[job]]\nname = \"a\"\ncron = \"* * * * * *\"\naction = \"linkedin-me\"\n{key} = \"{value}\"\n");
+            if let Err(d) = Config::parse("s", &text) {
+                prop_assert!(d.errors.iter().all(|e| e.line == 5 && e.col == key.len() + 4), "{d}");
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1500))]
+
+        #[test]
+        fn any_cron_text_parses_or_is_refused_and_never_panics(
+            text in "[0-9*/,\\-LW#? @a-zA-Z]{0,30}"
+        ) {
+            if let Ok(cron) = CronExpr::parse(&text) {
+                let _ = cron.plain_posix();
+                let s = Schedule::new("j", cron, chrono_tz::Europe::Paris, Gap::Shift, Fold::First, std::time::Duration::ZERO);
+                let t = chrono::DateTime::from_timestamp(1_774_000_000, 0).unwrap();
+                let _ = s.next_after(t);
+            }
+        }
+    }
+}
