@@ -45,6 +45,7 @@ fn runner(sb: &Sandbox, pacer: Pacer, dir: &tempfile::TempDir) -> Runner {
         store: Store::open(&dir.path().join("bench.db")).unwrap(),
         client: client(sb, pacer),
         clock: Clock::System,
+        safety: watchbell::config::Safety::default(),
     }
 }
 
@@ -184,7 +185,7 @@ async fn ingest() {
             let mut n = 0;
             while let Some(u) = url.take() {
                 let page = c
-                    .live_page(&u, &body, &mut Attempts::default(), None)
+                    .live_page(&u, &body, &mut Attempts::default(), None, None)
                     .await
                     .unwrap();
                 n += page.items.len();

@@ -4,7 +4,7 @@
 //! - [`schedule`]: when (cron + zone + DST policy -> instants); [`clock`]: the one door to time.
 //! - [`scheduler`]: when jobs are due (a heap, one sleep); knows no HTTP and no SQL.
 //! - [`api`]: the Captain Data client (pagination, pacing, retries); [`sandbox`]: its simulator.
-//! - [`runner`]: how one run goes; [`status`]: the lifecycle it follows.
+//! - [`runner`]: how one run goes; [`status`]: the lifecycle it follows; [`lanes`]: account safety.
 //! - [`store`]: what happened (runs, transitions, pages, ticks, links, deliveries).
 //! - [`daemon`]: the wiring (dispatch, reload, recovery, systemd); [`owner`]: who runs a run.
 //! - [`sync`]: remote schedules; [`callbacks`]: webhooks; [`metrics`]; [`export`].
@@ -18,6 +18,7 @@ pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod export;
+pub mod lanes;
 pub mod logging;
 pub mod metrics;
 pub mod owner;

@@ -12,6 +12,8 @@ use tracing::{Instrument, info, info_span, warn};
 
 use crate::api::{ApiFailure, Attempts, Client, cap};
 use crate::clock::Clock;
+use crate::config::Safety;
+use crate::lanes::RunGate;
 use crate::status::RunStatus;
 use crate::store::{self, LastError, RunRecord, Store, StoreError};
 use crate::{callbacks, catalog, metrics};
@@ -73,6 +75,8 @@ pub struct Runner {
     pub store: Store,
     pub client: Client,
     pub clock: Clock,
+    /// How requests through an identity are paced (`[safety]`).
+    pub safety: Safety,
 }
 
 impl Runner {
@@ -138,7 +142,39 @@ impl Runner {
         self.transition(uid, RunStatus::Stopped, reason, None).await
     }
 
+    /// The paging loop behind the run's gate; then what the gate saw: the time waited for the
+    /// lanes, and a lane paused when the API says its identity is unusable.
     async fn pages(&self, run: &RunRecord, limits: Limits, stop: &Stop) -> Result<End, StoreError> {
+        let gate = RunGate::new(
+            run,
+            self.store.clone(),
+            self.safety.clone(),
+            self.client.pace(),
+            self.client.request_timeout(),
+        );
+        let end = self.page_loop(run, limits, stop, &gate).await?;
+        let waited = gate.waited().as_millis() as u64;
+        if waited > 0 {
+            let u = run.uid.clone();
+            self.store
+                .call_persistently(move |c| store::add_lane_wait(c, &u, waited))
+                .await?;
+        }
+        if let End::Failed(f) = &end
+            && f.identity_unusable()
+        {
+            gate.pause(&f.label()).await;
+        }
+        Ok(end)
+    }
+
+    async fn page_loop(
+        &self,
+        run: &RunRecord,
+        limits: Limits,
+        stop: &Stop,
+        gate: &RunGate,
+    ) -> Result<End, StoreError> {
         // Where `run_timeout` will stop this run: no server-requested wait may go past it.
         let deadline = tokio::time::Instant::now().checked_add(limits.run_timeout);
         let uid = run.uid.clone();
@@ -186,7 +222,7 @@ impl Runner {
             let mut attempts = Attempts::default();
             let page = self
                 .client
-                .live_page(&url, &body, &mut attempts, deadline)
+                .live_page(&url, &body, &mut attempts, deadline, Some(gate))
                 .await;
             if attempts != Attempts::default() {
                 let (u, r, w) = (uid.clone(), attempts.retries, attempts.rate_limit_waits);

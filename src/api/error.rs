@@ -43,6 +43,8 @@ pub enum ApiFailure {
     PaginationLoop(String),
     /// A page whose items are those of a page already stored in this run, behind a new URL.
     PageRepeated { url: String, page: u32 },
+    /// An identity lane refused the request before it was sent (daily cap, pause).
+    Lane(crate::lanes::Denial),
 }
 
 impl ApiFailure {
@@ -66,13 +68,31 @@ impl ApiFailure {
             ApiFailure::PaginationLoop(_) | ApiFailure::PageRepeated { .. } => {
                 "PAGINATION_LOOP".into()
             }
+            ApiFailure::Lane(crate::lanes::Denial::DailyCap { .. }) => "DAILY_CAP".into(),
+            ApiFailure::Lane(crate::lanes::Denial::Paused { .. }) => "LANE_PAUSED".into(),
         }
+    }
+
+    /// True when the API says the identity behind the request cannot be used: 424 from the
+    /// integration, or `NO_VALID_ACCOUNT_CONFIGURED`.
+    pub fn identity_unusable(&self) -> bool {
+        matches!(self, ApiFailure::Http { status: 424, .. })
+            || matches!(self, ApiFailure::Http { body: Some(b), .. }
+                if b.error_label.as_deref() == Some("NO_VALID_ACCOUNT_CONFIGURED"))
     }
 
     /// The status a run ends in when this failure stops it, given whether pages were stored.
     pub fn run_status(&self, stored_pages: bool) -> RunStatus {
+        use crate::catalog::Count;
+        use crate::lanes::Denial;
         let blocked = match self {
-            ApiFailure::RateLimited { .. } => true,
+            // An outreach run is not resumed after its cap: the next tick does that work, and a
+            // resumed run would send the same invitation again.
+            ApiFailure::Lane(Denial::DailyCap {
+                count: Count::Outreach,
+                ..
+            }) => return RunStatus::Stopped,
+            ApiFailure::RateLimited { .. } | ApiFailure::Lane(_) => true,
             ApiFailure::Http { status, body, .. } => {
                 matches!(status, 402 | 403)
                     || body.as_ref().and_then(|b| b.error_label.as_deref())
@@ -97,6 +117,10 @@ impl ApiFailure {
     pub fn resume_at(&self) -> Option<DateTime<Utc>> {
         match self {
             ApiFailure::RateLimited { reset, .. } => *reset,
+            ApiFailure::Lane(crate::lanes::Denial::DailyCap { count, until, .. }) => {
+                (*count != crate::catalog::Count::Outreach).then_some(*until)
+            }
+            ApiFailure::Lane(crate::lanes::Denial::Paused { until, .. }) => Some(*until),
             _ => None,
         }
     }
@@ -155,6 +179,7 @@ impl fmt::Display for ApiFailure {
                     "pagination loop: the page at {url} repeats page {page} of this run (not stored again)"
                 )
             }
+            ApiFailure::Lane(d) => write!(f, "{d}"),
         }
     }
 }

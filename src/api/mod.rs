@@ -6,6 +6,8 @@ pub mod key;
 pub mod pacer;
 pub mod schedules;
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -66,6 +68,19 @@ pub struct Answer {
     pub body: Vec<u8>,
 }
 
+/// Admits each attempt of a request: the identity lanes it goes through (the runner's), which
+/// may make it wait, or refuse it.
+pub trait Gate: Send + Sync {
+    /// Waits until the request may be sent; an error ends the request without sending it.
+    fn enter(&self) -> Pin<Box<dyn Future<Output = Result<(), ApiFailure>> + Send + '_>>;
+    /// The attempt is over (answered or failed).
+    fn leave(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>>;
+    /// False when a request that may have reached the server must not be sent again.
+    fn may_resend(&self) -> bool {
+        true
+    }
+}
+
 /// One page of a live run.
 #[derive(Debug)]
 pub struct Page {
@@ -82,6 +97,7 @@ pub struct Client {
     pacer: Arc<Pacer>,
     retry: RetryPolicy,
     clock: Clock,
+    request_timeout: Duration,
 }
 
 impl Client {
@@ -107,6 +123,7 @@ impl Client {
             pacer,
             retry: RetryPolicy::default(),
             clock,
+            request_timeout,
         })
     }
 
@@ -129,6 +146,16 @@ impl Client {
 
     pub fn base(&self) -> &Url {
         &self.base
+    }
+
+    /// The plan's spacing between two requests (`None`: unpaced).
+    pub fn pace(&self) -> Option<Duration> {
+        self.pacer.interval()
+    }
+
+    /// How long one request may take.
+    pub fn request_timeout(&self) -> Duration {
+        self.request_timeout
     }
 
     /// `{base}/{path}` (path without a leading slash).
@@ -158,9 +185,17 @@ impl Client {
         body: &Value,
         attempts: &mut Attempts,
         deadline: Option<tokio::time::Instant>,
+        gate: Option<&dyn Gate>,
     ) -> Result<Page, ApiFailure> {
         let answer = self
-            .request_until(Method::POST, url.clone(), Some(body), attempts, deadline)
+            .request_until(
+                Method::POST,
+                url.clone(),
+                Some(body),
+                attempts,
+                deadline,
+                gate,
+            )
             .await?;
         let status = answer.status.as_u16();
         let items = match serde_json::from_slice::<Value>(&answer.body) {
@@ -210,11 +245,12 @@ impl Client {
         attempts: &mut Attempts,
     ) -> Result<Answer, ApiFailure> {
         let deadline = tokio::time::Instant::now() + MAX_WAIT_OUTSIDE_RUNS;
-        self.request_until(method, url, body, attempts, Some(deadline))
+        self.request_until(method, url, body, attempts, Some(deadline), None)
             .await
     }
 
-    /// [`Client::request`], waiting out 429s only while they end before `deadline`.
+    /// [`Client::request`], waiting out 429s only while they end before `deadline`, and letting
+    /// `gate` admit each attempt.
     async fn request_until(
         &self,
         method: Method,
@@ -222,30 +258,23 @@ impl Client {
         body: Option<&Value>,
         attempts: &mut Attempts,
         deadline: Option<tokio::time::Instant>,
+        gate: Option<&dyn Gate>,
     ) -> Result<Answer, ApiFailure> {
         if !self.same_origin(&url) {
             return Err(ApiFailure::ForeignNext(url.to_string()));
         }
         let mut server_failures = 0;
         loop {
-            self.pacer.acquire().await;
-            let mut key =
-                reqwest::header::HeaderValue::from_str(self.key.expose()).map_err(|_| {
-                    ApiFailure::Transport("the API key is not a valid header value".into())
-                })?;
-            key.set_sensitive(true); // never shown by the HTTP stack's debug output
-            let mut req = self
-                .http
-                .request(method.clone(), url.clone())
-                .header("X-API-Key", key);
-            if let Some(b) = body {
-                req = req.json(b);
+            if let Some(g) = gate {
+                g.enter().await?;
             }
-            let failure = match req.send().await {
-                Ok(resp) => {
-                    let status = resp.status();
-                    let headers = resp.headers().clone();
-                    let body = read_capped(resp).await;
+            self.pacer.acquire().await;
+            let sent = self.send_once(&method, &url, body).await;
+            if let Some(g) = gate {
+                g.leave().await;
+            }
+            let failure = match sent? {
+                Ok((status, headers, body)) => {
                     match (status, body) {
                         (s, Ok(body)) if s.is_success() => {
                             self.pacer.on_success();
@@ -313,7 +342,10 @@ impl Client {
                 }
                 Err(e) => ApiFailure::Transport(error_chain(&e)),
             };
-            if server_failures >= self.retry.server_retries {
+            // A request that may have reached the server is not sent twice when the gate says
+            // so (outreach: the invitation may have gone out).
+            if server_failures >= self.retry.server_retries || gate.is_some_and(|g| !g.may_resend())
+            {
                 return Err(failure);
             }
             let wait = self.backoff(server_failures);
@@ -322,6 +354,34 @@ impl Client {
             warn!(url = %url.path(), error = %failure, wait_ms = wait.as_millis() as u64, "request failed; retrying");
             tokio::time::sleep(wait).await;
         }
+    }
+
+    /// Sends the request once with the key; the answer's status, headers and (capped) body.
+    async fn send_once(
+        &self,
+        method: &Method,
+        url: &Url,
+        body: Option<&Value>,
+    ) -> Result<Result<(StatusCode, HeaderMap, Result<Vec<u8>, String>), reqwest::Error>, ApiFailure>
+    {
+        let mut key = reqwest::header::HeaderValue::from_str(self.key.expose())
+            .map_err(|_| ApiFailure::Transport("the API key is not a valid header value".into()))?;
+        key.set_sensitive(true); // never shown by the HTTP stack's debug output
+        let mut req = self
+            .http
+            .request(method.clone(), url.clone())
+            .header("X-API-Key", key);
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        Ok(match req.send().await {
+            Ok(resp) => {
+                let status = resp.status();
+                let headers = resp.headers().clone();
+                Ok((status, headers, read_capped(resp).await))
+            }
+            Err(e) => Err(e),
+        })
     }
 
     /// Exponential backoff with full jitter.

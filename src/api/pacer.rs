@@ -57,6 +57,11 @@ impl Pacer {
         }
     }
 
+    /// The spacing between two requests (`None`: unpaced).
+    pub fn interval(&self) -> Option<Duration> {
+        self.interval
+    }
+
     /// Waits for this request's slot; returns how long it waited.
     pub async fn acquire(&self) -> Duration {
         let now = Instant::now();

@@ -319,6 +319,71 @@ fn aliases(schema: &Value) -> impl Iterator<Item = &str> {
         .filter_map(Value::as_str)
 }
 
+/// What a request of an action counts against in an identity's daily caps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Count {
+    /// Writes on LinkedIn as the person: invitations, messages, likes, ...
+    Outreach,
+    /// Looks at a profile or company page as the person.
+    Visit,
+    /// Other reading.
+    Read,
+}
+
+impl Count {
+    /// By the verb, the second segment of the action's name; `linkedin-extract-people` opens
+    /// the profile, so it counts as a visit.
+    pub fn of(action: &str) -> Count {
+        const OUTREACH: &[&str] = &[
+            "connect", "message", "inmail", "invite", "follow", "like", "comment", "accept",
+            "withdraw", "archive", "mark",
+        ];
+        let verb = action.split('-').nth(1).unwrap_or("");
+        if OUTREACH.contains(&verb) {
+            Count::Outreach
+        } else if verb == "visit" || action == "linkedin-extract-people" {
+            Count::Visit
+        } else {
+            Count::Read
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Count::Outreach => "outreach",
+            Count::Visit => "visits",
+            Count::Read => "reads",
+        }
+    }
+}
+
+/// The identity lanes a live request of `action` with `body` goes through, in a fixed order:
+/// `identity:UID` for each of its `identity_ids`, else `workspace` (the identity the API picks
+/// for `auto`); none for `managed` (the vendor's pool) and for actions without identities.
+pub fn lanes(action: &str, body: &Value) -> Vec<String> {
+    let takes = v4().action(action).map_or(
+        body.get("identity_mode").is_some() || body.get("identity_ids").is_some(),
+        Action::takes_identities,
+    );
+    if !takes || body.get("identity_mode").and_then(Value::as_str) == Some("managed") {
+        return Vec::new();
+    }
+    let mut ids: Vec<String> = body
+        .get("identity_ids")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(|id| format!("identity:{id}"))
+        .collect();
+    ids.sort();
+    ids.dedup();
+    if ids.is_empty() {
+        ids.push("workspace".into());
+    }
+    ids
+}
+
 /// A job for `action` that the catalog accepts, as TOML lines (`name` and `cron` left to the
 /// caller): the example input and required parameters, and `identity_mode = "auto"` when the
 /// action takes an identity mode in `mode`.

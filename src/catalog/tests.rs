@@ -97,3 +97,59 @@ fn old_bodies_are_cleaned_to_what_the_action_takes() {
         serde_json::json!({"input": {"a": 1}})
     );
 }
+
+#[test]
+fn the_verb_says_what_a_request_counts_against() {
+    assert_eq!(Count::of("linkedin-connect-profile"), Count::Outreach);
+    assert_eq!(Count::of("salesnavigator-inmail-profile"), Count::Outreach);
+    assert_eq!(Count::of("linkedin-mark-message-as-read"), Count::Outreach);
+    assert_eq!(Count::of("linkedin-visit-profile"), Count::Visit);
+    assert_eq!(Count::of("linkedin-extract-people"), Count::Visit);
+    assert_eq!(Count::of("linkedin-search-people"), Count::Read);
+    let outreach = v4()
+        .actions
+        .keys()
+        .filter(|a| Count::of(a) == Count::Outreach)
+        .count();
+    assert_eq!(
+        outreach, 13,
+        "connect x2, message, inmail x2, invite, follow, like, comment, accept, withdraw, archive, mark"
+    );
+}
+
+#[test]
+fn lanes_follow_the_identities_a_request_goes_through() {
+    let b = |v: serde_json::Value| v;
+    assert_eq!(
+        lanes(
+            "linkedin-search-people",
+            &b(serde_json::json!({"identity_mode": "auto"}))
+        ),
+        ["workspace"]
+    );
+    assert_eq!(
+        lanes(
+            "linkedin-search-people",
+            &b(serde_json::json!({"identity_ids": ["b", "a", "b"]}))
+        ),
+        ["identity:a", "identity:b"]
+    );
+    assert!(
+        lanes(
+            "linkedin-search-people",
+            &b(serde_json::json!({"identity_mode": "managed"}))
+        )
+        .is_empty()
+    );
+    assert!(
+        lanes(
+            "googlemaps-search-places",
+            &b(serde_json::json!({"input": {}}))
+        )
+        .is_empty()
+    );
+    assert_eq!(
+        lanes("linkedin-me", &b(serde_json::json!({}))),
+        ["workspace"]
+    );
+}

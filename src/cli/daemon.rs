@@ -60,6 +60,7 @@ pub fn run(cli: &Cli, with_sandbox: bool) -> Outcome {
             store,
             client,
             clock: Clock::System,
+            safety: config.safety.clone(),
         };
         let (reload_tx, reloads) = mpsc::channel(4);
         let mut hup = signal(SignalKind::hangup()).map_err(Failure::runtime)?;

@@ -37,6 +37,7 @@ pub fn runner_for(config: &Config, db: &Path, clock: Clock) -> Result<Runner, Fa
         store,
         client,
         clock,
+        safety: config.safety.clone(),
     })
 }
 

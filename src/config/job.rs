@@ -85,6 +85,11 @@ impl JobFields {
         f
     }
 
+    /// The zone set here, if any (`[defaults] timezone` also sets the day of the daily caps).
+    pub(super) fn timezone(&self) -> Option<Tz> {
+        self.timezone
+    }
+
     /// Where `key` (or `input.KEY`, `parameters.KEY`) was written.
     pub(super) fn span(&self, key: &str) -> Option<Range<usize>> {
         self.spans.get(key).cloned()

@@ -4,6 +4,7 @@
 mod action;
 mod job;
 mod read;
+mod safety;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -17,6 +18,7 @@ pub use action::Request;
 use job::{JobFields, read_jobs};
 pub use read::{Diag, Diagnostics};
 use read::{Diags, Section, Value};
+pub use safety::Safety;
 
 use crate::schedule::Schedule;
 
@@ -30,6 +32,7 @@ pub const DEFAULT_KEY_ENV: &str = "CAPTAIN_DATA_API_KEY";
 pub struct Config {
     pub api: Api,
     pub daemon: Daemon,
+    pub safety: Safety,
     pub jobs: Vec<Job>,
     /// `FILE:LINE:COL: warning: ...` lines: what the file may mean but `check` cannot vouch for.
     pub warnings: Vec<String>,
@@ -243,7 +246,7 @@ impl Config {
             name: "the file".into(),
             table: root.get_ref(),
         };
-        root.only(&mut d, &["api", "daemon", "defaults", "job"]);
+        root.only(&mut d, &["api", "daemon", "safety", "defaults", "job"]);
         let api = read_api(&mut d, root.get("api"));
         let daemon = read_daemon(&mut d, root.get("daemon"));
         let defaults = root
@@ -256,11 +259,15 @@ impl Config {
                 JobFields::read(&mut d, &s)
             })
             .unwrap_or_default();
+        let tz = defaults.timezone().unwrap_or(chrono_tz::Tz::UTC);
+        let safety = section(&mut d, root.get("safety"), "safety")
+            .and_then(|s| safety::read_safety(&mut d, &s, tz));
         let catalog = api.as_ref().map(|a| a.catalog).unwrap_or_default();
         let jobs = read_jobs(&mut d, root.get("job"), &defaults, catalog);
-        match (api, daemon, d.is_empty()) {
-            (Some(api), Some(daemon), true) => {
+        match (api, daemon, safety, d.is_empty()) {
+            (Some(api), Some(daemon), Some(safety), true) => {
                 let mut config = Config::new(api, daemon, jobs);
+                config.safety = safety;
                 config.warnings = d.warnings(path);
                 Ok(config)
             }
@@ -278,6 +285,7 @@ impl Config {
         Config {
             api,
             daemon,
+            safety: Safety::default(),
             jobs,
             warnings: Vec::new(),
             index,

@@ -9,6 +9,7 @@
 
 mod deliveries;
 pub mod files;
+mod lanes;
 mod links;
 mod runs;
 mod schema;
@@ -23,6 +24,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior};
 
 pub use deliveries::*;
+pub use lanes::*;
 pub use links::*;
 pub use runs::*;
 pub use ticks::*;

@@ -107,6 +107,36 @@ const STEPS: &[&str] = &[
     r"
     ALTER TABLE pages ADD COLUMN content_hash TEXT;
     ",
+    // 5: identity lanes shared by every process (slots in flight, gaps, pauses, daily counts),
+    // the plan-rate slot, and the time each run waited for its lanes.
+    r"
+    CREATE TABLE lane_slots (
+        lane        TEXT NOT NULL,
+        holder      TEXT NOT NULL,
+        lease_until TEXT NOT NULL
+    );
+    CREATE INDEX lane_slots_lane ON lane_slots(lane);
+    CREATE TABLE lanes (
+        lane         TEXT PRIMARY KEY,
+        next_at      TEXT,
+        paused_until TEXT,
+        pause_reason TEXT,
+        first_used   TEXT
+    );
+    CREATE TABLE lane_days (
+        lane     TEXT NOT NULL,
+        day      TEXT NOT NULL,
+        outreach INTEGER NOT NULL DEFAULT 0,
+        visits   INTEGER NOT NULL DEFAULT 0,
+        reads    INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (lane, day)
+    );
+    CREATE TABLE pace (
+        id        INTEGER PRIMARY KEY CHECK (id = 1),
+        next_slot TEXT NOT NULL
+    );
+    ALTER TABLE runs ADD COLUMN lane_wait_ms INTEGER NOT NULL DEFAULT 0;
+    ",
 ];
 
 /// The schema version this build knows.

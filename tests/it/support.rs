@@ -45,8 +45,20 @@ pub fn runner(dir: &tempfile::TempDir, base: &str, key: &str, pacer: Pacer) -> R
         store,
         client,
         clock: Clock::System,
+        safety: fast_safety(),
     }
 }
+
+/// `[safety]` for tests: lanes still one request at a time, with millisecond gaps.
+pub fn fast_safety() -> watchbell::config::Safety {
+    watchbell::config::Safety {
+        page_gap: (Duration::from_millis(1), Duration::from_millis(5)),
+        ..watchbell::config::Safety::default()
+    }
+}
+
+/// The `[safety]` table of [`fast_safety`], for job files.
+pub const FAST_SAFETY: &str = "[safety]\npage_gap = \"1ms..5ms\"\n";
 
 pub const LIMITS: Limits = Limits {
     max_pages: 100,
@@ -308,7 +320,7 @@ impl InProcess {
 /// A job file whose `[api]` points at the sandbox, followed by `rest`.
 pub fn job_file(sb: &Sandbox, rest: &str) -> String {
     format!(
-        "[api]\nbase_url = \"{}\"\nplan = \"highest\"\n\n{rest}",
+        "[api]\nbase_url = \"{}\"\nplan = \"highest\"\n{FAST_SAFETY}\n{rest}",
         sb.base_url()
     )
 }

@@ -100,7 +100,12 @@ async fn watchbell(s: Scenario) -> Outcome {
         Clock::System,
     )
     .unwrap();
-    let runner = watchbell::runner::Runner { store: store.clone(), client, clock: Clock::System };
+    let runner = watchbell::runner::Runner {
+        store: store.clone(),
+        client,
+        clock: Clock::System,
+        safety: watchbell::config::Safety::default(),
+    };
     let (_reload, reloads) = tokio::sync::mpsc::channel(1);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let daemon = watchbell::daemon::Daemon {
