@@ -8,6 +8,7 @@ macro_rules! out {
 
 mod actions;
 mod daemon;
+mod lanes;
 mod next;
 mod runs;
 mod status;
@@ -102,8 +103,24 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Identity lanes: requests today against the daily caps, pauses.
+    Lanes {
+        #[command(subcommand)]
+        command: Option<LanesCommand>,
+        #[arg(long)]
+        json: bool,
+    },
     /// A local Captain Data v4 simulator.
     Sandbox(crate::sandbox::Options),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum LanesCommand {
+    /// Lift a lane's pause before its time (the identity was fixed).
+    Resume {
+        /// The lane, as `watchbell lanes` lists it (e.g. `workspace`, `identity:UID`).
+        lane: String,
+    },
 }
 
 /// A command's failure, with the exit code it maps to.
@@ -165,6 +182,12 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Runs(runs::RunsCommand::Resume { uid }) => trigger::resume(&cli, uid),
         Command::Runs(cmd) => runs::run(&cli, cmd),
         Command::Actions { name, json } => actions::run(name.as_deref(), *json),
+        Command::Lanes { command, json } => {
+            let resume = command
+                .as_ref()
+                .map(|LanesCommand::Resume { lane }| lane.as_str());
+            lanes::run(&cli, resume, *json)
+        }
         Command::Sandbox(opts) => sandbox(opts),
     };
     match result {

@@ -156,12 +156,13 @@ fn show(cli: &Cli, uid: &str, json: bool) -> Outcome {
         run.action_name
     );
     out!(
-        "status {}  pages {}  items {}  retries {}  rate-limit waits {}",
+        "status {}  pages {}  items {}  retries {}  rate-limit waits {}  waited for lanes {:.1}s",
         run.status,
         run.pages,
         run.items,
         run.retry_count,
-        run.rate_limit_waits
+        run.rate_limit_waits,
+        run.lane_wait_ms as f64 / 1000.0
     );
     if let Some(t) = run.scheduled_for {
         out!("tick {}  trigger {}", t.to_rfc3339(), run.trigger);

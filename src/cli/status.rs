@@ -85,6 +85,17 @@ pub fn run(cli: &Cli) -> Outcome {
             remote_text
         );
     }
+    if let Some(c) = &conn {
+        let (day, _) = crate::lanes::local_day(now, config.safety.tz);
+        let lanes = store::lane_report(c, &day, now)?;
+        if !lanes.is_empty() {
+            out!("");
+            out!("{}", super::lanes::header(&day, &config.safety));
+            for l in &lanes {
+                out!("{}", super::lanes::line(l, &config.safety));
+            }
+        }
+    }
     Ok(())
 }
 

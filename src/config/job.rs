@@ -11,7 +11,7 @@ use toml::de::DeValue;
 use super::action::Holder;
 use super::read::{self, Diags, Section, Value};
 use super::{CatalogMode, IdentityMode, Job, Overlap, Runner, Webhook, url};
-use crate::catalog::ModeName;
+use crate::catalog::{Count, ModeName};
 use crate::schedule::{CronExpr, Fold, Gap, Schedule};
 
 /// The longest spread `jitter` may ask for.
@@ -188,6 +188,29 @@ impl JobFields {
             }
             _ => {} // reported by `only`
         }
+    }
+}
+
+/// An outreach job (invitations, messages, ...) acts as a person: firing it more than hourly, or
+/// letting runs overlap, is how LinkedIn accounts get restricted.
+fn warn_outreach(d: &mut Diags, here: &Range<usize>, action: &str, s: &Schedule, overlap: Overlap) {
+    if Count::of(action) != Count::Outreach {
+        return;
+    }
+    if let Some(gap) = s.shortest_gap().filter(|g| *g < Duration::from_hours(1)) {
+        d.warn(
+            here,
+            format!(
+                "{action} writes on LinkedIn as the person, and this job fires every {}: an outreach job should fire at most hourly (the daily cap stops it, but the pattern is what gets accounts restricted)",
+                humantime::format_duration(gap)
+            ),
+        );
+    }
+    if overlap == Overlap::Allow {
+        d.warn(
+            here,
+            format!("{action} writes on LinkedIn as the person: overlap = \"allow\" lets its runs act at once; prefer \"skip\""),
+        );
     }
 }
 
@@ -382,6 +405,10 @@ fn merge(
             .unwrap_or(here.clone());
         check_jitter(d, &span, jitter, &schedule)?;
     }
+    let overlap = f.overlap.or(def.overlap).unwrap_or(Overlap::Skip);
+    if let Some(a) = &action {
+        warn_outreach(d, &here, a, &schedule, overlap);
+    }
     Some(Job {
         line: d.line_of(here.start),
         name,
@@ -389,7 +416,7 @@ fn merge(
         action: action?,
         request: request?,
         enabled: f.enabled.or(def.enabled).unwrap_or(true),
-        overlap: f.overlap.or(def.overlap).unwrap_or(Overlap::Skip),
+        overlap,
         catchup: f.catchup.or(def.catchup).unwrap_or(Duration::from_hours(1)),
         max_pages: f.max_pages.or(def.max_pages).unwrap_or(500),
         run_timeout: f

@@ -220,6 +220,15 @@ pub struct LaneReport {
 
 /// Every lane known, with its requests on `day` and any pause in force at `now`.
 pub fn lane_report(conn: &Connection, day: &str, now: DateTime<Utc>) -> Result<Vec<LaneReport>> {
+    // A database no daemon of this version has opened yet has no lanes (read-only: no migration).
+    let known: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'lanes')",
+        [],
+        |r| r.get(0),
+    )?;
+    if !known {
+        return Ok(Vec::new());
+    }
     let mut stmt = conn.prepare(
         "SELECT l.lane, COALESCE(d.outreach, 0), COALESCE(d.visits, 0), COALESCE(d.reads, 0),
                 (SELECT COUNT(*) FROM lane_slots s WHERE s.lane = l.lane AND s.lease_until >= ?2),

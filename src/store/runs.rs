@@ -63,6 +63,8 @@ pub struct RunRecord {
     pub items: u64,
     pub retry_count: u32,
     pub rate_limit_waits: u32,
+    /// Time spent waiting for identity lanes (a slot, the gap), in milliseconds.
+    pub lane_wait_ms: u64,
     pub last_error: Option<LastError>,
     pub callback_url: Option<String>,
     pub owner: Option<String>,
@@ -101,6 +103,7 @@ impl RunRecord {
             "pages": self.pages,
             "items": self.items,
             "trigger": self.trigger,
+            "lane_wait_ms": self.lane_wait_ms,
         })
     }
 }
@@ -141,7 +144,7 @@ pub use crate::uid::new_uid;
 
 const COLUMNS: &str = "id, uid, job, action_name, trigger, scheduled_for, body, status, next_url, \
     pages, items, retry_count, rate_limit_waits, last_error_label, last_error_message, callback_url, \
-    owner, lease_until, postponed_until, created_at, started_at, finished_at, updated_at";
+    owner, lease_until, postponed_until, created_at, started_at, finished_at, updated_at, lane_wait_ms";
 
 fn ts_col(row: &Row, i: usize) -> rusqlite::Result<Option<DateTime<Utc>>> {
     Ok(row
@@ -184,6 +187,7 @@ fn run_from_row(row: &Row) -> rusqlite::Result<RunRecord> {
         started_at: ts_col(row, 20)?,
         finished_at: ts_col(row, 21)?,
         updated_at: ts_col(row, 22)?,
+        lane_wait_ms: row.get::<_, i64>(23)? as u64,
     })
 }
 

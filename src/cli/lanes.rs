@@ -1,0 +1,82 @@
+//! `watchbell lanes [resume ID]`: each identity lane's requests today against its caps, requests
+//! in flight, and any pause; `resume` lifts a pause before its time.
+
+use super::runs::read_db;
+use super::{Cli, Failure, Outcome, database_path, optional_config};
+use crate::clock::Clock;
+use crate::config::Safety;
+use crate::lanes::local_day;
+use crate::store::{self, LaneReport, Store, files};
+
+pub fn run(cli: &Cli, resume: Option<&str>, json: bool) -> Outcome {
+    let config = optional_config(cli)?;
+    let safety = config
+        .as_ref()
+        .map(|c| c.safety.clone())
+        .unwrap_or_default();
+    if let Some(lane) = resume {
+        let db = database_path(cli, config.as_ref());
+        if !db.exists() {
+            return Err(Failure::runtime(format!("no database at {}", db.display())));
+        }
+        if let Some(why) = files::foreign_owner(&db) {
+            return Err(Failure::usage(why));
+        }
+        let store = Store::open(&db)?;
+        let l = lane.to_string();
+        if store.call_blocking(move |c| store::lane_resume(c, &l))? {
+            out!("lane {lane} resumed: its jobs may send again");
+            return Ok(());
+        }
+        return Err(Failure::runtime(format!("lane {lane} is not paused")));
+    }
+    let now = Clock::System.now();
+    let (day, _) = local_day(now, safety.tz);
+    let lanes = match read_db(cli)? {
+        Some(c) => store::lane_report(&c, &day, now)?,
+        None => Vec::new(),
+    };
+    if json {
+        for l in &lanes {
+            out!("{}", serde_json::to_string(l).unwrap_or_default());
+        }
+    } else if lanes.is_empty() {
+        out!("no identity lanes yet (no request has gone through an identity)");
+    } else {
+        out!("{}", header(&day, &safety));
+        for l in &lanes {
+            out!("{}", line(l, &safety));
+        }
+    }
+    Ok(())
+}
+
+pub fn header(day: &str, safety: &Safety) -> String {
+    format!(
+        "{:<40} {:>9} {:>9} {:>6} {:>4}  PAUSED   (day {day} in {})",
+        "LANE",
+        "OUTREACH",
+        "VISITS",
+        "READS",
+        "NOW",
+        safety.tz.name()
+    )
+}
+
+/// One lane: requests today against the caps, in flight, pause.
+pub fn line(l: &LaneReport, safety: &Safety) -> String {
+    let pause = match (&l.paused_until, &l.pause_reason) {
+        (Some(until), reason) => {
+            format!("until {until} ({})", reason.as_deref().unwrap_or("paused"))
+        }
+        (None, _) => "-".into(),
+    };
+    format!(
+        "{:<40} {:>9} {:>9} {:>6} {:>4}  {pause}",
+        l.lane,
+        format!("{}/{}", l.outreach, safety.outreach),
+        format!("{}/{}", l.visits, safety.visits),
+        l.reads,
+        l.in_flight
+    )
+}
