@@ -283,3 +283,34 @@ fn check_warns_about_outreach_jobs_that_fire_too_often_or_overlap() {
     );
     assert!(err.contains("overlap = \"allow\""), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_share_the_plan_rate_through_the_database() {
+    let (base, seen) = recording_server(StatusCode::OK).await;
+    let dir = tempfile::tempdir().unwrap();
+    // Two runners with their own connection and their own in-memory pacer, as two processes
+    // (the daemon and a `trigger`) have: each alone would send 10 requests a second.
+    let one = runner(&dir, &base, "k", Pacer::new(10.0));
+    let two = runner(&dir, &base, "k", Pacer::new(10.0));
+    let search = serde_json::json!({"input": {"google_maps_search_url": "https://www.google.com/maps/search/x"}});
+    let (a, b) = tokio::join!(
+        support::run_once(&one, "googlemaps-search-places", search.clone()),
+        support::run_once(&two, "googlemaps-search-places", search),
+    );
+    assert_eq!(
+        (a.status, b.status),
+        (RunStatus::Succeeded, RunStatus::Succeeded)
+    );
+    let mut starts: Vec<Instant> = seen.lock().unwrap().iter().map(|s| s.start).collect();
+    starts.sort();
+    assert_eq!(starts.len(), 6);
+    let spacing: Vec<u128> = starts
+        .windows(2)
+        .map(|w| (w[1] - w[0]).as_millis())
+        .collect();
+    eprintln!("plan-rate spacing across processes (ms): {spacing:?}");
+    assert!(
+        spacing.iter().all(|s| *s >= 85),
+        "together over the plan: {spacing:?}"
+    );
+}
