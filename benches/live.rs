@@ -13,7 +13,7 @@ use watchbell::api::{ApiKey, Attempts, Client, Pacer};
 use watchbell::clock::Clock;
 use watchbell::runner::{Limits, Runner, Stop};
 use watchbell::sandbox::{Options, Sandbox};
-use watchbell::store::{self, NewRun, Store, Trigger};
+use watchbell::store::{NewRun, Store, Trigger};
 
 const RATE: f64 = 20.0;
 const RUNS: u32 = 8;
@@ -66,11 +66,7 @@ async fn watchbell_runs(r: &Runner, runs: u32) -> Duration {
                 owner: None,
             };
             let now = r.clock.now();
-            let run = r
-                .store
-                .call(move |c| store::create_run(c, &new, now))
-                .await
-                .unwrap();
+            let run = r.store.create_run(new, now).await.unwrap();
             let limits = Limits {
                 max_pages: 10_000,
                 run_timeout: Duration::from_hours(1),

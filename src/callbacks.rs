@@ -103,10 +103,7 @@ impl Deliverer {
         let mut delivered = 0;
         loop {
             let now = self.clock.now();
-            let batch = self
-                .store
-                .call(move |c| store::claim_due(c, run_id, 50, CLAIM, now))
-                .await?;
+            let batch = self.store.claim_due(run_id, 50, CLAIM, now).await?;
             if batch.is_empty() {
                 return Ok(delivered);
             }
@@ -143,7 +140,7 @@ impl Deliverer {
                     1.0,
                 );
                 self.store
-                    .call(move |c| store::record_attempt(c, id, Some(status), None, None, now))
+                    .record_attempt(id, Some(status), None, None, now)
                     .await?;
             }
             Err((status, error)) => {
@@ -159,9 +156,7 @@ impl Deliverer {
                 let at = now + chrono::Duration::from_std(wait).unwrap_or_default();
                 warn!(job = %d.job, delivery = d.id, attempts = d.attempts + 1, error = %error, retry_in_s = wait.as_secs(), "callback not delivered");
                 self.store
-                    .call(move |c| {
-                        store::record_attempt(c, id, status, Some(&error), Some(at), now)
-                    })
+                    .record_attempt(id, status, Some(error), Some(at), now)
                     .await?;
             }
         }
@@ -210,12 +205,7 @@ impl Deliverer {
             if let Err(e) = self.deliver_due(None).await {
                 warn!(error = %e, "callback queue unreadable");
             }
-            let next = self
-                .store
-                .call(|c| store::next_delivery_at(c))
-                .await
-                .ok()
-                .flatten();
+            let next = self.store.next_delivery_at().await.ok().flatten();
             let wait = next.map_or(IDLE_LOOK, |t| {
                 (t - self.clock.now())
                     .to_std()

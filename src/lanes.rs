@@ -133,10 +133,7 @@ impl RunGate {
         let started = tokio::time::Instant::now();
         loop {
             let now = Clock::System.now();
-            let ask = self.ask(now);
-            let entry = self
-                .store
-                .call_persistently(move |c| store::lane_enter(c, &ask, now))
+            let entry = store::persistently(|| self.store.lane_enter(self.ask(now), now))
                 .await
                 .map_err(|e| ApiFailure::Transport(format!("identity lanes: {e}")))?;
             let denial = match entry {
@@ -190,10 +187,7 @@ impl RunGate {
 
     async fn take_pace(&self, interval: Duration) {
         let now = Clock::System.now();
-        let slot = self
-            .store
-            .call_persistently(move |c| store::pace_slot(c, interval, now))
-            .await;
+        let slot = store::persistently(|| self.store.pace_slot(interval, now)).await;
         if let Ok(slot) = slot
             && let Ok(wait) = (slot - now).to_std()
         {
@@ -218,13 +212,9 @@ impl RunGate {
         let until = Clock::System.now()
             + chrono::Duration::from_std(self.safety.lane_pause)
                 .unwrap_or(chrono::Duration::hours(6));
-        let (lanes, why) = (self.lanes.clone(), reason.to_string());
-        if self
-            .store
-            .call_persistently(move |c| store::lane_pause(c, &lanes, until, &why))
-            .await
-            .is_ok()
-        {
+        let paused =
+            store::persistently(|| self.store.lane_pause(self.lanes.clone(), until, reason)).await;
+        if paused.is_ok() {
             info!(lanes = %self.lanes.join(","), until = %until, reason, "identity lane paused for every job");
         }
     }
@@ -250,10 +240,9 @@ impl Gate for RunGate {
                 return;
             }
             let (lanes, holder, next) = self.release();
-            let _ = self
-                .store
-                .call_persistently(move |c| store::lane_leave(c, &lanes, &holder, next))
-                .await;
+            let _ =
+                store::persistently(|| self.store.lane_leave(lanes.clone(), holder.clone(), next))
+                    .await;
         })
     }
 
@@ -271,9 +260,7 @@ impl Drop for RunGate {
         let store = self.store.clone();
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             rt.spawn(async move {
-                let _ = store
-                    .call(move |c| store::lane_leave(c, &lanes, &holder, next))
-                    .await;
+                let _ = store.lane_leave(lanes, holder, next).await;
             });
         }
     }

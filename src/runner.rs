@@ -15,7 +15,7 @@ use crate::clock::Clock;
 use crate::config::Safety;
 use crate::lanes::RunGate;
 use crate::status::RunStatus;
-use crate::store::{self, LastError, RunRecord, Store, StoreError};
+use crate::store::{self, LastError, NewPage, RunRecord, Store, StoreError, persistently};
 use crate::{callbacks, catalog, metrics};
 
 /// Bounds on one run, from its job.
@@ -119,11 +119,8 @@ impl Runner {
                     &done.body["input"],
                     done.last_error.as_ref(),
                 );
-                let (u, now) = (uid.to_string(), self.clock.now());
-                self.store
-                    .call_persistently(move |c| store::enqueue(c, &u, &url, &body, now))
-                    .await?;
-                self.store.deliveries_queued();
+                let now = self.clock.now();
+                persistently(|| self.store.enqueue(uid, &url, body.clone(), now)).await?;
             }
             info!(status = %done.status, pages = done.pages, items = done.items, "run finished");
             Ok(done)
@@ -155,10 +152,7 @@ impl Runner {
         let end = self.page_loop(run, limits, stop, &gate).await?;
         let waited = gate.waited().as_millis() as u64;
         if waited > 0 {
-            let u = run.uid.clone();
-            self.store
-                .call_persistently(move |c| store::add_lane_wait(c, &u, waited))
-                .await?;
+            persistently(|| self.store.add_lane_wait(&run.uid, waited)).await?;
         }
         if let End::Failed(f) = &end
             && f.identity_unusable()
@@ -178,11 +172,7 @@ impl Runner {
         // Where `run_timeout` will stop this run: no server-requested wait may go past it.
         let deadline = tokio::time::Instant::now().checked_add(limits.run_timeout);
         let uid = run.uid.clone();
-        let id = run.id;
-        let stored = self
-            .store
-            .call_persistently(move |c| store::pages(c, id))
-            .await?;
+        let stored = persistently(|| self.store.pages(run.id)).await?;
         let mut visited: HashSet<String> = stored.iter().map(|p| p.url.clone()).collect();
         let mut seen: HashMap<String, u32> = stored
             .iter()
@@ -225,10 +215,8 @@ impl Runner {
                 .live_page(&url, &body, &mut attempts, deadline, Some(gate))
                 .await;
             if attempts != Attempts::default() {
-                let (u, r, w) = (uid.clone(), attempts.retries, attempts.rate_limit_waits);
-                self.store
-                    .call_persistently(move |c| store::count_retries(c, &u, r, w))
-                    .await?;
+                let (r, w) = (attempts.retries, attempts.rate_limit_waits);
+                persistently(|| self.store.count_retries(&uid, r, w)).await?;
             }
             let page = match page {
                 Ok(p) => p,
@@ -248,9 +236,6 @@ impl Runner {
             next = page.next.map(|u| u.to_string());
             self.keep_page(run, page_no, url_text, next.clone(), page.items)
                 .await?;
-            if run.callback_url.is_some() {
-                self.store.deliveries_queued();
-            }
             metrics::count(
                 "watchbell_items_stored_total",
                 &[("job", &run.job)],
@@ -274,24 +259,15 @@ impl Runner {
             let body = callbacks::page_body(&run.uid, page_no, &run.body["input"], &items);
             (u, body)
         });
-        let (u, now) = (run.uid.clone(), self.clock.now());
-        self.store
-            .call_persistently(move |c| {
-                let cb = callback.as_ref().map(|(u, b)| (u.as_str(), b));
-                store::store_page(
-                    c,
-                    &u,
-                    &store::PageToStore {
-                        page_no,
-                        url: &url,
-                        items: &items,
-                        next_url: cursor.as_deref(),
-                        callback: cb,
-                    },
-                    now,
-                )
-            })
-            .await
+        let page = NewPage {
+            page_no,
+            url,
+            items,
+            next_url: cursor,
+            callback,
+        };
+        let now = self.clock.now();
+        persistently(|| self.store.store_page(&run.uid, page.clone(), now)).await
     }
 
     async fn finish(&self, uid: &str, end: End) -> Result<RunRecord, StoreError> {
@@ -323,10 +299,7 @@ impl Runner {
                     message: cap(&f.to_string(), 2000),
                 };
                 if let Some(at) = f.resume_at() {
-                    let u = uid.to_string();
-                    self.store
-                        .call_persistently(move |c| store::set_postponed(c, &u, Some(at)))
-                        .await?;
+                    persistently(|| self.store.set_postponed(uid, Some(at))).await?;
                 }
                 self.transition(uid, to, &e.label.to_ascii_lowercase(), Some(e))
                     .await
@@ -335,11 +308,7 @@ impl Runner {
     }
 
     async fn get(&self, uid: &str) -> Result<RunRecord, StoreError> {
-        let u = uid.to_string();
-        self.store
-            .call_persistently(move |c| store::get_run(c, &u))
-            .await?
-            .ok_or_else(|| StoreError::NotFound(uid.to_string()))
+        persistently(|| self.store.existing_run(uid)).await
     }
 
     async fn transition(
@@ -349,11 +318,9 @@ impl Runner {
         reason: &str,
         error: Option<LastError>,
     ) -> Result<RunRecord, StoreError> {
-        let (u, r, now) = (uid.to_string(), reason.to_string(), self.clock.now());
-        let run = self
-            .store
-            .call_persistently(move |c| store::transition(c, &u, to, &r, error.as_ref(), now))
-            .await?;
+        let now = self.clock.now();
+        let run =
+            persistently(|| self.store.transition(uid, to, reason, error.clone(), now)).await?;
         if to != RunStatus::Running {
             info!(status = %to, reason, "run status");
         }

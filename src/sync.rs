@@ -13,7 +13,7 @@ use crate::api::schedules::RemoteSchedule;
 use crate::api::{ApiFailure, Client};
 use crate::clock::Clock;
 use crate::config::{Config, IdentityMode, Job, Runner};
-use crate::store::{self, Link, Store, StoreError};
+use crate::store::{Link, Store, StoreError};
 
 /// What to do to one remote schedule.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -365,21 +365,14 @@ async fn apply_one(
                 hash: Some(definition_hash(job)),
                 adopted_from: job.remote_schedule.clone(),
             };
-            let (now, u) = (clock.now(), created.clone());
-            store
-                .call(move |c| {
-                    store::set_link(c, &link, now)?;
-                    store::set_remote_status(c, &u, "ACTIVE")
-                })
-                .await?;
+            store.set_link(link, Some("ACTIVE"), clock.now()).await?;
             let mut done = format!("created {created}");
             if !job.enabled {
                 match client.manage_schedule(&created, "pause").await {
                     Ok(_) => {
                         done.push_str(", paused (enabled = false)");
-                        let u = created.clone();
                         store
-                            .call(move |c| store::set_remote_status(c, &u, "PAUSED"))
+                            .set_remote_statuses(vec![(created.clone(), "PAUSED".into())])
                             .await?;
                     }
                     Err(e) => return Ok(Err(e)),
@@ -397,9 +390,8 @@ async fn apply_one(
         Act::Pause | Act::Resume | Act::Cancel => {
             match client.manage_schedule(&uid, step.act.as_str()).await {
                 Ok(s) => {
-                    let (u, status) = (uid.clone(), s.status().to_string());
                     store
-                        .call(move |c| store::set_remote_status(c, &u, &status))
+                        .set_remote_statuses(vec![(uid.clone(), s.status().to_string())])
                         .await?;
                     Ok(format!("{uid} is now {}", s.status()))
                 }
@@ -420,7 +412,7 @@ pub async fn reconcile(
     prune: bool,
 ) -> Result<(Vec<Step>, Vec<Applied>), SyncError> {
     let links = match store {
-        Some(s) => s.call(|c| store::links(c)).await?,
+        Some(s) => s.links().await?,
         None => Vec::new(),
     };
     let remote = client.list_schedules().await.map_err(SyncError::List)?;
@@ -437,10 +429,9 @@ pub async fn reconcile(
             links = upgraded.len(),
             "remote schedule links rehashed (v2: definition only)"
         );
-        let now = clock.now();
-        store
-            .call(move |c| upgraded.iter().try_for_each(|l| store::set_link(c, l, now)))
-            .await?;
+        for l in upgraded {
+            store.set_link(l, None, clock.now()).await?;
+        }
     }
     // What the account says now, for `watchbell status`; changes below update it.
     let seen: Vec<(String, String)> = links
@@ -452,12 +443,7 @@ pub async fn reconcile(
                 .map(|s| (l.uid.clone(), s.status().to_string()))
         })
         .collect();
-    store
-        .call(move |c| {
-            seen.iter()
-                .try_for_each(|(u, s)| store::set_remote_status(c, u, s))
-        })
-        .await?;
+    store.set_remote_statuses(seen).await?;
     if !steps.iter().any(Step::changes) {
         return Ok((steps, Vec::new()));
     }

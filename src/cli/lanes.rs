@@ -6,7 +6,7 @@ use super::{Cli, Failure, Outcome, database_path, optional_config};
 use crate::clock::Clock;
 use crate::config::Safety;
 use crate::lanes::local_day;
-use crate::store::{self, LaneReport, Store, files};
+use crate::store::{LaneReport, Store, files};
 
 pub fn run(cli: &Cli, resume: Option<&str>, json: bool) -> Outcome {
     let config = optional_config(cli)?;
@@ -23,8 +23,10 @@ pub fn run(cli: &Cli, resume: Option<&str>, json: bool) -> Outcome {
             return Err(Failure::usage(why));
         }
         let store = Store::open(&db)?;
-        let l = lane.to_string();
-        if store.call_blocking(move |c| store::lane_resume(c, &l))? {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .map_err(Failure::runtime)?;
+        if rt.block_on(store.lane_resume(lane))? {
             out!("lane {lane} resumed: its jobs may send again");
             return Ok(());
         }
@@ -33,7 +35,7 @@ pub fn run(cli: &Cli, resume: Option<&str>, json: bool) -> Outcome {
     let now = Clock::System.now();
     let (day, _) = local_day(now, safety.tz);
     let lanes = match read_db(cli)? {
-        Some(c) => store::lane_report(&c, &day, now)?,
+        Some(db) => db.lanes(&day, now)?,
         None => Vec::new(),
     };
     if json {

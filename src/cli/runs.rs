@@ -3,7 +3,6 @@
 
 use chrono::{DateTime, Utc};
 use clap::Subcommand;
-use rusqlite::Connection;
 
 use super::{Cli, Failure, Outcome, database_path, optional_config};
 use crate::status::RunStatus;
@@ -48,7 +47,7 @@ pub enum Format {
 }
 
 /// Opens the database read-only; `None` when it does not exist yet (nothing has run).
-pub fn read_db(cli: &Cli) -> Result<Option<Connection>, Failure> {
+pub fn read_db(cli: &Cli) -> Result<Option<store::Reader>, Failure> {
     let config = optional_config(cli)?;
     let path = database_path(cli, config.as_ref());
     if !path.exists() {
@@ -91,7 +90,7 @@ pub fn run(cli: &Cli, cmd: &RunsCommand) -> Outcome {
 
 fn list(cli: &Cli, filter: &RunFilter, json: bool) -> Outcome {
     let runs = match read_db(cli)? {
-        Some(conn) => store::list_runs(&conn, filter)?,
+        Some(db) => db.list_runs(filter)?,
         None => Vec::new(),
     };
     if json {
@@ -130,11 +129,11 @@ fn not_found(uid: &str) -> Failure {
 }
 
 fn show(cli: &Cli, uid: &str, json: bool) -> Outcome {
-    let conn = read_db(cli)?.ok_or_else(|| not_found(uid))?;
-    let run = store::get_run(&conn, uid)?.ok_or_else(|| not_found(uid))?;
-    let transitions = store::transitions(&conn, run.id)?;
-    let pages = store::pages(&conn, run.id)?;
-    let deliveries = store::deliveries_of(&conn, run.id)?;
+    let db = read_db(cli)?.ok_or_else(|| not_found(uid))?;
+    let run = db.run(uid)?.ok_or_else(|| not_found(uid))?;
+    let transitions = db.transitions(run.id)?;
+    let pages = db.pages(run.id)?;
+    let deliveries = db.deliveries_of(run.id)?;
     if json {
         let mut j = run.to_json();
         j["transitions"] = serde_json::to_value(&transitions).unwrap_or_default();
@@ -227,10 +226,10 @@ fn write_items(items: &[serde_json::Value], format: Format, lead: &[String]) -> 
 }
 
 fn results(cli: &Cli, uid: &str, format: Format) -> Outcome {
-    let conn = read_db(cli)?.ok_or_else(|| not_found(uid))?;
-    let run = store::get_run(&conn, uid)?.ok_or_else(|| not_found(uid))?;
+    let db = read_db(cli)?.ok_or_else(|| not_found(uid))?;
+    let run = db.run(uid)?.ok_or_else(|| not_found(uid))?;
     let mut items = Vec::new();
-    store::for_each_item(&conn, run.id, |v| {
+    db.for_each_item(run.id, |v| {
         items.push(v);
         Ok(())
     })?;
@@ -243,8 +242,8 @@ pub fn export(cli: &Cli, job: Option<&str>, since: Option<&str>, format: Format)
     let since = parse_since("--since", since)?;
     let mut items = Vec::new();
     let mut actions: Vec<String> = Vec::new();
-    if let Some(conn) = read_db(cli)? {
-        store::for_each_export_item(&conn, job, since, |uid, job, action, v| {
+    if let Some(db) = read_db(cli)? {
+        db.for_each_export_item(job, since, |uid, job, action, v| {
             if !actions.iter().any(|a| a == action) {
                 actions.push(action.to_string());
             }
@@ -269,7 +268,7 @@ pub fn export(cli: &Cli, job: Option<&str>, since: Option<&str>, format: Format)
 pub fn ticks(cli: &Cli, job: Option<&str>, since: Option<&str>, json: bool) -> Outcome {
     let since = parse_since("--since", since)?;
     let ticks = match read_db(cli)? {
-        Some(conn) => store::list_ticks(&conn, job, since)?,
+        Some(db) => db.ticks(job, since)?,
         None => Vec::new(),
     };
     if json {

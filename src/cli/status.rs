@@ -9,14 +9,14 @@ use super::{Cli, Outcome};
 use crate::clock::Clock;
 use crate::config::{Config, Runner};
 use crate::status::RunStatus;
-use crate::store;
 
 pub fn run(cli: &Cli) -> Outcome {
     let config = Config::load(&cli.config)?;
     let conn = read_db(cli)?;
     let now = Clock::System.now();
     let remote: HashMap<String, (String, Option<String>)> = match &conn {
-        Some(c) => store::remote_statuses(c)?
+        Some(db) => db
+            .remote_statuses()?
             .into_iter()
             .map(|(j, u, s)| (j, (u, s)))
             .collect(),
@@ -33,7 +33,7 @@ pub fn run(cli: &Cli) -> Outcome {
     );
     for job in &config.jobs {
         let last = match &conn {
-            Some(c) => store::last_run(c, &job.name)?,
+            Some(db) => db.last_run(&job.name)?,
             None => None,
         };
         let last_text = last.as_ref().map_or_else(
@@ -87,7 +87,7 @@ pub fn run(cli: &Cli) -> Outcome {
     }
     if let Some(c) = &conn {
         let (day, _) = crate::lanes::local_day(now, config.safety.tz);
-        let lanes = store::lane_report(c, &day, now)?;
+        let lanes = c.lanes(&day, now)?;
         if !lanes.is_empty() {
             out!("");
             out!("{}", super::lanes::header(&day, &config.safety));

@@ -9,7 +9,7 @@ use crate::clock::Clock;
 use crate::config::{Config, Job};
 use crate::runner::{Limits, Runner, Stop};
 use crate::status::RunStatus;
-use crate::store::{self, NewRun, RunRecord, Store, Trigger};
+use crate::store::{NewRun, RunRecord, Store, Trigger};
 
 /// The default bounds for a run whose job has left the file.
 const FALLBACK_LIMITS: Limits = Limits {
@@ -72,10 +72,7 @@ pub fn trigger(cli: &Cli, job_name: &str) -> Outcome {
             owner: Some(owner.clone()),
         };
         let now = runner.clock.now();
-        let run = runner
-            .store
-            .call(move |c| store::create_run(c, &new, now))
-            .await?;
+        let run = runner.store.create_run(new, now).await?;
         eprintln!("run {} created for job {}", run.uid, job.name);
         let leases = hold_lease(&runner, owner);
         let outcome = finish(&runner, &run.uid, limits(&job)).await;
@@ -89,10 +86,9 @@ pub fn resume(cli: &Cli, uid: &str) -> Outcome {
     let config = Config::load(&cli.config)?;
     let runner = runner_for(&config, &database_path(cli, Some(&config)), Clock::System)?;
     runtime()?.block_on(async {
-        let u = uid.to_string();
         let run = runner
             .store
-            .call(move |c| store::get_run(c, &u))
+            .run(uid)
             .await?
             .ok_or_else(|| Failure::runtime(format!("run {uid} not found")))?;
         if !run.status.is_resumable() {
@@ -102,11 +98,7 @@ pub fn resume(cli: &Cli, uid: &str) -> Outcome {
             )));
         }
         let owner = crate::owner::this_process(runner.clock.now());
-        let (u, o, now) = (uid.to_string(), owner.clone(), runner.clock.now());
-        runner
-            .store
-            .call(move |c| store::claim(c, &u, &o, now))
-            .await?;
+        runner.store.claim(uid, &owner, runner.clock.now()).await?;
         runner.requeue(uid, "resumed by hand").await?;
         let leases = hold_lease(&runner, owner);
         let limits = config.job(&run.job).map_or(FALLBACK_LIMITS, limits);
@@ -122,8 +114,7 @@ fn hold_lease(runner: &Runner, owner: String) -> tokio::task::JoinHandle<()> {
     let (store, clock) = (runner.store.clone(), runner.clock.clone());
     tokio::spawn(async move {
         loop {
-            let (o, now) = (owner.clone(), clock.now());
-            let _ = store.call(move |c| store::renew_leases(c, &o, now)).await;
+            let _ = store.renew_leases(&owner, clock.now()).await;
             tokio::time::sleep(std::time::Duration::from_secs(5)).await;
         }
     })
@@ -138,11 +129,7 @@ async fn deliver(runner: &Runner, config: &Config, run_id: i64) {
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
         let _ = d.deliver_due(Some(run_id)).await;
-        let left = runner
-            .store
-            .call(move |c| store::pending_count(c, Some(run_id)))
-            .await
-            .unwrap_or(0);
+        let left = runner.store.pending_count(Some(run_id)).await.unwrap_or(0);
         if left == 0 {
             return;
         }

@@ -16,7 +16,7 @@ use crate::config::{Config, Job, Overlap, Runner as RunnerKind};
 use crate::runner::{Limits, Runner, Stop};
 use crate::scheduler::{Due, Entry};
 use crate::status::RunStatus;
-use crate::store::{self, NewRun, Skip, Store, StoreError, Trigger};
+use crate::store::{NewRun, Skip, Store, StoreError, Trigger};
 
 /// A tick fired more than this after its instant counts as missed (the daemon was down, the
 /// machine slept, the clock jumped) and is subject to the job's catch-up window.
@@ -62,17 +62,7 @@ pub async fn last_ticks(
     store: &Store,
 ) -> Result<HashMap<String, DateTime<Utc>>, StoreError> {
     let names: Vec<String> = config.jobs.iter().map(|j| j.name.clone()).collect();
-    store
-        .call(move |c| {
-            let mut last = HashMap::new();
-            for n in &names {
-                if let Some(t) = store::last_tick(c, n)? {
-                    last.insert(n.clone(), t);
-                }
-            }
-            Ok(last)
-        })
-        .await
+    store.last_ticks(names).await
 }
 
 /// The scheduler's view of the file: local jobs, each starting after its entry in `last` (from
@@ -136,11 +126,10 @@ impl Dispatch {
         let clock = self.runner.clock.clone();
         // Urgent: ahead of run writes; the creation time is read when the batch is written.
         let recorded = Arc::new((skips, fires));
-        let batch = recorded.clone();
         let rec = self
             .runner
             .store
-            .call_urgent(move |c| store::record_ticks(c, &batch.0, &batch.1, clock.now()))
+            .record_ticks(recorded.clone(), clock)
             .await;
         let rec = match rec {
             Ok(rec) => rec,
@@ -294,24 +283,16 @@ impl Dispatch {
         let open = self
             .runner
             .store
-            .call(|c| {
-                store::runs_in(
-                    c,
-                    &[RunStatus::Created, RunStatus::Queued, RunStatus::Running],
-                )
-            })
+            .runs_in(&[RunStatus::Created, RunStatus::Queued, RunStatus::Running])
             .await?;
         for run in open {
             if crate::owner::is_alive(run.owner.as_deref(), run.lease_until, now) {
                 continue;
             }
-            let uid = run.uid.clone();
             let stopped = self
                 .runner
                 .store
-                .call(move |c| {
-                    store::transition(c, &uid, RunStatus::Stopped, "owner_lost", None, now)
-                })
+                .transition(&run.uid, RunStatus::Stopped, "owner_lost", None, now)
                 .await;
             if let Err(e) = stopped {
                 log_store_error("could not stop a lost run", &e);
@@ -330,10 +311,9 @@ impl Dispatch {
     }
 
     async fn adopt(&mut self, job: &Job, uid: String, why: &'static str) -> Result<(), StoreError> {
-        let (u, owner, now) = (uid.clone(), self.owner.clone(), self.now());
         self.runner
             .store
-            .call(move |c| store::claim(c, &u, &owner, now))
+            .claim(&uid, &self.owner, self.now())
             .await?;
         info!(job = %job.name, run = %uid, why, "resuming run");
         self.spawn(job, uid, why);
@@ -342,19 +322,12 @@ impl Dispatch {
 
     /// Periodic chores: renew leases, recover lost runs, resume blocked runs whose reset passed.
     pub async fn maintain(&mut self) -> Result<(), StoreError> {
-        let (owner, now) = (self.owner.clone(), self.now());
+        let now = self.now();
         if self.in_flight() > 0 {
-            self.runner
-                .store
-                .call(move |c| store::renew_leases(c, &owner, now))
-                .await?;
+            self.runner.store.renew_leases(&self.owner, now).await?;
         }
         self.recover().await?;
-        let blocked = self
-            .runner
-            .store
-            .call(move |c| store::blocked_due(c, now))
-            .await?;
+        let blocked = self.runner.store.blocked_due(now).await?;
         for run in blocked {
             if let Some(job) = self.config.job(&run.job).cloned() {
                 self.adopt(&job, run.uid, "rate-limit reset passed").await?;

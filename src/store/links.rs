@@ -39,11 +39,6 @@ pub fn set_link(conn: &Connection, link: &Link, now: DateTime<Utc>) -> Result<()
     Ok(())
 }
 
-pub fn drop_link(conn: &Connection, job: &str) -> Result<()> {
-    conn.execute("DELETE FROM remote_links WHERE job = ?1", [job])?;
-    Ok(())
-}
-
 /// Remembers the status a linked schedule had at the last reconcile.
 pub fn set_remote_status(conn: &Connection, uid: &str, status: &str) -> Result<()> {
     conn.execute(

@@ -8,6 +8,7 @@
 //! for the store's patience; the fault is kept in [`Health`] for `/healthz` and the logs.
 
 mod deliveries;
+mod door;
 pub mod files;
 mod lanes;
 mod links;
@@ -21,13 +22,17 @@ use std::sync::{Arc, Condvar, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior};
+use rusqlite::{Connection, ErrorCode, TransactionBehavior};
 
-pub use deliveries::*;
-pub use lanes::*;
-pub use links::*;
-pub use runs::*;
-pub use ticks::*;
+pub use deliveries::{Delivery, MAX_ATTEMPTS};
+pub use door::{NewPage, Reader, TickBatch, open_read_only, persistently};
+pub use lanes::{Entry, LaneAsk, LaneReport};
+pub use links::Link;
+pub use runs::{
+    LEASE, LastError, NewRun, PageRecord, RunFilter, RunRecord, TransitionRecord, Trigger,
+    content_hash, new_uid,
+};
+pub use ticks::{Recorded, Skip, TickRecord};
 
 use crate::status::RunStatus;
 
@@ -288,34 +293,14 @@ impl Store {
 
     /// Runs `f` on the writer thread and awaits its result. A transient fault (busy, locked,
     /// full) is retried for the store's patience, so `f` may run more than once: it must own
-    /// its transaction.
+    /// its transaction. The store's own methods ([`door`]) are built on this; outside the
+    /// store it serves tests that inject faults into the writer's connection.
     pub async fn call<R, F>(&self, f: F) -> Result<R>
     where
         R: Send + 'static,
         F: Fn(&mut Connection) -> Result<R> + Send + 'static,
     {
         self.call_in_lane(f, false).await
-    }
-
-    /// Like [`Store::call`], but a transient fault never reaches the caller: the write is tried
-    /// again every second for as long as it takes. For a run's own writes (its pages and status),
-    /// which must not be given up while the process that owns the run lives.
-    pub async fn call_persistently<R, F>(&self, f: F) -> Result<R>
-    where
-        R: Send + 'static,
-        F: Fn(&mut Connection) -> Result<R> + Send + Sync + 'static,
-    {
-        let f = Arc::new(f);
-        loop {
-            let g = f.clone();
-            match self.call(move |c| g(c)).await {
-                Err(e) if e.is_transient() => {
-                    tracing::warn!(error = %e, "a run's write is waiting for the database");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                }
-                other => return other,
-            }
-        }
     }
 
     /// Like [`Store::call`], ahead of every waiting ordinary task (for recording ticks).
@@ -416,20 +401,6 @@ fn open_rw(path: &Path) -> Result<Connection> {
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     schema::migrate(&mut conn, path)?;
-    Ok(conn)
-}
-
-/// Opens the database read-only, for commands that only look (the daemon may be writing).
-pub fn open_read_only(path: &Path) -> Result<Connection> {
-    let conn = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .map_err(|source| StoreError::Open {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    conn.busy_timeout(Duration::from_secs(5))?;
     Ok(conn)
 }
 

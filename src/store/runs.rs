@@ -346,7 +346,7 @@ pub fn store_page(
         params![id, page.next_url, page.items.len() as i64, ts(now)],
     )?;
     if let Some((url, body)) = page.callback {
-        super::enqueue(&tx, uid, url, body, now)?;
+        super::deliveries::enqueue(&tx, uid, url, body, now)?;
     }
     tx.commit()?;
     Ok(())

@@ -1,3 +1,5 @@
+use super::runs::*;
+use super::ticks::*;
 use super::*;
 use crate::status::RunStatus::*;
 
@@ -161,7 +163,7 @@ fn reopening_keeps_everything_and_migrations_run_once() {
     // A third open over a current database is a no-op, and read-only opening works beside it.
     drop(open(&dir));
     let ro = open_read_only(&dir.path().join("w.db")).unwrap();
-    assert_eq!(list_runs(&ro, &RunFilter::default()).unwrap().len(), 1);
+    assert_eq!(ro.list_runs(&RunFilter::default()).unwrap().len(), 1);
 }
 
 #[test]

@@ -5,7 +5,7 @@
 use watchbell::catalog;
 use watchbell::sandbox::Options;
 use watchbell::status::RunStatus;
-use watchbell::store::{self, RunFilter, Store};
+use watchbell::store::{RunFilter, Store};
 
 use crate::support::{self, job, job_file, sandbox, watchbell};
 
@@ -54,14 +54,9 @@ async fn every_live_action_runs_through_trigger_against_the_strict_sandbox() {
     assert!(failures.is_empty(), "{failures:#?}");
     let store = Store::open(&dir.path().join("watchbell.db")).unwrap();
     let runs = store
-        .call(|c| {
-            store::list_runs(
-                c,
-                &RunFilter {
-                    limit: Some(1000),
-                    ..RunFilter::default()
-                },
-            )
+        .list_runs(RunFilter {
+            limit: Some(1000),
+            ..RunFilter::default()
         })
         .await
         .unwrap();

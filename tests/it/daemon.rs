@@ -127,13 +127,7 @@ async fn overlap_replace_stops_the_running_run_resumably() {
     let a = wait_final(&d, &first).await;
     assert_eq!(a.status, RunStatus::Stopped);
     assert!(a.status.is_resumable());
-    let id = a.id;
-    let history = d
-        .runner
-        .store
-        .call(move |c| store::transitions(c, id))
-        .await
-        .unwrap();
+    let history = d.runner.store.transitions(a.id).await.unwrap();
     assert_eq!(history.last().unwrap().reason.as_deref(), Some("replaced"));
     assert_eq!(wait_final(&d, &second).await.status, RunStatus::Succeeded);
     d.shutdown().await;
@@ -163,10 +157,7 @@ async fn overlap_allow_runs_both_at_once() {
 /// Records that the daemon last accounted for `job` at `nominal` (as if it had run then).
 async fn seed_last_tick(dir: &tempfile::TempDir, job: &str, nominal: &str) {
     let s = store::Store::open(&dir.path().join("watchbell.db")).unwrap();
-    let (job, nominal) = (job.to_string(), at(nominal));
-    s.call(move |c| store::skip_tick(c, &job, nominal, "seed"))
-        .await
-        .unwrap();
+    s.skip_tick(job, at(nominal), "seed").await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -338,20 +329,15 @@ async fn a_run_whose_owner_died_is_stopped_then_resumed_with_every_item_once() {
         owner: Some(ghost),
     };
     let now = Clock::System.now();
-    let run = r
-        .store
-        .call(move |c| store::create_run(c, &new, now))
-        .await
-        .unwrap();
+    let run = r.store.create_run(new, now).await.unwrap();
     // Fetch two pages as the dead owner did, then leave the run RUNNING.
-    let (uid, base) = (run.uid.clone(), sb.base_url().to_string());
-    r.store
-        .call(move |c| {
-            store::transition(c, &uid, RunStatus::Queued, "t", None, now)?;
-            store::transition(c, &uid, RunStatus::Running, "t", None, now)
-        })
-        .await
-        .unwrap();
+    let base = sb.base_url().to_string();
+    for to in [RunStatus::Queued, RunStatus::Running] {
+        r.store
+            .transition(&run.uid, to, "t", None, now)
+            .await
+            .unwrap();
+    }
     let client = reqwest::Client::new();
     let mut url = format!("{base}/actions/{PAGED}/run/live");
     for page in 1..=2u32 {
@@ -367,20 +353,14 @@ async fn a_run_whose_owner_died_is_stopped_then_resumed_with_every_item_once() {
             .unwrap()
             .to_string();
         let items: Vec<serde_json::Value> = resp.json().await.unwrap();
-        let (u, this, n) = (run.uid.clone(), url.clone(), next.clone());
-        r.store
-            .call(move |c| {
-                let p = store::PageToStore {
-                    page_no: page,
-                    url: &this,
-                    items: &items,
-                    next_url: Some(&n),
-                    callback: None,
-                };
-                store::store_page(c, &u, &p, now)
-            })
-            .await
-            .unwrap();
+        let p = store::NewPage {
+            page_no: page,
+            url: url.clone(),
+            items,
+            next_url: Some(next.clone()),
+            callback: None,
+        };
+        r.store.store_page(&run.uid, p, now).await.unwrap();
         url = next;
     }
     let toml = &job("y", "0 0 1 1 *").to_string();
@@ -388,13 +368,7 @@ async fn a_run_whose_owner_died_is_stopped_then_resumed_with_every_item_once() {
     let done = wait_final(&d, &run.uid).await;
     assert_eq!(done.status, RunStatus::Succeeded);
     assert_eq!((done.pages, done.items), (5, 15));
-    let id = done.id;
-    let history = d
-        .runner
-        .store
-        .call(move |c| store::transitions(c, id))
-        .await
-        .unwrap();
+    let history = d.runner.store.transitions(done.id).await.unwrap();
     let moves: Vec<_> = history
         .iter()
         .map(|h| format!("{}:{}", h.to, h.reason.clone().unwrap_or_default()))

@@ -16,7 +16,7 @@ use watchbell::clock::Clock;
 use watchbell::runner::{Limits, Stop};
 use watchbell::sandbox::Options;
 use watchbell::status::RunStatus;
-use watchbell::store::{self, RunFilter};
+use watchbell::store::RunFilter;
 
 use crate::support::{
     self, InProcess, PAGED, WAIT, body, eventually, job, job_file, log, read, run_once, runner,
@@ -36,7 +36,7 @@ fn assert_no_second_missing(seconds: &[i64]) {
 
 fn tick_seconds(dir: &std::path::Path, job: &str) -> Vec<i64> {
     read(dir, |c| {
-        store::list_ticks(c, Some(job), None)
+        c.ticks(Some(job), None)
             .unwrap()
             .iter()
             .map(|t| support::at(&t.scheduled_for).timestamp())
@@ -111,13 +111,10 @@ async fn a_writer_holding_the_lock_for_3s_beside_the_daemon_and_two_trigger_loop
     assert!(status.success(), "{daemon_log}");
     assert_no_second_missing(&tick_seconds(&d, "s"));
     let open = read(&d, |c| {
-        store::list_runs(
-            c,
-            &RunFilter {
-                limit: Some(100_000),
-                ..RunFilter::default()
-            },
-        )
+        c.list_runs(&RunFilter {
+            limit: Some(100_000),
+            ..RunFilter::default()
+        })
         .unwrap()
         .into_iter()
         .filter(|r| !r.status.is_final())
@@ -130,14 +127,11 @@ async fn a_writer_holding_the_lock_for_3s_beside_the_daemon_and_two_trigger_loop
         "runs left unfinished: {open:?}\n{daemon_log}"
     );
     let manual = read(&d, |c| {
-        store::list_runs(
-            c,
-            &RunFilter {
-                job: Some("t".into()),
-                limit: Some(100),
-                ..RunFilter::default()
-            },
-        )
+        c.list_runs(&RunFilter {
+            job: Some("t".into()),
+            limit: Some(100),
+            ..RunFilter::default()
+        })
         .unwrap()
     })
     .unwrap();

@@ -82,11 +82,7 @@ async fn run_while_receiver_is_down(
         owner: None,
     };
     let now = r.clock.now();
-    let run = r
-        .store
-        .call(move |c| store::create_run(c, &new, now))
-        .await
-        .unwrap();
+    let run = r.store.create_run(new, now).await.unwrap();
     let done = r
         .execute(
             &run.uid,
@@ -101,12 +97,7 @@ async fn run_while_receiver_is_down(
     let mut d = Deliverer::new(r.store.clone(), Clock::System, hooks);
     d.retry_base = Duration::from_millis(20);
     assert_eq!(d.deliver_due(None).await.unwrap(), 0);
-    let id = run.id;
-    let pending = r
-        .store
-        .call(move |c| store::pending_count(c, Some(id)))
-        .await
-        .unwrap();
+    let pending = r.store.pending_count(Some(run.id)).await.unwrap();
     assert_eq!(pending, 4, "3 pages and the final status");
     run.uid
 }
@@ -168,20 +159,14 @@ async fn a_receiver_down_for_a_while_gets_every_callback_in_order_even_across_a_
         let (d, store) = (d.clone(), store.clone());
         async move {
             d.deliver_due(None).await.unwrap();
-            store.call(|c| store::pending_count(c, None)).await.unwrap() == 0
+            store.pending_count(None).await.unwrap() == 0
         }
     })
     .await;
     let got = rx.got.lock().unwrap().clone();
     assert_callbacks(&got, &uid);
-    let u = uid.clone();
-    let deliveries = store
-        .call(move |c| {
-            let r = store::get_run(c, &u)?.unwrap();
-            store::deliveries_of(c, r.id)
-        })
-        .await
-        .unwrap();
+    let run = store.existing_run(&uid).await.unwrap();
+    let deliveries = store.deliveries_of(run.id).await.unwrap();
     assert!(
         deliveries
             .iter()
@@ -199,88 +184,85 @@ async fn a_receiver_down_for_a_while_gets_every_callback_in_order_even_across_a_
 async fn known_db(dir: &tempfile::TempDir) {
     let s = Store::open(&dir.path().join("watchbell.db")).unwrap();
     let t = |x: &str| watchbell::store::parse_ts(x).unwrap();
-    s.call(move |c| {
-        let mut new = NewRun {
-            job: "report".into(),
-            action_name: PAGED.into(),
-            trigger: Trigger::Tick,
-            scheduled_for: Some(t("2026-06-01T09:00:00Z")),
-            body: serde_json::json!({"input": {"q": "cto"}}),
-            callback_url: None,
-            owner: None,
-        };
-        let ok_uid = store::record_ticks(
-            c,
-            &[],
-            &[(t("2026-06-01T09:00:00Z"), new.clone())],
-            t("2026-06-01T09:00:00.004Z"),
-        )?
-        .fired[0]
-            .clone()
-            .unwrap();
-        store::transition(
-            c,
-            &ok_uid,
-            RunStatus::Running,
-            "t",
-            None,
-            t("2026-06-01T09:00:00.006Z"),
-        )?;
-        let items = [
-            serde_json::json!({"id": "a", "name": "Ann, CTO"}),
-            serde_json::json!({"id": "b", "tags": [1, 2]}),
-        ];
-        let page = store::PageToStore {
-            page_no: 1,
-            url: "http://x/1",
-            items: &items,
-            next_url: None,
-            callback: None,
-        };
-        store::store_page(c, &ok_uid, &page, t("2026-06-01T09:00:01Z"))?;
-        store::transition(
-            c,
-            &ok_uid,
-            RunStatus::Succeeded,
-            "pagination ended",
-            None,
-            t("2026-06-01T09:00:02Z"),
-        )?;
-        new.scheduled_for = Some(t("2026-06-02T09:00:00Z"));
-        let bad_uid = store::record_ticks(
-            c,
-            &[],
-            &[(t("2026-06-02T09:00:00Z"), new.clone())],
-            t("2026-06-02T09:00:00.003Z"),
-        )?
-        .fired[0]
-            .clone()
-            .unwrap();
-        store::transition(
-            c,
-            &bad_uid,
-            RunStatus::Running,
-            "t",
-            None,
-            t("2026-06-02T09:00:00Z"),
-        )?;
-        let e = store::LastError {
-            label: "INVALID_INPUT".into(),
-            message: "bad url".into(),
-        };
-        store::transition(
-            c,
-            &bad_uid,
-            RunStatus::Invalid,
-            "invalid_input",
-            Some(&e),
-            t("2026-06-02T09:00:01Z"),
-        )?;
-        store::skip_tick(c, "report", t("2026-06-03T09:00:00Z"), "overlap")?;
-        Ok(())
-    })
+    let mut new = NewRun {
+        job: "report".into(),
+        action_name: PAGED.into(),
+        trigger: Trigger::Tick,
+        scheduled_for: Some(t("2026-06-01T09:00:00Z")),
+        body: serde_json::json!({"input": {"q": "cto"}}),
+        callback_url: None,
+        owner: None,
+    };
+    // The tick is written at 09:00:00.004: that is the run's creation time.
+    let fire = |s: &Store, new: &NewRun, nominal: &str, written: &str| {
+        let batch = Arc::new((Vec::new(), vec![(t(nominal), new.clone())]));
+        let (clock, _) = Clock::test(t(written));
+        let s = s.clone();
+        async move {
+            s.record_ticks(batch, clock).await.unwrap().fired[0]
+                .clone()
+                .unwrap()
+        }
+    };
+    let ok_uid = fire(&s, &new, "2026-06-01T09:00:00Z", "2026-06-01T09:00:00.004Z").await;
+    s.transition(
+        &ok_uid,
+        RunStatus::Running,
+        "t",
+        None,
+        t("2026-06-01T09:00:00.006Z"),
+    )
     .await
     .unwrap();
+    let page = store::NewPage {
+        page_no: 1,
+        url: "http://x/1".into(),
+        items: vec![
+            serde_json::json!({"id": "a", "name": "Ann, CTO"}),
+            serde_json::json!({"id": "b", "tags": [1, 2]}),
+        ],
+        next_url: None,
+        callback: None,
+    };
+    s.store_page(&ok_uid, page, t("2026-06-01T09:00:01Z"))
+        .await
+        .unwrap();
+    s.transition(
+        &ok_uid,
+        RunStatus::Succeeded,
+        "pagination ended",
+        None,
+        t("2026-06-01T09:00:02Z"),
+    )
+    .await
+    .unwrap();
+    new.scheduled_for = Some(t("2026-06-02T09:00:00Z"));
+    let bad_uid = fire(&s, &new, "2026-06-02T09:00:00Z", "2026-06-02T09:00:00.003Z").await;
+    s.transition(
+        &bad_uid,
+        RunStatus::Running,
+        "t",
+        None,
+        t("2026-06-02T09:00:00Z"),
+    )
+    .await
+    .unwrap();
+    let e = store::LastError {
+        label: "INVALID_INPUT".into(),
+        message: "bad url".into(),
+    };
+    s.transition(
+        &bad_uid,
+        RunStatus::Invalid,
+        "invalid_input",
+        Some(e),
+        t("2026-06-02T09:00:01Z"),
+    )
+    .await
+    .unwrap();
+    s.skip_tick("report", t("2026-06-03T09:00:00Z"), "overlap")
+        .await
+        .unwrap();
 }
 
 fn cli(dir: &std::path::Path, args: &[&str]) -> String {

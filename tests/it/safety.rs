@@ -13,7 +13,7 @@ use watchbell::api::Pacer;
 use watchbell::config::Safety;
 use watchbell::sandbox::Options;
 use watchbell::status::RunStatus;
-use watchbell::store::{self, RunFilter};
+use watchbell::store::RunFilter;
 
 use crate::support::{
     self, PAGED, body, create, job_file, read, runner, sandbox, serve, watchbell,
@@ -183,13 +183,10 @@ async fn five_outreach_triggers_with_a_cap_of_three_send_three_and_the_cap_survi
         3
     );
     let runs = read(dir.path(), |c| {
-        store::list_runs(
-            c,
-            &RunFilter {
-                limit: Some(100),
-                ..RunFilter::default()
-            },
-        )
+        c.list_runs(&RunFilter {
+            limit: Some(100),
+            ..RunFilter::default()
+        })
         .unwrap()
     })
     .unwrap();

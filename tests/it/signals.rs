@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use watchbell::sandbox::Options;
 use watchbell::status::RunStatus;
-use watchbell::store::{self, RunFilter};
+use watchbell::store::RunFilter;
 
 use crate::support::{
     WAIT, eventually, job, job_file, log, read, sandbox, signal, spawn, ticks, wait_exit,
@@ -73,13 +73,10 @@ async fn sigterm_drains_then_stops_what_is_left_and_exits_0() {
     let mut child = spawn(d, &sb, "err.log");
     let running = || {
         read(d, |c| {
-            store::list_runs(
-                c,
-                &RunFilter {
-                    status: Some(RunStatus::Running),
-                    ..RunFilter::default()
-                },
-            )
+            c.list_runs(&RunFilter {
+                status: Some(RunStatus::Running),
+                ..RunFilter::default()
+            })
             .unwrap_or_default()
         })
         .unwrap_or_default()
@@ -92,7 +89,7 @@ async fn sigterm_drains_then_stops_what_is_left_and_exits_0() {
     signal(&child, "-TERM");
     let status = wait_exit(&mut child).await;
     assert!(status.success(), "{}", log(d, "err.log"));
-    let runs = read(d, |c| store::list_runs(c, &RunFilter::default()).unwrap()).unwrap();
+    let runs = read(d, |c| c.list_runs(&RunFilter::default()).unwrap()).unwrap();
     assert!(
         runs.iter().all(|r| r.status.is_final()),
         "a run was left unfinished"
@@ -125,13 +122,10 @@ async fn kill_9_during_a_run_then_restart_resumes_it_with_every_item_once() {
     let mut victim = None;
     eventually(WAIT, || {
         victim = read(d, |c| {
-            store::list_runs(
-                c,
-                &RunFilter {
-                    status: Some(RunStatus::Running),
-                    ..RunFilter::default()
-                },
-            )
+            c.list_runs(&RunFilter {
+                status: Some(RunStatus::Running),
+                ..RunFilter::default()
+            })
             .unwrap_or_default()
             .into_iter()
             .find(|r| r.pages >= 2)
@@ -145,7 +139,7 @@ async fn kill_9_during_a_run_then_restart_resumes_it_with_every_item_once() {
     child.wait().unwrap();
     let uid = victim.unwrap().uid;
     let mut again = spawn(d, &sb, "second.log");
-    let get = |uid: String| read(d, move |c| store::get_run(c, &uid).unwrap()).flatten();
+    let get = |uid: String| read(d, move |c| c.run(&uid).unwrap()).flatten();
     eventually(WAIT, || {
         let done = get(uid.clone()).is_some_and(|r| r.status == RunStatus::Succeeded);
         async move { done }
@@ -154,9 +148,9 @@ async fn kill_9_during_a_run_then_restart_resumes_it_with_every_item_once() {
     let run = get(uid.clone()).unwrap();
     assert_eq!((run.pages, run.items), (8, 16));
     let (history, ids) = read(d, |c| {
-        let h = store::transitions(c, run.id).unwrap();
+        let h = c.transitions(run.id).unwrap();
         let mut ids = Vec::new();
-        store::for_each_item(c, run.id, |v| {
+        c.for_each_item(run.id, |v| {
             ids.push(v["id"].as_str().unwrap().to_string());
             Ok(())
         })

@@ -77,10 +77,7 @@ pub async fn create(r: &Runner, action: &str, body: serde_json::Value) -> RunRec
         owner: None,
     };
     let now = r.clock.now();
-    r.store
-        .call(move |c| store::create_run(c, &new, now))
-        .await
-        .unwrap()
+    r.store.create_run(new, now).await.unwrap()
 }
 
 /// Creates and executes a run to its end.
@@ -165,18 +162,13 @@ impl std::fmt::Display for JobToml {
 
 /// Every stored item's `id`, in order.
 pub async fn item_ids(r: &Runner, run: &RunRecord) -> Vec<String> {
-    let id = run.id;
     r.store
-        .call(move |c| {
-            let mut ids = Vec::new();
-            store::for_each_item(c, id, |v| {
-                ids.push(v["id"].as_str().unwrap_or_default().to_string());
-                Ok(())
-            })?;
-            Ok(ids)
-        })
+        .items(run.id)
         .await
         .unwrap()
+        .iter()
+        .map(|v| v["id"].as_str().unwrap_or_default().to_string())
+        .collect()
 }
 
 /// Waits for `cond` to hold, checking every 20 ms, failing after `deadline`.
@@ -293,22 +285,11 @@ impl InProcess {
     }
 
     pub async fn ticks(&self, job: Option<&str>) -> Vec<store::TickRecord> {
-        let job = job.map(str::to_string);
-        self.runner
-            .store
-            .call(move |c| store::list_ticks(c, job.as_deref(), None))
-            .await
-            .unwrap()
+        self.runner.store.ticks(job, None).await.unwrap()
     }
 
     pub async fn run(&self, uid: &str) -> RunRecord {
-        let u = uid.to_string();
-        self.runner
-            .store
-            .call(move |c| store::get_run(c, &u))
-            .await
-            .unwrap()
-            .unwrap()
+        self.runner.store.existing_run(uid).await.unwrap()
     }
 
     pub async fn shutdown(mut self) {
@@ -358,7 +339,7 @@ pub fn signal(child: &Child, sig: &str) {
 }
 
 /// Reads the database beside the daemon (read-only, as the CLI does).
-pub fn read<T>(dir: &Path, f: impl Fn(&rusqlite::Connection) -> T) -> Option<T> {
+pub fn read<T>(dir: &Path, f: impl Fn(&store::Reader) -> T) -> Option<T> {
     let path = dir.join("watchbell.db");
     path.exists()
         .then(|| store::open_read_only(&path).ok())
@@ -367,10 +348,7 @@ pub fn read<T>(dir: &Path, f: impl Fn(&rusqlite::Connection) -> T) -> Option<T> 
 }
 
 pub fn ticks(dir: &Path, job: &str) -> usize {
-    read(dir, |c| {
-        store::list_ticks(c, Some(job), None).map_or(0, |t| t.len())
-    })
-    .unwrap_or(0)
+    read(dir, |c| c.ticks(Some(job), None).map_or(0, |t| t.len())).unwrap_or(0)
 }
 
 pub async fn wait_exit(child: &mut Child) -> std::process::ExitStatus {

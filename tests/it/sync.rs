@@ -154,11 +154,7 @@ async fn enabled_false_pauses_and_true_resumes() {
     );
     assert_eq!(a.status(&uid), "PAUSED");
     // What `watchbell status` shows: the last known remote state, recorded by the sync.
-    let known = a
-        .store
-        .call(|c| watchbell::store::remote_statuses(c))
-        .await
-        .unwrap();
+    let known = a.store.remote_statuses().await.unwrap();
     assert_eq!(
         known,
         [("j".to_string(), uid.clone(), Some("PAUSED".to_string()))]

@@ -129,7 +129,7 @@ async fn watchbell(s: Scenario) -> Outcome {
     let cpu_s = cpu_seconds() - cpu0;
     let _ = stop.send(());
     task.await.unwrap().unwrap();
-    let ticks = store.call(|c| watchbell::store::list_ticks(c, None, None)).await.unwrap();
+    let ticks = store.ticks(None, None).await.unwrap();
     let mut lateness_ms = Vec::new();
     for t in &ticks {
         let nominal = watchbell::store::parse_ts(&t.scheduled_for).unwrap();

@@ -1,0 +1,440 @@
+//! The one door to the database: typed methods, grouped by subject, each owning its transaction
+//! and its wake-ups (queuing a callback wakes the deliverer). Callers never see a connection or
+//! a closure. [`Store`] writes (one writer thread); [`Reader`] is the read-only handle the CLI
+//! opens beside a running daemon.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OpenFlags};
+use serde_json::Value;
+
+use super::deliveries::{self, Delivery};
+use super::lanes::{self, Entry, LaneAsk, LaneReport};
+use super::links::{self, Link};
+use super::runs::{self, LastError, PageRecord, RunFilter, RunRecord, TransitionRecord};
+use super::ticks::{self, Recorded, Skip, TickRecord};
+use super::{NewRun, Result, Store, StoreError};
+use crate::clock::Clock;
+use crate::status::RunStatus;
+
+/// A page of results to store, with the run's cursor after it and its webhook callback.
+#[derive(Clone, Debug)]
+pub struct NewPage {
+    pub page_no: u32,
+    pub url: String,
+    pub items: Vec<Value>,
+    /// The next page's URL: the run's cursor after this page.
+    pub next_url: Option<String>,
+    /// The webhook callback for this page: (receiver URL, body).
+    pub callback: Option<(String, Value)>,
+}
+
+/// Ticks to record in one transaction: skipped ones with their reason, fired ones with the run
+/// each creates.
+pub type TickBatch = (Vec<Skip>, Vec<(DateTime<Utc>, NewRun)>);
+
+/// Keeps trying `op` while the database has a transient fault (busy, full), once a second: for
+/// a run's own writes, which are never given up while the process that owns the run lives.
+pub async fn persistently<R, F, Fut>(mut op: F) -> Result<R>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<R>>,
+{
+    loop {
+        match op().await {
+            Err(e) if e.is_transient() => {
+                tracing::warn!(error = %e, "a run's write is waiting for the database");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Runs.
+impl Store {
+    /// Writes a CREATED run, before any request is made.
+    pub async fn create_run(&self, new: NewRun, now: DateTime<Utc>) -> Result<RunRecord> {
+        self.call(move |c| runs::create_run(c, &new, now)).await
+    }
+
+    pub async fn run(&self, uid: &str) -> Result<Option<RunRecord>> {
+        let uid = uid.to_string();
+        self.call(move |c| runs::get_run(c, &uid)).await
+    }
+
+    /// The run `uid`, which must exist.
+    pub async fn existing_run(&self, uid: &str) -> Result<RunRecord> {
+        self.run(uid)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(uid.to_string()))
+    }
+
+    /// Moves a run to `to` (the lifecycle refuses illegal moves), recording why.
+    pub async fn transition(
+        &self,
+        uid: &str,
+        to: RunStatus,
+        reason: &str,
+        error: Option<LastError>,
+        now: DateTime<Utc>,
+    ) -> Result<RunRecord> {
+        let (uid, reason) = (uid.to_string(), reason.to_string());
+        self.call(move |c| runs::transition(c, &uid, to, &reason, error.as_ref(), now))
+            .await
+    }
+
+    /// Stores a page with the run's next cursor (and queues its callback) in one transaction.
+    pub async fn store_page(&self, uid: &str, page: NewPage, now: DateTime<Utc>) -> Result<()> {
+        let (uid, hook) = (uid.to_string(), page.callback.is_some());
+        self.call(move |c| {
+            let p = runs::PageToStore {
+                page_no: page.page_no,
+                url: &page.url,
+                items: &page.items,
+                next_url: page.next_url.as_deref(),
+                callback: page.callback.as_ref().map(|(u, b)| (u.as_str(), b)),
+            };
+            runs::store_page(c, &uid, &p, now)
+        })
+        .await?;
+        if hook {
+            self.deliveries_queued();
+        }
+        Ok(())
+    }
+
+    pub async fn pages(&self, run_id: i64) -> Result<Vec<PageRecord>> {
+        self.call(move |c| runs::pages(c, run_id)).await
+    }
+
+    pub async fn transitions(&self, run_id: i64) -> Result<Vec<TransitionRecord>> {
+        self.call(move |c| runs::transitions(c, run_id)).await
+    }
+
+    /// A run's stored items, in page and index order.
+    pub async fn items(&self, run_id: i64) -> Result<Vec<Value>> {
+        self.call(move |c| {
+            let mut items = Vec::new();
+            runs::for_each_item(c, run_id, |v| {
+                items.push(v);
+                Ok(())
+            })?;
+            Ok(items)
+        })
+        .await
+    }
+
+    pub async fn list_runs(&self, filter: RunFilter) -> Result<Vec<RunRecord>> {
+        self.call(move |c| runs::list_runs(c, &filter)).await
+    }
+
+    /// Runs in any of `statuses`, oldest first.
+    pub async fn runs_in(&self, statuses: &[RunStatus]) -> Result<Vec<RunRecord>> {
+        let statuses = statuses.to_vec();
+        self.call(move |c| runs::runs_in(c, &statuses)).await
+    }
+
+    /// Makes `owner` the run's owner, with a fresh lease.
+    pub async fn claim(&self, uid: &str, owner: &str, now: DateTime<Utc>) -> Result<()> {
+        let (uid, owner) = (uid.to_string(), owner.to_string());
+        self.call(move |c| runs::claim(c, &uid, &owner, now)).await
+    }
+
+    /// Renews the lease on every unfinished run of `owner`.
+    pub async fn renew_leases(&self, owner: &str, now: DateTime<Utc>) -> Result<usize> {
+        let owner = owner.to_string();
+        self.call(move |c| runs::renew_leases(c, &owner, now)).await
+    }
+
+    /// BLOCKED runs whose reset time has passed.
+    pub async fn blocked_due(&self, now: DateTime<Utc>) -> Result<Vec<RunRecord>> {
+        self.call(move |c| runs::blocked_due(c, now)).await
+    }
+
+    pub async fn count_retries(&self, uid: &str, retries: u32, waits: u32) -> Result<()> {
+        let uid = uid.to_string();
+        self.call(move |c| runs::count_retries(c, &uid, retries, waits))
+            .await
+    }
+
+    pub async fn set_postponed(&self, uid: &str, until: Option<DateTime<Utc>>) -> Result<()> {
+        let uid = uid.to_string();
+        self.call(move |c| runs::set_postponed(c, &uid, until))
+            .await
+    }
+
+    /// Adds time a run spent waiting for its identity lanes.
+    pub async fn add_lane_wait(&self, uid: &str, ms: u64) -> Result<()> {
+        let uid = uid.to_string();
+        self.call(move |c| lanes::add_lane_wait(c, &uid, ms)).await
+    }
+}
+
+/// Ticks.
+impl Store {
+    /// Records a batch of ticks in one transaction, ahead of every waiting run write; the
+    /// fired runs' creation time is read from `clock` when the batch is written.
+    pub async fn record_ticks(&self, batch: Arc<TickBatch>, clock: Clock) -> Result<Recorded> {
+        self.call_urgent(move |c| ticks::record_ticks(c, &batch.0, &batch.1, clock.now()))
+            .await
+    }
+
+    /// Records one tick as skipped; false when it already had a row.
+    pub async fn skip_tick(&self, job: &str, at: DateTime<Utc>, reason: &str) -> Result<bool> {
+        let (job, reason) = (job.to_string(), reason.to_string());
+        self.call(move |c| ticks::skip_tick(c, &job, at, &reason))
+            .await
+    }
+
+    /// The last nominal tick recorded for each of `jobs` that has one.
+    pub async fn last_ticks(&self, jobs: Vec<String>) -> Result<HashMap<String, DateTime<Utc>>> {
+        self.call(move |c| {
+            let mut last = HashMap::new();
+            for job in &jobs {
+                if let Some(t) = ticks::last_tick(c, job)? {
+                    last.insert(job.clone(), t);
+                }
+            }
+            Ok(last)
+        })
+        .await
+    }
+
+    pub async fn ticks(
+        &self,
+        job: Option<&str>,
+        since: Option<DateTime<Utc>>,
+    ) -> Result<Vec<TickRecord>> {
+        let job = job.map(str::to_string);
+        self.call(move |c| ticks::list_ticks(c, job.as_deref(), since))
+            .await
+    }
+}
+
+/// Webhook deliveries.
+impl Store {
+    /// Queues a callback after the run's earlier ones, and wakes the deliverer.
+    pub async fn enqueue(
+        &self,
+        run_uid: &str,
+        url: &str,
+        body: Value,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let (uid, url) = (run_uid.to_string(), url.to_string());
+        self.call(move |c| deliveries::enqueue(c, &uid, &url, &body, now))
+            .await?;
+        self.deliveries_queued();
+        Ok(())
+    }
+
+    /// Claims up to `limit` due deliveries (of one run, or all) for `claim`.
+    pub async fn claim_due(
+        &self,
+        run_id: Option<i64>,
+        limit: u32,
+        claim: chrono::Duration,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Delivery>> {
+        self.call(move |c| deliveries::claim_due(c, run_id, limit, claim, now))
+            .await
+    }
+
+    /// Records an attempt: delivered, or to be retried at `retry_at`.
+    pub async fn record_attempt(
+        &self,
+        id: i64,
+        http_status: Option<u16>,
+        error: Option<String>,
+        retry_at: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        self.call(move |c| {
+            deliveries::record_attempt(c, id, http_status, error.as_deref(), retry_at, now)
+        })
+        .await
+    }
+
+    pub async fn next_delivery_at(&self) -> Result<Option<DateTime<Utc>>> {
+        self.call(|c| deliveries::next_delivery_at(c)).await
+    }
+
+    pub async fn pending_count(&self, run_id: Option<i64>) -> Result<u64> {
+        self.call(move |c| deliveries::pending_count(c, run_id))
+            .await
+    }
+
+    pub async fn deliveries_of(&self, run_id: i64) -> Result<Vec<Delivery>> {
+        self.call(move |c| deliveries::deliveries_of(c, run_id))
+            .await
+    }
+}
+
+/// Remote schedule links.
+impl Store {
+    pub async fn links(&self) -> Result<Vec<Link>> {
+        self.call(|c| links::links(c)).await
+    }
+
+    /// Records a link, with the linked schedule's status when known.
+    pub async fn set_link(
+        &self,
+        link: Link,
+        status: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let status = status.map(str::to_string);
+        self.call(move |c| {
+            let tx = super::write_tx(c)?;
+            links::set_link(&tx, &link, now)?;
+            if let Some(s) = &status {
+                links::set_remote_status(&tx, &link.uid, s)?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Remembers each linked schedule's status as the account last showed it.
+    pub async fn set_remote_statuses(&self, statuses: Vec<(String, String)>) -> Result<()> {
+        self.call(move |c| {
+            let tx = super::write_tx(c)?;
+            for (uid, status) in &statuses {
+                links::set_remote_status(&tx, uid, status)?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn remote_statuses(&self) -> Result<Vec<(String, String, Option<String>)>> {
+        self.call(|c| links::remote_statuses(c)).await
+    }
+}
+
+/// Identity lanes and the shared plan-rate slot.
+impl Store {
+    pub async fn lane_enter(&self, ask: LaneAsk, now: DateTime<Utc>) -> Result<Entry> {
+        self.call(move |c| lanes::lane_enter(c, &ask, now)).await
+    }
+
+    pub async fn lane_leave(
+        &self,
+        lanes: Vec<String>,
+        holder: String,
+        next_at: DateTime<Utc>,
+    ) -> Result<()> {
+        self.call(move |c| lanes::lane_leave(c, &lanes, &holder, next_at))
+            .await
+    }
+
+    pub async fn lane_pause(
+        &self,
+        lanes: Vec<String>,
+        until: DateTime<Utc>,
+        reason: &str,
+    ) -> Result<()> {
+        let reason = reason.to_string();
+        self.call(move |c| lanes::lane_pause(c, &lanes, until, &reason))
+            .await
+    }
+
+    /// Lifts a lane's pause; false when it had none.
+    pub async fn lane_resume(&self, lane: &str) -> Result<bool> {
+        let lane = lane.to_string();
+        self.call(move |c| lanes::lane_resume(c, &lane)).await
+    }
+
+    /// The next plan-rate slot shared by every process on the database.
+    pub async fn pace_slot(&self, interval: Duration, now: DateTime<Utc>) -> Result<DateTime<Utc>> {
+        self.call(move |c| lanes::pace_slot(c, interval, now)).await
+    }
+}
+
+/// The read-only handle: what the CLI's views read while the daemon writes (WAL).
+pub struct Reader {
+    conn: Connection,
+}
+
+/// Opens the database read-only, for commands that only look.
+pub fn open_read_only(path: &Path) -> Result<Reader> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|source| StoreError::Open {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    Ok(Reader { conn })
+}
+
+impl Reader {
+    pub fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunRecord>> {
+        runs::list_runs(&self.conn, filter)
+    }
+
+    pub fn run(&self, uid: &str) -> Result<Option<RunRecord>> {
+        runs::get_run(&self.conn, uid)
+    }
+
+    pub fn last_run(&self, job: &str) -> Result<Option<RunRecord>> {
+        runs::last_run(&self.conn, job)
+    }
+
+    pub fn transitions(&self, run_id: i64) -> Result<Vec<TransitionRecord>> {
+        runs::transitions(&self.conn, run_id)
+    }
+
+    pub fn pages(&self, run_id: i64) -> Result<Vec<PageRecord>> {
+        runs::pages(&self.conn, run_id)
+    }
+
+    /// Calls `each` with every stored item of a run, in order, without loading them all.
+    pub fn for_each_item(
+        &self,
+        run_id: i64,
+        each: impl FnMut(Value) -> std::io::Result<()>,
+    ) -> Result<()> {
+        runs::for_each_item(&self.conn, run_id, each)
+    }
+
+    /// Calls `each(run_uid, job, action, item)` for the items of many runs.
+    pub fn for_each_export_item(
+        &self,
+        job: Option<&str>,
+        since: Option<DateTime<Utc>>,
+        each: impl FnMut(&str, &str, &str, Value),
+    ) -> Result<()> {
+        runs::for_each_export_item(&self.conn, job, since, each)
+    }
+
+    pub fn deliveries_of(&self, run_id: i64) -> Result<Vec<Delivery>> {
+        deliveries::deliveries_of(&self.conn, run_id)
+    }
+
+    pub fn ticks(
+        &self,
+        job: Option<&str>,
+        since: Option<DateTime<Utc>>,
+    ) -> Result<Vec<TickRecord>> {
+        ticks::list_ticks(&self.conn, job, since)
+    }
+
+    pub fn remote_statuses(&self) -> Result<Vec<(String, String, Option<String>)>> {
+        links::remote_statuses(&self.conn)
+    }
+
+    pub fn lanes(&self, day: &str, now: DateTime<Utc>) -> Result<Vec<LaneReport>> {
+        lanes::lane_report(&self.conn, day, now)
+    }
+}
