@@ -129,9 +129,17 @@ impl Runner {
         .await
     }
 
-    /// Puts a resumable run back in the queue; it continues from its stored cursor.
-    pub async fn requeue(&self, uid: &str, reason: &str) -> Result<RunRecord, StoreError> {
-        self.transition(uid, RunStatus::Queued, reason, None).await
+    /// Makes `owner` the owner of a resumable run and puts it back in the queue: the one way a
+    /// run is taken over (the daemon recovering or unblocking it, `runs resume`). It continues
+    /// from its stored cursor.
+    pub async fn take_over(
+        &self,
+        uid: &str,
+        owner: &str,
+        why: &str,
+    ) -> Result<RunRecord, StoreError> {
+        persistently(|| self.store.claim(uid, owner, self.clock.now())).await?;
+        self.transition(uid, RunStatus::Queued, why, None).await
     }
 
     /// Stops a run that never started (it waited in the queue): STOPPED, resumable.

@@ -291,7 +291,7 @@ pub fn ticks(cli: &Cli, job: Option<&str>, since: Option<&str>, json: bool) -> O
                 t.job,
                 t.scheduled_for,
                 t.outcome,
-                t.reason.as_deref().unwrap_or("-"),
+                t.reason.map_or("-", |r| r.as_str()),
                 t.run_uid.as_deref().unwrap_or("-")
             );
         }

@@ -9,7 +9,7 @@ use crate::clock::Clock;
 use crate::config::{Config, Job};
 use crate::runner::{Limits, Runner, Stop};
 use crate::status::RunStatus;
-use crate::store::{NewRun, RunRecord, Store, Trigger};
+use crate::store::{RunRecord, Store, Trigger};
 
 /// The default bounds for a run whose job has left the file.
 const FALLBACK_LIMITS: Limits = Limits {
@@ -62,17 +62,8 @@ pub fn trigger(cli: &Cli, job_name: &str) -> Outcome {
     let runner = runner_for(&config, &database_path(cli, Some(&config)), Clock::System)?;
     runtime()?.block_on(async {
         let owner = crate::owner::this_process(runner.clock.now());
-        let new = NewRun {
-            job: job.name.clone(),
-            action_name: job.action.clone(),
-            trigger: Trigger::Manual,
-            scheduled_for: None,
-            body: job.live_body(),
-            callback_url: job.webhook.as_ref().map(|w| w.url.to_string()),
-            owner: Some(owner.clone()),
-        };
-        let now = runner.clock.now();
-        let run = runner.store.create_run(new, now).await?;
+        let new = job.new_run(Trigger::Manual, None, Some(owner.clone()));
+        let run = runner.store.create_run(new, runner.clock.now()).await?;
         eprintln!("run {} created for job {}", run.uid, job.name);
         let leases = hold_lease(&runner, owner);
         let outcome = finish(&runner, &run.uid, limits(&job)).await;
@@ -98,8 +89,7 @@ pub fn resume(cli: &Cli, uid: &str) -> Outcome {
             )));
         }
         let owner = crate::owner::this_process(runner.clock.now());
-        runner.store.claim(uid, &owner, runner.clock.now()).await?;
-        runner.requeue(uid, "resumed by hand").await?;
+        runner.take_over(uid, &owner, "resumed by hand").await?;
         let leases = hold_lease(&runner, owner);
         let limits = config.job(&run.job).map_or(FALLBACK_LIMITS, limits);
         let outcome = finish(&runner, uid, limits).await;

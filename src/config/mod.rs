@@ -196,6 +196,24 @@ impl Job {
         h.finish()
     }
 
+    /// A new run of this job: its action, body and callback, and who started it.
+    pub fn new_run(
+        &self,
+        trigger: crate::store::Trigger,
+        scheduled_for: Option<chrono::DateTime<chrono::Utc>>,
+        owner: Option<String>,
+    ) -> crate::store::NewRun {
+        crate::store::NewRun {
+            job: self.name.clone(),
+            action_name: self.action.clone(),
+            trigger,
+            scheduled_for,
+            body: self.live_body(),
+            callback_url: self.webhook.as_ref().map(|w| w.url.to_string()),
+            owner,
+        }
+    }
+
     /// The JSON body of a live run: exactly the keys the job set that its action takes.
     pub fn live_body(&self) -> serde_json::Value {
         action::live_body(&self.request)

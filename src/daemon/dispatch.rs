@@ -11,23 +11,13 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
+use super::decide::{Verdicts, View, decide};
 use super::log_store_error;
 use crate::config::{Config, Job, Overlap, Runner as RunnerKind};
 use crate::runner::{Limits, Runner, Stop};
 use crate::scheduler::{Due, Entry};
 use crate::status::RunStatus;
-use crate::store::{NewRun, Skip, Store, StoreError, Trigger};
-
-/// A tick fired more than this after its instant counts as missed (the daemon was down, the
-/// machine slept, the clock jumped) and is subject to the job's catch-up window.
-const LATE: chrono::Duration = chrono::Duration::seconds(5);
-
-/// What a batch of due ticks becomes: skipped ticks, runs to create (with their jobs).
-struct Verdicts {
-    skips: Vec<Skip>,
-    fires: Vec<(DateTime<Utc>, NewRun)>,
-    fired_jobs: Vec<Job>,
-}
+use crate::store::{Store, StoreError};
 
 /// A run that has ended (its task is done).
 pub struct Done {
@@ -118,11 +108,44 @@ impl Dispatch {
     /// it is handed back to be recorded later.
     pub async fn on_batch(&mut self, batch: Vec<Due>) -> Result<(), Vec<Due>> {
         let kept = batch.clone();
+        let elsewhere = match self
+            .runner
+            .store
+            .open_runs_elsewhere(&self.owner, self.now())
+            .await
+        {
+            Ok(counts) => counts,
+            Err(e) => {
+                warn!(error = %e, "runs in flight unreadable; ticks kept to retry");
+                return Err(kept);
+            }
+        };
+        let in_flight = self.in_flight_by_job(elsewhere);
+        let now = self.now();
+        let v = decide(
+            batch,
+            &View {
+                now,
+                config: &self.config,
+                in_flight: &in_flight,
+                owner: &self.owner,
+            },
+        );
+        for (job, count) in &v.unlisted {
+            warn!(job = %job, count, "older missed ticks were passed over without a row each");
+        }
+        for job in &v.replace {
+            for a in self.active.get(job).into_iter().flatten() {
+                info!(job = %job, run = %a.uid, "replacing the run in flight");
+                a.stop.stop("replaced");
+            }
+        }
         let Verdicts {
             skips,
             fires,
             fired_jobs,
-        } = self.decide(batch);
+            ..
+        } = v;
         let clock = self.runner.clock.clone();
         // Urgent: ahead of run writes; the creation time is read when the batch is written.
         let recorded = Arc::new((skips, fires));
@@ -144,10 +167,10 @@ impl Dispatch {
             if *recorded {
                 crate::metrics::count(
                     "watchbell_ticks_total",
-                    &[("outcome", "skipped"), ("reason", s.reason)],
+                    &[("outcome", "skipped"), ("reason", s.reason.as_str())],
                     1.0,
                 );
-                info!(job = %s.job, nominal = %s.nominal, reason = s.reason, "tick skipped");
+                info!(job = %s.job, nominal = %s.nominal, reason = %s.reason, "tick skipped");
             }
         }
         for ((job, (nominal, _)), uid) in fired_jobs.iter().zip(fires).zip(rec.fired) {
@@ -163,84 +186,13 @@ impl Dispatch {
             );
             crate::metrics::observe_lateness(late.num_microseconds().unwrap_or(0) as f64 / 1e6);
             info!(job = %job.name, run = %uid, nominal = %nominal, late_ms = late.num_milliseconds(), "tick fired");
-            self.spawn(job, uid, "tick");
+            self.spawn(job, uid);
         }
         Ok(())
     }
 
-    /// What each tick of a batch becomes: skipped with a reason, or a run to create.
-    fn decide(&self, batch: Vec<Due>) -> Verdicts {
-        let now = self.now();
-        let mut skips: Vec<Skip> = Vec::new();
-        let mut fires: Vec<(DateTime<Utc>, NewRun)> = Vec::new();
-        let mut fired_jobs: Vec<Job> = Vec::new();
-        for due in batch {
-            let Some(job) = self.config.job(&due.job).cloned() else {
-                continue; // removed by a reload since the tick was computed
-            };
-            let skip = |nominal, reason| Skip {
-                job: job.name.clone(),
-                nominal,
-                reason,
-            };
-            let window = chrono::Duration::from_std(job.catchup).unwrap_or(chrono::Duration::MAX);
-            for &m in &due.missed {
-                let reason = if now - m > window {
-                    "catchup_window"
-                } else {
-                    "daemon_down"
-                };
-                skips.push(skip(m, reason));
-            }
-            if due.unlisted > 0 {
-                warn!(job = %job.name, count = due.unlisted, "older missed ticks were passed over without a row each");
-            }
-            let late = now - job.schedule.fire_instant(due.nominal);
-            let in_flight = self.active.get(&job.name).map_or(0, Vec::len);
-            let reason = if late > LATE && now - due.nominal > window {
-                Some("catchup_window")
-            } else if !job.enabled {
-                Some("disabled")
-            } else {
-                match job.overlap {
-                    Overlap::Skip if in_flight > 0 => Some("overlap"),
-                    Overlap::Queue if in_flight > 1 => Some("overlap"),
-                    _ => None,
-                }
-            };
-            if let Some(reason) = reason {
-                skips.push(skip(due.nominal, reason));
-                continue;
-            }
-            if job.overlap == Overlap::Replace {
-                for a in self.active.get(&job.name).into_iter().flatten() {
-                    info!(job = %job.name, run = %a.uid, "replacing the run in flight");
-                    a.stop.stop("replaced");
-                }
-            }
-            fires.push((
-                due.nominal,
-                NewRun {
-                    job: job.name.clone(),
-                    action_name: job.action.clone(),
-                    trigger: Trigger::Tick,
-                    scheduled_for: Some(due.nominal),
-                    body: job.live_body(),
-                    callback_url: job.webhook.as_ref().map(|w| w.url.to_string()),
-                    owner: Some(self.owner.clone()),
-                },
-            ));
-            fired_jobs.push(job);
-        }
-        Verdicts {
-            skips,
-            fires,
-            fired_jobs,
-        }
-    }
-
     /// Starts a run's task: QUEUED until its lane (overlap) and a slot are free, then executed.
-    fn spawn(&mut self, job: &Job, uid: String, why: &'static str) {
+    fn spawn(&mut self, job: &Job, uid: String) {
         let stop = Stop::child_of(&self.runs_stop);
         let lane = matches!(job.overlap, Overlap::Queue | Overlap::Replace)
             .then(|| self.lanes.entry(job.name.clone()).or_default().clone());
@@ -260,8 +212,7 @@ impl Dispatch {
         );
         let (name, limits) = (job.name.clone(), limits(job));
         self.tracker.spawn(async move {
-            if let Err(e) =
-                run_task(&runner, &uid, why, lane, &slots, &queue_stop, &stop, limits).await
+            if let Err(e) = run_task(&runner, &uid, lane, &slots, &queue_stop, &stop, limits).await
             {
                 log_store_error("run failed to record", &e);
             }
@@ -310,13 +261,11 @@ impl Dispatch {
         Ok(())
     }
 
+    /// Takes over a run (recovered, or unblocked) and starts it from its cursor.
     async fn adopt(&mut self, job: &Job, uid: String, why: &'static str) -> Result<(), StoreError> {
-        self.runner
-            .store
-            .claim(&uid, &self.owner, self.now())
-            .await?;
+        self.runner.take_over(&uid, &self.owner, why).await?;
         info!(job = %job.name, run = %uid, why, "resuming run");
-        self.spawn(job, uid, why);
+        self.spawn(job, uid);
         Ok(())
     }
 
@@ -334,6 +283,14 @@ impl Dispatch {
             }
         }
         Ok(())
+    }
+
+    /// Each job's runs in flight: this daemon's, plus `elsewhere` (other processes').
+    fn in_flight_by_job(&self, mut elsewhere: HashMap<String, usize>) -> HashMap<String, usize> {
+        for (job, runs) in &self.active {
+            *elsewhere.entry(job.clone()).or_default() += runs.len();
+        }
+        elsewhere
     }
 
     pub fn in_flight(&self) -> usize {
@@ -385,21 +342,16 @@ impl Dispatch {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// A QUEUED run's task: waits for its overlap lane and a slot, then executes it.
 async fn run_task(
     runner: &Runner,
     uid: &str,
-    why: &str,
     lane: Option<Arc<Mutex<()>>>,
     slots: &Arc<Semaphore>,
     queue_stop: &CancellationToken,
     stop: &Stop,
     limits: Limits,
 ) -> Result<(), StoreError> {
-    if why != "tick" {
-        // Recovered and unblocked runs go back to the queue; fired ticks are created QUEUED.
-        runner.requeue(uid, why).await?;
-    }
     let wait = async {
         let guard = match lane {
             Some(l) => Some(l.lock_owned().await),

@@ -2,6 +2,7 @@
 //! happened), and handles what a long-running service must: reloads that never break a running
 //! schedule, crash recovery, a graceful shutdown, and systemd's notify protocol.
 
+mod decide;
 mod dispatch;
 mod notify;
 mod reload;

@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, params};
 use serde::Serialize;
 
+use super::kinds::DeliveryState;
 use super::{Result, ts};
 
 /// A callback waiting to go out (or gone).
@@ -16,7 +17,7 @@ pub struct Delivery {
     pub job: String,
     pub url: String,
     pub body: String,
-    pub state: String,
+    pub state: DeliveryState,
     pub attempts: u32,
     pub last_http_status: Option<u16>,
     pub last_error: Option<String>,

@@ -18,7 +18,7 @@ use super::lanes::{self, Entry, LaneAsk, LaneReport};
 use super::links::{self, Link};
 use super::runs::{self, LastError, PageRecord, RunFilter, RunRecord, TransitionRecord};
 use super::ticks::{self, Recorded, Skip, TickRecord};
-use super::{NewRun, Result, Store, StoreError};
+use super::{NewRun, Result, SkipReason, Store, StoreError};
 use crate::clock::Clock;
 use crate::status::RunStatus;
 
@@ -152,6 +152,17 @@ impl Store {
         self.call(move |c| runs::renew_leases(c, &owner, now)).await
     }
 
+    /// Unfinished runs (created, queued, running) per job, of owners other than `owner`.
+    pub async fn open_runs_elsewhere(
+        &self,
+        owner: &str,
+        now: DateTime<Utc>,
+    ) -> Result<HashMap<String, usize>> {
+        let owner = owner.to_string();
+        self.call(move |c| runs::open_runs_elsewhere(c, &owner, now))
+            .await
+    }
+
     /// BLOCKED runs whose reset time has passed.
     pub async fn blocked_due(&self, now: DateTime<Utc>) -> Result<Vec<RunRecord>> {
         self.call(move |c| runs::blocked_due(c, now)).await
@@ -186,9 +197,14 @@ impl Store {
     }
 
     /// Records one tick as skipped; false when it already had a row.
-    pub async fn skip_tick(&self, job: &str, at: DateTime<Utc>, reason: &str) -> Result<bool> {
-        let (job, reason) = (job.to_string(), reason.to_string());
-        self.call(move |c| ticks::skip_tick(c, &job, at, &reason))
+    pub async fn skip_tick(
+        &self,
+        job: &str,
+        at: DateTime<Utc>,
+        reason: SkipReason,
+    ) -> Result<bool> {
+        let job = job.to_string();
+        self.call(move |c| ticks::skip_tick(c, &job, at, reason))
             .await
     }
 

@@ -10,6 +10,7 @@
 mod deliveries;
 mod door;
 pub mod files;
+mod kinds;
 mod lanes;
 mod links;
 mod runs;
@@ -26,11 +27,12 @@ use rusqlite::{Connection, ErrorCode, TransactionBehavior};
 
 pub use deliveries::{Delivery, MAX_ATTEMPTS};
 pub use door::{NewPage, Reader, TickBatch, open_read_only, persistently};
+pub use kinds::{DeliveryState, SkipReason, Trigger};
 pub use lanes::{Entry, LaneAsk, LaneReport};
 pub use links::Link;
 pub use runs::{
-    LEASE, LastError, NewRun, PageRecord, RunFilter, RunRecord, TransitionRecord, Trigger,
-    content_hash, new_uid,
+    LEASE, LastError, NewRun, PageRecord, RunFilter, RunRecord, TransitionRecord, content_hash,
+    new_uid,
 };
 pub use ticks::{Recorded, Skip, TickRecord};
 

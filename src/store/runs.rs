@@ -5,26 +5,9 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde::Serialize;
 
+use super::kinds::Trigger;
 use super::{Result, StoreError, parse_ts, ts};
 use crate::status::RunStatus;
-
-/// What started a run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Trigger {
-    /// A CRON tick of the daemon.
-    Tick,
-    /// `watchbell trigger`.
-    Manual,
-}
-
-impl Trigger {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Trigger::Tick => "tick",
-            Trigger::Manual => "manual",
-        }
-    }
-}
 
 /// What a new run is asked to do.
 #[derive(Clone, Debug)]
@@ -54,7 +37,7 @@ pub struct RunRecord {
     pub uid: String,
     pub job: String,
     pub action_name: String,
-    pub trigger: String,
+    pub trigger: Trigger,
     pub scheduled_for: Option<DateTime<Utc>>,
     pub body: serde_json::Value,
     pub status: RunStatus,
@@ -209,7 +192,7 @@ pub(super) fn insert_run(conn: &Connection, new: &NewRun, now: DateTime<Utc>) ->
             uid,
             new.job,
             new.action_name,
-            new.trigger.as_str(),
+            new.trigger,
             new.scheduled_for.map(ts),
             new.body.to_string(),
             new.callback_url,
@@ -221,7 +204,7 @@ pub(super) fn insert_run(conn: &Connection, new: &NewRun, now: DateTime<Utc>) ->
     let id = conn.last_insert_rowid();
     conn.execute(
         "INSERT INTO transitions (run_id, from_status, to_status, at, reason) VALUES (?1, NULL, 'CREATED', ?2, ?3)",
-        params![id, ts(now), new.trigger.as_str()],
+        params![id, ts(now), new.trigger],
     )?;
     Ok(uid)
 }
@@ -374,6 +357,23 @@ pub fn claim(conn: &Connection, uid: &str, owner: &str, now: DateTime<Utc>) -> R
 }
 
 /// BLOCKED runs whose reset time has passed.
+/// Unfinished runs per job whose owner is not `owner` (a `trigger` beside the daemon) and
+/// still holds its lease.
+pub fn open_runs_elsewhere(
+    conn: &Connection,
+    owner: &str,
+    now: DateTime<Utc>,
+) -> Result<std::collections::HashMap<String, usize>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT job, COUNT(*) FROM runs WHERE status IN ('CREATED', 'QUEUED', 'RUNNING')
+         AND owner IS NOT NULL AND owner != ?1 AND lease_until >= ?2 GROUP BY job",
+    )?;
+    let rows = stmt.query_map(params![owner, ts(now)], |r| {
+        Ok((r.get(0)?, r.get::<_, i64>(1)? as usize))
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
 pub fn blocked_due(conn: &Connection, now: DateTime<Utc>) -> Result<Vec<RunRecord>> {
     let mut stmt = conn.prepare(&format!(
         "SELECT {COLUMNS} FROM runs WHERE status = 'BLOCKED' AND postponed_until IS NOT NULL AND postponed_until <= ?1 ORDER BY id"

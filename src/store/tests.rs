@@ -147,7 +147,7 @@ fn reopening_keeps_everything_and_migrations_run_once() {
         let r = s
             .call_blocking(move |c| create_run(c, &new_run("a"), now))
             .unwrap();
-        s.call_blocking(move |c| skip_tick(c, "a", now, "overlap"))
+        s.call_blocking(move |c| skip_tick(c, "a", now, SkipReason::Overlap))
             .unwrap();
         r.uid
     };
@@ -183,7 +183,7 @@ fn a_tick_is_fired_at_most_once() {
     let second = s.call_blocking(fire(nr2)).unwrap();
     assert!(second.fired[0].is_none());
     assert!(
-        !s.call_blocking(move |c| skip_tick(c, "a", nominal, "overlap"))
+        !s.call_blocking(move |c| skip_tick(c, "a", nominal, SkipReason::Overlap))
             .unwrap()
     );
     let runs = s

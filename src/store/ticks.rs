@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
+use super::kinds::SkipReason;
 use super::runs::{NewRun, insert_run, mark_queued};
 use super::{Result, ts};
 
@@ -15,7 +16,7 @@ pub struct TickRecord {
     pub scheduled_for: String,
     pub fired_at: Option<String>,
     pub outcome: String,
-    pub reason: Option<String>,
+    pub reason: Option<SkipReason>,
     pub run_uid: Option<String>,
 }
 
@@ -24,7 +25,7 @@ pub struct TickRecord {
 pub struct Skip {
     pub job: String,
     pub nominal: DateTime<Utc>,
-    pub reason: &'static str,
+    pub reason: SkipReason,
 }
 
 /// What recording a batch of ticks did.
@@ -89,7 +90,7 @@ pub fn skip_tick(
     conn: &Connection,
     job: &str,
     scheduled_for: DateTime<Utc>,
-    reason: &str,
+    reason: SkipReason,
 ) -> Result<bool> {
     let n = conn.execute(
         "INSERT OR IGNORE INTO ticks (job, scheduled_for, outcome, reason) VALUES (?1, ?2, 'skipped', ?3)",

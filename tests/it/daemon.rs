@@ -7,7 +7,7 @@ use std::time::Duration;
 use watchbell::clock::Clock;
 use watchbell::sandbox::Options;
 use watchbell::status::RunStatus;
-use watchbell::store::{self, NewRun, Trigger};
+use watchbell::store::{self, NewRun, SkipReason, Trigger};
 
 use crate::support::{InProcess, PAGED, at, body, eventually, job, sandbox};
 
@@ -68,7 +68,7 @@ async fn overlap_skip_records_the_tick_as_skipped() {
     hand.set(at("2026-05-01T10:02:00Z"));
     let ticks = wait_ticks(&d, "m", 2).await;
     assert_eq!(ticks[1].outcome, "skipped");
-    assert_eq!(ticks[1].reason.as_deref(), Some("overlap"));
+    assert_eq!(ticks[1].reason.map(SkipReason::as_str), Some("overlap"));
     let run = wait_final(&d, first[0].run_uid.as_deref().unwrap()).await;
     assert_eq!(run.status, RunStatus::Succeeded);
     d.shutdown().await;
@@ -87,7 +87,7 @@ async fn overlap_queue_keeps_one_waiting_run_and_runs_it_after() {
     let ticks = d.ticks(Some("m")).await;
     let outcomes: Vec<_> = ticks
         .iter()
-        .map(|t| (t.outcome.as_str(), t.reason.as_deref()))
+        .map(|t| (t.outcome.as_str(), t.reason.map(SkipReason::as_str)))
         .collect();
     assert_eq!(
         outcomes,
@@ -157,7 +157,9 @@ async fn overlap_allow_runs_both_at_once() {
 /// Records that the daemon last accounted for `job` at `nominal` (as if it had run then).
 async fn seed_last_tick(dir: &tempfile::TempDir, job: &str, nominal: &str) {
     let s = store::Store::open(&dir.path().join("watchbell.db")).unwrap();
-    s.skip_tick(job, at(nominal), "seed").await.unwrap();
+    s.skip_tick(job, at(nominal), SkipReason::Overlap)
+        .await
+        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -174,7 +176,7 @@ async fn ticks_missed_while_down_fire_once_within_catchup() {
     assert_eq!(fired[0].scheduled_for, "2026-05-01T10:10:00.000Z");
     let down = ticks
         .iter()
-        .filter(|t| t.reason.as_deref() == Some("daemon_down"))
+        .filter(|t| t.reason == Some(SkipReason::DaemonDown))
         .count();
     assert_eq!(down, 9);
     d.shutdown().await;
@@ -191,7 +193,7 @@ async fn ticks_missed_outside_catchup_are_skipped_with_a_reason() {
     let ticks = wait_ticks(&d, "d", 3).await;
     let got: Vec<_> = ticks[1..]
         .iter()
-        .map(|t| (t.scheduled_for.as_str(), t.reason.as_deref()))
+        .map(|t| (t.scheduled_for.as_str(), t.reason.map(SkipReason::as_str)))
         .collect();
     assert_eq!(
         got,

@@ -373,7 +373,7 @@ async fn a_run_stopped_mid_pagination_resumes_from_its_cursor() {
     assert_eq!(stopped.status, RunStatus::Stopped);
     assert!(stopped.pages < 6);
     let served_before = sb.stats().live_pages.load(Ordering::Relaxed);
-    r.requeue(&run.uid, "resume").await.unwrap();
+    r.take_over(&run.uid, "test", "resume").await.unwrap();
     let done = r.execute(&run.uid, LIMITS, &Stop::new()).await.unwrap();
     assert_eq!(done.status, RunStatus::Succeeded);
     assert_eq!((done.pages, done.items), (6, 24));

@@ -170,7 +170,8 @@ async fn a_receiver_down_for_a_while_gets_every_callback_in_order_even_across_a_
     assert!(
         deliveries
             .iter()
-            .all(|d| d.state == "delivered" && d.last_http_status == Some(200))
+            .all(|d| d.state == watchbell::store::DeliveryState::Delivered
+                && d.last_http_status == Some(200))
     );
     // In order per run: only the first was tried while the receiver was down; the rest waited.
     assert!(deliveries[0].attempts >= 2, "{deliveries:?}");
@@ -260,9 +261,13 @@ async fn known_db(dir: &tempfile::TempDir) {
     )
     .await
     .unwrap();
-    s.skip_tick("report", t("2026-06-03T09:00:00Z"), "overlap")
-        .await
-        .unwrap();
+    s.skip_tick(
+        "report",
+        t("2026-06-03T09:00:00Z"),
+        watchbell::store::SkipReason::Overlap,
+    )
+    .await
+    .unwrap();
 }
 
 fn cli(dir: &std::path::Path, args: &[&str]) -> String {
