@@ -4,10 +4,11 @@
 //! signed when the job names a secret, and retried with backoff: a receiver that is down, or a
 //! restart, loses nothing. The deliverer has its own HTTP client: it never carries the API key.
 
-use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
+
+use tokio::sync::watch;
 
 use serde_json::{Value, json};
 use tracing::{info, warn};
@@ -54,23 +55,13 @@ pub fn signature(secret: &[u8], body: &[u8]) -> String {
     out
 }
 
-/// The webhooks of the jobs in the file, by job (replaced on reload).
-pub type Webhooks = Arc<RwLock<HashMap<String, Webhook>>>;
-
-pub fn webhooks(config: &Config) -> HashMap<String, Webhook> {
-    config
-        .jobs
-        .iter()
-        .filter_map(|j| j.webhook.clone().map(|w| (j.name.clone(), w)))
-        .collect()
-}
-
 /// Sends queued callbacks.
 #[derive(Clone)]
 pub struct Deliverer {
     pub store: Store,
     pub clock: Clock,
-    pub webhooks: Webhooks,
+    /// The job file as it stands (a reload replaces it): each job's webhook.
+    pub config: watch::Receiver<Arc<Config>>,
     http: reqwest::Client,
     /// The first retry waits this long; each next one twice as long, up to ten minutes.
     pub retry_base: Duration,
@@ -82,7 +73,7 @@ const IDLE_LOOK: Duration = Duration::from_secs(30);
 const MAX_BACKOFF: Duration = Duration::from_mins(10);
 
 impl Deliverer {
-    pub fn new(store: Store, clock: Clock, webhooks: Webhooks) -> Deliverer {
+    pub fn new(store: Store, clock: Clock, config: watch::Receiver<Arc<Config>>) -> Deliverer {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .redirect(reqwest::redirect::Policy::none())
@@ -92,7 +83,7 @@ impl Deliverer {
         Deliverer {
             store,
             clock,
-            webhooks,
+            config,
             http,
             retry_base: Duration::from_secs(2),
         }
@@ -122,7 +113,11 @@ impl Deliverer {
 
     /// One attempt; true when delivered.
     async fn send(&self, d: &Delivery) -> Result<bool, StoreError> {
-        let hook = self.webhooks.read().expect("lock").get(&d.job).cloned();
+        let hook = self
+            .config
+            .borrow()
+            .job(&d.job)
+            .and_then(|j| j.webhook.clone());
         let outcome = match hook {
             None => Err((
                 None,

@@ -113,9 +113,8 @@ fn hold_lease(runner: &Runner, owner: String) -> tokio::task::JoinHandle<()> {
 /// Tries to deliver the run's webhook callbacks for a few seconds; what is left is delivered by
 /// the daemon.
 async fn deliver(runner: &Runner, config: &Config, run_id: i64) {
-    use crate::callbacks::{Deliverer, webhooks};
-    let hooks = std::sync::Arc::new(std::sync::RwLock::new(webhooks(config)));
-    let d = Deliverer::new(runner.store.clone(), runner.clock.clone(), hooks);
+    let (_, file) = tokio::sync::watch::channel(std::sync::Arc::new(config.clone()));
+    let d = crate::callbacks::Deliverer::new(runner.store.clone(), runner.clock.clone(), file);
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
         let _ = d.deliver_due(Some(run_id)).await;

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use tokio::sync::{Mutex, Semaphore, mpsc};
+use tokio::sync::{Mutex, Semaphore, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
@@ -32,7 +32,9 @@ struct Active {
 
 pub struct Dispatch {
     pub runner: Runner,
-    pub config: Config,
+    /// The job file as it stands; every task that needs it watches [`Dispatch::published`].
+    pub config: Arc<Config>,
+    published: watch::Sender<Arc<Config>>,
     owner: String,
     active: HashMap<String, Vec<Active>>,
     lanes: HashMap<String, Arc<Mutex<()>>>,
@@ -83,11 +85,14 @@ fn limits(job: &Job) -> Limits {
 
 impl Dispatch {
     pub fn new(runner: Runner, config: Config, owner: String) -> Dispatch {
+        let config = Arc::new(config);
+        let (published, _) = watch::channel(config.clone());
         let (done_tx, done) = mpsc::unbounded_channel();
         Dispatch {
             slots: Arc::new(Semaphore::new(config.daemon.max_concurrent_runs)),
             runner,
             config,
+            published,
             owner,
             active: HashMap::new(),
             lanes: HashMap::new(),
@@ -97,6 +102,19 @@ impl Dispatch {
             done_tx,
             done,
         }
+    }
+
+    /// The job file, for tasks that must follow reloads (the deliverer).
+    pub fn watch_config(&self) -> watch::Receiver<Arc<Config>> {
+        self.published.subscribe()
+    }
+
+    /// Takes a reloaded job file: for the next ticks, the runs started from now on, and every
+    /// task watching it.
+    pub fn set_config(&mut self, config: Config) {
+        self.runner.safety = config.safety.clone();
+        self.config = Arc::new(config);
+        self.published.send_replace(self.config.clone());
     }
 
     fn now(&self) -> DateTime<Utc> {

@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-use crate::callbacks::{self, Deliverer, Webhooks};
+use crate::callbacks::Deliverer;
 use crate::config::Config;
 use crate::runner::Runner;
 use crate::scheduler::{Due, Heartbeat, Scheduler};
@@ -75,9 +75,7 @@ impl Daemon {
         notify::ready();
         info!(jobs = d.config.jobs.len(), "schedule armed");
 
-        let webhooks: Webhooks =
-            std::sync::Arc::new(std::sync::RwLock::new(callbacks::webhooks(&d.config)));
-        let deliverer = Deliverer::new(d.runner.store.clone(), clock.clone(), webhooks.clone());
+        let deliverer = Deliverer::new(d.runner.store.clone(), clock.clone(), d.watch_config());
         let stop_background = CancellationToken::new();
         let deliveries = tokio::spawn(deliverer.run(stop_background.clone()));
         if let Some(listener) = metrics {
@@ -110,13 +108,11 @@ impl Daemon {
                 Some(done) = d.done.recv() => d.on_done(&done),
                 Some(()) = reloads.recv() => {
                     reload(&mut d, &config_path, "signal", &cmd_tx).await;
-                    *webhooks.write().expect("lock") = callbacks::webhooks(&d.config);
                     remote_sync(&d, &sync_running, "reload");
                 }
                 _ = file_poll.tick() => {
                     if watcher.changed() {
                         reload(&mut d, &config_path, "file changed", &cmd_tx).await;
-                        *webhooks.write().expect("lock") = callbacks::webhooks(&d.config);
                         remote_sync(&d, &sync_running, "reload");
                     }
                 }

@@ -99,8 +99,7 @@ pub async fn apply(
             info!(why, added = ?added, removed = ?removed, changed = ?changed, "job file reloaded");
             // New and changed jobs start from now; unchanged ones keep their timers anyway.
             let entries = super::entries(&new, &std::collections::HashMap::new());
-            d.runner.safety = new.safety.clone();
-            d.config = new;
+            d.set_config(new);
             let _ = scheduler.send(Command::Reload(entries)).await;
         }
     }

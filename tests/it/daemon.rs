@@ -103,9 +103,11 @@ async fn overlap_queue_keeps_one_waiting_run_and_runs_it_after() {
         (a.status, b.status),
         (RunStatus::Succeeded, RunStatus::Succeeded)
     );
+    // The test clock stands still, so timestamps cannot tell: the database's order does.
+    let events = order(&d).await;
     assert!(
-        b.started_at.unwrap() >= a.finished_at.unwrap(),
-        "the queued run started before the first ended"
+        position(&events, b.id, "RUNNING") > position(&events, a.id, "SUCCEEDED"),
+        "the queued run started before the first ended: {events:?}"
     );
     d.shutdown().await;
 }
@@ -307,9 +309,30 @@ async fn a_run_whose_owner_died_is_stopped_then_resumed_with_every_item_once() {
     })
     .await;
     let dir = tempfile::tempdir().unwrap();
-    // A run left RUNNING with two pages stored by a process that no longer exists.
+    let run = orphan(&dir, &sb).await;
+    let toml = &job("y", "0 0 1 1 *").to_string();
+    let d = InProcess::start(&dir, &sb, toml, Clock::System).await;
+    let done = wait_final(&d, &run.uid).await;
+    assert_eq!(done.status, RunStatus::Succeeded);
+    assert_eq!((done.pages, done.items), (5, 15));
+    let history = d.runner.store.transitions(done.id).await.unwrap();
+    let moves: Vec<_> = history
+        .iter()
+        .map(|h| format!("{}:{}", h.to, h.reason.clone().unwrap_or_default()))
+        .collect();
+    assert!(
+        moves.contains(&"STOPPED:owner_lost".to_string()),
+        "{moves:?}"
+    );
+    let ids = crate::support::item_ids(&d.runner, &done).await;
+    assert_eq!(ids.iter().collect::<HashSet<_>>().len(), 15);
+    d.shutdown().await;
+}
+
+/// A run of job `y` left RUNNING with two pages stored by a process that no longer exists.
+async fn orphan(dir: &tempfile::TempDir, sb: &watchbell::sandbox::Sandbox) -> store::RunRecord {
     let r = crate::support::runner(
-        &dir,
+        dir,
         sb.base_url().as_str(),
         sb.api_key(),
         watchbell::api::Pacer::unlimited(),
@@ -365,21 +388,229 @@ async fn a_run_whose_owner_died_is_stopped_then_resumed_with_every_item_once() {
         r.store.store_page(&run.uid, p, now).await.unwrap();
         url = next;
     }
-    let toml = &job("y", "0 0 1 1 *").to_string();
+    run
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_run_is_not_resumed_when_its_job_says_resume_interrupted_false() {
+    let sb = sandbox(Options {
+        pages: 5,
+        page_size: 3,
+        ..Options::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let run = orphan(&dir, &sb).await;
+    let toml = &job("y", "0 0 1 1 *")
+        .set("resume_interrupted", false)
+        .to_string();
     let d = InProcess::start(&dir, &sb, toml, Clock::System).await;
-    let done = wait_final(&d, &run.uid).await;
-    assert_eq!(done.status, RunStatus::Succeeded);
-    assert_eq!((done.pages, done.items), (5, 15));
-    let history = d.runner.store.transitions(done.id).await.unwrap();
-    let moves: Vec<_> = history
-        .iter()
-        .map(|h| format!("{}:{}", h.to, h.reason.clone().unwrap_or_default()))
-        .collect();
-    assert!(
-        moves.contains(&"STOPPED:owner_lost".to_string()),
-        "{moves:?}"
+    let stopped = wait_final(&d, &run.uid).await;
+    assert_eq!(stopped.status, RunStatus::Stopped);
+    // Maintenance passes again; the run stays where it is, resumable by hand.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let still = d.run(&run.uid).await;
+    assert_eq!((still.status, still.pages), (RunStatus::Stopped, 2));
+    let history = d.runner.store.transitions(run.id).await.unwrap();
+    assert_eq!(
+        history.last().unwrap().reason.as_deref(),
+        Some("owner_lost")
     );
-    let ids = crate::support::item_ids(&d.runner, &done).await;
-    assert_eq!(ids.iter().collect::<HashSet<_>>().len(), 15);
+    d.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disabled_job_skips_its_ticks_with_the_reason() {
+    let sb = sandbox(Options::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (clock, hand) = Clock::test(at("2026-05-01T10:00:30Z"));
+    let toml = job("m", "* * * * *").set("enabled", false).to_string();
+    let d = InProcess::start(&dir, &sb, &toml, clock).await;
+    hand.set(at("2026-05-01T10:01:00Z"));
+    let ticks = wait_ticks(&d, "m", 1).await;
+    assert_eq!(
+        (ticks[0].outcome.as_str(), ticks[0].reason),
+        ("skipped", Some(SkipReason::Disabled))
+    );
+    assert!(ticks[0].run_uid.is_none());
+    d.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_concurrent_runs_bounds_the_runs_in_flight() {
+    let sb = sandbox(slow()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (clock, hand) = Clock::test(at("2026-05-01T10:00:30Z"));
+    let toml = format!(
+        "[daemon]\nmax_concurrent_runs = 1\n{}{}{}",
+        job("a", "* * * * *").text("overlap", "allow"),
+        job("b", "* * * * *").text("overlap", "allow"),
+        job("c", "* * * * *").text("overlap", "allow"),
+    );
+    let d = InProcess::start(&dir, &sb, &toml, clock).await;
+    hand.set(at("2026-05-01T10:01:00Z"));
+    let mut uids = Vec::new();
+    for j in ["a", "b", "c"] {
+        uids.push(wait_ticks(&d, j, 1).await[0].run_uid.clone().unwrap());
+    }
+    for u in &uids {
+        assert_eq!(wait_final(&d, u).await.status, RunStatus::Succeeded);
+    }
+    // In the order the database recorded them, never two runs RUNNING at once.
+    let mut running = 0usize;
+    for (_, to) in order(&d).await {
+        match to.as_str() {
+            "RUNNING" => {
+                running += 1;
+                assert!(
+                    running <= 1,
+                    "two runs in flight with max_concurrent_runs = 1"
+                );
+            }
+            "SUCCEEDED" => running -= 1,
+            _ => {}
+        }
+    }
+    d.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_timeout_stops_a_run_resumably_with_its_cursor() {
+    let sb = sandbox(Options {
+        pages: 50,
+        page_size: 1,
+        latency: Some(Duration::from_millis(200)),
+        ..Options::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let (clock, hand) = Clock::test(at("2026-05-01T10:00:30Z"));
+    let toml = job("t", "* * * * *").text("run_timeout", "1s").to_string();
+    let d = InProcess::start(&dir, &sb, &toml, clock).await;
+    hand.set(at("2026-05-01T10:01:00Z"));
+    let uid = wait_ticks(&d, "t", 1).await[0].run_uid.clone().unwrap();
+    let run = wait_final(&d, &uid).await;
+    assert_eq!(run.status, RunStatus::Stopped);
+    assert!(run.status.is_resumable());
+    assert!(run.pages >= 1 && run.pages < 50, "{}", run.pages);
+    assert!(run.next_url.is_some(), "the cursor is kept");
+    let history = d.runner.store.transitions(run.id).await.unwrap();
+    assert_eq!(
+        history.last().unwrap().reason.as_deref(),
+        Some("run_timeout")
+    );
+    d.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blocked_run_is_resumed_after_its_reset() {
+    use axum::routing::post;
+    // The first request meets a daily quota that resets in two seconds; later ones go through.
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let n = calls.clone();
+    let app = axum::Router::new().route(
+        "/v4/actions/{name}/run/live",
+        post(move || {
+            let n = n.clone();
+            async move {
+                if n.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+                    let reset = (Clock::System.now() + chrono::Duration::seconds(2)).timestamp();
+                    (
+                        axum::http::StatusCode::TOO_MANY_REQUESTS,
+                        [
+                            ("x-ratelimit-type", "daily".to_string()),
+                            ("x-ratelimit-reset", reset.to_string()),
+                        ],
+                        "{}".to_string(),
+                    )
+                } else {
+                    (
+                        axum::http::StatusCode::OK,
+                        [
+                            ("x-ratelimit-type", String::new()),
+                            ("x-served", "1".into()),
+                        ],
+                        "[{\"id\":\"1\"}]".to_string(),
+                    )
+                }
+            }
+        }),
+    );
+    let base = crate::support::serve(app).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("schedules.toml");
+    std::fs::write(
+        &path,
+        // support::create names its runs' job "test-job".
+        format!(
+            "[api]\nbase_url = \"{base}/v4\"\nplan = \"highest\"\n{}",
+            job("test-job", "@yearly")
+        ),
+    )
+    .unwrap();
+    let r = crate::support::runner(
+        &dir,
+        &format!("{base}/v4"),
+        "k",
+        watchbell::api::Pacer::unlimited(),
+    );
+    let blocked = crate::support::run_once(&r, PAGED, body()).await;
+    assert_eq!(blocked.status, RunStatus::Blocked);
+    assert!(blocked.postponed_until.is_some());
+    let config = watchbell::config::Config::load(&path).unwrap();
+    let (reload, reloads) = tokio::sync::mpsc::channel(1);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let daemon = watchbell::daemon::Daemon {
+        config,
+        config_path: path,
+        runner: r.clone(),
+        reloads,
+        heartbeat: watchbell::scheduler::Heartbeat::default(),
+        metrics: None,
+    };
+    let task = tokio::spawn(daemon.run(async {
+        let _ = stopped.await;
+    }));
+    // Maintenance looks every ten seconds; the reset is two seconds away.
+    eventually(Duration::from_secs(30), || {
+        let (r, uid) = (r.clone(), blocked.uid.clone());
+        async move { r.store.existing_run(&uid).await.unwrap().status == RunStatus::Succeeded }
+    })
+    .await;
+    let history = r.store.transitions(blocked.id).await.unwrap();
+    assert!(
+        history
+            .iter()
+            .any(|h| h.reason.as_deref() == Some("rate-limit reset passed")),
+        "{history:?}"
+    );
+    drop(reload);
+    let _ = stop.send(());
+    task.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_of_the_job_file_is_picked_up_without_a_signal() {
+    let sb = sandbox(Options {
+        pages: 1,
+        page_size: 1,
+        ..Options::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let d = InProcess::start(
+        &dir,
+        &sb,
+        &job("first", "@yearly").to_string(),
+        Clock::System,
+    )
+    .await;
+    // Written, not signalled: the daemon notices the file changed.
+    let text = format!("{}{}", job("first", "@yearly"), job("added", "* * * * * *"));
+    std::fs::write(&d.config_path, crate::support::job_file(&sb, &text)).unwrap();
+    eventually(Duration::from_secs(20), || async {
+        !d.ticks(Some("added")).await.is_empty()
+    })
+    .await;
     d.shutdown().await;
 }

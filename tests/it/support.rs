@@ -316,9 +316,34 @@ pub fn at(s: &str) -> chrono::DateTime<chrono::Utc> {
 /// How long a test waits for a real process.
 pub const WAIT: Duration = Duration::from_secs(30);
 
+/// A spawned `watchbell run`, killed when dropped, so a failing test leaves no daemon behind.
+pub struct Spawned(Child);
+
+impl std::ops::Deref for Spawned {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Spawned {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 /// `watchbell run` in `dir` against `sb`, its log in `dir/log`.
-pub fn spawn(dir: &Path, sb: &Sandbox, log: &str) -> Child {
-    Process::new(assert_cmd::cargo::cargo_bin("watchbell"))
+pub fn spawn(dir: &Path, sb: &Sandbox, log: &str) -> Spawned {
+    let child = Process::new(assert_cmd::cargo::cargo_bin("watchbell"))
         .current_dir(dir)
         .arg("run")
         .env("CAPTAIN_DATA_API_KEY", sb.api_key())
@@ -327,7 +352,8 @@ pub fn spawn(dir: &Path, sb: &Sandbox, log: &str) -> Child {
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(dir.join(log)).unwrap())
         .spawn()
-        .unwrap()
+        .unwrap();
+    Spawned(child)
 }
 
 pub fn signal(child: &Child, sig: &str) {
