@@ -72,18 +72,23 @@ impl fmt::Display for Step {
     }
 }
 
-/// What defines a remote job's schedule: action, inputs, parameters, identity, callback, cron
-/// and timezone. Never `schedule_at` (it moves with time), never how the body is encoded.
-pub fn definition(job: &Job) -> Value {
-    let r = &job.request;
-    let callback = job.webhook.as_ref().map(|w| {
+/// Where Captain Data delivers a remote job's results: its webhook, with its headers.
+fn callback(job: &Job) -> Option<Value> {
+    job.webhook.as_ref().map(|w| {
         let headers: serde_json::Map<String, Value> = w
             .headers
             .iter()
             .map(|(k, v)| (k.clone(), json!(v)))
             .collect();
         json!({"url": w.url.as_str(), "headers": headers})
-    });
+    })
+}
+
+/// What defines a remote job's schedule: action, inputs, parameters, identity, callback, cron
+/// and timezone. Never `schedule_at` (it moves with time), never how the body is encoded.
+pub fn definition(job: &Job) -> Value {
+    let r = &job.request;
+    let callback = callback(job);
     json!({
         "action": job.action,
         // Actions that take no input are scheduled with one empty input.
@@ -124,14 +129,7 @@ pub fn definition_hash(job: &Job) -> String {
 /// this way once, then rehashed, so upgrading recreates no schedule whose job did not change.
 fn legacy_hash(job: &Job) -> String {
     let r = &job.request;
-    let callback = job.webhook.as_ref().map(|w| {
-        let headers: serde_json::Map<String, Value> = w
-            .headers
-            .iter()
-            .map(|(k, v)| (k.clone(), json!(v)))
-            .collect();
-        json!({"url": w.url.as_str(), "headers": headers})
-    });
+    let callback = callback(job);
     let body = json!({
         "inputs": [r.input.clone().unwrap_or_else(|| json!({}))],
         "parameters": r.parameters.clone().unwrap_or_else(|| json!({})),

@@ -285,44 +285,9 @@ impl Client {
                             });
                         }
                         (StatusCode::TOO_MANY_REQUESTS, _) => {
-                            crate::metrics::count("watchbell_rate_limited_total", &[], 1.0);
-                            let limit = self.rate_limit(&headers);
-                            if limit.daily
-                                || attempts.rate_limit_waits >= self.retry.rate_limit_retries
-                            {
-                                return Err(ApiFailure::RateLimited {
-                                    kind: limit.kind,
-                                    reset: limit.reset,
-                                    daily: limit.daily,
-                                });
-                            }
-                            let wait = limit
-                                .wait
-                                .unwrap_or_else(|| self.backoff(attempts.rate_limit_waits));
-                            let left = deadline
-                                .map(|d| d.saturating_duration_since(tokio::time::Instant::now()));
-                            if let Some(left) = left.filter(|left| wait > *left) {
-                                // Waiting would outlast the run: it ends BLOCKED until the reset,
-                                // and the other runs sharing the pacer pause no longer than `left`.
-                                self.pacer.on_rate_limited(left);
-                                let reset = chrono::Duration::from_std(wait)
-                                    .ok()
-                                    .and_then(|w| self.clock.now().checked_add_signed(w));
-                                warn!(url = %url.path(), kind = %limit.kind, wait_s = wait.as_secs(), left_s = left.as_secs(), "rate limited beyond the run's timeout; not waiting");
-                                return Err(ApiFailure::RateLimited {
-                                    kind: limit.kind,
-                                    reset: limit.reset.or(reset),
-                                    daily: limit.daily,
-                                });
-                            }
-                            attempts.rate_limit_waits += 1;
-                            info!(url = %url.path(), kind = %limit.kind, wait_ms = wait.as_millis() as u64, "rate limited; waiting");
-                            crate::metrics::count(
-                                "watchbell_rate_limit_wait_seconds_total",
-                                &[],
-                                wait.as_secs_f64(),
-                            );
-                            self.pacer.on_rate_limited(wait);
+                            // Either the wait the server asked for is waited out by everyone
+                            // sharing the pacer, or the request ends rate-limited.
+                            self.wait_for_429(&url, &headers, attempts, deadline)?;
                             continue;
                         }
                         (s, Err(e)) if s.is_success() => {
@@ -354,6 +319,52 @@ impl Client {
             warn!(url = %url.path(), error = %failure, wait_ms = wait.as_millis() as u64, "request failed; retrying");
             tokio::time::sleep(wait).await;
         }
+    }
+
+    /// A 429: the pacer is paused for everyone as long as the server asked (the next attempt
+    /// waits it out), or the failure that ends the request: a daily quota, too many 429s, or a wait that would
+    /// outlast `deadline` (the run's timeout; others then pause only until that bound).
+    fn wait_for_429(
+        &self,
+        url: &Url,
+        headers: &HeaderMap,
+        attempts: &mut Attempts,
+        deadline: Option<tokio::time::Instant>,
+    ) -> Result<(), ApiFailure> {
+        crate::metrics::count("watchbell_rate_limited_total", &[], 1.0);
+        let limit = self.rate_limit(headers);
+        if limit.daily || attempts.rate_limit_waits >= self.retry.rate_limit_retries {
+            return Err(ApiFailure::RateLimited {
+                kind: limit.kind,
+                reset: limit.reset,
+                daily: limit.daily,
+            });
+        }
+        let wait = limit
+            .wait
+            .unwrap_or_else(|| self.backoff(attempts.rate_limit_waits));
+        let left = deadline.map(|d| d.saturating_duration_since(tokio::time::Instant::now()));
+        if let Some(left) = left.filter(|left| wait > *left) {
+            self.pacer.on_rate_limited(left);
+            let reset = chrono::Duration::from_std(wait)
+                .ok()
+                .and_then(|w| self.clock.now().checked_add_signed(w));
+            warn!(url = %url.path(), kind = %limit.kind, wait_s = wait.as_secs(), left_s = left.as_secs(), "rate limited beyond the run's timeout; not waiting");
+            return Err(ApiFailure::RateLimited {
+                kind: limit.kind,
+                reset: limit.reset.or(reset),
+                daily: limit.daily,
+            });
+        }
+        attempts.rate_limit_waits += 1;
+        info!(url = %url.path(), kind = %limit.kind, wait_ms = wait.as_millis() as u64, "rate limited; waiting");
+        crate::metrics::count(
+            "watchbell_rate_limit_wait_seconds_total",
+            &[],
+            wait.as_secs_f64(),
+        );
+        self.pacer.on_rate_limited(wait);
+        Ok(())
     }
 
     /// Sends the request once with the key; the answer's status, headers and (capped) body.

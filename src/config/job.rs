@@ -191,6 +191,29 @@ impl JobFields {
     }
 }
 
+/// What Captain Data's own scheduler needs of a remote job: a webhook for the results, and a
+/// plain POSIX cron.
+fn check_remote(
+    d: &mut Diags,
+    at: &Range<usize>,
+    cron_at: &Range<usize>,
+    webhook: bool,
+    cron: Option<&CronExpr>,
+) {
+    if !webhook {
+        d.at(
+            at,
+            "runner = \"remote\" needs a webhook: Captain Data delivers the results there",
+        );
+    }
+    if let Some(Err(why)) = cron.map(CronExpr::plain_posix) {
+        d.at(
+            cron_at,
+            format!("runner = \"remote\" needs a plain 5-field POSIX cron for Captain Data's scheduler: {why}"),
+        );
+    }
+}
+
 /// An outreach job (invitations, messages, ...) acts as a person: firing it more than hourly, or
 /// letting runs overlap, is how LinkedIn accounts get restricted.
 fn warn_outreach(d: &mut Diags, here: &Range<usize>, action: &str, s: &Schedule, overlap: Overlap) {
@@ -359,21 +382,8 @@ fn merge(
     let webhook = f.webhook.clone().or_else(|| def.webhook.clone());
     if runner == Runner::Remote {
         let at = s.get("runner").map_or(here.clone(), toml::Spanned::span);
-        if webhook.is_none() {
-            d.at(
-                &at,
-                "runner = \"remote\" needs a webhook: Captain Data delivers the results there",
-            );
-        }
-        if let Some(c) = &cron
-            && let Err(why) = c.plain_posix()
-        {
-            let at = f.span("cron").or(def.span("cron")).unwrap_or(at);
-            d.at(
-                &at,
-                format!("runner = \"remote\" needs a plain 5-field POSIX cron for Captain Data's scheduler: {why}"),
-            );
-        }
+        let cron_at = f.span("cron").or(def.span("cron")).unwrap_or(at.clone());
+        check_remote(d, &at, &cron_at, webhook.is_some(), cron.as_ref());
     }
     let mode = match runner {
         Runner::Local => ModeName::Live,

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Kind, State, api_error, strict};
+use super::{Kind, State, api_error, invalid, strict};
 
 #[derive(Deserialize)]
 pub(crate) struct PageQuery {
@@ -86,15 +86,6 @@ pub(crate) async fn run_live(
         }
     }
     resp
-}
-
-fn invalid(message: &str) -> Response {
-    api_error(
-        StatusCode::BAD_REQUEST,
-        "INVALID_INPUT",
-        Some("input"),
-        message,
-    )
 }
 
 /// One result item: the action's result fields with values of their types, and a stable

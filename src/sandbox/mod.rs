@@ -236,6 +236,16 @@ pub(crate) fn api_error(
     (status, Json(body)).into_response()
 }
 
+/// The API's answer to a body it refuses.
+pub(crate) fn invalid(message: &str) -> Response {
+    api_error(
+        StatusCode::BAD_REQUEST,
+        "INVALID_INPUT",
+        Some("input"),
+        message,
+    )
+}
+
 /// Which limits a request counts against.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kind {

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
-use super::{Kind, State, api_error, strict};
+use super::{Kind, State, api_error, invalid, strict};
 use crate::schedule::CronExpr;
 use crate::uid::new_uid;
 
@@ -63,15 +63,6 @@ fn action_id(action: &str) -> i64 {
     action
         .bytes()
         .fold(7_i64, |h, b| (h * 31 + i64::from(b)) % 1_000_000)
-}
-
-fn invalid(message: &str) -> Response {
-    api_error(
-        StatusCode::BAD_REQUEST,
-        "INVALID_INPUT",
-        Some("input"),
-        message,
-    )
 }
 
 /// The record with `uid`, or the API's 404.
