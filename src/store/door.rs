@@ -92,11 +92,13 @@ impl Store {
     /// Stores a page with the run's next cursor (and queues its callback) in one transaction.
     pub async fn store_page(&self, uid: &str, page: NewPage, now: DateTime<Utc>) -> Result<()> {
         let (uid, hook) = (uid.to_string(), page.callback.is_some());
+        // Written as text here, in the caller's task, so the one writer thread only inserts.
+        let texts: Vec<String> = page.items.iter().map(ToString::to_string).collect();
         self.call(move |c| {
             let p = runs::PageToStore {
                 page_no: page.page_no,
                 url: &page.url,
-                items: &page.items,
+                items: &texts,
                 next_url: page.next_url.as_deref(),
                 callback: page.callback.as_ref().map(|(u, b)| (u.as_str(), b)),
             };

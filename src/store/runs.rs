@@ -113,9 +113,15 @@ pub struct PageRecord {
 
 /// A hash of a page's items (FNV-1a over their JSON), to recognise a page served twice.
 pub fn content_hash(items: &[serde_json::Value]) -> String {
+    let texts: Vec<String> = items.iter().map(ToString::to_string).collect();
+    hash_texts(&texts)
+}
+
+/// [`content_hash`] of items already written as JSON text.
+pub(super) fn hash_texts(texts: &[String]) -> String {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for item in items {
-        for b in item.to_string().bytes().chain([0]) {
+    for text in texts {
+        for b in text.bytes().chain([0]) {
             h ^= u64::from(b);
             h = h.wrapping_mul(0x0100_0000_01b3);
         }
@@ -288,7 +294,8 @@ pub fn transition(
 pub struct PageToStore<'a> {
     pub page_no: u32,
     pub url: &'a str,
-    pub items: &'a [serde_json::Value],
+    /// The items as JSON text (written once, off the writer thread).
+    pub items: &'a [String],
     /// The next page's URL: the run's cursor after this page.
     pub next_url: Option<&'a str>,
     /// The webhook callback for this page: (receiver URL, body).
@@ -308,7 +315,7 @@ pub fn store_page(
         .ok_or_else(|| StoreError::NotFound(uid.to_string()))?;
     let inserted = tx.execute(
         "INSERT OR IGNORE INTO pages (run_id, page_no, url, item_count, fetched_at, content_hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![id, page.page_no, page.url, page.items.len() as i64, ts(now), content_hash(page.items)],
+        params![id, page.page_no, page.url, page.items.len() as i64, ts(now), hash_texts(page.items)],
     )?;
     if inserted == 0 {
         return Err(StoreError::PageAlreadyStored {
@@ -321,7 +328,7 @@ pub fn store_page(
             "INSERT INTO items (run_id, page_no, idx, data) VALUES (?1, ?2, ?3, ?4)",
         )?;
         for (i, item) in page.items.iter().enumerate() {
-            ins.execute(params![id, page.page_no, i as i64, item.to_string()])?;
+            ins.execute(params![id, page.page_no, i as i64, item])?;
         }
     }
     tx.execute(

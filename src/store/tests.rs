@@ -19,7 +19,7 @@ fn new_run(job: &str) -> NewRun {
     }
 }
 
-fn page(items: &[serde_json::Value]) -> PageToStore<'_> {
+fn page(items: &[String]) -> PageToStore<'_> {
     PageToStore {
         page_no: 1,
         url: "http://x/1",
@@ -120,7 +120,7 @@ fn a_page_stored_twice_is_refused_and_counted_once() {
     let run = s
         .call_blocking(move |c| create_run(c, &new_run("a"), now))
         .unwrap();
-    let items = vec![serde_json::json!({"id": 1}), serde_json::json!({"id": 2})];
+    let items = vec![r#"{"id":1}"#.to_string(), r#"{"id":2}"#.to_string()];
     let (uid, it) = (run.uid.clone(), items.clone());
     s.call_blocking(move |c| store_page(c, &uid, &page(&it), now))
         .unwrap();
