@@ -82,16 +82,32 @@ impl RefCron {
             && day
     }
 
-    /// The first matching minute strictly after `t`, searching day by day for up to 8 years.
+    /// Whether any minute of `day` can match (month and the day rule).
+    fn day_matches(&self, day: chrono::NaiveDate) -> bool {
+        let dom = self.dom[day.day() as usize];
+        let dow = self.dow[day.weekday().num_days_from_sunday() as usize];
+        let rule = if self.dom_star || self.dow_star {
+            dom && dow
+        } else {
+            dom || dow
+        };
+        self.month[day.month() as usize] && rule
+    }
+
+    /// The first matching minute strictly after `t`, searching day by day for up to 400 years
+    /// (the Gregorian calendar's whole cycle, so a rare day such as September 1st on a
+    /// Thursday is always found).
     pub fn next_after(&self, t: NaiveDateTime) -> Option<NaiveDateTime> {
         let start = t.with_second(0)?.with_nanosecond(0)? + chrono::Duration::minutes(1);
         let mut day = start.date();
-        for _ in 0..(366 * 8) {
-            for h in 0..24 {
-                for m in 0..60 {
-                    let c = day.and_hms_opt(h, m, 0)?;
-                    if c >= start && self.matches(c) {
-                        return Some(c);
+        for _ in 0..146_097 {
+            if self.day_matches(day) {
+                for h in 0..24 {
+                    for m in 0..60 {
+                        let c = day.and_hms_opt(h, m, 0)?;
+                        if c >= start && self.matches(c) {
+                            return Some(c);
+                        }
                     }
                 }
             }
