@@ -1,79 +1,119 @@
-//! Results out of the database: JSON lines, or CSV whose columns are the union of the items' keys
-//! (nested values written as JSON text): first the `lead` columns (the action's result fields in
-//! the catalog's order), then any others in name order.
+//! Results out of the database, streamed: JSON lines as they are read, or CSV in two passes (the
+//! columns first, then the rows), so memory stays flat however many items there are. CSV
+//! columns: the items' origin (for exports), the actions' result fields in the catalog's order,
+//! then any other key in the order it first appears; nested values are written as JSON text.
+//! A string cell that a spreadsheet would run as a formula is neutralised unless `raw`.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::HashSet;
 use std::io::{self, Write};
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
-pub fn jsonl(out: &mut impl Write, items: &[Value]) -> io::Result<()> {
-    for item in items {
-        writeln!(out, "{item}")?;
-    }
-    Ok(())
+use crate::store::{ItemQuery, Reader, Result};
+
+/// How to write items.
+#[derive(Clone, Copy, Debug)]
+pub struct Layout {
+    pub csv: bool,
+    /// Add `_job` and `_run_uid` to each item (an export of many runs).
+    pub origin: bool,
+    /// Keep formula-looking cells as they are.
+    pub raw: bool,
 }
 
-/// The lead columns for items of these actions: each action's result fields, in order.
-pub fn lead_columns<'a>(actions: impl IntoIterator<Item = &'a str>) -> Vec<String> {
-    let mut lead: Vec<String> = Vec::new();
-    for a in actions {
-        if let Some(action) = crate::catalog::v4().action(a) {
-            for f in action.output_fields() {
-                if !lead.iter().any(|l| l == f) {
-                    lead.push(f.to_string());
-                }
+/// Writes the items `q` selects to `out`.
+pub fn write(db: &Reader, q: &ItemQuery, layout: Layout, out: &mut impl Write) -> Result<()> {
+    if !layout.csv {
+        return db.for_each_item_text(q, |uid, job, _, text| {
+            if layout.origin {
+                let item = with_origin(parse(text), uid, job);
+                writeln!(out, "{}", Value::Object(item))
+            } else {
+                writeln!(out, "{text}")
             }
-        }
+        });
     }
-    lead
-}
-
-pub fn csv(out: &mut impl Write, items: &[Value], lead: &[String]) -> io::Result<()> {
-    let mut columns = BTreeSet::new();
-    for item in items {
-        match item {
-            Value::Object(m) => columns.extend(m.keys().cloned()),
-            _ => {
-                columns.insert("value".to_string());
-            }
-        }
-    }
-    let leading: HashSet<&String> = lead.iter().filter(|c| columns.contains(*c)).collect();
-    let columns: Vec<String> = lead
-        .iter()
-        .filter(|c| leading.contains(c))
-        .cloned()
-        .chain(columns.iter().filter(|c| !leading.contains(c)).cloned())
-        .collect();
-    writeln!(
-        out,
-        "{}",
-        columns
-            .iter()
-            .map(|c| field(c))
-            .collect::<Vec<_>>()
-            .join(",")
-    )?;
-    for item in items {
+    let columns = columns(db, q, layout.origin)?;
+    let header: Vec<String> = columns.iter().map(|c| field(c)).collect();
+    writeln!(out, "{}", header.join(",")).map_err(crate::store::StoreError::Output)?;
+    db.for_each_item_text(q, |uid, job, _, text| {
+        let item = if layout.origin {
+            with_origin(parse(text), uid, job)
+        } else {
+            parse(text)
+        };
         let row: Vec<String> = columns
             .iter()
-            .map(|c| {
-                let v = match item {
-                    Value::Object(m) => m.get(c),
-                    other if c == "value" => Some(other),
-                    _ => None,
-                };
-                match v {
-                    None | Some(Value::Null) => String::new(),
-                    Some(Value::String(s)) => field(s),
-                    Some(other) => field(&other.to_string()),
-                }
+            .map(|c| match item.get(c) {
+                None | Some(Value::Null) => String::new(),
+                Some(Value::String(s)) if layout.raw => field(s),
+                Some(Value::String(s)) => field(&neutralised(s)),
+                Some(other) => field(&other.to_string()),
             })
             .collect();
-        writeln!(out, "{}", row.join(","))?;
+        writeln!(out, "{}", row.join(","))
+    })
+}
+
+/// The CSV columns: a first pass over the items' keys, holding only the names.
+fn columns(db: &Reader, q: &ItemQuery, origin: bool) -> Result<Vec<String>> {
+    let mut columns: Vec<String> = Vec::new();
+    let mut known: HashSet<String> = HashSet::new();
+    let mut add = |c: &str, columns: &mut Vec<String>| {
+        if known.insert(c.to_string()) {
+            columns.push(c.to_string());
+        }
+    };
+    if origin {
+        add("_job", &mut columns);
+        add("_run_uid", &mut columns);
     }
-    Ok(())
+    let mut present: Vec<String> = Vec::new();
+    let mut seen: HashSet<String> = HashSet::new();
+    db.for_each_item_text(q, |_, _, _, text| {
+        for k in parse(text).keys() {
+            if seen.insert(k.clone()) {
+                present.push(k.clone());
+            }
+        }
+        Ok(())
+    })?;
+    for action in db.item_actions(q)? {
+        if let Some(a) = crate::catalog::v4().action(&action) {
+            for f in a.output_fields().filter(|f| seen.contains(*f)) {
+                add(f, &mut columns);
+            }
+        }
+    }
+    for k in &present {
+        add(k, &mut columns);
+    }
+    Ok(columns)
+}
+
+/// An item as an object (a bare value becomes `{"value": ...}`).
+fn parse(text: &str) -> Map<String, Value> {
+    match serde_json::from_str(text) {
+        Ok(Value::Object(m)) => m,
+        Ok(other) => Map::from_iter([("value".to_string(), other)]),
+        Err(_) => Map::from_iter([("value".to_string(), Value::String(text.to_string()))]),
+    }
+}
+
+fn with_origin(mut item: Map<String, Value>, uid: &str, job: &str) -> Map<String, Value> {
+    item.insert("_run_uid".into(), uid.into());
+    item.insert("_job".into(), job.into());
+    item
+}
+
+/// A cell a spreadsheet would read as a formula (OWASP's CSV injection: `=`, `+`, `-`, `@`, tab,
+/// carriage return) gets a leading `'`, so it is shown, not run.
+fn neutralised(s: &str) -> String {
+    if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{s}")
+    } else {
+        s.to_string()
+    }
 }
 
 /// RFC 4180 quoting where needed.
@@ -85,37 +125,31 @@ fn field(s: &str) -> String {
     }
 }
 
+/// Maps a closed pipe to a quiet end, as the CLI's other output does.
+pub fn quiet_pipe(r: Result<()>) -> Result<()> {
+    match r {
+        Err(crate::store::StoreError::Output(e)) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn csv_columns_are_the_union_of_keys_and_nested_values_are_json() {
-        let items = vec![
-            serde_json::json!({"id": "a", "name": "Ann, CTO"}),
-            serde_json::json!({"id": "b", "tags": ["x", "y"]}),
-        ];
-        let mut out = Vec::new();
-        csv(&mut out, &items, &[]).unwrap();
-        assert_eq!(
-            String::from_utf8(out).unwrap(),
-            "id,name,tags\na,\"Ann, CTO\",\nb,,\"[\"\"x\"\",\"\"y\"\"]\"\n"
-        );
-    }
-
-    #[test]
-    fn csv_columns_follow_the_catalog_result_fields_then_the_rest() {
-        let items = vec![
-            serde_json::json!({"id": "a", "last_name": "L", "first_name": "F", "full_name": "F L"}),
-        ];
-        let lead = lead_columns(["linkedin-extract-people", "no-such-action"]);
-        assert!(lead.len() > 10, "{lead:?}");
-        let mut out = Vec::new();
-        csv(&mut out, &items, &lead).unwrap();
-        let text = String::from_utf8(out).unwrap();
-        assert_eq!(
-            text.lines().next(),
-            Some("first_name,last_name,full_name,id")
-        );
+    fn formula_cells_are_neutralised_and_numbers_left_alone() {
+        for f in [
+            "=HYPERLINK(\"http://x\")",
+            "+1",
+            "-2+3",
+            "@SUM(A1)",
+            "\tx",
+            "\rx",
+        ] {
+            assert!(neutralised(f).starts_with('\''), "{f:?}");
+        }
+        assert_eq!(neutralised("Ann"), "Ann");
+        assert_eq!(field(&neutralised("=1,2")), "\"'=1,2\"");
     }
 }

@@ -268,6 +268,7 @@ impl Runner {
             (u, body)
         });
         let page = NewPage {
+            action: run.action_name.clone(),
             page_no,
             url,
             items,

@@ -18,6 +18,8 @@ use serde_json::Value;
 pub const V4_JSON: &str = include_str!("v4.json");
 /// An example request per action, reviewed by hand (see the file's header).
 const EXAMPLES: &str = include_str!("examples.toml");
+/// The field that identifies a result item of each action, reviewed by hand.
+const IDENTITY: &str = include_str!("identity.toml");
 
 /// The whole v4 catalog.
 #[derive(Debug, Deserialize)]
@@ -382,6 +384,31 @@ pub fn lanes(action: &str, body: &Value) -> Vec<String> {
         ids.push("workspace".into());
     }
     ids
+}
+
+/// What identifies a result item, for "new since the last run": the action's identity field
+/// (`identity.toml`) when the item has it, else `uid` (v1 endpoints), else a hash of the item.
+/// `text` is the item as stored.
+pub fn item_key(action: &str, item: &Value, text: &str) -> String {
+    static FIELDS: OnceLock<toml::Table> = OnceLock::new();
+    let fields = FIELDS.get_or_init(|| toml::from_str(IDENTITY).expect("identity.toml parses"));
+    let field = fields.get(action).and_then(toml::Value::as_str);
+    let value = field
+        .and_then(|f| item.get(f))
+        .or_else(|| item.get("uid"))
+        .filter(|v| !v.is_null() && v.as_str() != Some(""));
+    match value {
+        Some(Value::String(s)) => format!("k:{s}"),
+        Some(v) => format!("k:{v}"),
+        None => {
+            let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+            for b in text.bytes() {
+                h ^= u64::from(b);
+                h = h.wrapping_mul(0x0100_0000_01b3);
+            }
+            format!("h:{h:016x}")
+        }
+    }
 }
 
 /// A job for `action` that the catalog accepts, as TOML lines (`name` and `cron` left to the

@@ -99,6 +99,27 @@ fn old_bodies_are_cleaned_to_what_the_action_takes() {
 }
 
 #[test]
+fn every_action_names_an_identity_field_it_returns() {
+    let fields: toml::Table = toml::from_str(IDENTITY).unwrap();
+    for (name, action) in &v4().actions {
+        let field = fields[name].as_str().unwrap();
+        assert!(
+            action.output.get(field).is_some(),
+            "{name}: {field} is not a result field"
+        );
+    }
+    let a = serde_json::json!({"linkedin_profile_url": "https://www.linkedin.com/in/a", "x": 1});
+    assert_eq!(
+        item_key("linkedin-search-people", &a, "ignored"),
+        "k:https://www.linkedin.com/in/a"
+    );
+    let v1 = serde_json::json!({"uid": "u-1"});
+    assert_eq!(item_key("/people/search", &v1, "{}"), "k:u-1");
+    let bare = serde_json::json!({"name": "n"});
+    assert!(item_key("linkedin-search-people", &bare, "{\"name\":\"n\"}").starts_with("h:"));
+}
+
+#[test]
 fn the_verb_says_what_a_request_counts_against() {
     assert_eq!(Count::of("linkedin-connect-profile"), Count::Outreach);
     assert_eq!(Count::of("salesnavigator-inmail-profile"), Count::Outreach);

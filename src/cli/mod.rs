@@ -74,8 +74,8 @@ pub enum Command {
         /// Runs created from this instant on (RFC 3339).
         #[arg(long)]
         since: Option<String>,
-        #[arg(long, value_enum, default_value_t = runs::Format::Jsonl)]
-        format: runs::Format,
+        #[command(flatten)]
+        items: runs::ItemsArgs,
     },
     /// Bring the account's remote schedules in line with the file.
     Sync {
@@ -170,8 +170,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Run { sandbox } => daemon::run(&cli, *sandbox),
         Command::Check => check(&cli.config),
         Command::Status => status::run(&cli),
-        Command::Export { job, since, format } => {
-            runs::export(&cli, job.as_deref(), since.as_deref(), *format)
+        Command::Export { job, since, items } => {
+            runs::export(&cli, job.as_deref(), since.as_deref(), *items)
         }
         Command::Sync { dry_run, prune } => sync::run(&cli, *dry_run, *prune),
         Command::Ticks { job, since, json } => {

@@ -33,8 +33,8 @@ pub enum RunsCommand {
     /// A run's results.
     Results {
         uid: String,
-        #[arg(long, value_enum, default_value_t = Format::Jsonl)]
-        format: Format,
+        #[command(flatten)]
+        items: ItemsArgs,
     },
     /// Continue a stopped, blocked, failed or partially succeeded run from its cursor.
     Resume { uid: String },
@@ -82,7 +82,7 @@ pub fn run(cli: &Cli, cmd: &RunsCommand) -> Outcome {
             };
             list(cli, &filter, *json)
         }
-        RunsCommand::Results { uid, format } => results(cli, uid, *format),
+        RunsCommand::Results { uid, items } => results(cli, uid, *items),
         RunsCommand::Resume { .. } => unreachable!("handled by the trigger module"),
         RunsCommand::Show { uid, json } => show(cli, uid, *json),
     }
@@ -213,56 +213,57 @@ fn show(cli: &Cli, uid: &str, json: bool) -> Outcome {
     Ok(())
 }
 
-fn write_items(items: &[serde_json::Value], format: Format, lead: &[String]) -> Outcome {
-    let mut out = std::io::stdout().lock();
-    match format {
-        Format::Jsonl => crate::export::jsonl(&mut out, items),
-        Format::Csv => crate::export::csv(&mut out, items, lead),
-    }
-    .or_else(|e| match e.kind() {
-        std::io::ErrorKind::BrokenPipe => Ok(()), // `| head` is a normal way to read
-        _ => Err(Failure::runtime(e)),
-    })
+/// How `runs results` and `export` choose and write items.
+#[derive(clap::Args, Clone, Copy, Debug)]
+pub struct ItemsArgs {
+    #[arg(long, value_enum, default_value_t = Format::Jsonl)]
+    pub format: Format,
+    /// Only items no earlier run of the same job returned.
+    #[arg(long)]
+    pub new: bool,
+    /// CSV: keep cells that start like a formula as they are (by default they get a leading ').
+    #[arg(long)]
+    pub raw: bool,
 }
 
-fn results(cli: &Cli, uid: &str, format: Format) -> Outcome {
+fn write_items(db: &store::Reader, q: &store::ItemQuery, args: ItemsArgs, origin: bool) -> Outcome {
+    let layout = crate::export::Layout {
+        csv: args.format == Format::Csv,
+        origin,
+        raw: args.raw,
+    };
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    crate::export::quiet_pipe(crate::export::write(db, q, layout, &mut out))?;
+    match std::io::Write::flush(&mut out) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Failure::runtime(e)),
+        _ => Ok(()),
+    }
+}
+
+fn results(cli: &Cli, uid: &str, args: ItemsArgs) -> Outcome {
     let db = read_db(cli)?.ok_or_else(|| not_found(uid))?;
     let run = db.run(uid)?.ok_or_else(|| not_found(uid))?;
-    let mut items = Vec::new();
-    db.for_each_item(run.id, |v| {
-        items.push(v);
-        Ok(())
-    })?;
-    let lead = crate::export::lead_columns([run.action_name.as_str()]);
-    write_items(&items, format, &lead)
+    let q = store::ItemQuery {
+        run_id: Some(run.id),
+        new_only: args.new,
+        ..store::ItemQuery::default()
+    };
+    write_items(&db, &q, args, false)
 }
 
 /// `watchbell export`: items of many runs, each with `_run_uid` and `_job` added.
-pub fn export(cli: &Cli, job: Option<&str>, since: Option<&str>, format: Format) -> Outcome {
+pub fn export(cli: &Cli, job: Option<&str>, since: Option<&str>, args: ItemsArgs) -> Outcome {
     let since = parse_since("--since", since)?;
-    let mut items = Vec::new();
-    let mut actions: Vec<String> = Vec::new();
-    if let Some(db) = read_db(cli)? {
-        db.for_each_export_item(job, since, |uid, job, action, v| {
-            if !actions.iter().any(|a| a == action) {
-                actions.push(action.to_string());
-            }
-            let mut v = match v {
-                serde_json::Value::Object(m) => serde_json::Value::Object(m),
-                other => serde_json::json!({ "value": other }),
-            };
-            v["_run_uid"] = uid.into();
-            v["_job"] = job.into();
-            items.push(v);
-        })?;
-    }
-    let lead: Vec<String> = ["_job".to_string(), "_run_uid".to_string()]
-        .into_iter()
-        .chain(crate::export::lead_columns(
-            actions.iter().map(String::as_str),
-        ))
-        .collect();
-    write_items(&items, format, &lead)
+    let Some(db) = read_db(cli)? else {
+        return Ok(());
+    };
+    let q = store::ItemQuery {
+        job: job.map(str::to_string),
+        since,
+        new_only: args.new,
+        ..store::ItemQuery::default()
+    };
+    write_items(&db, &q, args, true)
 }
 
 pub fn ticks(cli: &Cli, job: Option<&str>, since: Option<&str>, json: bool) -> Outcome {

@@ -25,6 +25,8 @@ use crate::status::RunStatus;
 /// A page of results to store, with the run's cursor after it and its webhook callback.
 #[derive(Clone, Debug)]
 pub struct NewPage {
+    /// The run's action (it says which field identifies an item).
+    pub action: String,
     pub page_no: u32,
     pub url: String,
     pub items: Vec<Value>,
@@ -94,11 +96,18 @@ impl Store {
         let (uid, hook) = (uid.to_string(), page.callback.is_some());
         // Written as text here, in the caller's task, so the one writer thread only inserts.
         let texts: Vec<String> = page.items.iter().map(ToString::to_string).collect();
+        let keys: Vec<String> = page
+            .items
+            .iter()
+            .zip(&texts)
+            .map(|(item, text)| crate::catalog::item_key(&page.action, item, text))
+            .collect();
         self.call(move |c| {
             let p = runs::PageToStore {
                 page_no: page.page_no,
                 url: &page.url,
                 items: &texts,
+                keys: &keys,
                 next_url: page.next_url.as_deref(),
                 callback: page.callback.as_ref().map(|(u, b)| (u.as_str(), b)),
             };
@@ -426,14 +435,19 @@ impl Reader {
         runs::for_each_item(&self.conn, run_id, each)
     }
 
-    /// Calls `each(run_uid, job, action, item)` for the items of many runs.
-    pub fn for_each_export_item(
+    /// Calls `each(run_uid, job, action, item as JSON text)` for the items `q` selects, one
+    /// row at a time.
+    pub fn for_each_item_text(
         &self,
-        job: Option<&str>,
-        since: Option<DateTime<Utc>>,
-        each: impl FnMut(&str, &str, &str, Value),
+        q: &runs::ItemQuery,
+        each: impl FnMut(&str, &str, &str, &str) -> std::io::Result<()>,
     ) -> Result<()> {
-        runs::for_each_export_item(&self.conn, job, since, each)
+        runs::for_each_item_text(&self.conn, q, each)
+    }
+
+    /// The actions of the items `q` selects, in the order they first appear.
+    pub fn item_actions(&self, q: &runs::ItemQuery) -> Result<Vec<String>> {
+        runs::item_actions(&self.conn, q)
     }
 
     pub fn deliveries_of(&self, run_id: i64) -> Result<Vec<Delivery>> {

@@ -31,8 +31,8 @@ pub use kinds::{DeliveryState, SkipReason, Trigger};
 pub use lanes::{Entry, LaneAsk, LaneReport};
 pub use links::Link;
 pub use runs::{
-    LEASE, LastError, NewRun, PageRecord, RunFilter, RunRecord, TransitionRecord, content_hash,
-    new_uid,
+    ItemQuery, LEASE, LastError, NewRun, PageRecord, RunFilter, RunRecord, TransitionRecord,
+    content_hash, new_uid,
 };
 pub use ticks::{Recorded, Skip, TickRecord};
 
@@ -70,6 +70,9 @@ pub enum StoreError {
     },
     #[error("the database thread has stopped")]
     Closed,
+    /// Writing what was read failed (a closed pipe, a full disk under the output).
+    #[error("cannot write the output: {0}")]
+    Output(std::io::Error),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,

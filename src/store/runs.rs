@@ -296,6 +296,8 @@ pub struct PageToStore<'a> {
     pub url: &'a str,
     /// The items as JSON text (written once, off the writer thread).
     pub items: &'a [String],
+    /// What identifies each item ([`crate::catalog::item_key`]), for the job's seen-record.
+    pub keys: &'a [String],
     /// The next page's URL: the run's cursor after this page.
     pub next_url: Option<&'a str>,
     /// The webhook callback for this page: (receiver URL, body).
@@ -309,8 +311,10 @@ pub fn store_page(
     now: DateTime<Utc>,
 ) -> Result<()> {
     let tx = super::write_tx(conn)?;
-    let id: i64 = tx
-        .query_row("SELECT id FROM runs WHERE uid = ?1", [uid], |r| r.get(0))
+    let (id, job): (i64, String) = tx
+        .query_row("SELECT id, job FROM runs WHERE uid = ?1", [uid], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
         .optional()?
         .ok_or_else(|| StoreError::NotFound(uid.to_string()))?;
     let inserted = tx.execute(
@@ -324,11 +328,19 @@ pub fn store_page(
         });
     }
     {
+        let mut seen = tx.prepare_cached(
+            "INSERT OR IGNORE INTO seen (job, key, first_run_id) VALUES (?1, ?2, ?3)",
+        )?;
         let mut ins = tx.prepare_cached(
-            "INSERT INTO items (run_id, page_no, idx, data) VALUES (?1, ?2, ?3, ?4)",
+            "INSERT INTO items (run_id, page_no, idx, data, is_new) VALUES (?1, ?2, ?3, ?4, ?5)",
         )?;
         for (i, item) in page.items.iter().enumerate() {
-            ins.execute(params![id, page.page_no, i as i64, item])?;
+            // New to the job: no earlier run (nor an earlier page of this one) returned it.
+            let new = match page.keys.get(i) {
+                Some(k) => seen.execute(params![job, k, id])? == 1,
+                None => false,
+            };
+            ins.execute(params![id, page.page_no, i as i64, item, new])?;
         }
     }
     tx.execute(
@@ -501,8 +513,7 @@ pub fn for_each_item(
     while let Some(row) = rows.next()? {
         let text: String = row.get(0)?;
         let value = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
-        each(value)
-            .map_err(|e| StoreError::Sql(rusqlite::Error::ToSqlConversionFailure(Box::new(e))))?;
+        each(value).map_err(StoreError::Output)?;
     }
     Ok(())
 }
@@ -519,24 +530,47 @@ pub fn last_run(conn: &Connection, job: &str) -> Result<Option<RunRecord>> {
 }
 
 /// Calls `each` with every item of the runs matching `job` and created from `since` on, oldest
-/// run first, with the run's uid and job.
-pub fn for_each_export_item(
+/// Which stored items to read: one run's, or many runs' (a job's, since an instant).
+#[derive(Clone, Debug, Default)]
+pub struct ItemQuery {
+    pub run_id: Option<i64>,
+    pub job: Option<String>,
+    pub since: Option<DateTime<Utc>>,
+    /// Only items no earlier run of the job returned.
+    pub new_only: bool,
+}
+
+const ITEMS_WHERE: &str = "WHERE (?1 IS NULL OR i.run_id = ?1) AND (?2 IS NULL OR r.job = ?2)
+     AND (?3 IS NULL OR r.created_at >= ?3) AND (?4 = 0 OR i.is_new = 1)";
+
+/// Calls `each(run_uid, job, action, item as JSON text)` for every item `q` selects, in run,
+/// page and index order, one row at a time (memory stays flat however many there are).
+pub fn for_each_item_text(
     conn: &Connection,
-    job: Option<&str>,
-    since: Option<DateTime<Utc>>,
-    mut each: impl FnMut(&str, &str, &str, serde_json::Value),
+    q: &ItemQuery,
+    mut each: impl FnMut(&str, &str, &str, &str) -> std::io::Result<()>,
 ) -> Result<()> {
-    let mut stmt = conn.prepare(
-        "SELECT r.uid, r.job, i.data, r.action_name FROM items i JOIN runs r ON r.id = i.run_id
-         WHERE (?1 IS NULL OR r.job = ?1) AND (?2 IS NULL OR r.created_at >= ?2)
-         ORDER BY r.created_at, r.id, i.page_no, i.idx",
-    )?;
-    let mut rows = stmt.query(params![job, since.map(ts)])?;
+    let mut stmt = conn.prepare(&format!(
+        "SELECT r.uid, r.job, r.action_name, i.data FROM items i JOIN runs r ON r.id = i.run_id
+         {ITEMS_WHERE} ORDER BY r.created_at, r.id, i.page_no, i.idx"
+    ))?;
+    let mut rows = stmt.query(params![q.run_id, q.job, q.since.map(ts), q.new_only])?;
     while let Some(row) = rows.next()? {
-        let (uid, job, text): (String, String, String) = (row.get(0)?, row.get(1)?, row.get(2)?);
-        let action: String = row.get(3)?;
-        let value = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
-        each(&uid, &job, &action, value);
+        let (uid, job, action, data): (String, String, String, String) =
+            (row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?);
+        each(&uid, &job, &action, &data).map_err(StoreError::Output)?;
     }
     Ok(())
+}
+
+/// The actions of the items `q` selects, in the order they first appear.
+pub fn item_actions(conn: &Connection, q: &ItemQuery) -> Result<Vec<String>> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT r.action_name, MIN(r.created_at) AS first FROM items i JOIN runs r ON r.id = i.run_id
+         {ITEMS_WHERE} GROUP BY r.action_name ORDER BY first"
+    ))?;
+    let rows = stmt.query_map(params![q.run_id, q.job, q.since.map(ts), q.new_only], |r| {
+        r.get(0)
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
 }

@@ -137,6 +137,17 @@ const STEPS: &[&str] = &[
     );
     ALTER TABLE runs ADD COLUMN lane_wait_ms INTEGER NOT NULL DEFAULT 0;
     ",
+    // 6: what each job has seen, so a run's items can be told new or already known; kept apart
+    // from the runs so pruning old runs does not make old items new again.
+    r"
+    CREATE TABLE seen (
+        job           TEXT NOT NULL,
+        key           TEXT NOT NULL,
+        first_run_id  INTEGER NOT NULL,
+        PRIMARY KEY (job, key)
+    ) WITHOUT ROWID;
+    ALTER TABLE items ADD COLUMN is_new INTEGER NOT NULL DEFAULT 0;
+    ",
 ];
 
 /// The schema version this build knows.

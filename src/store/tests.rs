@@ -24,6 +24,7 @@ fn page(items: &[String]) -> PageToStore<'_> {
         page_no: 1,
         url: "http://x/1",
         items,
+        keys: &[],
         next_url: Some("http://x/2"),
         callback: None,
     }

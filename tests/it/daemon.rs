@@ -379,6 +379,7 @@ async fn orphan(dir: &tempfile::TempDir, sb: &watchbell::sandbox::Sandbox) -> st
             .to_string();
         let items: Vec<serde_json::Value> = resp.json().await.unwrap();
         let p = store::NewPage {
+            action: PAGED.into(),
             page_no: page,
             url: url.clone(),
             items,

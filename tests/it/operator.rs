@@ -214,6 +214,7 @@ async fn known_db(dir: &tempfile::TempDir) {
     .await
     .unwrap();
     let page = store::NewPage {
+        action: PAGED.into(),
         page_no: 1,
         url: "http://x/1".into(),
         items: vec![
