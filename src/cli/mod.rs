@@ -7,9 +7,11 @@ macro_rules! out {
 }
 
 mod actions;
+mod backfill;
 mod daemon;
 mod lanes;
 mod next;
+mod prune;
 mod runs;
 mod status;
 mod sync;
@@ -103,6 +105,14 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Delete finished runs older than [daemon] retain, and give the space back.
+    Prune {
+        /// Say what would be removed; remove nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Fire, once each, the past ticks of JOB in [--from, --to) that have no run.
+    Backfill(backfill::BackfillArgs),
     /// Identity lanes: requests today against the daily caps, pauses.
     Lanes {
         #[command(subcommand)]
@@ -182,6 +192,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Runs(runs::RunsCommand::Resume { uid }) => trigger::resume(&cli, uid),
         Command::Runs(cmd) => runs::run(&cli, cmd),
         Command::Actions { name, json } => actions::run(name.as_deref(), *json),
+        Command::Backfill(args) => backfill::run(&cli, args),
+        Command::Prune { dry_run } => prune::run(&cli, *dry_run),
         Command::Lanes { command, json } => {
             let resume = command
                 .as_ref()

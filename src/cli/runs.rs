@@ -155,10 +155,11 @@ fn show(cli: &Cli, uid: &str, json: bool) -> Outcome {
         run.action_name
     );
     out!(
-        "status {}  pages {}  items {}  retries {}  rate-limit waits {}  waited for lanes {:.1}s",
+        "status {}  pages {}  items {} ({} new)  retries {}  rate-limit waits {}  waited for lanes {:.1}s",
         run.status,
         run.pages,
         run.items,
+        db.new_items(run.id)?,
         run.retry_count,
         run.rate_limit_waits,
         run.lane_wait_ms as f64 / 1000.0

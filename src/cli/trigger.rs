@@ -17,7 +17,7 @@ const FALLBACK_LIMITS: Limits = Limits {
     run_timeout: std::time::Duration::from_mins(30),
 };
 
-pub fn limits(job: &Job) -> Limits {
+pub(super) fn limits(job: &Job) -> Limits {
     Limits {
         max_pages: job.max_pages,
         run_timeout: job.run_timeout,
@@ -41,7 +41,7 @@ pub fn runner_for(config: &Config, db: &Path, clock: Clock) -> Result<Runner, Fa
     })
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+pub(super) fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -100,7 +100,7 @@ pub fn resume(cli: &Cli, uid: &str) -> Outcome {
 }
 
 /// Renews this process's lease on its run, so a daemon beside it never takes it over.
-fn hold_lease(runner: &Runner, owner: String) -> tokio::task::JoinHandle<()> {
+pub(super) fn hold_lease(runner: &Runner, owner: String) -> tokio::task::JoinHandle<()> {
     let (store, clock) = (runner.store.clone(), runner.clock.clone());
     tokio::spawn(async move {
         loop {

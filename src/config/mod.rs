@@ -99,6 +99,8 @@ pub struct Daemon {
     pub shutdown_grace: Duration,
     pub sync_interval: Duration,
     pub metrics_listen: Option<SocketAddr>,
+    /// Finished runs older than this are pruned daily; `None` keeps everything.
+    pub retain: Option<Duration>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -400,6 +402,7 @@ fn read_daemon(d: &mut Diags, v: Option<&Value>) -> Option<Daemon> {
             "shutdown_grace",
             "sync_interval",
             "metrics_listen",
+            "retain",
         ],
     );
     let database = s
@@ -424,7 +427,12 @@ fn read_daemon(d: &mut Diags, v: Option<&Value>) -> Option<Daemon> {
             }
         }),
     };
+    let retain = match s.get("retain") {
+        None => Some(None),
+        Some(v) => read::positive_duration(d, v, "retain").map(Some),
+    };
     Some(Daemon {
+        retain: retain?,
         database: database.map(PathBuf::from),
         max_concurrent_runs: max? as usize,
         shutdown_grace: grace?,

@@ -94,6 +94,11 @@ impl Daemon {
         let mut file_poll = tokio::time::interval(FILE_POLL);
         let mut maintenance = tokio::time::interval(MAINTENANCE);
         let mut watchdog = notify::watchdog_interval().map(tokio::time::interval);
+        // Retention, once a day (the first a minute after start, so start stays quick).
+        let mut prunes = tokio::time::interval_at(
+            tokio::time::Instant::now() + Duration::from_mins(1),
+            Duration::from_hours(24),
+        );
         let mut kept = Kept::default();
         tokio::pin!(shutdown);
         loop {
@@ -117,6 +122,7 @@ impl Daemon {
                     }
                 }
                 _ = syncs.tick() => remote_sync(&d, &sync_running, "interval"),
+                _ = prunes.tick(), if d.config.daemon.retain.is_some() => prune(&d),
                 _ = maintenance.tick() => {
                     if let Err(e) = d.maintain().await {
                         log_store_error("maintenance failed; it runs again shortly", &e);
@@ -190,6 +196,28 @@ impl Kept {
             }
         }
     }
+}
+
+/// Prunes finished runs older than `[daemon] retain` in the background.
+fn prune(d: &dispatch::Dispatch) {
+    let Some(retain) = d.config.daemon.retain else {
+        return;
+    };
+    let (store, now) = (d.runner.store.clone(), d.runner.clock.now());
+    let before = now - chrono::Duration::from_std(retain).unwrap_or(chrono::Duration::MAX);
+    tokio::spawn(async move {
+        match store.prune(before, false).await {
+            Ok(p) => info!(
+                runs = p.runs,
+                items = p.items,
+                kept_last = p.kept_last,
+                reclaimed_kib = p.reclaimed_bytes / 1024,
+                switched_vacuum = p.switched_vacuum,
+                "retention: old runs pruned"
+            ),
+            Err(e) => log_store_error("retention prune failed; it runs again tomorrow", &e),
+        }
+    });
 }
 
 /// Resolves at `at`, or never.

@@ -198,12 +198,33 @@ impl Store {
     }
 }
 
+/// Retention.
+impl Store {
+    /// Removes (or, with `dry_run`, counts) the finished runs created before `before`, except
+    /// each job's last and those with callbacks still to deliver; reclaims the space.
+    pub async fn prune(&self, before: DateTime<Utc>, dry_run: bool) -> Result<super::Pruned> {
+        self.call(move |c| super::prune::prune(c, before, dry_run))
+            .await
+    }
+}
+
 /// Ticks.
 impl Store {
     /// Records a batch of ticks in one transaction, ahead of every waiting run write; the
     /// fired runs' creation time is read from `clock` when the batch is written.
     pub async fn record_ticks(&self, batch: Arc<TickBatch>, clock: Clock) -> Result<Recorded> {
         self.call_urgent(move |c| ticks::record_ticks(c, &batch.0, &batch.1, clock.now()))
+            .await
+    }
+
+    /// Fires a past tick that has no run yet; `None` when it has one.
+    pub async fn backfill_tick(
+        &self,
+        nominal: DateTime<Utc>,
+        new: NewRun,
+        now: DateTime<Utc>,
+    ) -> Result<Option<String>> {
+        self.call(move |c| ticks::backfill_tick(c, nominal, &new, now))
             .await
     }
 
@@ -443,6 +464,15 @@ impl Reader {
         each: impl FnMut(&str, &str, &str, &str) -> std::io::Result<()>,
     ) -> Result<()> {
         runs::for_each_item_text(&self.conn, q, each)
+    }
+
+    /// How many of a run's items no earlier run of its job returned.
+    pub fn new_items(&self, run_id: i64) -> Result<u64> {
+        Ok(self.conn.query_row(
+            "SELECT COUNT(*) FROM items WHERE run_id = ?1 AND is_new = 1",
+            [run_id],
+            |r| r.get::<_, i64>(0),
+        )? as u64)
     }
 
     /// The actions of the items `q` selects, in the order they first appear.

@@ -69,6 +69,8 @@ text_enum!(
         Tick = "tick",
         /// `watchbell trigger`.
         Manual = "manual",
+        /// `watchbell backfill`: a past tick that had no run.
+        Backfill = "backfill",
     }
 );
 

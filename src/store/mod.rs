@@ -13,6 +13,7 @@ pub mod files;
 mod kinds;
 mod lanes;
 mod links;
+mod prune;
 mod runs;
 mod schema;
 mod ticks;
@@ -30,6 +31,7 @@ pub use door::{NewPage, Reader, TickBatch, open_read_only, persistently};
 pub use kinds::{DeliveryState, SkipReason, Trigger};
 pub use lanes::{Entry, LaneAsk, LaneReport};
 pub use links::Link;
+pub use prune::Pruned;
 pub use runs::{
     ItemQuery, LEASE, LastError, NewRun, PageRecord, RunFilter, RunRecord, TransitionRecord,
     content_hash, new_uid,
@@ -402,6 +404,11 @@ fn open_rw(path: &Path) -> Result<Connection> {
         source,
     })?;
     conn.busy_timeout(Duration::from_secs(5))?;
+    // A new database gives pruned space back as it goes (must be set before any table exists).
+    let tables: i64 = conn.query_row("SELECT COUNT(*) FROM sqlite_master", [], |r| r.get(0))?;
+    if tables == 0 {
+        conn.pragma_update(None, "auto_vacuum", 2)?;
+    }
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;

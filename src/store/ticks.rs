@@ -85,6 +85,47 @@ pub fn record_ticks(
     Ok(out)
 }
 
+/// Fires a past tick that has no run (no row, or one skipped while the daemon was down, outside
+/// the catch-up window, or for overlap): the run is created QUEUED and the tick row says fired.
+/// `None` when the tick already has a run (or was skipped because the job was disabled).
+pub fn backfill_tick(
+    conn: &mut Connection,
+    nominal: DateTime<Utc>,
+    new: &NewRun,
+    now: DateTime<Utc>,
+) -> Result<Option<String>> {
+    let tx = super::write_tx(conn)?;
+    let row: Option<(String, Option<SkipReason>)> = tx
+        .query_row(
+            "SELECT outcome, reason FROM ticks WHERE job = ?1 AND scheduled_for = ?2",
+            params![new.job, ts(nominal)],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    let open = match &row {
+        None => true,
+        Some((outcome, reason)) => {
+            outcome == "skipped"
+                && matches!(
+                    reason,
+                    Some(SkipReason::DaemonDown | SkipReason::CatchupWindow | SkipReason::Overlap)
+                )
+        }
+    };
+    if !open {
+        return Ok(None);
+    }
+    let uid = insert_run(&tx, new, now)?;
+    mark_queued(&tx, &uid, "backfill", now)?;
+    tx.execute(
+        "INSERT INTO ticks (job, scheduled_for, outcome, reason, run_uid, fired_at) VALUES (?1, ?2, 'fired', NULL, ?3, ?4)
+         ON CONFLICT(job, scheduled_for) DO UPDATE SET outcome = 'fired', reason = NULL, run_uid = ?3, fired_at = ?4",
+        params![new.job, ts(nominal), uid, ts(now)],
+    )?;
+    tx.commit()?;
+    Ok(Some(uid))
+}
+
 /// Records a tick as skipped. Returns false when the tick was already recorded.
 pub fn skip_tick(
     conn: &Connection,

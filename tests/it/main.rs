@@ -6,6 +6,7 @@ mod daemon;
 mod faults;
 mod live;
 mod operator;
+mod results;
 mod safety;
 mod signals;
 mod support;
