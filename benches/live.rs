@@ -67,11 +67,8 @@ async fn watchbell_runs(r: &Runner, runs: u32) -> Duration {
             };
             let now = r.clock.now();
             let run = r.store.create_run(new, now).await.unwrap();
-            let limits = Limits {
-                max_pages: 10_000,
-                run_timeout: Duration::from_hours(1),
-            };
-            let done = r.execute(&run.uid, limits, &Stop::new()).await.unwrap();
+            let limits = Limits::bounds(10_000, Duration::from_hours(1));
+            let done = r.execute(&run.uid, &limits, &Stop::new()).await.unwrap();
             assert_eq!(done.status, watchbell::status::RunStatus::Succeeded);
         }));
     }

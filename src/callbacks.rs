@@ -14,8 +14,8 @@ use serde_json::{Value, json};
 use tracing::{info, warn};
 
 use crate::clock::Clock;
-use crate::config::{Config, Webhook};
-use crate::store::{self, Delivery, Store, StoreError};
+use crate::config::{Config, HeaderValue};
+use crate::store::{self, Delivery, DeliveryKind, Store, StoreError};
 
 /// The callback for one stored page.
 pub fn page_body(run_uid: &str, page: u32, input: &Value, items: &[Value]) -> Value {
@@ -53,6 +53,28 @@ pub fn signature(secret: &[u8], body: &[u8]) -> String {
         let _ = write!(out, "{b:02x}");
     }
     out
+}
+
+/// The body of a `notify` POST: the facts, and a one-line `text` that a Slack or Mattermost
+/// incoming webhook shows as it is.
+pub fn notify_body(run: &crate::store::RunRecord) -> Value {
+    let error = run.last_error.as_ref();
+    let mut text = format!(
+        "watchbell: job {} run {} ended {}",
+        run.job, run.uid, run.status
+    );
+    if let Some(e) = error {
+        let _ = write!(text, ": {} ({})", e.label, e.message);
+    }
+    json!({
+        "job": run.job,
+        "run_uid": run.uid,
+        "status": run.status.as_str(),
+        "reason": error.map(|e| e.label.to_ascii_lowercase()),
+        "error": error,
+        "finished_at": run.finished_at.map(crate::store::ts),
+        "text": text,
+    })
 }
 
 /// Sends queued callbacks.
@@ -113,17 +135,20 @@ impl Deliverer {
 
     /// One attempt; true when delivered.
     async fn send(&self, d: &Delivery) -> Result<bool, StoreError> {
-        let hook = self
-            .config
-            .borrow()
-            .job(&d.job)
-            .and_then(|j| j.webhook.clone());
-        let outcome = match hook {
+        let how = self.config.borrow().job(&d.job).and_then(|j| {
+            let secret = j.webhook.as_ref().and_then(|w| w.secret_env.clone());
+            match d.kind {
+                DeliveryKind::Callback => j.webhook.as_ref().map(|w| (w.headers.clone(), secret)),
+                DeliveryKind::Notify => j.notify.as_ref().map(|n| (n.headers.clone(), secret)),
+                DeliveryKind::Ping => j.ping.as_ref().map(|_| (Vec::new(), None)),
+            }
+        });
+        let outcome = match how {
             None => Err((
                 None,
-                format!("job {:?} has no webhook in the file any more", d.job),
+                format!("job {:?} has no {} in the file any more", d.job, d.kind),
             )),
-            Some(h) => self.post(d, &h).await,
+            Some((headers, secret)) => self.post(d, &headers, secret.as_deref()).await,
         };
         let now = self.clock.now();
         let (id, ok) = (d.id, outcome.is_ok());
@@ -149,7 +174,7 @@ impl Deliverer {
                     .saturating_mul(1 << d.attempts.min(20))
                     .min(MAX_BACKOFF);
                 let at = now + chrono::Duration::from_std(wait).unwrap_or_default();
-                warn!(job = %d.job, delivery = d.id, attempts = d.attempts + 1, error = %error, retry_in_s = wait.as_secs(), "callback not delivered");
+                warn!(job = %d.job, delivery = d.id, kind = %d.kind, attempts = d.attempts + 1, error = %error, retry_in_s = wait.as_secs(), "not delivered");
                 self.store
                     .record_attempt(id, status, Some(error), Some(at), now)
                     .await?;
@@ -158,16 +183,21 @@ impl Deliverer {
         Ok(ok)
     }
 
-    async fn post(&self, d: &Delivery, hook: &Webhook) -> Result<u16, (Option<u16>, String)> {
+    async fn post(
+        &self,
+        d: &Delivery,
+        headers: &[(String, HeaderValue)],
+        secret_env: Option<&str>,
+    ) -> Result<u16, (Option<u16>, String)> {
         let mut req = self
             .http
             .post(&d.url)
             .header("content-type", "application/json")
             .body(d.body.clone());
-        for (k, v) in &hook.headers {
-            req = req.header(k, v);
+        for (k, v) in headers {
+            req = req.header(k, v.resolve().map_err(|e| (None, e))?);
         }
-        if let Some(var) = &hook.secret_env {
+        if let Some(var) = secret_env {
             let secret = std::env::var(var).map_err(|_| {
                 (
                     None,
@@ -181,7 +211,7 @@ impl Deliverer {
         }
         match req.send().await {
             Ok(r) if r.status().is_success() => {
-                info!(job = %d.job, delivery = d.id, status = r.status().as_u16(), "callback delivered");
+                info!(job = %d.job, delivery = d.id, kind = %d.kind, status = r.status().as_u16(), "delivered");
                 Ok(r.status().as_u16())
             }
             Ok(r) => Err((

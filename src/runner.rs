@@ -13,16 +13,46 @@ use tracing::{Instrument, info, info_span, warn};
 use crate::api::{ApiFailure, Attempts, Client, cap};
 use crate::clock::Clock;
 use crate::config::Safety;
+use crate::config::{Notify, Retry};
 use crate::lanes::RunGate;
 use crate::status::RunStatus;
-use crate::store::{self, LastError, NewPage, RunRecord, Store, StoreError, persistently};
+use crate::store::{
+    self, DeliveryKind, LastError, NewPage, RunRecord, Store, StoreError, persistently,
+};
 use crate::{callbacks, catalog, metrics};
 
-/// Bounds on one run, from its job.
-#[derive(Clone, Copy, Debug)]
+/// What a run's job asks of it: bounds, retries, and whom to tell how it ended.
+#[derive(Clone, Debug)]
 pub struct Limits {
     pub max_pages: u32,
     pub run_timeout: Duration,
+    pub retry: Option<Retry>,
+    pub notify: Option<Notify>,
+    pub ping: Option<Url>,
+}
+
+impl Limits {
+    /// What `job` asks of its runs.
+    pub fn of(job: &crate::config::Job) -> Limits {
+        Limits {
+            max_pages: job.max_pages,
+            run_timeout: job.run_timeout,
+            retry: job.retry,
+            notify: job.notify.clone(),
+            ping: job.ping.clone(),
+        }
+    }
+
+    /// Just bounds: no retry, nobody told.
+    pub const fn bounds(max_pages: u32, run_timeout: Duration) -> Limits {
+        Limits {
+            max_pages,
+            run_timeout,
+            retry: None,
+            notify: None,
+            ping: None,
+        }
+    }
 }
 
 /// Asks a run to stop (shutdown, `overlap = "replace"`), with the reason recorded.
@@ -80,11 +110,12 @@ pub struct Runner {
 }
 
 impl Runner {
-    /// Takes the run `uid` (CREATED or QUEUED) to a final status.
+    /// Takes the run `uid` (CREATED or QUEUED) to a final status, or back to QUEUED with
+    /// `postponed_until` when its job retries it: then the caller runs it again at that time.
     pub async fn execute(
         &self,
         uid: &str,
-        limits: Limits,
+        limits: &Limits,
         stop: &Stop,
     ) -> Result<RunRecord, StoreError> {
         let run = self.get(uid).await?;
@@ -93,6 +124,11 @@ impl Runner {
             if run.status == RunStatus::Created {
                 self.transition(uid, RunStatus::Queued, "accepted", None)
                     .await?;
+            }
+            if run.started_at.is_none()
+                && let Some(ping) = &limits.ping
+            {
+                self.ping(uid, ping, "start").await?;
             }
             let run = self
                 .transition(uid, RunStatus::Running, "started", None)
@@ -106,7 +142,12 @@ impl Runner {
                 },
                 () = stop.token.cancelled() => End::Stopped(stop.reason().to_string()),
             };
+            let retryable = matches!(&result, End::Failed(f) if f.worth_retrying())
+                && catalog::Count::of(&run.action_name) != catalog::Count::Outreach;
             let done = self.finish(uid, result).await?;
+            if retryable && let Some(again) = self.retry(&done, limits).await? {
+                return Ok(again);
+            }
             metrics::count(
                 "watchbell_runs_total",
                 &[("job", &done.job), ("status", done.status.as_str())],
@@ -120,12 +161,126 @@ impl Runner {
                     done.last_error.as_ref(),
                 );
                 let now = self.clock.now();
-                persistently(|| self.store.enqueue(uid, &url, body.clone(), now)).await?;
+                persistently(|| {
+                    self.store
+                        .enqueue(uid, DeliveryKind::Callback, &url, body.clone(), now)
+                })
+                .await?;
             }
+            self.tell(&done, limits).await?;
             info!(status = %done.status, pages = done.pages, items = done.items, "run finished");
             Ok(done)
         }
         .instrument(span)
+        .await
+    }
+
+    /// [`Runner::execute`], and again after each retry's backoff, in this process (`trigger`,
+    /// `backfill`): until the run has ended for good, or `stop` (then STOPPED, resumable).
+    pub async fn run_to_end(
+        &self,
+        uid: &str,
+        limits: &Limits,
+        stop: &Stop,
+    ) -> Result<RunRecord, StoreError> {
+        let mut done = self.execute(uid, limits, stop).await?;
+        while done.status == RunStatus::Queued {
+            let at = done.postponed_until.unwrap_or_else(|| self.clock.now());
+            let why = self
+                .store
+                .transitions(done.id)
+                .await?
+                .last()
+                .and_then(|t| t.reason.clone())
+                .unwrap_or_default();
+            eprintln!("run {}: {why}, again at {}", done.uid, at.to_rfc3339());
+            let wait = (at - self.clock.now()).to_std().unwrap_or_default();
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = stop.cancelled() => return self.stop_waiting(uid, stop.reason_or("interrupted")).await,
+            }
+            done = self.execute(uid, limits, stop).await?;
+        }
+        Ok(done)
+    }
+
+    /// A failed run with retries left goes back to QUEUED (`retry K/N`, `retry_count` up) with
+    /// `postponed_until` after the doubling backoff; `None` when it has ended for good.
+    async fn retry(
+        &self,
+        done: &RunRecord,
+        limits: &Limits,
+    ) -> Result<Option<RunRecord>, StoreError> {
+        let Some(policy) = limits.retry else {
+            return Ok(None);
+        };
+        let failed = done.status == RunStatus::Failed
+            || (done.status == RunStatus::PartialSucceeded
+                && done
+                    .last_error
+                    .as_ref()
+                    .is_some_and(|e| e.label != "MAX_PAGES"));
+        if !failed || done.retry_count >= policy.attempts {
+            return Ok(None);
+        }
+        let attempt = done.retry_count + 1;
+        let wait = policy.wait(attempt);
+        let now = self.clock.now();
+        let at = now + chrono::Duration::from_std(wait).unwrap_or_default();
+        let why = format!("retry {attempt}/{}", policy.attempts);
+        let again = persistently(|| self.store.schedule_retry(&done.uid, &why, at, now)).await?;
+        info!(status = %again.status, reason = %why, retry_in_s = wait.as_secs(), "run will be retried");
+        Ok(Some(again))
+    }
+
+    /// A run that ended for good: its notification and its ping. A BLOCKED run that resumes by
+    /// itself (a quota or cap reset) has not ended for good.
+    async fn tell(&self, done: &RunRecord, limits: &Limits) -> Result<(), StoreError> {
+        if done.status == RunStatus::Blocked && done.postponed_until.is_some() {
+            return Ok(());
+        }
+        if let Some(n) = limits
+            .notify
+            .as_ref()
+            .filter(|n| n.on.contains(&done.status))
+        {
+            let body = callbacks::notify_body(done);
+            let now = self.clock.now();
+            persistently(|| {
+                self.store.enqueue(
+                    &done.uid,
+                    DeliveryKind::Notify,
+                    n.url.as_str(),
+                    body.clone(),
+                    now,
+                )
+            })
+            .await?;
+        }
+        if let Some(ping) = &limits.ping {
+            let what = if done.status == RunStatus::Succeeded {
+                ""
+            } else {
+                "fail"
+            };
+            self.ping(&done.uid, ping, what).await?;
+        }
+        Ok(())
+    }
+
+    /// Queues a ping to `base` (`/start`, `/fail`, or the bare URL for success).
+    async fn ping(&self, uid: &str, base: &Url, what: &str) -> Result<(), StoreError> {
+        let url = if what.is_empty() {
+            base.to_string()
+        } else {
+            format!("{}/{what}", base.as_str().trim_end_matches('/'))
+        };
+        let body = serde_json::json!({"run_uid": uid, "event": if what.is_empty() { "success" } else { what }});
+        let now = self.clock.now();
+        persistently(|| {
+            self.store
+                .enqueue(uid, DeliveryKind::Ping, &url, body.clone(), now)
+        })
         .await
     }
 
@@ -149,7 +304,12 @@ impl Runner {
 
     /// The paging loop behind the run's gate; then what the gate saw: the time waited for the
     /// lanes, and a lane paused when the API says its identity is unusable.
-    async fn pages(&self, run: &RunRecord, limits: Limits, stop: &Stop) -> Result<End, StoreError> {
+    async fn pages(
+        &self,
+        run: &RunRecord,
+        limits: &Limits,
+        stop: &Stop,
+    ) -> Result<End, StoreError> {
         let gate = RunGate::new(
             run,
             self.store.clone(),
@@ -173,7 +333,7 @@ impl Runner {
     async fn page_loop(
         &self,
         run: &RunRecord,
-        limits: Limits,
+        limits: &Limits,
         stop: &Stop,
         gate: &RunGate,
     ) -> Result<End, StoreError> {

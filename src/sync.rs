@@ -78,7 +78,7 @@ fn callback(job: &Job) -> Option<Value> {
         let headers: serde_json::Map<String, Value> = w
             .headers
             .iter()
-            .map(|(k, v)| (k.clone(), json!(v)))
+            .map(|(k, v)| (k.clone(), json!(v.resolve().unwrap_or_default())))
             .collect();
         json!({"url": w.url.as_str(), "headers": headers})
     })

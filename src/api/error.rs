@@ -73,6 +73,13 @@ impl ApiFailure {
         }
     }
 
+    /// True for what a later attempt may cure: the network, or the server's own errors (5xx),
+    /// once the request's own retries are spent. Never a refusal, a 424, or a loop.
+    pub fn worth_retrying(&self) -> bool {
+        matches!(self, ApiFailure::Transport(_))
+            || matches!(self, ApiFailure::Http { status, .. } if *status >= 500)
+    }
+
     /// True when the API says the identity behind the request cannot be used: 424 from the
     /// integration, or `NO_VALID_ACCOUNT_CONFIGURED`.
     pub fn identity_unusable(&self) -> bool {

@@ -6,11 +6,11 @@
 
 use chrono::{DateTime, Utc};
 
-use super::trigger::{hold_lease, limits, runner_for, runtime};
+use super::trigger::{hold_lease, runner_for, runtime};
 use super::{Cli, Failure, Outcome, database_path};
 use crate::clock::Clock;
 use crate::config::{Config, Runner as RunnerKind};
-use crate::runner::Stop;
+use crate::runner::{Limits, Stop};
 use crate::status::RunStatus;
 use crate::store::Trigger;
 
@@ -100,7 +100,9 @@ pub fn run(cli: &Cli, args: &BackfillArgs) -> Outcome {
                 continue;
             };
             fired += 1;
-            let done = runner.execute(&uid, limits(&job), &Stop::new()).await?;
+            let done = runner
+                .run_to_end(&uid, &Limits::of(&job), &Stop::new())
+                .await?;
             if done.status != RunStatus::Succeeded {
                 failed += 1;
             }

@@ -6,23 +6,13 @@ use std::path::Path;
 use super::{Cli, Failure, Outcome, database_path};
 use crate::api::{Client, key};
 use crate::clock::Clock;
-use crate::config::{Config, Job};
+use crate::config::Config;
 use crate::runner::{Limits, Runner, Stop};
 use crate::status::RunStatus;
 use crate::store::{RunRecord, Store, Trigger};
 
 /// The default bounds for a run whose job has left the file.
-const FALLBACK_LIMITS: Limits = Limits {
-    max_pages: 500,
-    run_timeout: std::time::Duration::from_mins(30),
-};
-
-pub(super) fn limits(job: &Job) -> Limits {
-    Limits {
-        max_pages: job.max_pages,
-        run_timeout: job.run_timeout,
-    }
-}
+const FALLBACK_LIMITS: Limits = Limits::bounds(500, std::time::Duration::from_mins(30));
 
 /// A store, a client and a runner for this file.
 pub fn runner_for(config: &Config, db: &Path, clock: Clock) -> Result<Runner, Failure> {
@@ -66,7 +56,7 @@ pub fn trigger(cli: &Cli, job_name: &str) -> Outcome {
         let run = runner.store.create_run(new, runner.clock.now()).await?;
         eprintln!("run {} created for job {}", run.uid, job.name);
         let leases = hold_lease(&runner, owner);
-        let outcome = finish(&runner, &run.uid, limits(&job)).await;
+        let outcome = finish(&runner, &run.uid, Limits::of(&job)).await;
         leases.abort();
         deliver(&runner, &config, run.id).await;
         outcome
@@ -91,7 +81,7 @@ pub fn resume(cli: &Cli, uid: &str) -> Outcome {
         let owner = crate::owner::this_process(runner.clock.now());
         runner.take_over(uid, &owner, "resumed by hand").await?;
         let leases = hold_lease(&runner, owner);
-        let limits = config.job(&run.job).map_or(FALLBACK_LIMITS, limits);
+        let limits = config.job(&run.job).map_or(FALLBACK_LIMITS, Limits::of);
         let outcome = finish(&runner, uid, limits).await;
         leases.abort();
         deliver(&runner, &config, run.id).await;
@@ -139,7 +129,7 @@ async fn finish(runner: &Runner, uid: &str, limits: Limits) -> Outcome {
             on_signal.stop("interrupted");
         }
     });
-    let done: RunRecord = runner.execute(uid, limits, &stop).await?;
+    let done: RunRecord = runner.run_to_end(uid, &limits, &stop).await?;
     out!(
         "run {}: {} ({} pages, {} items)",
         done.uid,

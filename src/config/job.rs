@@ -9,8 +9,9 @@ use chrono_tz::Tz;
 use toml::de::DeValue;
 
 use super::action::Holder;
+use super::alerts::{self, Notify, Retry, Webhook};
 use super::read::{self, Diags, Section, Value};
-use super::{CatalogMode, IdentityMode, Job, Overlap, Runner, Webhook, url};
+use super::{CatalogMode, IdentityMode, Job, Overlap, Runner, url};
 use crate::catalog::{Count, ModeName};
 use crate::schedule::{CronExpr, Fold, Gap, Schedule};
 
@@ -33,6 +34,9 @@ pub(super) struct JobFields {
     fold: Option<Fold>,
     jitter: Option<Duration>,
     webhook: Option<Webhook>,
+    notify: Option<Notify>,
+    ping: Option<reqwest::Url>,
+    retry: Option<Retry>,
     runner: Option<Runner>,
     remote_schedule: Option<String>,
     overlap: Option<Overlap>,
@@ -57,6 +61,9 @@ const JOB_KEYS: &[&str] = &[
     "dst",
     "jitter",
     "webhook",
+    "notify",
+    "ping",
+    "retry",
     "runner",
     "remote_schedule",
     "overlap",
@@ -171,7 +178,10 @@ impl JobFields {
             "max_pages" => {
                 self.max_pages = read::integer(d, v, key, 1, 1_000_000).map(|n| n as u32);
             }
-            "webhook" => self.webhook = webhook(d, v, section),
+            "webhook" => self.webhook = alerts::webhook(d, v, section),
+            "notify" => self.notify = alerts::notify(d, v, section),
+            "ping" => self.ping = url(d, v, "ping"),
+            "retry" => self.retry = alerts::retry(d, v, section),
             "runner" => {
                 let runners = [("local", Runner::Local), ("remote", Runner::Remote)];
                 self.runner = read::choice(d, v, key, &runners);
@@ -288,34 +298,6 @@ fn valid_action(d: &mut Diags, v: &Value, action: String) -> Option<String> {
         );
         None
     }
-}
-
-fn webhook(d: &mut Diags, v: &Value, section: &str) -> Option<Webhook> {
-    let t = read::table(d, v, "webhook", format!("webhook of {section}"))?;
-    t.only(d, &["url", "headers", "secret_env"]);
-    let Some(url_value) = t.get("url") else {
-        d.at(&v.span(), "webhook: url is required");
-        return None;
-    };
-    let url = url(d, url_value, "webhook.url");
-    let mut headers = Vec::new();
-    if let Some(h) = t.get("headers") {
-        let h = read::table(d, h, "webhook.headers", "webhook.headers")?;
-        for (k, v) in h.table {
-            headers.push((
-                k.get_ref().to_string(),
-                read::string(d, v, "webhook.headers")?,
-            ));
-        }
-    }
-    let secret_env = t
-        .get("secret_env")
-        .and_then(|v| read::string(d, v, "webhook.secret_env"));
-    Some(Webhook {
-        url: url?,
-        headers,
-        secret_env,
-    })
 }
 
 pub(super) fn read_jobs(
@@ -439,6 +421,9 @@ fn merge(
             .unwrap_or(true),
         jitter,
         webhook,
+        notify: f.notify.clone().or_else(|| def.notify.clone()),
+        ping: f.ping.clone().or_else(|| def.ping.clone()),
+        retry: f.retry.or(def.retry),
         runner,
         remote_schedule: f
             .remote_schedule

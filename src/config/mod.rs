@@ -2,6 +2,7 @@
 //! already typed. Every error is reported as `FILE:LINE:COL: message`, all of them in one pass.
 
 mod action;
+mod alerts;
 mod job;
 mod read;
 mod safety;
@@ -15,6 +16,7 @@ use reqwest::Url;
 use toml::de::DeTable;
 
 pub use action::Request;
+pub use alerts::{HeaderValue, Notify, Retry, Webhook, redacted};
 use job::{JobFields, read_jobs};
 pub use read::{Diag, Diagnostics};
 use read::{Diags, Section, Value};
@@ -135,14 +137,6 @@ pub enum Runner {
     Remote,
 }
 
-/// Where a job's results are also delivered, in Captain Data's callback format.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Webhook {
-    pub url: Url,
-    pub headers: Vec<(String, String)>,
-    pub secret_env: Option<String>,
-}
-
 /// One `[[job]]`, with `[defaults]` applied.
 #[derive(Clone, Debug)]
 pub struct Job {
@@ -159,6 +153,12 @@ pub struct Job {
     pub resume_interrupted: bool,
     pub jitter: Duration,
     pub webhook: Option<Webhook>,
+    /// One POST when a run ends for good in a listed status.
+    pub notify: Option<Notify>,
+    /// healthchecks.io-style pings: `URL/start`, `URL` on success, `URL/fail`.
+    pub ping: Option<Url>,
+    /// Failed runs resumed before they count as failed.
+    pub retry: Option<Retry>,
     pub runner: Runner,
     pub remote_schedule: Option<String>,
     /// The line of the job's `[[job]]` entry, for messages.
@@ -194,7 +194,11 @@ impl Job {
             &self.remote_schedule,
         )
             .hash(&mut h);
-        format!("{:?}", self.webhook).hash(&mut h);
+        format!(
+            "{:?}{:?}{:?}{:?}",
+            self.webhook, self.notify, self.ping, self.retry
+        )
+        .hash(&mut h);
         h.finish()
     }
 

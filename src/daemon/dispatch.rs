@@ -76,13 +76,6 @@ pub fn entries<S: std::hash::BuildHasher>(
         .collect()
 }
 
-fn limits(job: &Job) -> Limits {
-    Limits {
-        max_pages: job.max_pages,
-        run_timeout: job.run_timeout,
-    }
-}
-
 impl Dispatch {
     pub fn new(runner: Runner, config: Config, owner: String) -> Dispatch {
         let config = Arc::new(config);
@@ -228,7 +221,7 @@ impl Dispatch {
             self.queue_stop.clone(),
             self.done_tx.clone(),
         );
-        let (name, limits) = (job.name.clone(), limits(job));
+        let (name, limits) = (job.name.clone(), Limits::of(job));
         self.tracker.spawn(async move {
             if let Err(e) = run_task(&runner, &uid, lane, &slots, &queue_stop, &stop, limits).await
             {
@@ -387,11 +380,31 @@ async fn run_task(
         () = queue_stop.cancelled() => None,
         () = stop.cancelled() => None,
     };
-    match held {
-        Some(_held) => runner.execute(uid, limits, stop).await.map(|_| ()),
-        None => runner
+    let Some(held) = held else {
+        return runner
             .stop_waiting(uid, stop.reason_or("shutdown"))
             .await
-            .map(|_| ()),
+            .map(|_| ());
+    };
+    let mut done = runner.execute(uid, &limits, stop).await?;
+    // A retry: the slot and the overlap lane are given back while the backoff runs.
+    drop(held);
+    while done.status == RunStatus::Queued {
+        let wait = done
+            .postponed_until
+            .map(|at| (at - runner.clock.now()).to_std().unwrap_or_default())
+            .unwrap_or_default();
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            () = queue_stop.cancelled() => return runner.stop_waiting(uid, "shutdown").await.map(|_| ()),
+            () = stop.cancelled() => return runner.stop_waiting(uid, stop.reason_or("shutdown")).await.map(|_| ()),
+        }
+        let _permit = slots
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("semaphore never closed");
+        done = runner.execute(uid, &limits, stop).await?;
     }
+    Ok(())
 }

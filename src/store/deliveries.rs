@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, params};
 use serde::Serialize;
 
-use super::kinds::DeliveryState;
+use super::kinds::{DeliveryKind, DeliveryState};
 use super::{Result, ts};
 
 /// A callback waiting to go out (or gone).
@@ -18,6 +18,7 @@ pub struct Delivery {
     pub url: String,
     pub body: String,
     pub state: DeliveryState,
+    pub kind: DeliveryKind,
     pub attempts: u32,
     pub last_http_status: Option<u16>,
     pub last_error: Option<String>,
@@ -31,21 +32,21 @@ pub const MAX_ATTEMPTS: u32 = 200;
 pub fn enqueue(
     conn: &Connection,
     run_uid: &str,
+    kind: DeliveryKind,
     url: &str,
     body: &serde_json::Value,
     now: DateTime<Utc>,
 ) -> Result<()> {
     conn.execute(
-        "INSERT INTO deliveries (run_id, seq, job, url, body, next_attempt_at, created_at)
-         SELECT r.id, COALESCE((SELECT MAX(seq) FROM deliveries WHERE run_id = r.id), 0) + 1, r.job, ?2, ?3, ?4, ?4
+        "INSERT INTO deliveries (run_id, seq, job, url, body, next_attempt_at, created_at, kind)
+         SELECT r.id, COALESCE((SELECT MAX(seq) FROM deliveries WHERE run_id = r.id), 0) + 1, r.job, ?2, ?3, ?4, ?4, ?5
          FROM runs r WHERE r.uid = ?1",
-        params![run_uid, url, body.to_string(), ts(now)],
+        params![run_uid, url, body.to_string(), ts(now), kind],
     )?;
     Ok(())
 }
 
-const COLUMNS: &str =
-    "id, run_id, seq, job, url, body, state, attempts, last_http_status, last_error, delivered_at";
+const COLUMNS: &str = "id, run_id, seq, job, url, body, state, attempts, last_http_status, last_error, delivered_at, kind";
 
 fn from_row(r: &rusqlite::Row) -> rusqlite::Result<Delivery> {
     Ok(Delivery {
@@ -60,6 +61,7 @@ fn from_row(r: &rusqlite::Row) -> rusqlite::Result<Delivery> {
         last_http_status: r.get(8)?,
         last_error: r.get(9)?,
         delivered_at: r.get(10)?,
+        kind: r.get(11)?,
     })
 }
 
@@ -86,7 +88,7 @@ pub fn claim_due(
         let mut stmt = tx.prepare(&format!(
             "SELECT {COLUMNS} FROM deliveries d WHERE state = 'pending' AND next_attempt_at <= ?1
                AND (claimed_until IS NULL OR claimed_until < ?1) AND (?2 IS NULL OR run_id = ?2)
-               AND seq = (SELECT MIN(seq) FROM deliveries e WHERE e.run_id = d.run_id AND e.state = 'pending')
+               AND seq = (SELECT MIN(seq) FROM deliveries e WHERE e.run_id = d.run_id AND e.kind = d.kind AND e.state = 'pending')
              ORDER BY id LIMIT ?3"
         ))?;
         let rows = stmt.query_map(params![ts(now), run_id, limit], from_row)?;

@@ -185,6 +185,20 @@ impl Store {
             .await
     }
 
+    /// Puts a failed run back in the queue for a retry at `at`: QUEUED with `reason`,
+    /// `retry_count` up by one, `postponed_until` at.
+    pub async fn schedule_retry(
+        &self,
+        uid: &str,
+        reason: &str,
+        at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<RunRecord> {
+        let (uid, reason) = (uid.to_string(), reason.to_string());
+        self.call(move |c| runs::schedule_retry(c, &uid, &reason, at, now))
+            .await
+    }
+
     pub async fn set_postponed(&self, uid: &str, until: Option<DateTime<Utc>>) -> Result<()> {
         let uid = uid.to_string();
         self.call(move |c| runs::set_postponed(c, &uid, until))
@@ -267,16 +281,17 @@ impl Store {
 
 /// Webhook deliveries.
 impl Store {
-    /// Queues a callback after the run's earlier ones, and wakes the deliverer.
+    /// Queues a delivery after the run's earlier ones of its kind, and wakes the deliverer.
     pub async fn enqueue(
         &self,
         run_uid: &str,
+        kind: super::DeliveryKind,
         url: &str,
         body: Value,
         now: DateTime<Utc>,
     ) -> Result<()> {
         let (uid, url) = (run_uid.to_string(), url.to_string());
-        self.call(move |c| deliveries::enqueue(c, &uid, &url, &body, now))
+        self.call(move |c| deliveries::enqueue(c, &uid, kind, &url, &body, now))
             .await?;
         self.deliveries_queued();
         Ok(())

@@ -89,6 +89,18 @@ text_enum!(
 );
 
 text_enum!(
+    /// What a queued delivery is.
+    DeliveryKind {
+        /// Captain Data's callback format, to the job's webhook.
+        Callback = "callback",
+        /// A run ended for good in a status the job's `notify` lists.
+        Notify = "notify",
+        /// A dead-man ping (`ping`): start, success or fail.
+        Ping = "ping",
+    }
+);
+
+text_enum!(
     /// Where a webhook callback stands.
     DeliveryState {
         Pending = "pending",

@@ -28,7 +28,7 @@ use rusqlite::{Connection, ErrorCode, TransactionBehavior};
 
 pub use deliveries::{Delivery, MAX_ATTEMPTS};
 pub use door::{NewPage, Reader, TickBatch, open_read_only, persistently};
-pub use kinds::{DeliveryState, SkipReason, Trigger};
+pub use kinds::{DeliveryKind, DeliveryState, SkipReason, Trigger};
 pub use lanes::{Entry, LaneAsk, LaneReport};
 pub use links::Link;
 pub use prune::Pruned;

@@ -348,7 +348,7 @@ pub fn store_page(
         params![id, page.next_url, page.items.len() as i64, ts(now)],
     )?;
     if let Some((url, body)) = page.callback {
-        super::deliveries::enqueue(&tx, uid, url, body, now)?;
+        super::deliveries::enqueue(&tx, uid, super::DeliveryKind::Callback, url, body, now)?;
     }
     tx.commit()?;
     Ok(())
@@ -376,6 +376,44 @@ pub fn claim(conn: &Connection, uid: &str, owner: &str, now: DateTime<Utc>) -> R
 }
 
 /// BLOCKED runs whose reset time has passed.
+/// A failed run back in the queue for a retry at `at` (one transaction: the transition, the
+/// count, the time).
+pub fn schedule_retry(
+    conn: &mut Connection,
+    uid: &str,
+    reason: &str,
+    at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<RunRecord> {
+    let tx = super::write_tx(conn)?;
+    let (id, from): (i64, String) = tx
+        .query_row("SELECT id, status FROM runs WHERE uid = ?1", [uid], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .optional()?
+        .ok_or_else(|| StoreError::NotFound(uid.to_string()))?;
+    let from: RunStatus = from.parse().unwrap_or(RunStatus::Failed);
+    if !from.can_move_to(RunStatus::Queued) {
+        return Err(StoreError::IllegalTransition {
+            uid: uid.to_string(),
+            from,
+            to: RunStatus::Queued,
+        });
+    }
+    tx.execute(
+        "UPDATE runs SET status = 'QUEUED', retry_count = retry_count + 1, postponed_until = ?2,
+            finished_at = NULL, updated_at = ?3 WHERE id = ?1",
+        params![id, ts(at), ts(now)],
+    )?;
+    tx.execute(
+        "INSERT INTO transitions (run_id, from_status, to_status, at, reason) VALUES (?1, ?2, 'QUEUED', ?3, ?4)",
+        params![id, from.as_str(), ts(now), reason],
+    )?;
+    let run = get_run(&tx, uid)?.ok_or_else(|| StoreError::NotFound(uid.to_string()))?;
+    tx.commit()?;
+    Ok(run)
+}
+
 /// Unfinished runs per job whose owner is not `owner` (a `trigger` beside the daemon) and
 /// still holds its lease.
 pub fn open_runs_elsewhere(
@@ -404,7 +442,7 @@ pub fn blocked_due(conn: &Connection, now: DateTime<Utc>) -> Result<Vec<RunRecor
 /// Adds to a run's retry and rate-limit-wait counters.
 pub fn count_retries(conn: &Connection, uid: &str, retries: u32, waits: u32) -> Result<()> {
     conn.execute(
-        "UPDATE runs SET retry_count = retry_count + ?2, rate_limit_waits = rate_limit_waits + ?3 WHERE uid = ?1",
+        "UPDATE runs SET request_retries = request_retries + ?2, rate_limit_waits = rate_limit_waits + ?3 WHERE uid = ?1",
         params![uid, retries, waits],
     )?;
     Ok(())

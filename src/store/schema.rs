@@ -148,6 +148,12 @@ const STEPS: &[&str] = &[
     ) WITHOUT ROWID;
     ALTER TABLE items ADD COLUMN is_new INTEGER NOT NULL DEFAULT 0;
     ",
+    // 7: notifications and pings ride the delivery queue beside callbacks; a run's retries
+    // (`retry_count`, run-level as in the API) apart from its requests' retries.
+    r"
+    ALTER TABLE deliveries ADD COLUMN kind TEXT NOT NULL DEFAULT 'callback';
+    ALTER TABLE runs ADD COLUMN request_retries INTEGER NOT NULL DEFAULT 0;
+    ",
 ];
 
 /// The schema version this build knows.

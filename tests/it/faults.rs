@@ -273,12 +273,9 @@ async fn an_absurd_retry_after_blocks_that_run_and_pauses_no_one_beyond_its_time
         let dir = tempfile::tempdir().unwrap();
         let r = runner(&dir, &base, "k", Pacer::new(50.0));
         let limited = support::create(&r, "limited", body()).await;
-        let short = Limits {
-            max_pages: 10,
-            run_timeout: Duration::from_secs(2),
-        };
+        let short = Limits::bounds(10, Duration::from_secs(2));
         let started = std::time::Instant::now();
-        let done = r.execute(&limited.uid, short, &Stop::new()).await.unwrap();
+        let done = r.execute(&limited.uid, &short, &Stop::new()).await.unwrap();
         assert_eq!(
             done.status,
             RunStatus::Blocked,

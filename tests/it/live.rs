@@ -358,7 +358,7 @@ async fn a_run_stopped_mid_pagination_resumes_from_its_cursor() {
     let run = create(&r, ACTION, body()).await;
     let stop = Stop::new();
     let (r2, uid, s2) = (r.clone(), run.uid.clone(), stop.clone());
-    let task = tokio::spawn(async move { r2.execute(&uid, LIMITS, &s2).await.unwrap() });
+    let task = tokio::spawn(async move { r2.execute(&uid, &LIMITS, &s2).await.unwrap() });
     let (r3, uid) = (r.clone(), run.uid.clone());
     support::eventually(Duration::from_secs(10), || {
         let (r3, uid) = (r3.clone(), uid.clone());
@@ -374,7 +374,7 @@ async fn a_run_stopped_mid_pagination_resumes_from_its_cursor() {
     assert!(stopped.pages < 6);
     let served_before = sb.stats().live_pages.load(Ordering::Relaxed);
     r.take_over(&run.uid, "test", "resume").await.unwrap();
-    let done = r.execute(&run.uid, LIMITS, &Stop::new()).await.unwrap();
+    let done = r.execute(&run.uid, &LIMITS, &Stop::new()).await.unwrap();
     assert_eq!(done.status, RunStatus::Succeeded);
     assert_eq!((done.pages, done.items), (6, 24));
     let ids = item_ids(&r, &done).await;

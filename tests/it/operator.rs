@@ -84,7 +84,7 @@ async fn run_while_receiver_is_down(
     let done = r
         .execute(
             &run.uid,
-            crate::support::LIMITS,
+            &crate::support::LIMITS,
             &watchbell::runner::Stop::new(),
         )
         .await

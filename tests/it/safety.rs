@@ -95,7 +95,7 @@ async fn two_jobs_on_one_identity_never_overlap_and_wait_random_gaps() {
     let run = |uid: String| {
         let r = r.clone();
         tokio::spawn(async move {
-            r.execute(&uid, support::LIMITS, &watchbell::runner::Stop::new())
+            r.execute(&uid, &support::LIMITS, &watchbell::runner::Stop::new())
                 .await
                 .unwrap()
         })

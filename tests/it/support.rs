@@ -60,10 +60,7 @@ pub fn fast_safety() -> watchbell::config::Safety {
 /// The `[safety]` table of [`fast_safety`], for job files.
 pub const FAST_SAFETY: &str = "[safety]\npage_gap = \"1ms..5ms\"\n";
 
-pub const LIMITS: Limits = Limits {
-    max_pages: 100,
-    run_timeout: Duration::from_mins(1),
-};
+pub const LIMITS: Limits = Limits::bounds(100, Duration::from_mins(1));
 
 /// Creates a run of `action` with `body` (CREATED, before any request).
 pub async fn create(r: &Runner, action: &str, body: serde_json::Value) -> RunRecord {
@@ -83,7 +80,7 @@ pub async fn create(r: &Runner, action: &str, body: serde_json::Value) -> RunRec
 /// Creates and executes a run to its end.
 pub async fn run_once(r: &Runner, action: &str, body: serde_json::Value) -> RunRecord {
     let run = create(r, action, body).await;
-    r.execute(&run.uid, LIMITS, &Stop::new()).await.unwrap()
+    r.execute(&run.uid, &LIMITS, &Stop::new()).await.unwrap()
 }
 
 /// A catalog action that pages through results and takes no identity: the tests' default.
