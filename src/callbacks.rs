@@ -218,7 +218,8 @@ impl Deliverer {
                 Some(r.status().as_u16()),
                 format!("receiver answered HTTP {}", r.status().as_u16()),
             )),
-            Err(e) => Err((None, format!("receiver unreachable: {e}"))),
+            // Without the URL: it may carry a token.
+            Err(e) => Err((None, format!("receiver unreachable: {}", e.without_url()))),
         }
     }
 

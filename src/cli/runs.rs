@@ -141,7 +141,7 @@ fn show(cli: &Cli, uid: &str, json: bool) -> Outcome {
         j["callbacks"] = deliveries
             .iter()
             .map(|d| {
-                serde_json::json!({"seq": d.seq, "url": d.url, "state": d.state, "attempts": d.attempts,
+                serde_json::json!({"seq": d.seq, "kind": d.kind, "url": redact(&d.url), "state": d.state, "attempts": d.attempts,
                     "http_status": d.last_http_status, "error": d.last_error, "delivered_at": d.delivered_at})
             })
             .collect();
@@ -196,22 +196,32 @@ fn show(cli: &Cli, uid: &str, json: bool) -> Outcome {
         }
     }
     if !deliveries.is_empty() {
-        out!("callbacks:");
+        out!("deliveries (callbacks, notifications, pings):");
         for d in &deliveries {
             let http = d
                 .last_http_status
                 .map_or_else(|| "-".to_string(), |s| s.to_string());
             out!(
-                "  {:>3}  {:<9}  HTTP {:<3}  attempts {}  {}",
+                "  {:>3}  {:<8}  {:<9}  HTTP {:<3}  attempts {}  {}  {}",
                 d.seq,
+                d.kind,
                 d.state,
                 http,
                 d.attempts,
+                redact(&d.url),
                 d.last_error.as_deref().unwrap_or("")
             );
         }
     }
     Ok(())
+}
+
+/// A delivery URL as shown: userinfo and query string hidden (they may carry tokens).
+fn redact(url: &str) -> String {
+    reqwest::Url::parse(url).map_or_else(
+        |_| "(unparsable URL)".into(),
+        |u| crate::config::redacted(&u),
+    )
 }
 
 /// How `runs results` and `export` choose and write items.

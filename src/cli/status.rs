@@ -39,8 +39,14 @@ pub fn run(cli: &Cli) -> Outcome {
         let last_text = last.as_ref().map_or_else(
             || "-".to_string(),
             |r| {
+                // A job whose last run failed is marked, colour or not.
+                let mark = if matches!(r.status, RunStatus::Failed | RunStatus::Invalid) {
+                    "!"
+                } else {
+                    ""
+                };
                 format!(
-                    "{} {} {}i",
+                    "{mark}{} {} {}i",
                     short_status(r.status),
                     ago(now - r.created_at),
                     r.items

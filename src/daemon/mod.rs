@@ -82,7 +82,7 @@ impl Daemon {
             serve_metrics(
                 listener,
                 heartbeat.clone(),
-                d.runner.store.clone(),
+                (d.runner.store.clone(), d.watch_config()),
                 clock.clone(),
                 stop_background.clone(),
             );
@@ -279,12 +279,24 @@ fn remote_sync(
 fn serve_metrics(
     listener: tokio::net::TcpListener,
     heartbeat: Heartbeat,
-    store: crate::store::Store,
+    (store, config): (
+        crate::store::Store,
+        tokio::sync::watch::Receiver<std::sync::Arc<Config>>,
+    ),
     clock: crate::clock::Clock,
     stop: CancellationToken,
 ) {
     use axum::http::StatusCode;
     use axum::routing::get;
+    let (s, c, k) = (store.clone(), config, clock.clone());
+    let metrics = move || {
+        let (store, config, clock) = (s.clone(), c.borrow().clone(), k.clone());
+        async move {
+            let mut text = crate::metrics::render();
+            text.push_str(&job_gauges(&store, &config, clock.now()).await);
+            text
+        }
+    };
     let health = move || {
         let (heartbeat, clock, store) = (heartbeat.clone(), clock.clone(), store.clone());
         async move {
@@ -316,7 +328,7 @@ fn serve_metrics(
         }
     };
     let app = axum::Router::new()
-        .route("/metrics", get(|| async { crate::metrics::render() }))
+        .route("/metrics", get(metrics))
         .route("/healthz", get(health));
     if let Ok(addr) = listener.local_addr() {
         info!(addr = %addr, "metrics listening");
@@ -326,6 +338,69 @@ fn serve_metrics(
             .with_graceful_shutdown(stop.cancelled_owned())
             .await;
     });
+}
+
+/// Per-job gauges read from the database at scrape time, for every job in the file: they
+/// survive restarts and count runs made by `trigger` too.
+async fn job_gauges(
+    store: &crate::store::Store,
+    config: &Config,
+    now: chrono::DateTime<chrono::Utc>,
+) -> String {
+    use std::fmt::Write as _;
+    let names: Vec<String> = config.jobs.iter().map(|j| j.name.clone()).collect();
+    let Ok(health) = store.job_health(names).await else {
+        return String::new();
+    };
+    let mut out = String::new();
+    let mut family = |name: &str, help: &str, rows: Vec<(String, f64)>| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+        for (job, v) in rows {
+            let _ = writeln!(out, "{name}{{job=\"{job}\"}} {v}");
+        }
+    };
+    let secs =
+        |t: Option<chrono::DateTime<chrono::Utc>>| t.map(|t| t.timestamp_millis() as f64 / 1000.0);
+    family(
+        "watchbell_job_last_success_timestamp_seconds",
+        "When the job's last SUCCEEDED run finished.",
+        health
+            .iter()
+            .filter_map(|(j, h)| Some((j.clone(), secs(h.last_success)?)))
+            .collect(),
+    );
+    family(
+        "watchbell_job_last_finish_timestamp_seconds",
+        "When the job's last run finished, whatever its status.",
+        health
+            .iter()
+            .filter_map(|(j, h)| Some((j.clone(), secs(h.last_finish)?)))
+            .collect(),
+    );
+    family(
+        "watchbell_job_consecutive_failures",
+        "FAILED or INVALID runs of the job since its last SUCCEEDED one.",
+        health
+            .iter()
+            .map(|(j, h)| (j.clone(), h.consecutive_failures as f64))
+            .collect(),
+    );
+    family(
+        "watchbell_job_next_tick_timestamp_seconds",
+        "The job's next nominal tick (enabled local jobs).",
+        config
+            .jobs
+            .iter()
+            .filter(|j| j.enabled && j.runner == crate::config::Runner::Local)
+            .filter_map(|j| {
+                Some((
+                    j.name.clone(),
+                    secs(j.schedule.next_after(now).map(|f| f.at))?,
+                ))
+            })
+            .collect(),
+    );
+    out
 }
 
 /// Logs a store failure that should not take the daemon down.

@@ -174,6 +174,16 @@ impl Store {
             .await
     }
 
+    /// Each job's last success, last finish and consecutive failures.
+    pub async fn job_health(&self, jobs: Vec<String>) -> Result<Vec<(String, runs::JobHealth)>> {
+        self.call(move |c| {
+            jobs.iter()
+                .map(|j| Ok((j.clone(), runs::job_health(c, j)?)))
+                .collect()
+        })
+        .await
+    }
+
     /// BLOCKED runs whose reset time has passed.
     pub async fn blocked_due(&self, now: DateTime<Utc>) -> Result<Vec<RunRecord>> {
         self.call(move |c| runs::blocked_due(c, now)).await

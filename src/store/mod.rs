@@ -33,8 +33,8 @@ pub use lanes::{Entry, LaneAsk, LaneReport};
 pub use links::Link;
 pub use prune::Pruned;
 pub use runs::{
-    ItemQuery, LEASE, LastError, NewRun, PageRecord, RunFilter, RunRecord, TransitionRecord,
-    content_hash, new_uid,
+    ItemQuery, JobHealth, LEASE, LastError, NewRun, PageRecord, RunFilter, RunRecord,
+    TransitionRecord, content_hash, new_uid,
 };
 pub use ticks::{Recorded, Skip, TickRecord};
 

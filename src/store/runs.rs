@@ -376,6 +376,35 @@ pub fn claim(conn: &Connection, uid: &str, owner: &str, now: DateTime<Utc>) -> R
 }
 
 /// BLOCKED runs whose reset time has passed.
+/// A job's health as its runs tell it, for alerting.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct JobHealth {
+    pub last_success: Option<DateTime<Utc>>,
+    pub last_finish: Option<DateTime<Utc>>,
+    /// FAILED or INVALID runs since the last SUCCEEDED one.
+    pub consecutive_failures: u64,
+}
+
+pub fn job_health(conn: &Connection, job: &str) -> Result<JobHealth> {
+    let (success, finish): (Option<String>, Option<String>) = conn.query_row(
+        "SELECT MAX(CASE WHEN status = 'SUCCEEDED' THEN finished_at END), MAX(finished_at)
+         FROM runs WHERE job = ?1",
+        [job],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    let failures: i64 = conn.query_row(
+        "SELECT COUNT(*) FROM runs WHERE job = ?1 AND status IN ('FAILED', 'INVALID')
+           AND created_at > COALESCE((SELECT MAX(created_at) FROM runs WHERE job = ?1 AND status = 'SUCCEEDED'), '')",
+        [job],
+        |r| r.get(0),
+    )?;
+    Ok(JobHealth {
+        last_success: success.as_deref().and_then(parse_ts),
+        last_finish: finish.as_deref().and_then(parse_ts),
+        consecutive_failures: failures as u64,
+    })
+}
+
 /// A failed run back in the queue for a retry at `at` (one transaction: the transition, the
 /// count, the time).
 pub fn schedule_retry(

@@ -1,5 +1,6 @@
 //! The one integration-test binary: the CLI, the daemon and the client against real sockets.
 
+mod alerting;
 mod catalog;
 mod cli;
 mod daemon;
