@@ -84,6 +84,8 @@ pub struct Deliverer {
     pub clock: Clock,
     /// The job file as it stands (a reload replaces it): each job's webhook.
     pub config: watch::Receiver<Arc<Config>>,
+    /// Where delivery attempts are counted (the daemon's registry).
+    pub metrics: Arc<crate::metrics::Metrics>,
     http: reqwest::Client,
     /// The first retry waits this long; each next one twice as long, up to ten minutes.
     pub retry_base: Duration,
@@ -106,6 +108,7 @@ impl Deliverer {
             store,
             clock,
             config,
+            metrics: crate::metrics::Metrics::new(),
             http,
             retry_base: Duration::from_secs(2),
         }
@@ -154,7 +157,7 @@ impl Deliverer {
         let (id, ok) = (d.id, outcome.is_ok());
         match outcome {
             Ok(status) => {
-                crate::metrics::count(
+                self.metrics.count(
                     "watchbell_callback_deliveries_total",
                     &[("outcome", "delivered")],
                     1.0,
@@ -164,7 +167,7 @@ impl Deliverer {
                     .await?;
             }
             Err((status, error)) => {
-                crate::metrics::count(
+                self.metrics.count(
                     "watchbell_callback_deliveries_total",
                     &[("outcome", "failed_attempt")],
                     1.0,

@@ -67,6 +67,7 @@ impl std::fmt::Display for Denial {
 
 /// The gate of one run: its lanes, its kind of request, and the plan's shared spacing.
 pub struct RunGate {
+    metrics: std::sync::Arc<crate::metrics::Metrics>,
     store: Store,
     safety: Safety,
     lanes: Vec<String>,
@@ -85,6 +86,7 @@ pub struct RunGate {
 impl RunGate {
     pub fn new(
         run: &RunRecord,
+        metrics: std::sync::Arc<crate::metrics::Metrics>,
         store: Store,
         safety: Safety,
         pace: Option<Duration>,
@@ -95,6 +97,7 @@ impl RunGate {
             lanes: catalog::lanes(&run.action_name, &body),
             count: Count::of(&run.action_name),
             holder: format!("{}/{}", run.owner.as_deref().unwrap_or("-"), run.uid),
+            metrics,
             store,
             safety,
             pace,
@@ -166,7 +169,8 @@ impl RunGate {
                 },
             };
             if matches!(denial, Denial::DailyCap { .. }) {
-                crate::metrics::count("watchbell_lane_cap_blocks_total", &[], 1.0);
+                self.metrics
+                    .count("watchbell_lane_cap_blocks_total", &[], 1.0);
             }
             return Err(ApiFailure::Lane(denial));
         }
@@ -174,8 +178,8 @@ impl RunGate {
         if waited > Duration::from_millis(1) {
             self.waited_ms
                 .fetch_add(waited.as_millis() as u64, Ordering::Relaxed);
-            crate::metrics::count("watchbell_lane_waits_total", &[], 1.0);
-            crate::metrics::count(
+            self.metrics.count("watchbell_lane_waits_total", &[], 1.0);
+            self.metrics.count(
                 "watchbell_lane_wait_seconds_total",
                 &[],
                 waited.as_secs_f64(),

@@ -1,30 +1,34 @@
-//! Prometheus metrics: a process-wide registry that the parts count into (ticks, runs, items,
-//! 429s, waits, callbacks), rendered as text at `/metrics` when `[daemon] metrics_listen` is set.
-//! Process-wide on purpose: like any Prometheus registry it describes this process.
+//! Prometheus metrics: a registry the parts count into (ticks, runs, items, 429s, waits,
+//! deliveries, lanes), rendered as text at `/metrics` when `[daemon] metrics_listen` is set.
+//! Each client owns one (the daemon's is the daemon's), so two daemons or tests in one process
+//! never count into each other's; per-job gauges come from the database at scrape time.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
 /// Upper bounds of the fire-lateness histogram, in seconds.
 const BUCKETS: [f64; 11] = [
     0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0,
 ];
 
-struct Registry {
+/// One registry: counters, the fire-lateness histogram, runs in flight.
+#[derive(Debug)]
+pub struct Metrics {
     counters: Mutex<BTreeMap<(&'static str, String), f64>>,
     lateness: Mutex<([u64; BUCKETS.len()], u64, f64)>,
     in_flight: AtomicI64,
 }
 
-fn registry() -> &'static Registry {
-    static R: OnceLock<Registry> = OnceLock::new();
-    R.get_or_init(|| Registry {
-        counters: Mutex::default(),
-        lateness: Mutex::new(([0; BUCKETS.len()], 0, 0.0)),
-        in_flight: AtomicI64::new(0),
-    })
+impl Metrics {
+    pub fn new() -> Arc<Metrics> {
+        Arc::new(Metrics {
+            counters: Mutex::default(),
+            lateness: Mutex::new(([0; BUCKETS.len()], 0, 0.0)),
+            in_flight: AtomicI64::new(0),
+        })
+    }
 }
 
 /// The help line of each counter.
@@ -53,6 +57,18 @@ const HELP: &[(&str, &str)] = &[
         "watchbell_callback_deliveries_total",
         "Webhook delivery attempts, by outcome.",
     ),
+    (
+        "watchbell_lane_waits_total",
+        "Requests that waited for their identity lane (a request in flight, or the gap).",
+    ),
+    (
+        "watchbell_lane_wait_seconds_total",
+        "Seconds requests spent waiting for their identity lanes.",
+    ),
+    (
+        "watchbell_lane_cap_blocks_total",
+        "Requests refused by an identity lane's daily cap.",
+    ),
 ];
 
 fn escape(v: &str) -> String {
@@ -61,76 +77,78 @@ fn escape(v: &str) -> String {
         .replace('\n', "\\n")
 }
 
-/// Adds `by` to the counter `name` with `labels`.
-pub fn count(name: &'static str, labels: &[(&str, &str)], by: f64) {
-    let labels = labels
-        .iter()
-        .map(|(k, v)| format!("{k}=\"{}\"", escape(v)))
-        .collect::<Vec<_>>()
-        .join(",");
-    if let Ok(mut c) = registry().counters.lock() {
-        *c.entry((name, labels)).or_default() += by;
-    }
-}
-
-/// Records how late a tick fired.
-pub fn observe_lateness(seconds: f64) {
-    if let Ok(mut h) = registry().lateness.lock() {
-        for (i, b) in BUCKETS.iter().enumerate() {
-            if seconds <= *b {
-                h.0[i] += 1;
-            }
+impl Metrics {
+    /// Adds `by` to the counter `name` with `labels`.
+    pub fn count(&self, name: &'static str, labels: &[(&str, &str)], by: f64) {
+        let labels = labels
+            .iter()
+            .map(|(k, v)| format!("{k}=\"{}\"", escape(v)))
+            .collect::<Vec<_>>()
+            .join(",");
+        if let Ok(mut c) = self.counters.lock() {
+            *c.entry((name, labels)).or_default() += by;
         }
-        h.1 += 1;
-        h.2 += seconds.max(0.0);
     }
-}
 
-/// Sets the number of runs in flight.
-pub fn set_in_flight(n: usize) {
-    registry().in_flight.store(n as i64, Ordering::Relaxed);
-}
+    /// Records how late a tick fired.
+    pub fn observe_lateness(&self, seconds: f64) {
+        if let Ok(mut h) = self.lateness.lock() {
+            for (i, b) in BUCKETS.iter().enumerate() {
+                if seconds <= *b {
+                    h.0[i] += 1;
+                }
+            }
+            h.1 += 1;
+            h.2 += seconds.max(0.0);
+        }
+    }
 
-/// The Prometheus text exposition of everything counted so far.
-pub fn render() -> String {
-    let r = registry();
-    let mut out = String::new();
-    let counters = r.counters.lock().map(|c| c.clone()).unwrap_or_default();
-    for (name, help) in HELP {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
-        for ((n, labels), v) in &counters {
-            if n == name {
-                if labels.is_empty() {
-                    let _ = writeln!(out, "{name} {v}");
-                } else {
-                    let _ = writeln!(out, "{name}{{{labels}}} {v}");
+    /// Sets the number of runs in flight.
+    pub fn set_in_flight(&self, n: usize) {
+        self.in_flight.store(n as i64, Ordering::Relaxed);
+    }
+
+    /// The Prometheus text exposition of everything counted so far.
+    pub fn render(&self) -> String {
+        let r = self;
+        let mut out = String::new();
+        let counters = r.counters.lock().map(|c| c.clone()).unwrap_or_default();
+        for (name, help) in HELP {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+            for ((n, labels), v) in &counters {
+                if n == name {
+                    if labels.is_empty() {
+                        let _ = writeln!(out, "{name} {v}");
+                    } else {
+                        let _ = writeln!(out, "{name}{{{labels}}} {v}");
+                    }
                 }
             }
         }
+        let (buckets, n, sum) = r
+            .lateness
+            .lock()
+            .map_or(([0; BUCKETS.len()], 0, 0.0), |h| *h);
+        let name = "watchbell_fire_lateness_seconds";
+        let _ = writeln!(
+            out,
+            "# HELP {name} How long after its instant each tick fired.\n# TYPE {name} histogram"
+        );
+        for (b, c) in BUCKETS.iter().zip(buckets) {
+            let _ = writeln!(out, "{name}_bucket{{le=\"{b}\"}} {c}");
+        }
+        let _ = writeln!(
+            out,
+            "{name}_bucket{{le=\"+Inf\"}} {n}\n{name}_sum {sum}\n{name}_count {n}"
+        );
+        let name = "watchbell_runs_in_flight";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Runs queued or running.\n# TYPE {name} gauge\n{name} {}",
+            r.in_flight.load(Ordering::Relaxed)
+        );
+        out
     }
-    let (buckets, n, sum) = r
-        .lateness
-        .lock()
-        .map_or(([0; BUCKETS.len()], 0, 0.0), |h| *h);
-    let name = "watchbell_fire_lateness_seconds";
-    let _ = writeln!(
-        out,
-        "# HELP {name} How long after its instant each tick fired.\n# TYPE {name} histogram"
-    );
-    for (b, c) in BUCKETS.iter().zip(buckets) {
-        let _ = writeln!(out, "{name}_bucket{{le=\"{b}\"}} {c}");
-    }
-    let _ = writeln!(
-        out,
-        "{name}_bucket{{le=\"+Inf\"}} {n}\n{name}_sum {sum}\n{name}_count {n}"
-    );
-    let name = "watchbell_runs_in_flight";
-    let _ = writeln!(
-        out,
-        "# HELP {name} Runs queued or running.\n# TYPE {name} gauge\n{name} {}",
-        r.in_flight.load(Ordering::Relaxed)
-    );
-    out
 }
 
 #[cfg(test)]
@@ -139,18 +157,23 @@ mod tests {
 
     #[test]
     fn counters_and_the_histogram_render_as_prometheus_text() {
-        count(
+        let m = Metrics::new();
+        m.count(
             "watchbell_runs_total",
             &[("job", "unit-a"), ("status", "SUCCEEDED")],
             1.0,
         );
-        count(
+        m.count(
             "watchbell_runs_total",
             &[("job", "unit-a"), ("status", "SUCCEEDED")],
             1.0,
         );
-        observe_lateness(0.003);
-        let text = render();
+        m.observe_lateness(0.003);
+        let text = m.render();
+        assert!(
+            !Metrics::new().render().contains("unit-a"),
+            "registries are apart"
+        );
         assert!(
             text.contains("watchbell_runs_total{job=\"unit-a\",status=\"SUCCEEDED\"} 2"),
             "{text}"

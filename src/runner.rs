@@ -19,7 +19,7 @@ use crate::status::RunStatus;
 use crate::store::{
     self, DeliveryKind, LastError, NewPage, RunRecord, Store, StoreError, persistently,
 };
-use crate::{callbacks, catalog, metrics};
+use crate::{callbacks, catalog};
 
 /// What a run's job asks of it: bounds, retries, and whom to tell how it ended.
 #[derive(Clone, Debug)]
@@ -148,7 +148,7 @@ impl Runner {
             if retryable && let Some(again) = self.retry(&done, limits).await? {
                 return Ok(again);
             }
-            metrics::count(
+            self.client.metrics().count(
                 "watchbell_runs_total",
                 &[("job", &done.job), ("status", done.status.as_str())],
                 1.0,
@@ -312,6 +312,7 @@ impl Runner {
     ) -> Result<End, StoreError> {
         let gate = RunGate::new(
             run,
+            self.client.metrics().clone(),
             self.store.clone(),
             self.safety.clone(),
             self.client.pace(),
@@ -404,7 +405,7 @@ impl Runner {
             next = page.next.map(|u| u.to_string());
             self.keep_page(run, page_no, url_text, next.clone(), page.items)
                 .await?;
-            metrics::count(
+            self.client.metrics().count(
                 "watchbell_items_stored_total",
                 &[("job", &run.job)],
                 n as f64,

@@ -98,6 +98,7 @@ pub struct Client {
     retry: RetryPolicy,
     clock: Clock,
     request_timeout: Duration,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Client {
@@ -124,6 +125,7 @@ impl Client {
             retry: RetryPolicy::default(),
             clock,
             request_timeout,
+            metrics: crate::metrics::Metrics::new(),
         })
     }
 
@@ -146,6 +148,11 @@ impl Client {
 
     pub fn base(&self) -> &Url {
         &self.base
+    }
+
+    /// The registry this client's runs count into (the daemon serves it at `/metrics`).
+    pub fn metrics(&self) -> &Arc<crate::metrics::Metrics> {
+        &self.metrics
     }
 
     /// The plan's spacing between two requests (`None`: unpaced).
@@ -331,7 +338,7 @@ impl Client {
         attempts: &mut Attempts,
         deadline: Option<tokio::time::Instant>,
     ) -> Result<(), ApiFailure> {
-        crate::metrics::count("watchbell_rate_limited_total", &[], 1.0);
+        self.metrics.count("watchbell_rate_limited_total", &[], 1.0);
         let limit = self.rate_limit(headers);
         if limit.daily || attempts.rate_limit_waits >= self.retry.rate_limit_retries {
             return Err(ApiFailure::RateLimited {
@@ -358,7 +365,7 @@ impl Client {
         }
         attempts.rate_limit_waits += 1;
         info!(url = %url.path(), kind = %limit.kind, wait_ms = wait.as_millis() as u64, "rate limited; waiting");
-        crate::metrics::count(
+        self.metrics.count(
             "watchbell_rate_limit_wait_seconds_total",
             &[],
             wait.as_secs_f64(),

@@ -176,7 +176,7 @@ impl Dispatch {
         let (skips, fires) = &*recorded;
         for (s, recorded) in skips.iter().zip(&rec.skipped) {
             if *recorded {
-                crate::metrics::count(
+                self.runner.client.metrics().count(
                     "watchbell_ticks_total",
                     &[("outcome", "skipped"), ("reason", s.reason.as_str())],
                     1.0,
@@ -190,12 +190,15 @@ impl Dispatch {
                 continue;
             };
             let late = rec.at - job.schedule.fire_instant(*nominal);
-            crate::metrics::count(
+            self.runner.client.metrics().count(
                 "watchbell_ticks_total",
                 &[("outcome", "fired"), ("reason", "")],
                 1.0,
             );
-            crate::metrics::observe_lateness(late.num_microseconds().unwrap_or(0) as f64 / 1e6);
+            self.runner
+                .client
+                .metrics()
+                .observe_lateness(late.num_microseconds().unwrap_or(0) as f64 / 1e6);
             info!(job = %job.name, run = %uid, nominal = %nominal, late_ms = late.num_milliseconds(), "tick fired");
             self.spawn(job, uid);
         }
@@ -214,7 +217,7 @@ impl Dispatch {
                 uid: uid.clone(),
                 stop: stop.clone(),
             });
-        crate::metrics::set_in_flight(self.in_flight());
+        self.runner.client.metrics().set_in_flight(self.in_flight());
         let (runner, slots, queue_stop, done) = (
             self.runner.clone(),
             self.slots.clone(),
@@ -235,7 +238,7 @@ impl Dispatch {
         if let Some(list) = self.active.get_mut(&done.job) {
             list.retain(|a| a.uid != done.uid);
         }
-        crate::metrics::set_in_flight(self.in_flight());
+        self.runner.client.metrics().set_in_flight(self.in_flight());
     }
 
     /// Runs whose owner is gone become STOPPED (`owner_lost`) and, when their job says so, are

@@ -75,18 +75,8 @@ impl Daemon {
         notify::ready();
         info!(jobs = d.config.jobs.len(), "schedule armed");
 
-        let deliverer = Deliverer::new(d.runner.store.clone(), clock.clone(), d.watch_config());
         let stop_background = CancellationToken::new();
-        let deliveries = tokio::spawn(deliverer.run(stop_background.clone()));
-        if let Some(listener) = metrics {
-            serve_metrics(
-                listener,
-                heartbeat.clone(),
-                (d.runner.store.clone(), d.watch_config()),
-                clock.clone(),
-                stop_background.clone(),
-            );
-        }
+        let deliveries = background(&d, metrics, &heartbeat, &stop_background);
 
         let mut syncs = tokio::time::interval(d.config.daemon.sync_interval);
         let sync_running = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -150,6 +140,33 @@ impl Daemon {
         info!("daemon stopped");
         Ok(())
     }
+}
+
+/// The deliverer, and `/metrics` and `/healthz` when asked for; they stop with `stop`.
+fn background(
+    d: &dispatch::Dispatch,
+    metrics: Option<tokio::net::TcpListener>,
+    heartbeat: &Heartbeat,
+    stop: &CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    let clock = d.runner.clock.clone();
+    let mut deliverer = Deliverer::new(d.runner.store.clone(), clock.clone(), d.watch_config());
+    deliverer.metrics = d.runner.client.metrics().clone();
+    let deliveries = tokio::spawn(deliverer.run(stop.clone()));
+    if let Some(listener) = metrics {
+        serve_metrics(
+            listener,
+            heartbeat.clone(),
+            (
+                d.runner.store.clone(),
+                d.watch_config(),
+                d.runner.client.metrics().clone(),
+            ),
+            clock,
+            stop.clone(),
+        );
+    }
+    deliveries
 }
 
 /// Where each job's schedule resumes: read until the database answers.
@@ -279,9 +296,10 @@ fn remote_sync(
 fn serve_metrics(
     listener: tokio::net::TcpListener,
     heartbeat: Heartbeat,
-    (store, config): (
+    (store, config, registry): (
         crate::store::Store,
         tokio::sync::watch::Receiver<std::sync::Arc<Config>>,
+        std::sync::Arc<crate::metrics::Metrics>,
     ),
     clock: crate::clock::Clock,
     stop: CancellationToken,
@@ -290,9 +308,10 @@ fn serve_metrics(
     use axum::routing::get;
     let (s, c, k) = (store.clone(), config, clock.clone());
     let metrics = move || {
-        let (store, config, clock) = (s.clone(), c.borrow().clone(), k.clone());
+        let (store, config, clock, registry) =
+            (s.clone(), c.borrow().clone(), k.clone(), registry.clone());
         async move {
-            let mut text = crate::metrics::render();
+            let mut text = registry.render();
             text.push_str(&job_gauges(&store, &config, clock.now()).await);
             text
         }
