@@ -405,3 +405,47 @@ mod mutations {
         }
     }
 }
+
+#[test]
+fn alerting_keys_are_read_with_env_headers_and_checked() {
+    let text = format!(
+        "{JOB}retry = {{ attempts = 2, backoff = \"30s\" }}\nnotify = {{ url = \"https://hooks.example.com/x\", on = [\"FAILED\", \"STOPPED\"], headers = {{ Authorization = {{ env = \"NOTIFY_TOKEN\" }} }} }}\nping = \"https://hc-ping.com/abc\"\n"
+    );
+    let c = Config::parse("s", &text).unwrap_or_else(|e| panic!("{e}"));
+    let j = &c.jobs[0];
+    assert_eq!(
+        j.retry,
+        Some(Retry {
+            attempts: 2,
+            backoff: Duration::from_secs(30)
+        })
+    );
+    let n = j.notify.as_ref().unwrap();
+    assert_eq!(
+        n.on,
+        [
+            crate::status::RunStatus::Failed,
+            crate::status::RunStatus::Stopped
+        ]
+    );
+    assert_eq!(
+        n.headers,
+        [(
+            "Authorization".to_string(),
+            HeaderValue::Env("NOTIFY_TOKEN".into())
+        )]
+    );
+    assert_eq!(j.ping.as_ref().unwrap().as_str(), "https://hc-ping.com/abc");
+    one_error(
+        &format!("{JOB}notify = {{ url = \"https://h.example/x\", on = [\"RUNNING\"] }}\n"),
+        5,
+        46,
+        "not a final status",
+    );
+    one_error(
+        &format!("{JOB}retry = {{ attempts = 99 }}\n"),
+        5,
+        22,
+        "from 0 to 20",
+    );
+}
