@@ -44,6 +44,36 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// The shells completions are generated for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
+/// The completion script for `shell`, generated from the CLI definition.
+pub fn completions(shell: Shell) -> Vec<u8> {
+    use clap::CommandFactory;
+    let mut cmd = Cli::command();
+    let mut out = Vec::new();
+    let target = match shell {
+        Shell::Bash => clap_complete::Shell::Bash,
+        Shell::Zsh => clap_complete::Shell::Zsh,
+        Shell::Fish => clap_complete::Shell::Fish,
+    };
+    clap_complete::generate(target, &mut cmd, "watchbell", &mut out);
+    out
+}
+
+/// The man page, generated from the CLI definition.
+pub fn man_page() -> Vec<u8> {
+    use clap::CommandFactory;
+    let mut out = Vec::new();
+    let _ = clap_mangen::Man::new(Cli::command()).render(&mut out);
+    out
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
     Text,
@@ -113,6 +143,14 @@ pub enum Command {
     },
     /// Fire, once each, the past ticks of JOB in [--from, --to) that have no run.
     Backfill(backfill::BackfillArgs),
+    /// Shell completions, printed for SHELL (bash, zsh, fish).
+    Completions {
+        #[arg(value_enum)]
+        shell: Shell,
+    },
+    /// The man page (roff), generated from this CLI.
+    #[command(hide = true)]
+    Man,
     /// Identity lanes: requests today against the daily caps, pauses.
     Lanes {
         #[command(subcommand)]
@@ -193,6 +231,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Runs(cmd) => runs::run(&cli, cmd),
         Command::Actions { name, json } => actions::run(name.as_deref(), *json),
         Command::Backfill(args) => backfill::run(&cli, args),
+        Command::Completions { shell } => write_out(&String::from_utf8_lossy(&completions(*shell))),
+        Command::Man => write_out(&String::from_utf8_lossy(&man_page())),
         Command::Prune { dry_run } => prune::run(&cli, *dry_run),
         Command::Lanes { command, json } => {
             let resume = command
@@ -302,4 +342,42 @@ pub fn optional_config(cli: &Cli) -> Result<Option<Config>, Failure> {
         return Ok(None);
     }
     Ok(Some(Config::load(&cli.config)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The files a package installs are generated from this CLI; regenerate them with
+    /// `watchbell completions SHELL > contrib/completions/...` and `watchbell man`.
+    #[test]
+    fn the_committed_completions_and_man_page_match_the_cli() {
+        let committed: [(Shell, &[u8], &str); 3] = [
+            (
+                Shell::Bash,
+                include_bytes!("../../contrib/completions/watchbell.bash"),
+                "watchbell.bash",
+            ),
+            (
+                Shell::Zsh,
+                include_bytes!("../../contrib/completions/_watchbell"),
+                "_watchbell",
+            ),
+            (
+                Shell::Fish,
+                include_bytes!("../../contrib/completions/watchbell.fish"),
+                "watchbell.fish",
+            ),
+        ];
+        for (shell, file, name) in committed {
+            assert!(
+                completions(shell) == file,
+                "contrib/completions/{name} is stale: watchbell completions {shell:?} > it"
+            );
+        }
+        assert!(
+            man_page() == include_bytes!("../../contrib/man/watchbell.1"),
+            "contrib/man/watchbell.1 is stale: watchbell man > contrib/man/watchbell.1"
+        );
+    }
 }
