@@ -71,6 +71,37 @@ const HELP: &[(&str, &str)] = &[
     ),
 ];
 
+/// The per-job gauges `/metrics` reads from the database at scrape time, with their help.
+pub const JOB_GAUGES: [(&str, &str); 4] = [
+    (
+        "watchbell_job_last_success_timestamp_seconds",
+        "When the job's last SUCCEEDED run finished.",
+    ),
+    (
+        "watchbell_job_last_finish_timestamp_seconds",
+        "When the job's last run finished, whatever its status.",
+    ),
+    (
+        "watchbell_job_consecutive_failures",
+        "FAILED or INVALID runs of the job since its last SUCCEEDED one.",
+    ),
+    (
+        "watchbell_job_next_tick_timestamp_seconds",
+        "The job's next nominal tick (enabled local jobs).",
+    ),
+];
+
+/// Every series name `/metrics` can show (for dashboards and their check).
+pub fn exported() -> Vec<String> {
+    let mut names: Vec<String> = HELP.iter().map(|(n, _)| (*n).to_string()).collect();
+    for suffix in ["_bucket", "_sum", "_count"] {
+        names.push(format!("watchbell_fire_lateness_seconds{suffix}"));
+    }
+    names.push("watchbell_runs_in_flight".into());
+    names.extend(JOB_GAUGES.iter().map(|(n, _)| (*n).to_string()));
+    names
+}
+
 fn escape(v: &str) -> String {
     v.replace('\\', "\\\\")
         .replace('"', "\\\"")
@@ -174,11 +205,40 @@ mod tests {
             !Metrics::new().render().contains("unit-a"),
             "registries are apart"
         );
+        for name in HELP.iter().map(|(n, _)| *n) {
+            assert!(text.contains(&format!("# TYPE {name} counter")), "{name}");
+        }
         assert!(
             text.contains("watchbell_runs_total{job=\"unit-a\",status=\"SUCCEEDED\"} 2"),
             "{text}"
         );
         assert!(text.contains("# TYPE watchbell_fire_lateness_seconds histogram"));
         assert!(text.contains("watchbell_fire_lateness_seconds_bucket{le=\"0.005\"}"));
+    }
+
+    /// The Grafana dashboard under contrib/ queries only series the daemon exports.
+    #[test]
+    fn the_dashboard_queries_only_exported_metrics() {
+        let dashboard = include_str!("../contrib/grafana/watchbell.json");
+        let v: serde_json::Value = serde_json::from_str(dashboard).unwrap();
+        let exported = exported();
+        let mut queried = 0;
+        for panel in v["panels"].as_array().unwrap() {
+            for target in panel["targets"].as_array().unwrap() {
+                let expr = target["expr"].as_str().unwrap();
+                for (i, _) in expr.match_indices("watchbell_") {
+                    let name: String = expr[i..]
+                        .chars()
+                        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                        .collect();
+                    assert!(
+                        exported.contains(&name),
+                        "the dashboard queries {name}, which /metrics does not export"
+                    );
+                    queried += 1;
+                }
+            }
+        }
+        assert!(queried >= 10, "{queried}");
     }
 }

@@ -372,7 +372,7 @@ async fn job_gauges(
         return String::new();
     };
     let mut out = String::new();
-    let mut family = |name: &str, help: &str, rows: Vec<(String, f64)>| {
+    let mut family = |(name, help): (&str, &str), rows: Vec<(String, f64)>| {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
         for (job, v) in rows {
             let _ = writeln!(out, "{name}{{job=\"{job}\"}} {v}");
@@ -381,32 +381,28 @@ async fn job_gauges(
     let secs =
         |t: Option<chrono::DateTime<chrono::Utc>>| t.map(|t| t.timestamp_millis() as f64 / 1000.0);
     family(
-        "watchbell_job_last_success_timestamp_seconds",
-        "When the job's last SUCCEEDED run finished.",
+        crate::metrics::JOB_GAUGES[0],
         health
             .iter()
             .filter_map(|(j, h)| Some((j.clone(), secs(h.last_success)?)))
             .collect(),
     );
     family(
-        "watchbell_job_last_finish_timestamp_seconds",
-        "When the job's last run finished, whatever its status.",
+        crate::metrics::JOB_GAUGES[1],
         health
             .iter()
             .filter_map(|(j, h)| Some((j.clone(), secs(h.last_finish)?)))
             .collect(),
     );
     family(
-        "watchbell_job_consecutive_failures",
-        "FAILED or INVALID runs of the job since its last SUCCEEDED one.",
+        crate::metrics::JOB_GAUGES[2],
         health
             .iter()
             .map(|(j, h)| (j.clone(), h.consecutive_failures as f64))
             .collect(),
     );
     family(
-        "watchbell_job_next_tick_timestamp_seconds",
-        "The job's next nominal tick (enabled local jobs).",
+        crate::metrics::JOB_GAUGES[3],
         config
             .jobs
             .iter()
