@@ -97,8 +97,9 @@ pub enum Command {
     /// Look at recorded runs.
     #[command(subcommand)]
     Runs(runs::RunsCommand),
-    /// One line per job: last run, next tick, remote schedule state.
-    Status,
+    /// One line per job: its last runs as a strip, success rate, median duration, next tick;
+    /// with JOB, that job in full.
+    Status { job: Option<String> },
     /// Results of many runs.
     Export {
         #[arg(long)]
@@ -217,7 +218,7 @@ pub fn run(cli: Cli) -> ExitCode {
     let result = match &cli.command {
         Command::Run { sandbox } => daemon::run(&cli, *sandbox),
         Command::Check => check(&cli.config),
-        Command::Status => status::run(&cli),
+        Command::Status { job } => status::run(&cli, job.as_deref()),
         Command::Export { job, since, items } => {
             runs::export(&cli, job.as_deref(), since.as_deref(), *items)
         }

@@ -1,20 +1,36 @@
-//! `watchbell status`: one line per job, readable in 80 columns: enabled, runner, last run, next
-//! tick (local time), remote schedule. Colours only on a terminal.
+//! `watchbell status [JOB]`: one line per job, readable in 80 columns: a strip of its last runs
+//! (one letter each, coloured on a terminal), the success rate and median duration over them,
+//! the last run's age, the next tick (or the remote schedule). Account-wide facts (identity
+//! lanes) go in a footer. `status JOB` expands one job: its next ticks, last runs, skipped ticks.
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::io::IsTerminal;
 
 use super::runs::read_db;
-use super::{Cli, Outcome};
+use super::{Cli, Failure, Outcome};
 use crate::clock::Clock;
-use crate::config::{Config, Runner};
+use crate::config::{Config, Job, Runner};
 use crate::status::RunStatus;
+use crate::store::{Reader, RunFilter, RunRecord};
 
-pub fn run(cli: &Cli) -> Outcome {
+/// How many runs the strip shows at most.
+const STRIP: usize = 20;
+/// Columns of a line without the strip.
+const FIXED: usize = 60;
+
+pub fn run(cli: &Cli, job: Option<&str>) -> Outcome {
     let config = Config::load(&cli.config)?;
-    let conn = read_db(cli)?;
+    let db = read_db(cli)?;
     let now = Clock::System.now();
-    let remote: HashMap<String, (String, Option<String>)> = match &conn {
+    let tty = std::io::stdout().is_terminal();
+    if let Some(name) = job {
+        let job = config
+            .job(name)
+            .ok_or_else(|| Failure::usage(format!("no job named {name:?} in the file")))?;
+        return detail(db.as_ref(), job, now);
+    }
+    let remote: HashMap<String, (String, Option<String>)> = match &db {
         Some(db) => db
             .remote_statuses()?
             .into_iter()
@@ -22,43 +38,53 @@ pub fn run(cli: &Cli) -> Outcome {
             .collect(),
         None => HashMap::new(),
     };
-    let colour = std::io::stdout().is_terminal();
+    // Off a terminal the rule is 80 columns; on one, `COLUMNS` may widen the strip.
+    let width: usize = if tty {
+        std::env::var("COLUMNS")
+            .ok()
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(80)
+    } else {
+        80
+    };
+    let strip_width = width.saturating_sub(FIXED).clamp(4, STRIP);
     out!(
-        "{:<18} {:<3} {:<6} {:<24} {:<17} REMOTE",
+        "{:<16} {:<3} {:<strip_width$} {:>4} {:>6} {:<8} {}",
         "JOB",
         "ON",
-        "RUNNER",
-        "LAST RUN",
+        "RUNS",
+        "OK%",
+        "MEDIAN",
+        "LAST",
         "NEXT TICK"
     );
     for job in &config.jobs {
-        let last = match &conn {
-            Some(db) => db.last_run(&job.name)?,
-            None => None,
+        let runs = match &db {
+            Some(db) => db.list_runs(&RunFilter {
+                job: Some(job.name.clone()),
+                limit: Some(STRIP as u32),
+                ..RunFilter::default()
+            })?,
+            None => Vec::new(),
         };
-        let last_text = last.as_ref().map_or_else(
-            || "-".to_string(),
-            |r| {
-                // A job whose last run failed is marked, colour or not.
-                let mark = if matches!(r.status, RunStatus::Failed | RunStatus::Invalid) {
-                    "!"
-                } else {
-                    ""
-                };
-                format!(
-                    "{mark}{} {} {}i",
-                    short_status(r.status),
-                    ago(now - r.created_at),
-                    r.items
-                )
-            },
-        );
-        let last_text = match (&last, colour) {
-            (Some(r), true) => paint(r.status, &format!("{last_text:<24}")),
-            _ => format!("{last_text:<24}"),
+        let finished: Vec<&RunRecord> = runs.iter().filter(|r| r.status.is_final()).collect();
+        let rate = if finished.is_empty() {
+            "-".to_string()
+        } else {
+            let ok = finished
+                .iter()
+                .filter(|r| r.status == RunStatus::Succeeded)
+                .count();
+            format!("{}%", ok * 100 / finished.len())
         };
+        let last = runs
+            .first()
+            .map_or_else(|| "-".to_string(), |r| ago(now - r.created_at));
         let next = if job.runner == Runner::Remote {
-            "remote".to_string()
+            remote.get(&job.name).map_or_else(
+                || "remote".to_string(),
+                |(_, s)| format!("remote {}", s.as_deref().unwrap_or("?")),
+            )
         } else if !job.enabled {
             "disabled".to_string()
         } else {
@@ -67,33 +93,21 @@ pub fn run(cli: &Cli) -> Outcome {
                 |f| f.local.format("%a %d %H:%M %Z").to_string(),
             )
         };
-        let remote_text = remote.get(&job.name).map_or_else(
-            || "-".to_string(),
-            |(uid, s)| {
-                format!(
-                    "{} {}",
-                    s.as_deref().unwrap_or("?"),
-                    &uid[..8.min(uid.len())]
-                )
-            },
-        );
+        let on = if job.enabled { "yes" } else { "no" };
         out!(
-            "{:<18} {:<3} {:<6} {} {:<17} {}",
-            truncate(&job.name, 18),
-            if job.enabled { "yes" } else { "no" },
-            if job.runner == Runner::Local {
-                "local"
-            } else {
-                "remote"
-            },
-            last_text,
-            truncate(&next, 17),
-            remote_text
+            "{:<16} {:<3} {} {:>4} {:>6} {:<8} {}",
+            truncate(&job.name, 16),
+            on,
+            strip(&runs, strip_width, tty),
+            rate,
+            median(&finished),
+            last,
+            truncate(&next, 17)
         );
     }
-    if let Some(c) = &conn {
+    if let Some(db) = &db {
         let (day, _) = crate::lanes::local_day(now, config.safety.tz);
-        let lanes = c.lanes(&day, now)?;
+        let lanes = db.lanes(&day, now)?;
         if !lanes.is_empty() {
             out!("");
             out!("{}", super::lanes::header(&day, &config.safety));
@@ -105,20 +119,112 @@ pub fn run(cli: &Cli) -> Outcome {
     Ok(())
 }
 
-fn short_status(s: RunStatus) -> &'static str {
-    match s {
-        RunStatus::PartialSucceeded => "PARTIAL",
-        other => other.as_str(),
+/// One job in full: the next five ticks, the last runs, the last skipped ticks and why.
+fn detail(db: Option<&Reader>, job: &Job, now: chrono::DateTime<chrono::Utc>) -> Outcome {
+    out!(
+        "{}  {}  {}  {}",
+        job.name,
+        job.schedule.cron,
+        job.schedule.tz.name(),
+        job.action
+    );
+    out!("next ticks:");
+    for f in job.schedule.upcoming(now, 5) {
+        out!(
+            "  {}  ({} UTC)",
+            f.local.format("%a %Y-%m-%d %H:%M:%S %Z"),
+            f.at.format("%H:%M:%S")
+        );
     }
+    let Some(db) = db else {
+        out!("no runs yet");
+        return Ok(());
+    };
+    out!("last runs:");
+    let runs = db.list_runs(&RunFilter {
+        job: Some(job.name.clone()),
+        limit: Some(10),
+        ..RunFilter::default()
+    })?;
+    for r in &runs {
+        let took = r.started_at.zip(r.finished_at).map_or_else(
+            || "-".to_string(),
+            |(s, f)| secs((f - s).num_milliseconds()),
+        );
+        out!(
+            "  {}  {:<17} {:>4}p {:>6}i {:>7}  {}{}",
+            r.created_at.format("%Y-%m-%d %H:%M:%S"),
+            r.status.as_str(),
+            r.pages,
+            r.items,
+            took,
+            r.uid,
+            r.last_error
+                .as_ref()
+                .map_or_else(String::new, |e| format!("  {}", e.label))
+        );
+    }
+    let skipped: Vec<_> = db
+        .ticks(Some(&job.name), None)?
+        .into_iter()
+        .filter(|t| t.outcome == "skipped")
+        .collect();
+    out!("skipped ticks: {}", skipped.len());
+    for t in skipped.iter().rev().take(10) {
+        out!(
+            "  {}  {}",
+            t.scheduled_for,
+            t.reason.map_or("-", |r| r.as_str())
+        );
+    }
+    Ok(())
 }
 
-fn paint(s: RunStatus, text: &str) -> String {
-    let code = match s {
-        RunStatus::Succeeded => "32",
-        RunStatus::Failed | RunStatus::Invalid => "31",
-        _ => "33",
-    };
-    format!("\x1b[{code}m{text}\x1b[0m")
+/// The last runs as letters, oldest to newest (S succeeded, P partial, F failed, I invalid,
+/// B blocked, X stopped, . not finished), coloured on a terminal.
+fn strip(runs: &[RunRecord], width: usize, colour: bool) -> String {
+    let mut out = String::new();
+    let shown: Vec<&RunRecord> = runs.iter().take(width).collect();
+    for r in shown.iter().rev() {
+        let (letter, code) = match r.status {
+            RunStatus::Succeeded => ('S', "32"),
+            RunStatus::PartialSucceeded => ('P', "33"),
+            RunStatus::Failed => ('F', "31"),
+            RunStatus::Invalid => ('I', "31"),
+            RunStatus::Blocked => ('B', "33"),
+            RunStatus::Stopped => ('X', "33"),
+            _ => ('.', "36"),
+        };
+        if colour {
+            let _ = write!(out, "\x1b[{code}m{letter}\x1b[0m");
+        } else {
+            out.push(letter);
+        }
+    }
+    let pad = width.saturating_sub(shown.len());
+    out.push_str(&" ".repeat(pad));
+    out
+}
+
+/// The median duration of finished runs that started.
+fn median(runs: &[&RunRecord]) -> String {
+    let mut ms: Vec<i64> = runs
+        .iter()
+        .filter_map(|r| Some((r.finished_at? - r.started_at?).num_milliseconds()))
+        .collect();
+    if ms.is_empty() {
+        return "-".into();
+    }
+    ms.sort_unstable();
+    secs(ms[ms.len() / 2])
+}
+
+fn secs(ms: i64) -> String {
+    match ms {
+        ..=9_999 => format!("{:.1}s", ms as f64 / 1000.0),
+        10_000..=5_999_999 => format!("{}s", ms / 1000),
+        _ => format!("{}m", ms / 60_000),
+    }
 }
 
 fn ago(d: chrono::Duration) -> String {

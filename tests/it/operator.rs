@@ -343,11 +343,29 @@ async fn the_views_show_a_known_database() {
         let status = cli(&d, &["status"]);
         let line = status.lines().nth(1).unwrap();
         assert!(line.starts_with("report"), "{status}");
+        // The strip, oldest to newest: a success then an invalid run; half of them succeeded;
+        // both took one or two seconds.
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(cols[..4], ["report", "yes", "SI", "50%"], "{status}");
+        assert!(line.contains("1.0s") || line.contains("2.0s"), "{status}");
+        assert!(line.contains("CET") || line.contains("CEST"), "{status}");
+        let detail = cli(&d, &["status", "report"]);
         assert!(
-            line.contains("INVALID")
-                && line.contains("0i")
-                && (line.contains("CET") || line.contains("CEST")),
-            "{status}"
+            detail.starts_with("report  0 9 * * *  Europe/Paris"),
+            "{detail}"
+        );
+        assert_eq!(
+            detail.matches(" CET").count() + detail.matches(" CEST").count(),
+            5,
+            "{detail}"
+        );
+        assert!(
+            detail.contains("INVALID") && detail.contains("INVALID_INPUT"),
+            "{detail}"
+        );
+        assert!(
+            detail.contains("skipped ticks: 1") && detail.contains("overlap"),
+            "{detail}"
         );
         assert!(
             status.lines().all(|l| l.chars().count() <= 80),
