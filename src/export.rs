@@ -21,10 +21,21 @@ pub struct Layout {
     pub raw: bool,
 }
 
+/// Every this many rows, an event for the progress line.
+const PROGRESS_EVERY: u64 = 1000;
+
 /// Writes the items `q` selects to `out`.
 pub fn write(db: &Reader, q: &ItemQuery, layout: Layout, out: &mut impl Write) -> Result<()> {
+    let mut rows = 0_u64;
+    let mut count = move || {
+        rows += 1;
+        if rows.is_multiple_of(PROGRESS_EVERY) {
+            tracing::debug!(rows, "exported");
+        }
+    };
     if !layout.csv {
         return db.for_each_item_text(q, |uid, job, _, text| {
+            count();
             if layout.origin {
                 let item = with_origin(parse(text), uid, job);
                 writeln!(out, "{}", Value::Object(item))
@@ -37,6 +48,7 @@ pub fn write(db: &Reader, q: &ItemQuery, layout: Layout, out: &mut impl Write) -
     let header: Vec<String> = columns.iter().map(|c| field(c)).collect();
     writeln!(out, "{}", header.join(",")).map_err(crate::store::StoreError::Output)?;
     db.for_each_item_text(q, |uid, job, _, text| {
+        count();
         let item = if layout.origin {
             with_origin(parse(text), uid, job)
         } else {

@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode, Url};
 use serde_json::Value;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 pub use error::{ApiFailure, ErrorBody, http_failure};
 pub use key::ApiKey;
@@ -277,6 +277,7 @@ impl Client {
             }
             self.pacer.acquire().await;
             let sent = self.send_once(&method, &url, body).await;
+            debug!(url = %url.path(), "response");
             if let Some(g) = gate {
                 g.leave().await;
             }

@@ -214,7 +214,15 @@ pub type Outcome = Result<(), Failure>;
 /// Runs one command and maps its outcome to an exit code.
 #[allow(clippy::needless_pass_by_value)] // main hands over the parsed CLI
 pub fn run(cli: Cli) -> ExitCode {
-    crate::logging::init(cli.log_format);
+    // An export's rows on the terminal would share rows with the line; piped, they do not.
+    let watched = match &cli.command {
+        Command::Export { .. } => !std::io::IsTerminal::is_terminal(&std::io::stdout()),
+        Command::Trigger { .. }
+        | Command::Backfill(_)
+        | Command::Runs(runs::RunsCommand::Resume { .. }) => true,
+        _ => false,
+    };
+    crate::logging::init(cli.log_format, watched);
     let result = match &cli.command {
         Command::Run { sandbox } => daemon::run(&cli, *sandbox),
         Command::Check => check(&cli.config),
@@ -243,6 +251,7 @@ pub fn run(cli: Cli) -> ExitCode {
         }
         Command::Sandbox(opts) => sandbox(opts),
     };
+    crate::progress::finish();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
@@ -276,8 +285,8 @@ fn check(path: &Path) -> Outcome {
 /// as a shell pipeline expects; any other write failure is exit 1.
 pub(crate) fn emit(line: &str) {
     use std::io::Write as _;
-    let mut stdout = std::io::stdout().lock();
-    if let Err(e) = writeln!(stdout, "{line}") {
+    let written = crate::progress::above(|| writeln!(std::io::stdout().lock(), "{line}"));
+    if let Err(e) = written {
         if e.kind() == std::io::ErrorKind::BrokenPipe {
             std::process::exit(0);
         }

@@ -54,7 +54,7 @@ pub fn trigger(cli: &Cli, job_name: &str) -> Outcome {
         let owner = crate::owner::this_process(runner.clock.now());
         let new = job.new_run(Trigger::Manual, None, Some(owner.clone()));
         let run = runner.store.create_run(new, runner.clock.now()).await?;
-        eprintln!("run {} created for job {}", run.uid, job.name);
+        crate::progress::above(|| eprintln!("run {} created for job {}", run.uid, job.name));
         let leases = hold_lease(&runner, owner);
         let outcome = finish(&runner, &run.uid, Limits::of(&job)).await;
         leases.abort();
@@ -139,6 +139,9 @@ async fn finish(runner: &Runner, uid: &str, limits: Limits) -> Outcome {
     );
     if let Some(e) = &done.last_error {
         out!("  {}: {}", e.label, e.message);
+    }
+    if done.status == RunStatus::Stopped && stop.is_stopped() {
+        out!("  resume with: watchbell runs resume {}", done.uid);
     }
     if done.status == RunStatus::Succeeded {
         Ok(())

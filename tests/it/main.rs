@@ -7,6 +7,7 @@ mod daemon;
 mod faults;
 mod live;
 mod operator;
+mod progress;
 mod results;
 mod safety;
 mod signals;
