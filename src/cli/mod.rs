@@ -271,11 +271,12 @@ fn check(path: &Path) -> Outcome {
     out!("{}: ok, {} job(s)", path.display(), config.jobs.len());
     for job in &config.jobs {
         out!(
-            "  {:<24} {:<16} {:<18} {}",
+            "  {:<24} {:<16} {:<18} {}{}",
             job.name,
             job.schedule.cron.as_str(),
             job.schedule.tz.name(),
-            job.schedule.cron.describe()
+            job.schedule.cron.describe(),
+            if job.enabled { "" } else { " (disabled)" }
         );
     }
     Ok(())

@@ -102,3 +102,65 @@ fn runs_list_on_a_fresh_machine_says_there_are_none() {
     assert!(out.status.success());
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "no runs");
 }
+
+/// What `cargo deb` packages: every asset exists, the job file it installs under /etc does
+/// nothing until edited, and the unit it installs starts the packaged binary only with a key.
+#[test]
+fn the_debian_package_installs_an_inert_job_file_and_a_unit_that_wants_a_key() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let manifest: toml::Table = std::fs::read_to_string(root.join("Cargo.toml"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let deb = &manifest["package"]["metadata"]["deb"];
+    let assets = deb["assets"].as_array().unwrap();
+    let mut targets = Vec::new();
+    for asset in assets {
+        let [from, to, _mode] = asset.as_array().unwrap().as_slice() else {
+            panic!("an asset is [source, target, mode]: {asset}");
+        };
+        let from = from.as_str().unwrap();
+        if !from.starts_with("target/") {
+            assert!(root.join(from).is_file(), "{from} is packaged but missing");
+        }
+        targets.push(to.as_str().unwrap());
+    }
+    for wanted in [
+        "usr/bin/",
+        "usr/lib/systemd/system/watchbell.service",
+        "etc/watchbell/schedules.toml",
+        "usr/share/bash-completion/completions/watchbell",
+        "usr/share/zsh/vendor-completions/_watchbell",
+        "usr/share/fish/vendor_completions.d/watchbell.fish",
+        "usr/share/man/man1/watchbell.1",
+    ] {
+        assert!(targets.contains(&wanted), "{wanted} is not packaged");
+    }
+    assert_eq!(
+        deb["conf-files"].as_array().unwrap()[0].as_str(),
+        Some("/etc/watchbell/schedules.toml")
+    );
+    // No systemd-units table: nothing generated enables or starts the service on install.
+    assert!(deb.get("systemd-units").is_none());
+
+    let example = watchbell::config::Config::load(&root.join("contrib/debian/schedules.toml"))
+        .expect("the packaged job file is valid");
+    assert!(!example.jobs.is_empty());
+    assert!(
+        example.jobs.iter().all(|j| !j.enabled),
+        "every packaged job is disabled"
+    );
+
+    let unit = std::fs::read_to_string(root.join("systemd/watchbell.service")).unwrap();
+    assert!(unit.contains("ExecStart=/usr/bin/watchbell "), "{unit}");
+    assert!(unit.contains("AssertPathExists=/etc/watchbell/api_key"));
+    assert!(unit.contains("LoadCredential=api_key:/etc/watchbell/api_key"));
+    let postinst = std::fs::read_to_string(root.join("contrib/debian/postinst")).unwrap();
+    // The script itself only reloads systemd; enabling is a step it tells the user about.
+    for line in postinst.lines().map(str::trim) {
+        if line.starts_with("systemctl ") || line.starts_with("deb-systemd-invoke") {
+            assert!(line.starts_with("systemctl daemon-reload"), "{line}");
+        }
+    }
+    assert!(postinst.contains("/etc/watchbell/api_key"));
+}
