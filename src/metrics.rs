@@ -91,6 +91,18 @@ pub const JOB_GAUGES: [(&str, &str); 4] = [
     ),
 ];
 
+/// The account's gauges, from the credits last read (`GET /workspaces`), with their help.
+pub const ACCOUNT_GAUGES: [(&str, &str); 2] = [
+    (
+        "watchbell_credits_left",
+        "Credits left on the account, as last read from the API.",
+    ),
+    (
+        "watchbell_credits_max",
+        "Credits of the account's billing period, as last read from the API.",
+    ),
+];
+
 /// Every series name `/metrics` can show (for dashboards and their check).
 pub fn exported() -> Vec<String> {
     let mut names: Vec<String> = HELP.iter().map(|(n, _)| (*n).to_string()).collect();
@@ -99,6 +111,7 @@ pub fn exported() -> Vec<String> {
     }
     names.push("watchbell_runs_in_flight".into());
     names.extend(JOB_GAUGES.iter().map(|(n, _)| (*n).to_string()));
+    names.extend(ACCOUNT_GAUGES.iter().map(|(n, _)| (*n).to_string()));
     names
 }
 

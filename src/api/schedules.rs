@@ -57,6 +57,21 @@ fn parse<T: for<'de> Deserialize<'de>>(status: u16, body: &[u8]) -> Result<T, Ap
 }
 
 impl Client {
+    /// The account's credits and plan (`GET /workspaces`, a cheap call).
+    pub async fn workspace(&self) -> Result<crate::store::account::Account, ApiFailure> {
+        let answer = self
+            .request(
+                Method::GET,
+                self.url("workspaces"),
+                None,
+                &mut Attempts::default(),
+            )
+            .await?;
+        let mut a: crate::store::account::Account = parse(answer.status.as_u16(), &answer.body)?;
+        a.read_at = self.clock.now();
+        Ok(a)
+    }
+
     /// Every schedule of the account, paging until a short page.
     pub async fn list_schedules(&self) -> Result<Vec<RemoteSchedule>, ApiFailure> {
         let mut all = Vec::new();

@@ -106,6 +106,11 @@ pub fn run(cli: &Cli, job: Option<&str>) -> Outcome {
         );
     }
     if let Some(db) = &db {
+        // An older database has no credits yet: the footer just leaves them out.
+        if let Ok(Some(a)) = db.account() {
+            out!("");
+            out!("{}", credits_line(&a, now));
+        }
         let (day, _) = crate::lanes::local_day(now, config.safety.tz);
         let lanes = db.lanes(&day, now)?;
         if !lanes.is_empty() {
@@ -117,6 +122,34 @@ pub fn run(cli: &Cli, job: Option<&str>) -> Outcome {
         }
     }
     Ok(())
+}
+
+/// `credits 999,880 of 1,000,000 (plan sandbox, read 12s ago)`.
+fn credits_line(a: &crate::store::account::Account, now: chrono::DateTime<chrono::Utc>) -> String {
+    let ago = (now - a.read_at).num_seconds().max(0);
+    let ago = if ago < 120 {
+        format!("{ago}s")
+    } else {
+        format!("{}m", ago / 60)
+    };
+    let plan = a.plan.as_deref().unwrap_or("unknown");
+    format!(
+        "credits {} of {} (plan {plan}, read {ago} ago)",
+        thousands(a.credits_left),
+        thousands(a.credits_max)
+    )
+}
+
+fn thousands(n: i64) -> String {
+    let digits = n.unsigned_abs().to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if n < 0 { format!("-{out}") } else { out }
 }
 
 /// One job in full: the next five ticks, the last runs, the last skipped ticks and why.
@@ -242,5 +275,33 @@ fn truncate(s: &str, n: usize) -> String {
         s.to_string()
     } else {
         s.chars().take(n - 1).chain(['…']).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credits_read_with_thousands_separators_and_their_age() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1_000), "1,000");
+        assert_eq!(thousands(1_234_567), "1,234,567");
+        assert_eq!(thousands(-4_500), "-4,500");
+        let now = chrono::DateTime::parse_from_rfc3339("2026-11-29T12:00:00Z")
+            .unwrap()
+            .to_utc();
+        let a = crate::store::account::Account {
+            credits_left: 999_880,
+            credits_max: 1_000_000,
+            credits_used: 120,
+            plan: Some("sandbox".into()),
+            read_at: now - chrono::Duration::seconds(12),
+        };
+        assert_eq!(
+            credits_line(&a, now),
+            "credits 999,880 of 1,000,000 (plan sandbox, read 12s ago)"
+        );
     }
 }

@@ -2,6 +2,7 @@
 //! happened), and handles what a long-running service must: reloads that never break a running
 //! schedule, crash recovery, a graceful shutdown, and systemd's notify protocol.
 
+mod credits;
 mod decide;
 mod dispatch;
 mod notify;
@@ -89,6 +90,8 @@ impl Daemon {
             tokio::time::Instant::now() + Duration::from_mins(1),
             Duration::from_hours(24),
         );
+        let mut credits = tokio::time::interval(credits::EVERY);
+        let reading = std::sync::Arc::new(credits::Reading::default());
         let mut kept = Kept::default();
         tokio::pin!(shutdown);
         loop {
@@ -113,6 +116,7 @@ impl Daemon {
                 }
                 _ = syncs.tick() => remote_sync(&d, &sync_running, "interval"),
                 _ = prunes.tick(), if d.config.daemon.retain.is_some() => prune(&d),
+                _ = credits.tick() => credits::read(&d.runner, &reading),
                 _ = maintenance.tick() => {
                     if let Err(e) = d.maintain().await {
                         log_store_error("maintenance failed; it runs again shortly", &e);
@@ -313,6 +317,7 @@ fn serve_metrics(
         async move {
             let mut text = registry.render();
             text.push_str(&job_gauges(&store, &config, clock.now()).await);
+            text.push_str(&account_gauges(&store).await);
             text
         }
     };
@@ -357,6 +362,19 @@ fn serve_metrics(
             .with_graceful_shutdown(stop.cancelled_owned())
             .await;
     });
+}
+
+/// The account's credits as last read, when they have been.
+async fn account_gauges(store: &crate::store::Store) -> String {
+    let Ok(Some(a)) = store.account().await else {
+        return String::new();
+    };
+    let [(left, left_help), (max, max_help)] = crate::metrics::ACCOUNT_GAUGES;
+    format!(
+        "# HELP {left} {left_help}\n# TYPE {left} gauge\n{left} {}\n\
+         # HELP {max} {max_help}\n# TYPE {max} gauge\n{max} {}\n",
+        a.credits_left, a.credits_max
+    )
 }
 
 /// Per-job gauges read from the database at scrape time, for every job in the file: they

@@ -70,6 +70,9 @@ pub(crate) async fn run_live(
         .map(|i| item(&name, &action["output"], &input, page, i))
         .collect();
     st.stats.live_pages.fetch_add(1, Ordering::Relaxed);
+    st.stats
+        .items
+        .fetch_add(u64::from(count), Ordering::Relaxed);
     let answer = match items.pop() {
         Some(one) if single => one,
         Some(last) => {

@@ -89,6 +89,8 @@ pub struct Stats {
     pub requests: AtomicU64,
     pub rate_limited: AtomicU64,
     pub live_pages: AtomicU64,
+    /// Items returned by live runs: each costs the account a credit.
+    pub items: AtomicU64,
     pub faults: AtomicU64,
 }
 

@@ -338,6 +338,15 @@ impl Store {
         self.call(|c| deliveries::next_delivery_at(c)).await
     }
 
+    /// Replaces the account's credits with what the API just said.
+    pub async fn record_account(&self, a: super::account::Account) -> Result<()> {
+        self.call(move |c| super::account::record(c, &a)).await
+    }
+
+    pub async fn account(&self) -> Result<Option<super::account::Account>> {
+        self.call(|c| super::account::read(c)).await
+    }
+
     pub async fn pending_count(&self, run_id: Option<i64>) -> Result<u64> {
         self.call(move |c| deliveries::pending_count(c, run_id))
             .await
@@ -523,5 +532,9 @@ impl Reader {
 
     pub fn lanes(&self, day: &str, now: DateTime<Utc>) -> Result<Vec<LaneReport>> {
         lanes::lane_report(&self.conn, day, now)
+    }
+
+    pub fn account(&self) -> Result<Option<super::account::Account>> {
+        super::account::read(&self.conn)
     }
 }

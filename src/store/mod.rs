@@ -7,6 +7,7 @@
 //! BUSY), and a task that meets a busy, locked, full or failing database is retried with backoff
 //! for the store's patience; the fault is kept in [`Health`] for `/healthz` and the logs.
 
+pub mod account;
 mod deliveries;
 mod door;
 pub mod files;

@@ -154,6 +154,17 @@ const STEPS: &[&str] = &[
     ALTER TABLE deliveries ADD COLUMN kind TEXT NOT NULL DEFAULT 'callback';
     ALTER TABLE runs ADD COLUMN request_retries INTEGER NOT NULL DEFAULT 0;
     ",
+    // 8: the account's credits as last read from the API, for `status` and `/metrics`.
+    r"
+    CREATE TABLE account (
+        id           INTEGER PRIMARY KEY CHECK (id = 1),
+        credits_left INTEGER NOT NULL,
+        credits_max  INTEGER NOT NULL,
+        credits_used INTEGER NOT NULL,
+        plan         TEXT,
+        read_at      TEXT NOT NULL
+    );
+    ",
 ];
 
 /// The schema version this build knows.

@@ -233,6 +233,48 @@ async fn per_job_gauges_come_from_the_database_after_a_restart() {
         value("watchbell_job_last_success_timestamp_seconds{job=\"never\"}"),
         None
     );
+
+    credits_are_exported_and_shown(addr, dir.path(), &sb).await;
     support::signal(&daemon, "-TERM");
     assert!(support::wait_exit(&mut daemon).await.success());
+}
+
+/// The account's credits: read by the daemon from the sandbox, whose credits fell by one per
+/// item returned; exported and shown in the footer of `status`.
+async fn credits_are_exported_and_shown(
+    addr: std::net::SocketAddr,
+    dir: &std::path::Path,
+    sb: &watchbell::sandbox::Sandbox,
+) {
+    let served = sb.stats().items.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(served > 0);
+    let left = 1_000_000 - served;
+    let deadline = tokio::time::Instant::now() + support::WAIT;
+    let credits = loop {
+        let text = reqwest::get(format!("http://{addr}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let found = text
+            .lines()
+            .find_map(|l| l.strip_prefix("watchbell_credits_left "))
+            .map(str::to_string);
+        if found.is_some() || tokio::time::Instant::now() > deadline {
+            break found;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(credits, Some(left.to_string()));
+    let out = support::watchbell(dir).arg("status").output().unwrap();
+    let status = String::from_utf8_lossy(&out.stdout);
+    let digits = left.to_string();
+    let shown = format!("{},{}", &digits[..3], &digits[3..]);
+    assert!(
+        status.contains(&format!(
+            "credits {shown} of 1,000,000 (plan sandbox, read "
+        )),
+        "{status}"
+    );
 }
