@@ -26,6 +26,7 @@ const PROGRESS_EVERY: u64 = 1000;
 
 /// Writes the items `q` selects to `out`.
 pub fn write(db: &Reader, q: &ItemQuery, layout: Layout, out: &mut impl Write) -> Result<()> {
+    tracing::debug!(rows = 0, "exported");
     let mut rows = 0_u64;
     let mut count = move || {
         rows += 1;
