@@ -136,7 +136,7 @@ impl Client {
         pacer: Option<Arc<Pacer>>,
         clock: Clock,
     ) -> Result<Client, reqwest::Error> {
-        let pacer = pacer.unwrap_or_else(|| Arc::new(Pacer::for_plan(api.plan)));
+        let pacer = pacer.unwrap_or_else(|| Arc::new(Pacer::new(api.per_second())));
         Client::new(api.base_url.clone(), key, pacer, api.request_timeout, clock)
     }
 

@@ -36,8 +36,7 @@ impl Pacer {
 
     /// Pacing for a plan: under both its per-second and its per-minute limit.
     pub fn for_plan(plan: Plan) -> Pacer {
-        let (ps, pm) = plan.limits();
-        Pacer::new(f64::from(ps).min(f64::from(pm) / 60.0))
+        Pacer::new(plan.per_second())
     }
 
     /// No pacing (a sandbox without limits, benchmarks).

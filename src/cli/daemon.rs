@@ -38,9 +38,8 @@ pub fn run(cli: &Cli, with_sandbox: bool) -> Outcome {
         .map_err(Failure::runtime)?;
     rt.block_on(async {
         let (key, sandbox) = if with_sandbox {
-            let (per_second, _) = config.api.plan.limits();
             let sb = Sandbox::start(Options {
-                rate_limit: Some(f64::from(per_second)),
+                rate_limit: Some(config.api.plan.limits().0.into()),
                 ..Options::default()
             })
             .await
@@ -52,7 +51,7 @@ pub fn run(cli: &Cli, with_sandbox: bool) -> Outcome {
             let k = key::resolve(&config.api.key).map_err(|e| Failure::usage(e.to_string()))?;
             (k, None)
         };
-        let pacer = Arc::new(Pacer::for_plan(config.api.plan));
+        let pacer = Arc::new(Pacer::new(config.api.per_second()));
         let client = Client::for_config(&config.api, key, Some(pacer), Clock::System)
             .map_err(Failure::runtime)?;
         let store = Store::open_with(&db, DAEMON_PATIENCE)?;

@@ -48,8 +48,17 @@ pub struct Api {
     pub base_url: Url,
     pub key: KeySource,
     pub plan: Plan,
+    /// `rate_limit = "N/s"`: requests per second, instead of what the plan implies.
+    pub rate_limit: Option<f64>,
     pub request_timeout: Duration,
     pub catalog: CatalogMode,
+}
+
+impl Api {
+    /// The requests per second watchbell allows itself (paced a little below this).
+    pub fn per_second(&self) -> f64 {
+        self.rate_limit.unwrap_or_else(|| self.plan.per_second())
+    }
 }
 
 /// How jobs are held to the embedded action catalog.
@@ -77,18 +86,46 @@ pub enum Plan {
     Mid,
     High,
     Highest,
+    // The v1 tiers, by the names the vendor's pricing uses.
+    Bronze,
+    Silver,
+    Gold,
+    Platinum,
+    Diamond,
+    Titanium,
 }
 
 impl Plan {
+    /// Every name `plan` accepts: v4's, then v1's tiers.
+    pub const NAMES: [(&str, Plan); 11] = [
+        ("trial", Plan::Trial),
+        ("low", Plan::Low),
+        ("mid", Plan::Mid),
+        ("high", Plan::High),
+        ("highest", Plan::Highest),
+        ("bronze", Plan::Bronze),
+        ("silver", Plan::Silver),
+        ("gold", Plan::Gold),
+        ("platinum", Plan::Platinum),
+        ("diamond", Plan::Diamond),
+        ("titanium", Plan::Titanium),
+    ];
+
     /// The plan's documented limits: (requests per second, requests per minute).
     pub fn limits(self) -> (u32, u32) {
         match self {
             Plan::Trial => (1, 60),
-            Plan::Low => (2, 120),
-            Plan::Mid => (10, 600),
-            Plan::High => (20, 1200),
-            Plan::Highest => (40, 2400),
+            Plan::Low | Plan::Bronze => (2, 120),
+            Plan::Mid | Plan::Silver | Plan::Gold => (10, 600),
+            Plan::High | Plan::Platinum | Plan::Diamond => (20, 1200),
+            Plan::Highest | Plan::Titanium => (40, 2400),
         }
+    }
+
+    /// Requests per second under both of the plan's limits.
+    pub fn per_second(self) -> f64 {
+        let (ps, pm) = self.limits();
+        f64::from(ps).min(f64::from(pm) / 60.0)
     }
 }
 
@@ -345,6 +382,7 @@ fn read_api(d: &mut Diags, v: Option<&Value>) -> Option<Api> {
             "api_key_env",
             "api_key_file",
             "plan",
+            "rate_limit",
             "request_timeout",
             "catalog",
         ],
@@ -372,16 +410,19 @@ fn read_api(d: &mut Diags, v: Option<&Value>) -> Option<Api> {
         (None, Some(f)) => Some(KeySource::File(f.into())),
         (None, None) => Some(KeySource::Env(DEFAULT_KEY_ENV.into())),
     };
-    let plans = [
-        ("trial", Plan::Trial),
-        ("low", Plan::Low),
-        ("mid", Plan::Mid),
-        ("high", Plan::High),
-        ("highest", Plan::Highest),
-    ];
-    let plan = s
-        .get("plan")
-        .map_or(Some(Plan::Trial), |v| read::choice(d, v, "plan", &plans));
+    let plan = s.get("plan").map_or(Some(Plan::Trial), |v| {
+        read::choice(d, v, "plan", &Plan::NAMES)
+    });
+    let rate_limit = match s.get("rate_limit") {
+        None => Some(None),
+        Some(v) => read::string(d, v, "rate_limit").and_then(|text| match rate(&text) {
+            Ok(r) => Some(Some(r)),
+            Err(why) => {
+                d.at(&v.span(), format!("rate_limit {text:?}: {why}"));
+                None
+            }
+        }),
+    };
     let request_timeout = opt_duration(d, &s, "request_timeout", Duration::from_mins(1));
     let modes = [("strict", CatalogMode::Strict), ("warn", CatalogMode::Warn)];
     let catalog = s.get("catalog").map_or(Some(CatalogMode::Strict), |v| {
@@ -392,8 +433,30 @@ fn read_api(d: &mut Diags, v: Option<&Value>) -> Option<Api> {
         base_url: base_url?,
         key: key?,
         plan: plan?,
+        rate_limit: rate_limit?,
         request_timeout: request_timeout?,
     })
+}
+
+/// `"10/s"`, `"600/min"` (or `/m`): requests per second, above zero and at most 1000.
+fn rate(text: &str) -> Result<f64, String> {
+    let (n, unit) = text
+        .trim()
+        .split_once('/')
+        .ok_or("write it as N/s or N/min")?;
+    let n: f64 = n
+        .trim()
+        .parse()
+        .map_err(|_| format!("{:?} is not a number", n.trim()))?;
+    let per_second = match unit.trim() {
+        "s" => n,
+        "m" | "min" => n / 60.0,
+        other => return Err(format!("unknown unit {other:?}: use /s or /min")),
+    };
+    if !per_second.is_finite() || per_second <= 0.0 || per_second > 1000.0 {
+        return Err("must be above 0 and at most 1000/s".into());
+    }
+    Ok(per_second)
 }
 
 fn read_daemon(d: &mut Diags, v: Option<&Value>) -> Option<Daemon> {

@@ -449,3 +449,35 @@ fn alerting_keys_are_read_with_env_headers_and_checked() {
         "from 0 to 20",
     );
 }
+
+#[test]
+fn v1_tiers_are_plans_and_rate_limit_overrides_them() {
+    let with = |api: &str| Config::parse("s.toml", &format!("[api]\n{api}\n{JOB}")).unwrap();
+    let c = with("plan = \"titanium\"");
+    assert_eq!(c.api.plan, Plan::Titanium);
+    assert!((c.api.per_second() - 40.0).abs() < 1e-9);
+    assert!((with("plan = \"bronze\"").api.per_second() - 2.0).abs() < 1e-9);
+    assert!((with("plan = \"gold\"").api.per_second() - 10.0).abs() < 1e-9);
+    let c = with("plan = \"trial\"\nrate_limit = \"5/s\"");
+    assert!((c.api.per_second() - 5.0).abs() < 1e-9, "the override wins");
+    let c = with("rate_limit = \"90/min\"");
+    assert!((c.api.per_second() - 1.5).abs() < 1e-9);
+    one_error(
+        &format!("[api]\nrate_limit = \"fast\"\n{JOB}"),
+        2,
+        14,
+        "rate_limit \"fast\": write it as N/s or N/min",
+    );
+    one_error(
+        &format!("[api]\nrate_limit = \"0/s\"\n{JOB}"),
+        2,
+        14,
+        "above 0",
+    );
+    one_error(
+        &format!("[api]\nplan = \"copper\"\n{JOB}"),
+        2,
+        8,
+        "titanium",
+    );
+}
