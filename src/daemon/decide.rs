@@ -22,6 +22,8 @@ pub struct View<'a> {
     pub in_flight: &'a HashMap<String, usize>,
     /// Who will own the fired runs.
     pub owner: &'a str,
+    /// The account had no credits left at its last reading (a run could only fail).
+    pub credits_out: bool,
 }
 
 /// What a batch of due ticks becomes.
@@ -68,6 +70,8 @@ pub fn decide(batch: Vec<Due>, view: &View) -> Verdicts {
             Some(SkipReason::CatchupWindow)
         } else if !job.enabled {
             Some(SkipReason::Disabled)
+        } else if view.credits_out {
+            Some(SkipReason::NoCredits)
         } else {
             match job.overlap {
                 Overlap::Skip if in_flight > 0 => Some(SkipReason::Overlap),
@@ -118,6 +122,16 @@ mod tests {
     }
 
     fn run(c: &Config, now: &str, in_flight: usize, batch: Vec<Due>) -> Verdicts {
+        run_with(c, now, in_flight, batch, false)
+    }
+
+    fn run_with(
+        c: &Config,
+        now: &str,
+        in_flight: usize,
+        batch: Vec<Due>,
+        credits_out: bool,
+    ) -> Verdicts {
         let in_flight = HashMap::from([("j".to_string(), in_flight)]);
         decide(
             batch,
@@ -126,8 +140,31 @@ mod tests {
                 config: c,
                 in_flight: &in_flight,
                 owner: "me",
+                credits_out,
             },
         )
+    }
+
+    #[test]
+    fn without_credits_a_due_tick_is_skipped_and_says_why() {
+        let c = config("");
+        let v = run_with(
+            &c,
+            "2026-03-01T10:00:01Z",
+            0,
+            vec![due("2026-03-01T10:00:00Z", &[])],
+            true,
+        );
+        assert_eq!(reasons(&v), [SkipReason::NoCredits]);
+        assert!(v.fires.is_empty());
+        let v = run_with(
+            &c,
+            "2026-03-01T10:00:01Z",
+            0,
+            vec![due("2026-03-01T10:00:00Z", &[])],
+            false,
+        );
+        assert_eq!(v.fires.len(), 1);
     }
 
     fn reasons(v: &Verdicts) -> Vec<SkipReason> {

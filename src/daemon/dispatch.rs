@@ -133,6 +133,12 @@ impl Dispatch {
         };
         let in_flight = self.in_flight_by_job(elsewhere);
         let now = self.now();
+        // A reading older than this no longer says anything about now (the read keeps failing).
+        let fresh = chrono::Duration::minutes(10);
+        let credits_out = matches!(
+            self.runner.store.account().await,
+            Ok(Some(a)) if a.credits_left <= 0 && now - a.read_at < fresh
+        );
         let v = decide(
             batch,
             &View {
@@ -140,6 +146,7 @@ impl Dispatch {
                 config: &self.config,
                 in_flight: &in_flight,
                 owner: &self.owner,
+                credits_out,
             },
         );
         for (job, count) in &v.unlisted {

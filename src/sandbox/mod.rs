@@ -57,6 +57,9 @@ pub struct Options {
     /// Seed for the fault injection.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// The account's credits for the billing period; each item returned costs one.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub credits: u64,
 }
 
 impl Default for Options {
@@ -71,6 +74,7 @@ impl Default for Options {
             fail_rate: 0.0,
             latency: None,
             seed: 1,
+            credits: 1_000_000,
         }
     }
 }

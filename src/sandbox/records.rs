@@ -341,16 +341,16 @@ pub(crate) async fn manage_schedule(
     (StatusCode::OK, Json(s.clone())).into_response()
 }
 
-/// The sandbox account's credits for a billing period; each item returned costs one.
-const CREDITS: u64 = 1_000_000;
-
 pub(crate) async fn workspace(AxState(st): AxState<Arc<State>>, headers: HeaderMap) -> Response {
     if let Err(r) = st.admit(&headers, Kind::Other).await {
         return r;
     }
-    let used = st.stats.items.load(std::sync::atomic::Ordering::Relaxed);
+    let (max, used) = (
+        st.opts.credits,
+        st.stats.items.load(std::sync::atomic::Ordering::Relaxed),
+    );
     let body = json!({"name": "Sandbox", "uid": WORKSPACE,
-        "credits_left": CREDITS.saturating_sub(used), "credits_max": CREDITS,
-        "credits_used": used.min(CREDITS), "plan_name": "sandbox"});
+        "credits_left": max.saturating_sub(used), "credits_max": max,
+        "credits_used": used.min(max), "plan_name": "sandbox"});
     (StatusCode::OK, Json(body)).into_response()
 }

@@ -85,6 +85,8 @@ text_enum!(
         CatchupWindow = "catchup_window",
         /// Missed while the daemon was down; the one catch-up run covers it.
         DaemonDown = "daemon_down",
+        /// The account had no credits left when the tick came (as last read from the API).
+        NoCredits = "no_credits",
     }
 );
 

@@ -615,3 +615,28 @@ async fn a_change_of_the_job_file_is_picked_up_without_a_signal() {
     .await;
     d.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tick_on_an_account_without_credits_is_skipped_with_no_credits() {
+    let sb = sandbox(Options {
+        credits: 0,
+        ..Options::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let (clock, hand) = Clock::test(at("2026-05-01T10:00:30Z"));
+    let d = InProcess::start(&dir, &sb, &minutely("skip"), clock).await;
+    // The daemon reads the credits as it starts.
+    let store = d.runner.store.clone();
+    eventually(Duration::from_secs(10), || {
+        let store = store.clone();
+        async move { matches!(store.account().await, Ok(Some(a)) if a.credits_left == 0) }
+    })
+    .await;
+    hand.set(at("2026-05-01T10:01:00Z"));
+    let ticks = wait_ticks(&d, "m", 1).await;
+    assert_eq!(ticks[0].outcome, "skipped");
+    assert_eq!(ticks[0].reason, Some(SkipReason::NoCredits));
+    assert!(ticks[0].run_uid.is_none());
+    d.shutdown().await;
+}
