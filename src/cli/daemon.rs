@@ -81,6 +81,7 @@ pub fn run(cli: &Cli, with_sandbox: bool) -> Outcome {
         };
         let daemon = Daemon {
             metrics,
+            credits_every: crate::daemon::credits::EVERY,
             config,
             config_path: cli.config.clone(),
             runner,

@@ -172,6 +172,13 @@ fn show(cli: &Cli, uid: &str, json: bool) -> Outcome {
     }
     if let Some(p) = run.postponed_until {
         out!("blocked until {}", p.to_rfc3339());
+    } else if run.status == RunStatus::Blocked
+        && run
+            .last_error
+            .as_ref()
+            .is_some_and(|e| e.message.starts_with("HTTP 402 "))
+    {
+        out!("blocked for credits: the daemon resumes it when the account has credits again");
     }
     out!("transitions:");
     for t in &transitions {

@@ -1,6 +1,7 @@
 //! The account's credits, read from the API (`GET /workspaces`) once a minute into the database,
 //! where `status` and `/metrics` find them without the key. A failed read keeps the last figures
-//! and is logged once per streak of failures, not every minute.
+//! and is logged once per streak of failures, not every minute. When credits come back (a new
+//! billing period, a top-up), runs BLOCKED by a 402 are resumed.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -10,7 +11,7 @@ use tracing::{info, warn};
 
 use crate::runner::Runner;
 
-/// How often the credits are read.
+/// How often the credits are read (the daemon's default).
 pub const EVERY: Duration = Duration::from_mins(1);
 
 /// Reads the credits in the background, unless a read is still under way.
@@ -28,7 +29,25 @@ pub fn read(runner: &Runner, state: &Arc<Reading>) {
                         "account credits readable again"
                     );
                 }
+                let left = a.credits_left;
+                let before = runner.store.account().await.ok().flatten();
                 let _ = runner.store.record_account(a).await;
+                // Runs BLOCKED by a 402 resume when credits come back: more left than at the
+                // last reading (a new billing period, a top-up; spending only lowers it), or a
+                // first reading. Not at every reading: a 402 for another reason would be sent
+                // again once a minute, for ever.
+                let came_back = before.as_ref().is_none_or(|b| left > b.credits_left);
+                if left > 0
+                    && came_back
+                    && let Ok(n) = runner.store.unblock_for_credits(runner.clock.now()).await
+                    && n > 0
+                {
+                    info!(
+                        runs = n,
+                        credits_left = left,
+                        "credits again: runs blocked for credits resume"
+                    );
+                }
             }
             Err(e) => {
                 if !state.failing.swap(true, Ordering::AcqRel) {

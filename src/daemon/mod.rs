@@ -2,7 +2,7 @@
 //! happened), and handles what a long-running service must: reloads that never break a running
 //! schedule, crash recovery, a graceful shutdown, and systemd's notify protocol.
 
-mod credits;
+pub mod credits;
 mod decide;
 mod dispatch;
 mod notify;
@@ -45,6 +45,8 @@ pub struct Daemon {
     pub heartbeat: Heartbeat,
     /// Where `/metrics` and `/healthz` are served, when asked for.
     pub metrics: Option<tokio::net::TcpListener>,
+    /// How often the account's credits are read ([`credits::EVERY`]; tests go faster).
+    pub credits_every: Duration,
 }
 
 impl Daemon {
@@ -57,6 +59,7 @@ impl Daemon {
             mut reloads,
             heartbeat,
             metrics,
+            credits_every,
         } = self;
         let clock = runner.clock.clone();
         let owner = crate::owner::this_process(clock.now());
@@ -90,7 +93,7 @@ impl Daemon {
             tokio::time::Instant::now() + Duration::from_mins(1),
             Duration::from_hours(24),
         );
-        let mut credits = tokio::time::interval(credits::EVERY);
+        let mut credits = tokio::time::interval(credits_every);
         let reading = std::sync::Arc::new(credits::Reading::default());
         let mut kept = Kept::default();
         tokio::pin!(shutdown);

@@ -43,6 +43,15 @@ pub(crate) async fn run_live(
     if let Some(why) = strict::refusal(&name, "live", &body) {
         return invalid(&why);
     }
+    let (max, used) = st.credits();
+    if used >= max {
+        return api_error(
+            StatusCode::PAYMENT_REQUIRED,
+            "NOT_ENOUGH_CREDITS",
+            Some("account"),
+            "no credits left on the account for this billing period",
+        );
+    }
     let page = q.page.unwrap_or(1);
     if page == 0 {
         return invalid("page starts at 1");

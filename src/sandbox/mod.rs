@@ -93,7 +93,7 @@ pub struct Stats {
     pub requests: AtomicU64,
     pub rate_limited: AtomicU64,
     pub live_pages: AtomicU64,
-    /// Items returned by live runs: each costs the account a credit.
+    /// Items returned by live runs in this billing period: each costs the account a credit.
     pub items: AtomicU64,
     pub faults: AtomicU64,
 }
@@ -108,6 +108,8 @@ pub(crate) struct State {
     daily: Mutex<HashMap<(String, chrono::NaiveDate), u64>>,
     rng: Mutex<u64>,
     pub(crate) records: Mutex<records::Records>,
+    /// Credits of the current billing period (items returned count against them).
+    pub(crate) credits: AtomicU64,
 }
 
 struct Bucket {
@@ -129,6 +131,7 @@ impl Sandbox {
         let listener = tokio::net::TcpListener::bind(opts.listen).await?;
         let addr = listener.local_addr()?;
         let base = Url::parse(&format!("http://{addr}/v4")).expect("valid URL");
+        let opts_credits = opts.credits;
         let state = Arc::new(State {
             rng: Mutex::new(opts.seed.max(1)),
             opts,
@@ -138,6 +141,7 @@ impl Sandbox {
             buckets: Mutex::default(),
             daily: Mutex::default(),
             records: Mutex::default(),
+            credits: AtomicU64::new(opts_credits),
         });
         let shutdown = CancellationToken::new();
         let app = router(state.clone());
@@ -170,6 +174,12 @@ impl Sandbox {
 
     pub fn stats(&self) -> &Stats {
         &self.state.stats
+    }
+
+    /// A new billing period with `credits`: what was used before no longer counts.
+    pub fn new_period(&self, credits: u64) {
+        self.state.stats.items.store(0, Ordering::Relaxed);
+        self.state.credits.store(credits, Ordering::Relaxed);
     }
 
     /// A copy of the remote schedules, for tests that compare state before and after.
@@ -260,6 +270,14 @@ pub(crate) enum Kind {
 }
 
 impl State {
+    /// (credits of the period, credits used).
+    pub(crate) fn credits(&self) -> (u64, u64) {
+        (
+            self.credits.load(Ordering::Relaxed),
+            self.stats.items.load(Ordering::Relaxed),
+        )
+    }
+
     /// Authentication, latency, rate limits, quota and injected faults, in that order.
     pub(crate) async fn admit(&self, headers: &HeaderMap, kind: Kind) -> Result<(), Response> {
         self.stats.requests.fetch_add(1, Ordering::Relaxed);

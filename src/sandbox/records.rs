@@ -345,10 +345,7 @@ pub(crate) async fn workspace(AxState(st): AxState<Arc<State>>, headers: HeaderM
     if let Err(r) = st.admit(&headers, Kind::Other).await {
         return r;
     }
-    let (max, used) = (
-        st.opts.credits,
-        st.stats.items.load(std::sync::atomic::Ordering::Relaxed),
-    );
+    let (max, used) = st.credits();
     let body = json!({"name": "Sandbox", "uid": WORKSPACE,
         "credits_left": max.saturating_sub(used), "credits_max": max,
         "credits_used": used.min(max), "plan_name": "sandbox"});

@@ -189,6 +189,11 @@ impl Store {
         self.call(move |c| runs::blocked_due(c, now)).await
     }
 
+    /// BLOCKED runs waiting for credits become due (the account has credits again).
+    pub async fn unblock_for_credits(&self, now: DateTime<Utc>) -> Result<usize> {
+        self.call(move |c| runs::unblock_for_credits(c, now)).await
+    }
+
     pub async fn count_retries(&self, uid: &str, retries: u32, waits: u32) -> Result<()> {
         let uid = uid.to_string();
         self.call(move |c| runs::count_retries(c, &uid, retries, waits))

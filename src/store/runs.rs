@@ -468,6 +468,18 @@ pub fn blocked_due(conn: &Connection, now: DateTime<Utc>) -> Result<Vec<RunRecor
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
+/// BLOCKED runs that met a 402 (no credits) and wait with no reset time: due now, as the
+/// account has credits again. Returns how many.
+pub fn unblock_for_credits(conn: &mut Connection, now: DateTime<Utc>) -> Result<usize> {
+    let tx = super::write_tx(conn)?;
+    let n = tx.execute(
+        "UPDATE runs SET postponed_until = ?1 WHERE status = 'BLOCKED' AND postponed_until IS NULL AND last_error_message LIKE 'HTTP 402 %'",
+        [ts(now)],
+    )?;
+    tx.commit()?;
+    Ok(n)
+}
+
 /// Adds to a run's retry and rate-limit-wait counters.
 pub fn count_retries(conn: &Connection, uid: &str, retries: u32, waits: u32) -> Result<()> {
     conn.execute(

@@ -568,6 +568,7 @@ async fn a_blocked_run_is_resumed_after_its_reset() {
         reloads,
         heartbeat: watchbell::scheduler::Heartbeat::default(),
         metrics: None,
+        credits_every: Duration::from_mins(1),
     };
     let task = tokio::spawn(daemon.run(async {
         let _ = stopped.await;
@@ -638,5 +639,59 @@ async fn a_tick_on_an_account_without_credits_is_skipped_with_no_credits() {
     assert_eq!(ticks[0].outcome, "skipped");
     assert_eq!(ticks[0].reason, Some(SkipReason::NoCredits));
     assert!(ticks[0].run_uid.is_none());
+    d.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_blocked_by_a_402_resumes_when_the_account_has_credits_again() {
+    // 20 credits: two pages of ten, then the third page is refused with 402.
+    let sb = sandbox(Options {
+        pages: 5,
+        page_size: 10,
+        credits: 20,
+        ..Options::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let (clock, hand) = Clock::test(at("2026-05-01T10:00:30Z"));
+    let d = InProcess::start(&dir, &sb, &minutely("skip"), clock).await;
+    hand.set(at("2026-05-01T10:01:00Z"));
+    let ticks = wait_ticks(&d, "m", 1).await;
+    let uid = ticks[0].run_uid.clone().expect("fired");
+    eventually(WAIT, || async {
+        d.run(&uid).await.status == RunStatus::Blocked
+    })
+    .await;
+    let blocked = d.run(&uid).await;
+    assert_eq!((blocked.pages, blocked.items), (2, 20));
+    assert!(
+        blocked.postponed_until.is_none(),
+        "no reset time: it waits for credits"
+    );
+    let e = blocked.last_error.expect("the 402 is kept");
+    assert!(e.message.starts_with("HTTP 402 "), "{}", e.message);
+    let out = crate::support::watchbell(dir.path())
+        .args(["runs", "show", &uid])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("blocked for credits"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    // A new billing period: the daemon reads the credits, and the run ends from its cursor.
+    sb.new_period(1000);
+    eventually(WAIT, || async {
+        d.run(&uid).await.status == RunStatus::Succeeded
+    })
+    .await;
+    let done = d.run(&uid).await;
+    assert_eq!((done.pages, done.items), (5, 50));
+    let ids: HashSet<String> = crate::support::item_ids(&d.runner, &done)
+        .await
+        .into_iter()
+        .collect();
+    assert_eq!(ids.len(), 50, "every item once");
     d.shutdown().await;
 }

@@ -243,6 +243,7 @@ impl InProcess {
             reloads,
             heartbeat: heartbeat.clone(),
             metrics,
+            credits_every: Duration::from_millis(200),
         };
         let task = tokio::spawn(async move {
             daemon
