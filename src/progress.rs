@@ -51,7 +51,7 @@ impl Line {
         }
     }
 
-    /// Folds one event in; true when it is for the line, false when it should print above it.
+    /// Folds one event in; false for a warning or error, which prints above the line.
     fn absorb(&mut self, level: Level, f: &Fields) -> bool {
         let now = Instant::now();
         match f.message.as_str() {
