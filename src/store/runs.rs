@@ -234,17 +234,8 @@ pub(super) fn mark_queued(
     Ok(())
 }
 
-/// Moves a run to `to`, refusing a move the lifecycle does not allow. `error` is recorded as the
-/// run's `last_error` when given.
-pub fn transition(
-    conn: &mut Connection,
-    uid: &str,
-    to: RunStatus,
-    reason: &str,
-    error: Option<&LastError>,
-    now: DateTime<Utc>,
-) -> Result<RunRecord> {
-    let tx = super::write_tx(conn)?;
+/// The run's id and status, when the lifecycle lets it move to `to`; the refusal otherwise.
+fn movable(tx: &Connection, uid: &str, to: RunStatus) -> Result<(i64, RunStatus)> {
     let (id, from): (i64, String) = tx
         .query_row("SELECT id, status FROM runs WHERE uid = ?1", [uid], |r| {
             Ok((r.get(0)?, r.get(1)?))
@@ -259,6 +250,21 @@ pub fn transition(
             to,
         });
     }
+    Ok((id, from))
+}
+
+/// Moves a run to `to`, refusing a move the lifecycle does not allow. `error` is recorded as the
+/// run's `last_error` when given.
+pub fn transition(
+    conn: &mut Connection,
+    uid: &str,
+    to: RunStatus,
+    reason: &str,
+    error: Option<&LastError>,
+    now: DateTime<Utc>,
+) -> Result<RunRecord> {
+    let tx = super::write_tx(conn)?;
+    let (id, from) = movable(&tx, uid, to)?;
     let t = ts(now);
     tx.execute(
         "UPDATE runs SET status = ?2, updated_at = ?3,
@@ -286,9 +292,6 @@ pub fn transition(
     Ok(run)
 }
 
-/// Stores one page of results together with the run's next-page cursor and counters (and its
-/// webhook callback, if any), in one transaction: a crash never duplicates or loses a page. A
-/// page stored twice is refused.
 /// One page of results, as it is stored.
 #[derive(Clone, Copy, Debug)]
 pub struct PageToStore<'a> {
@@ -304,6 +307,9 @@ pub struct PageToStore<'a> {
     pub callback: Option<(&'a str, &'a serde_json::Value)>,
 }
 
+/// Stores one page of results together with the run's next-page cursor and counters (and its
+/// webhook callback, if any), in one transaction: a crash never duplicates or loses a page. A
+/// page stored twice is refused.
 pub fn store_page(
     conn: &mut Connection,
     uid: &str,
@@ -415,20 +421,7 @@ pub fn schedule_retry(
     now: DateTime<Utc>,
 ) -> Result<RunRecord> {
     let tx = super::write_tx(conn)?;
-    let (id, from): (i64, String) = tx
-        .query_row("SELECT id, status FROM runs WHERE uid = ?1", [uid], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
-        .optional()?
-        .ok_or_else(|| StoreError::NotFound(uid.to_string()))?;
-    let from: RunStatus = from.parse().unwrap_or(RunStatus::Failed);
-    if !from.can_move_to(RunStatus::Queued) {
-        return Err(StoreError::IllegalTransition {
-            uid: uid.to_string(),
-            from,
-            to: RunStatus::Queued,
-        });
-    }
+    let (id, from) = movable(&tx, uid, RunStatus::Queued)?;
     tx.execute(
         "UPDATE runs SET status = 'QUEUED', retry_count = retry_count + 1, postponed_until = ?2,
             finished_at = NULL, updated_at = ?3 WHERE id = ?1",
