@@ -10,6 +10,7 @@ use std::time::Duration;
 use tracing::{info, warn};
 
 use crate::runner::Runner;
+use crate::store::account::Account;
 
 /// How often the credits are read (the daemon's default).
 pub const EVERY: Duration = Duration::from_mins(1);
@@ -30,6 +31,10 @@ pub fn read(runner: &Runner, state: &Arc<Reading>) {
                     );
                 }
                 let left = a.credits_left;
+                *state
+                    .last
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(a.clone());
                 let before = runner.store.account().await.ok().flatten();
                 let _ = runner.store.record_account(a).await;
                 // Runs BLOCKED by a 402 resume when credits come back: more left than at the
@@ -59,9 +64,26 @@ pub fn read(runner: &Runner, state: &Arc<Reading>) {
     });
 }
 
-/// Whether a read is under way, and whether the last one failed.
+/// A reading older than this says nothing about now (the reads keep failing).
+const FRESH: chrono::Duration = chrono::Duration::minutes(10);
+
+/// Whether a read is under way, whether the last one failed, and the last figures (kept here
+/// so the tick path asks memory, not the database queue behind run work).
 #[derive(Default)]
 pub struct Reading {
     running: AtomicBool,
     failing: AtomicBool,
+    last: std::sync::Mutex<Option<Account>>,
+}
+
+impl Reading {
+    /// True when the last reading, fresh enough to trust, said no credits were left.
+    pub fn out_of_credits(&self, now: chrono::DateTime<chrono::Utc>) -> bool {
+        let last = self
+            .last
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        last.as_ref()
+            .is_some_and(|a| a.credits_left <= 0 && now - a.read_at < FRESH)
+    }
 }

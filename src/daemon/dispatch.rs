@@ -46,6 +46,8 @@ pub struct Dispatch {
     queue_stop: CancellationToken,
     done_tx: mpsc::UnboundedSender<Done>,
     pub done: mpsc::UnboundedReceiver<Done>,
+    /// The account's credits as last read (ticks are skipped while there are none).
+    pub credits: Arc<super::credits::Reading>,
 }
 
 /// The last nominal tick recorded for each job (where the scheduler resumes after a restart).
@@ -94,6 +96,7 @@ impl Dispatch {
             queue_stop: CancellationToken::new(),
             done_tx,
             done,
+            credits: Arc::default(),
         }
     }
 
@@ -133,12 +136,6 @@ impl Dispatch {
         };
         let in_flight = self.in_flight_by_job(elsewhere);
         let now = self.now();
-        // A reading older than this no longer says anything about now (the read keeps failing).
-        let fresh = chrono::Duration::minutes(10);
-        let credits_out = matches!(
-            self.runner.store.account().await,
-            Ok(Some(a)) if a.credits_left <= 0 && now - a.read_at < fresh
-        );
         let v = decide(
             batch,
             &View {
@@ -146,7 +143,7 @@ impl Dispatch {
                 config: &self.config,
                 in_flight: &in_flight,
                 owner: &self.owner,
-                credits_out,
+                credits_out: self.credits.out_of_credits(now),
             },
         );
         for (job, count) in &v.unlisted {

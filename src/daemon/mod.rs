@@ -94,7 +94,6 @@ impl Daemon {
             Duration::from_hours(24),
         );
         let mut credits = tokio::time::interval(credits_every);
-        let reading = std::sync::Arc::new(credits::Reading::default());
         let mut kept = Kept::default();
         tokio::pin!(shutdown);
         loop {
@@ -119,7 +118,7 @@ impl Daemon {
                 }
                 _ = syncs.tick() => remote_sync(&d, &sync_running, "interval"),
                 _ = prunes.tick(), if d.config.daemon.retain.is_some() => prune(&d),
-                _ = credits.tick() => credits::read(&d.runner, &reading),
+                _ = credits.tick() => credits::read(&d.runner, &d.credits),
                 _ = maintenance.tick() => {
                     if let Err(e) = d.maintain().await {
                         log_store_error("maintenance failed; it runs again shortly", &e);
