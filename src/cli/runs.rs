@@ -176,7 +176,7 @@ fn show(cli: &Cli, uid: &str, json: bool) -> Outcome {
         && run
             .last_error
             .as_ref()
-            .is_some_and(|e| e.message.starts_with("HTTP 402 "))
+            .is_some_and(store::LastError::waits_for_credits)
     {
         out!("blocked for credits: the daemon resumes it when the account has credits again");
     }

@@ -30,6 +30,17 @@ pub struct LastError {
     pub message: String,
 }
 
+/// How a 402 (no credits) reads in `last_error.message`: every HTTP failure's message starts
+/// with its status (`ApiFailure`'s Display).
+const NO_CREDITS: &str = "HTTP 402 ";
+
+impl LastError {
+    /// A 402: the run waits for credits.
+    pub fn waits_for_credits(&self) -> bool {
+        self.message.starts_with(NO_CREDITS)
+    }
+}
+
 /// A run as stored.
 #[derive(Clone, Debug)]
 pub struct RunRecord {
@@ -466,8 +477,8 @@ pub fn blocked_due(conn: &Connection, now: DateTime<Utc>) -> Result<Vec<RunRecor
 pub fn unblock_for_credits(conn: &mut Connection, now: DateTime<Utc>) -> Result<usize> {
     let tx = super::write_tx(conn)?;
     let n = tx.execute(
-        "UPDATE runs SET postponed_until = ?1 WHERE status = 'BLOCKED' AND postponed_until IS NULL AND last_error_message LIKE 'HTTP 402 %'",
-        [ts(now)],
+        "UPDATE runs SET postponed_until = ?1 WHERE status = 'BLOCKED' AND postponed_until IS NULL AND substr(last_error_message, 1, ?2) = ?3",
+        params![ts(now), NO_CREDITS.len() as i64, NO_CREDITS],
     )?;
     tx.commit()?;
     Ok(n)
