@@ -157,17 +157,12 @@ impl Metrics {
         let r = self;
         let mut out = String::new();
         let counters = r.counters.lock().map(|c| c.clone()).unwrap_or_default();
-        for (name, help) in HELP {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
-            for ((n, labels), v) in &counters {
-                if n == name {
-                    if labels.is_empty() {
-                        let _ = writeln!(out, "{name} {v}");
-                    } else {
-                        let _ = writeln!(out, "{name}{{{labels}}} {v}");
-                    }
-                }
-            }
+        for entry in HELP {
+            let samples = counters
+                .iter()
+                .filter(|((n, _), _)| *n == entry.0)
+                .map(|((_, labels), v)| (labels.as_str(), *v));
+            family(&mut out, "counter", *entry, samples);
         }
         let (buckets, n, sum) = r
             .lateness
@@ -185,13 +180,32 @@ impl Metrics {
             out,
             "{name}_bucket{{le=\"+Inf\"}} {n}\n{name}_sum {sum}\n{name}_count {n}"
         );
-        let name = "watchbell_runs_in_flight";
-        let _ = writeln!(
-            out,
-            "# HELP {name} Runs queued or running.\n# TYPE {name} gauge\n{name} {}",
-            r.in_flight.load(Ordering::Relaxed)
+        family(
+            &mut out,
+            "gauge",
+            ("watchbell_runs_in_flight", "Runs queued or running."),
+            [("", r.in_flight.load(Ordering::Relaxed) as f64)],
         );
         out
+    }
+}
+
+/// Writes one metric family in the text exposition: its help, its type, then each sample with
+/// its labels (`job="a",status="b"`; empty for none).
+pub fn family<L: AsRef<str>>(
+    out: &mut String,
+    kind: &str,
+    (name, help): (&str, &str),
+    samples: impl IntoIterator<Item = (L, f64)>,
+) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    for (labels, v) in samples {
+        let labels = labels.as_ref();
+        if labels.is_empty() {
+            let _ = writeln!(out, "{name} {v}");
+        } else {
+            let _ = writeln!(out, "{name}{{{labels}}} {v}");
+        }
     }
 }
 

@@ -371,12 +371,11 @@ async fn account_gauges(store: &crate::store::Store) -> String {
     let Ok(Some(a)) = store.account().await else {
         return String::new();
     };
-    let [(left, left_help), (max, max_help)] = crate::metrics::ACCOUNT_GAUGES;
-    format!(
-        "# HELP {left} {left_help}\n# TYPE {left} gauge\n{left} {}\n\
-         # HELP {max} {max_help}\n# TYPE {max} gauge\n{max} {}\n",
-        a.credits_left, a.credits_max
-    )
+    let [left, max] = crate::metrics::ACCOUNT_GAUGES;
+    let mut out = String::new();
+    crate::metrics::family(&mut out, "gauge", left, [("", a.credits_left as f64)]);
+    crate::metrics::family(&mut out, "gauge", max, [("", a.credits_max as f64)]);
+    out
 }
 
 /// Per-job gauges read from the database at scrape time, for every job in the file: they
@@ -386,17 +385,16 @@ async fn job_gauges(
     config: &Config,
     now: chrono::DateTime<chrono::Utc>,
 ) -> String {
-    use std::fmt::Write as _;
     let names: Vec<String> = config.jobs.iter().map(|j| j.name.clone()).collect();
     let Ok(health) = store.job_health(names).await else {
         return String::new();
     };
     let mut out = String::new();
-    let mut family = |(name, help): (&str, &str), rows: Vec<(String, f64)>| {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
-        for (job, v) in rows {
-            let _ = writeln!(out, "{name}{{job=\"{job}\"}} {v}");
-        }
+    let mut family = |entry: (&str, &str), rows: Vec<(String, f64)>| {
+        let samples = rows
+            .into_iter()
+            .map(|(job, v)| (format!("job=\"{job}\""), v));
+        crate::metrics::family(&mut out, "gauge", entry, samples);
     };
     let secs =
         |t: Option<chrono::DateTime<chrono::Utc>>| t.map(|t| t.timestamp_millis() as f64 / 1000.0);
