@@ -43,6 +43,5 @@ pub fn terminal_width() -> usize {
     std::env::var("COLUMNS")
         .ok()
         .and_then(|c| c.parse().ok())
-        .filter(|w| *w >= 20)
         .unwrap_or(80)
 }

@@ -39,11 +39,8 @@ pub fn run(cli: &Cli, job: Option<&str>) -> Outcome {
         None => HashMap::new(),
     };
     // Off a terminal the rule is 80 columns; on one, `COLUMNS` may widen the strip.
-    let width: usize = if tty {
-        std::env::var("COLUMNS")
-            .ok()
-            .and_then(|c| c.parse().ok())
-            .unwrap_or(80)
+    let width = if tty {
+        crate::logging::terminal_width()
     } else {
         80
     };
