@@ -16,7 +16,7 @@ use watchbell::config::Config;
 use watchbell::runner::{Limits, Stop};
 use watchbell::sandbox::Options;
 use watchbell::status::RunStatus;
-use watchbell::store::{NewRun, Trigger};
+use watchbell::store::Trigger;
 
 use crate::support::{self, PAGED, body, job, job_file, runner, sandbox, serve};
 
@@ -164,15 +164,6 @@ async fn per_job_gauges_come_from_the_database_after_a_restart() {
         sb.api_key(),
         Pacer::unlimited(),
     );
-    let make = |job: &str, body: serde_json::Value| NewRun {
-        job: job.into(),
-        action_name: PAGED.into(),
-        trigger: Trigger::Manual,
-        scheduled_for: None,
-        body,
-        callback_url: None,
-        owner: None,
-    };
     for (job, b) in [
         ("ok", body()),
         ("bad", serde_json::json!({"input": {"nope": 1}})),
@@ -180,7 +171,7 @@ async fn per_job_gauges_come_from_the_database_after_a_restart() {
     ] {
         let run = r
             .store
-            .create_run(make(job, b), Clock::System.now())
+            .create_run(support::new_run(job, PAGED, b), Clock::System.now())
             .await
             .unwrap();
         r.execute(&run.uid, &support::LIMITS, &Stop::new())
