@@ -7,8 +7,6 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::config::Plan;
-
 /// Requests are spaced this much wider than the plan's limit allows.
 const MARGIN: f64 = 0.01;
 /// The most a run of 429s can stretch the spacing.
@@ -32,11 +30,6 @@ impl Pacer {
     /// At most `per_second` requests per second (spaced evenly).
     pub fn new(per_second: f64) -> Pacer {
         Pacer::with_interval(Some(Duration::from_secs_f64((1.0 + MARGIN) / per_second)))
-    }
-
-    /// Pacing for a plan: under both its per-second and its per-minute limit.
-    pub fn for_plan(plan: Plan) -> Pacer {
-        Pacer::new(plan.per_second())
     }
 
     /// No pacing (a sandbox without limits, benchmarks).
@@ -99,6 +92,7 @@ impl Pacer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Plan;
 
     #[tokio::test(start_paused = true)]
     async fn requests_are_spaced_under_the_rate() {
@@ -123,7 +117,7 @@ mod tests {
 
     #[test]
     fn trial_is_paced_at_one_request_per_second() {
-        let p = Pacer::for_plan(Plan::Trial);
+        let p = Pacer::new(Plan::Trial.per_second());
         assert_eq!(p.interval, Some(Duration::from_secs_f64(1.01)));
     }
 }
