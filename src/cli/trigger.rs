@@ -113,7 +113,9 @@ async fn deliver(runner: &Runner, config: &Config, run_id: i64) {
             return;
         }
         if tokio::time::Instant::now() >= deadline {
-            eprintln!("{left} callback(s) not delivered yet; the daemon will keep trying");
+            crate::progress::above(|| {
+                eprintln!("{left} callback(s) not delivered yet; the daemon will keep trying");
+            });
             return;
         }
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
