@@ -178,7 +178,7 @@ async fn ingest() {
             let mut n = 0;
             while let Some(u) = url.take() {
                 let page = c
-                    .live_page(&u, &body, &mut Attempts::default(), None, None)
+                    .live_page(&u, Some(&body), &mut Attempts::default(), None, None)
                     .await
                     .unwrap();
                 n += page.items.len();

@@ -22,6 +22,7 @@ pub mod lanes;
 pub mod logging;
 pub mod metrics;
 pub mod owner;
+pub mod paging;
 pub mod progress;
 pub mod runner;
 pub mod sandbox;

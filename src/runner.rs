@@ -2,7 +2,7 @@
 //! the next-page cursor in one transaction), until the pagination ends or something stops it.
 //! A failed run is data: the outcome is the run's final status; `Err` is only for the store.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -15,6 +15,7 @@ use crate::clock::Clock;
 use crate::config::Safety;
 use crate::config::{Notify, Retry};
 use crate::lanes::RunGate;
+use crate::paging::{self, Pass};
 use crate::status::RunStatus;
 use crate::store::{
     self, DeliveryKind, LastError, NewPage, RunRecord, Store, StoreError, persistently,
@@ -341,26 +342,45 @@ impl Runner {
         // Where `run_timeout` will stop this run: no server-requested wait may go past it.
         let deadline = tokio::time::Instant::now().checked_add(limits.run_timeout);
         let uid = run.uid.clone();
+        let first = match self.client.first_url(&run.action_name, &run.body) {
+            Ok(u) => u.to_string(),
+            Err(f) => return Ok(End::Failed(f)),
+        };
+        // A v4 live run POSTs its body (stored before the catalog was enforced: sent as the
+        // action accepts it); a v1 endpoint is a GET whose query is in the URL.
+        let body = (!catalog::v1::is_endpoint(&run.action_name))
+            .then(|| catalog::clean_live_body(&run.action_name, &run.body));
         let stored = persistently(|| self.store.pages(run.id)).await?;
-        let mut visited: HashSet<String> = stored.iter().map(|p| p.url.clone()).collect();
-        let mut seen: HashMap<String, u32> = stored
-            .iter()
-            .filter_map(|p| p.content_hash.clone().map(|h| (h, p.page)))
-            .collect();
-        // Bodies stored before the catalog was enforced are sent as the action accepts them.
-        let body = catalog::clean_live_body(&run.action_name, &run.body);
+        let mut pass = Pass::of(&stored, &first);
+        let mut cursor_at = paging::cursor_time(&stored);
+        // Item keys stored in this run, once a new pass makes repeats possible.
+        let mut known = if pass.is_repeat() {
+            Some(self.stored_keys(run).await?)
+        } else {
+            None
+        };
         let mut page_no = run.pages;
         let mut next = match (&run.next_url, page_no) {
-            (_, 0) => Some(self.client.live_url(&run.action_name).to_string()),
+            (_, 0) => Some(first.clone()),
             (Some(u), _) => Some(u.clone()),
             (None, _) => None, // every page was already stored
         };
         let mut total = run.items;
-        while let Some(url_text) = next {
+        while let Some(mut url_text) = next {
             if stop.is_stopped() {
                 return Ok(End::Stopped(stop.reason().to_string()));
             }
-            if page_no >= limits.max_pages {
+            if url_text != first
+                && paging::expired(cursor_at, self.client.cursor_ttl(), self.clock.now())
+            {
+                self.start_again(&uid, cursor_at).await?;
+                url_text.clone_from(&first);
+                pass = Pass::fresh(page_no + 1);
+                if known.is_none() {
+                    known = Some(self.stored_keys(run).await?);
+                }
+            }
+            if pass.pages(page_no) >= limits.max_pages {
                 return Ok(End::MaxPages);
             }
             let url = match Url::parse(&url_text) {
@@ -375,13 +395,13 @@ impl Runner {
                     }));
                 }
             };
-            if !visited.insert(url_text.clone()) {
+            if !pass.visited.insert(url_text.clone()) {
                 return Ok(End::Failed(ApiFailure::PaginationLoop(url_text)));
             }
             let mut attempts = Attempts::default();
             let page = self
                 .client
-                .live_page(&url, &body, &mut attempts, deadline, Some(gate))
+                .live_page(&url, body.as_ref(), &mut attempts, deadline, Some(gate))
                 .await;
             if attempts != Attempts::default() {
                 let (r, w) = (attempts.retries, attempts.rate_limit_waits);
@@ -392,27 +412,62 @@ impl Runner {
                 Err(f) => return Ok(End::Failed(f)),
             };
             let hash = store::content_hash(&page.items);
-            if let Some(&earlier) = seen.get(&hash).filter(|_| !page.items.is_empty()) {
+            if let Some(&earlier) = pass.seen.get(&hash).filter(|_| !page.items.is_empty()) {
                 return Ok(End::Failed(ApiFailure::PageRepeated {
                     url: url_text,
                     page: earlier,
                 }));
             }
             page_no += 1;
-            seen.insert(hash, page_no);
-            let n = page.items.len() as u64;
+            pass.seen.insert(hash, page_no);
+            let fetched = page.items.len();
+            let items: Vec<_> = match &mut known {
+                Some(k) => page
+                    .items
+                    .into_iter()
+                    .filter(|i| k.insert(catalog::item_key(&run.action_name, i, &i.to_string())))
+                    .collect(),
+                None => page.items,
+            };
+            let n = items.len() as u64;
             total += n;
             next = page.next.map(|u| u.to_string());
-            self.keep_page(run, page_no, url_text, next.clone(), page.items)
+            cursor_at = Some(self.clock.now());
+            self.keep_page(run, page_no, url_text, next.clone(), items)
                 .await?;
             self.client.metrics().count(
                 "watchbell_items_stored_total",
                 &[("job", &run.job)],
                 n as f64,
             );
-            info!(page = page_no, items = n, total, "page stored");
+            info!(page = page_no, items = n, repeats = fetched as u64 - n, total, "page stored");
         }
         Ok(End::Done)
+    }
+
+    /// The cursor is too old to send: the run's history says so, and its pages start again.
+    async fn start_again(
+        &self,
+        uid: &str,
+        cursor_at: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<(), StoreError> {
+        let ttl = humantime::format_duration(self.client.cursor_ttl());
+        let at = cursor_at.map(store::ts).unwrap_or_default();
+        let why = format!(
+            "cursor expired (handed out at {at}, older than cursor_ttl {ttl}): pages start again from the first; items already stored are not stored again"
+        );
+        warn!(cursor_at = %at, cursor_ttl = %ttl, "cursor expired; starting the pages again");
+        let now = self.clock.now();
+        persistently(|| self.store.note(uid, &why, now)).await
+    }
+
+    /// What identifies each item already stored in the run.
+    async fn stored_keys(&self, run: &RunRecord) -> Result<HashSet<String>, StoreError> {
+        let items = persistently(|| self.store.items(run.id)).await?;
+        Ok(items
+            .iter()
+            .map(|i| catalog::item_key(&run.action_name, i, &i.to_string()))
+            .collect())
     }
 
     /// Stores one page with the run's next cursor (and its callback) in one transaction.
@@ -468,13 +523,27 @@ impl Runner {
                     label: cap(&f.label(), 64),
                     message: cap(&f.to_string(), 2000),
                 };
-                if let Some(at) = f.resume_at() {
+                if let Some(at) = self.resume_at(&f).await {
                     persistently(|| self.store.set_postponed(uid, Some(at))).await?;
                 }
                 self.transition(uid, to, &e.label.to_ascii_lowercase(), Some(e))
                     .await
             }
         }
+    }
+
+    /// When a blocked run may go on by itself: what the failure says (a quota's reset), or for
+    /// a 402 the end of the billing period when `/quotas` told it (credits coming back earlier
+    /// resume it sooner).
+    async fn resume_at(&self, f: &ApiFailure) -> Option<chrono::DateTime<chrono::Utc>> {
+        if let Some(at) = f.resume_at() {
+            return Some(at);
+        }
+        if !matches!(f, ApiFailure::Http { status: 402, .. }) {
+            return None;
+        }
+        let account = self.store.account().await.ok().flatten()?;
+        account.period_end.filter(|end| *end > self.clock.now())
     }
 
     async fn get(&self, uid: &str) -> Result<RunRecord, StoreError> {

@@ -45,6 +45,8 @@ pub enum ApiFailure {
     PageRepeated { url: String, page: u32 },
     /// An identity lane refused the request before it was sent (daily cap, pause).
     Lane(crate::lanes::Denial),
+    /// The run cannot be turned into a request (a v1 run when the file names no v1 API).
+    Unsendable(String),
 }
 
 impl ApiFailure {
@@ -70,6 +72,7 @@ impl ApiFailure {
             }
             ApiFailure::Lane(crate::lanes::Denial::DailyCap { .. }) => "DAILY_CAP".into(),
             ApiFailure::Lane(crate::lanes::Denial::Paused { .. }) => "LANE_PAUSED".into(),
+            ApiFailure::Unsendable(_) => "UNSENDABLE_RUN".into(),
         }
     }
 
@@ -187,6 +190,7 @@ impl fmt::Display for ApiFailure {
                 )
             }
             ApiFailure::Lane(d) => write!(f, "{d}"),
+            ApiFailure::Unsendable(why) => write!(f, "cannot send this run: {why}"),
         }
     }
 }

@@ -93,6 +93,9 @@ pub struct Page {
 pub struct Client {
     http: reqwest::Client,
     base: Url,
+    /// Where v1 endpoints and `/quotas` are: only when the job file names v1.
+    v1: Option<Url>,
+    cursor_ttl: Duration,
     key: ApiKey,
     pacer: Arc<Pacer>,
     retry: RetryPolicy,
@@ -120,6 +123,8 @@ impl Client {
         Ok(Client {
             http,
             base,
+            v1: None,
+            cursor_ttl: Duration::from_hours(24),
             key,
             pacer,
             retry: RetryPolicy::default(),
@@ -137,7 +142,32 @@ impl Client {
         clock: Clock,
     ) -> Result<Client, reqwest::Error> {
         let pacer = pacer.unwrap_or_else(|| Arc::new(Pacer::new(api.per_second())));
-        Client::new(api.base_url.clone(), key, pacer, api.request_timeout, clock)
+        let mut c = Client::new(api.base_url.clone(), key, pacer, api.request_timeout, clock)?;
+        c.cursor_ttl = api.cursor_ttl;
+        Ok(c)
+    }
+
+    /// Lets this client call v1 endpoints and `/quotas` at `v1` (`None`: never).
+    #[must_use]
+    pub fn with_v1(mut self, v1: Option<Url>) -> Client {
+        self.v1 = v1;
+        self
+    }
+
+    /// The v1 base, when the job file named v1.
+    pub fn v1_base(&self) -> Option<&Url> {
+        self.v1.as_ref()
+    }
+
+    /// How old a stored cursor may be and still be sent (`[api] cursor_ttl`).
+    pub fn cursor_ttl(&self) -> Duration {
+        self.cursor_ttl
+    }
+
+    #[must_use]
+    pub fn with_cursor_ttl(mut self, ttl: Duration) -> Client {
+        self.cursor_ttl = ttl;
+        self
     }
 
     #[must_use]
@@ -178,27 +208,48 @@ impl Client {
         self.url(&format!("actions/{action}/run/live"))
     }
 
-    /// True when `url` has the configured API's scheme, host and port.
-    pub fn same_origin(&self, url: &Url) -> bool {
-        url.origin() == self.base.origin()
+    /// The first page of a run: the live URL of a v4 action, or a v1 endpoint's URL with its
+    /// placeholders and query filled from the run's body.
+    pub fn first_url(&self, action: &str, body: &Value) -> Result<Url, ApiFailure> {
+        if !crate::catalog::v1::is_endpoint(action) {
+            return Ok(self.live_url(action));
+        }
+        let base = self.v1.as_ref().ok_or_else(|| ApiFailure::Unsendable(format!(
+            "{action} is a v1 endpoint, and the job file names no v1 API (a v1 job or [api] v1_base_url)"
+        )))?;
+        crate::catalog::v1::first_page(base, body).ok_or_else(|| {
+            ApiFailure::Unsendable(format!("the run's body cannot fill {action}: {body}"))
+        })
     }
 
-    /// One page of a live run: the results and the next page's URL, if any. A wait the server
-    /// asks for that would end after `deadline` (the run's timeout) is not waited: the request
-    /// fails as rate-limited, with the reset, so the run ends BLOCKED until then.
+    /// True when `url` has the scheme, host and port of the configured API (v4, or v1 when
+    /// named).
+    pub fn same_origin(&self, url: &Url) -> bool {
+        url.origin() == self.base.origin()
+            || self.v1.as_ref().is_some_and(|v1| url.origin() == v1.origin())
+    }
+
+    /// One page of a run: the results and the next page's URL, if any. POSTed with `body` (a
+    /// v4 live run), or a GET without one (a v1 endpoint). A wait the server asks for that
+    /// would end after `deadline` (the run's timeout) is not waited: the request fails as
+    /// rate-limited, with the reset, so the run ends BLOCKED until then.
     pub async fn live_page(
         &self,
         url: &Url,
-        body: &Value,
+        body: Option<&Value>,
         attempts: &mut Attempts,
         deadline: Option<tokio::time::Instant>,
         gate: Option<&dyn Gate>,
     ) -> Result<Page, ApiFailure> {
         let answer = self
             .request_until(
-                Method::POST,
+                if body.is_some() {
+                    Method::POST
+                } else {
+                    Method::GET
+                },
                 url.clone(),
-                Some(body),
+                body,
                 attempts,
                 deadline,
                 gate,

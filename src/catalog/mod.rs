@@ -5,6 +5,7 @@
 //! JSON Schemas from the same data (an independent reading, so one bug cannot hide in both).
 
 pub mod schema;
+pub mod v1;
 
 use std::collections::BTreeMap;
 use std::fmt::{self, Write as _};

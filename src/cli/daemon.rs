@@ -46,6 +46,7 @@ pub fn run(cli: &Cli, with_sandbox: bool) -> Outcome {
             .map_err(|e| Failure::runtime(format!("cannot start the sandbox: {e}")))?;
             info!(url = %sb.base_url(), "sandbox listening; the daemon talks to it instead of the API");
             config.api.base_url = sb.base_url();
+            config.api.v1_base_url = Some(sb.v1_url());
             (ApiKey::new(sb.api_key()), Some(sb))
         } else {
             let k = key::resolve(&config.api.key).map_err(|e| Failure::usage(e.to_string()))?;
@@ -53,7 +54,8 @@ pub fn run(cli: &Cli, with_sandbox: bool) -> Outcome {
         };
         let pacer = Arc::new(Pacer::new(config.api.per_second()));
         let client = Client::for_config(&config.api, key, Some(pacer), Clock::System)
-            .map_err(Failure::runtime)?;
+            .map_err(Failure::runtime)?
+            .with_v1(config.v1_base());
         let store = Store::open_with(&db, DAEMON_PATIENCE)?;
         let runner = Runner {
             store,

@@ -170,15 +170,21 @@ fn show(cli: &Cli, uid: &str, json: bool) -> Outcome {
     if let Some(e) = &run.last_error {
         out!("last error {}: {}", e.label, e.message);
     }
-    if let Some(p) = run.postponed_until {
-        out!("blocked until {}", p.to_rfc3339());
-    } else if run.status == RunStatus::Blocked
+    let for_credits = run.status == RunStatus::Blocked
         && run
             .last_error
             .as_ref()
-            .is_some_and(store::LastError::waits_for_credits)
-    {
-        out!("blocked for credits: the daemon resumes it when the account has credits again");
+            .is_some_and(store::LastError::waits_for_credits);
+    match (run.postponed_until, for_credits) {
+        (Some(p), true) => out!(
+            "blocked for credits: the daemon resumes it when the account has credits again, or when the billing period ends ({})",
+            p.to_rfc3339()
+        ),
+        (Some(p), false) => out!("blocked until {}", p.to_rfc3339()),
+        (None, true) => out!(
+            "blocked for credits: the daemon resumes it when the account has credits again"
+        ),
+        (None, false) => {}
     }
     out!("transitions:");
     for t in &transitions {

@@ -121,7 +121,7 @@ pub fn run(cli: &Cli, job: Option<&str>) -> Outcome {
     Ok(())
 }
 
-/// `credits 999,880 of 1,000,000 (plan sandbox, read 12s ago)`.
+/// `credits 999,880 of 1,000,000 (plan sandbox, period ends 2026-12-01 00:00 UTC, read 12s ago)`.
 fn credits_line(a: &crate::store::account::Account, now: chrono::DateTime<chrono::Utc>) -> String {
     let ago = (now - a.read_at).num_seconds().max(0);
     let ago = if ago < 120 {
@@ -130,8 +130,12 @@ fn credits_line(a: &crate::store::account::Account, now: chrono::DateTime<chrono
         format!("{}m", ago / 60)
     };
     let plan = a.plan.as_deref().unwrap_or("unknown");
+    let period = a
+        .period_end
+        .map(|e| format!(", period ends {}", e.format("%Y-%m-%d %H:%M UTC")))
+        .unwrap_or_default();
     format!(
-        "credits {} of {} (plan {plan}, read {ago} ago)",
+        "credits {} of {} (plan {plan}{period}, read {ago} ago)",
         thousands(a.credits_left),
         thousands(a.credits_max)
     )
@@ -295,10 +299,21 @@ mod tests {
             credits_used: 120,
             plan: Some("sandbox".into()),
             read_at: now - chrono::Duration::seconds(12),
+            period_end: None,
         };
         assert_eq!(
             credits_line(&a, now),
             "credits 999,880 of 1,000,000 (plan sandbox, read 12s ago)"
+        );
+        let ends = crate::store::account::Account {
+            period_end: chrono::DateTime::parse_from_rfc3339("2026-12-01T00:00:00Z")
+                .ok()
+                .map(|t| t.to_utc()),
+            ..a
+        };
+        assert_eq!(
+            credits_line(&ends, now),
+            "credits 999,880 of 1,000,000 (plan sandbox, period ends 2026-12-01 00:00 UTC, read 12s ago)"
         );
     }
 }

@@ -19,6 +19,10 @@ pub struct Request {
     pub parameters: Option<Value>,
     pub identity_mode: Option<IdentityMode>,
     pub identity_ids: Option<Vec<String>>,
+    /// A v1 job: the endpoint's path template, its query and its placeholders' values.
+    pub endpoint: Option<String>,
+    pub query: Option<Value>,
+    pub path: Option<Value>,
 }
 
 /// A key's value with where it came from.
@@ -69,6 +73,7 @@ impl Holder<'_, '_> {
             parameters: pick(own, def, |f| f.parameters.as_ref()).map(|a| a.value),
             identity_mode: pick(own, def, |f| f.identity_mode.as_ref()).map(|a| a.value),
             identity_ids: pick(own, def, |f| f.identity_ids.as_ref()).map(|a| a.value),
+            ..Request::default()
         };
         let Some(act) = catalog::v4().action(action) else {
             let span = own.span("action").or(def.span("action"));
@@ -96,6 +101,7 @@ impl Holder<'_, '_> {
             parameters: self.parameters(action, m, pick(own, def, |f| f.parameters.as_ref())),
             identity_mode: self.identity_mode(action, m, own, def),
             identity_ids: self.identity_ids(action, m, own, def),
+            ..Request::default()
         };
         if m.takes("identity_mode")
             && request.identity_mode.unwrap_or(IdentityMode::Direct) == IdentityMode::Direct
@@ -314,9 +320,17 @@ impl Holder<'_, '_> {
     }
 }
 
-/// The body of a live run: exactly the keys the job's request has.
+/// The body of a live run: exactly the keys the job's request has. A v1 job's run keeps its
+/// endpoint, query and path here (the request itself is a GET built from them).
 pub fn live_body(r: &Request) -> Value {
     let mut body = Map::new();
+    if let Some(e) = &r.endpoint {
+        body.insert("endpoint".into(), Value::from(e.as_str()));
+        body.insert("query".into(), r.query.clone().unwrap_or_default());
+        if let Some(p) = &r.path {
+            body.insert("path".into(), p.clone());
+        }
+    }
     if let Some(i) = &r.input {
         body.insert("input".into(), i.clone());
     }

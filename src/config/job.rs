@@ -25,6 +25,9 @@ pub(super) struct JobFields {
     cron: Option<CronExpr>,
     timezone: Option<Tz>,
     action: Option<String>,
+    endpoint: Option<String>,
+    pub(super) query: Option<serde_json::Value>,
+    pub(super) path: Option<serde_json::Value>,
     pub(super) input: Option<serde_json::Value>,
     pub(super) parameters: Option<serde_json::Value>,
     pub(super) identity_mode: Option<IdentityMode>,
@@ -53,6 +56,9 @@ const JOB_KEYS: &[&str] = &[
     "cron",
     "timezone",
     "action",
+    "endpoint",
+    "query",
+    "path",
     "input",
     "parameters",
     "identity_mode",
@@ -80,7 +86,7 @@ impl JobFields {
         for (key, v) in s.table {
             f.read_key(d, key.get_ref(), v, &s.name);
             f.spans.insert(key.get_ref().to_string(), v.span());
-            if let ("input" | "parameters", DeValue::Table(t)) =
+            if let ("input" | "parameters" | "query" | "path", DeValue::Table(t)) =
                 (key.get_ref().as_ref(), v.get_ref())
             {
                 for (k, inner) in t {
@@ -128,7 +134,17 @@ impl JobFields {
                 });
             }
             "action" => self.action = read::string(d, v, key).and_then(|a| valid_action(d, v, a)),
-            "input" | "parameters" => {
+            "endpoint" => {
+                self.endpoint = read::string(d, v, key).and_then(|e| {
+                    if e.starts_with('/') {
+                        Some(e)
+                    } else {
+                        d.at(&v.span(), format!("endpoint: {e:?} is a path such as \"/people/search\""));
+                        None
+                    }
+                });
+            }
+            "input" | "parameters" | "query" | "path" => {
                 let value = if matches!(v.get_ref(), DeValue::Table(_)) {
                     read::json(d, v, key)
                 } else {
@@ -138,10 +154,11 @@ impl JobFields {
                     );
                     None
                 };
-                if key == "input" {
-                    self.input = value;
-                } else {
-                    self.parameters = value;
+                match key {
+                    "input" => self.input = value,
+                    "parameters" => self.parameters = value,
+                    "query" => self.query = value,
+                    _ => self.path = value,
                 }
             }
             "identity_mode" => {
@@ -356,11 +373,32 @@ fn merge(
     if cron.is_none() && s.get("cron").is_none() {
         missing("cron");
     }
-    let action = f.action.clone().or_else(|| def.action.clone());
-    if action.is_none() && s.get("action").is_none() {
-        missing("action");
+    // A job's own `endpoint` or `action` decides which generation it speaks; `[defaults]` only
+    // fills in when the job names neither.
+    let endpoint = match (&f.endpoint, &f.action) {
+        (Some(e), _) => Some(e.clone()),
+        (None, Some(_)) => None,
+        (None, None) => def.endpoint.clone().filter(|_| def.action.is_none()),
+    };
+    let action = match &endpoint {
+        Some(e) => Some(e.clone()),
+        None => f.action.clone().or_else(|| def.action.clone()),
+    };
+    if action.is_none() && s.get("action").is_none() && s.get("endpoint").is_none() {
+        missing("action (or endpoint, for a v1 job)");
+    }
+    if endpoint.is_none() {
+        for key in ["query", "path"] {
+            if let Some(span) = f.span(key) {
+                d.at(&span, format!("{key}: only a job with endpoint (v1) takes {key}; an action job takes input and parameters"));
+            }
+        }
     }
     let runner = f.runner.or(def.runner).unwrap_or(Runner::Local);
+    if endpoint.is_some() && runner == Runner::Remote {
+        let at = s.get("runner").map_or(here.clone(), toml::Spanned::span);
+        d.at(&at, "runner = \"remote\": v1 endpoints have no schedule mode; a v1 job runs locally");
+    }
     let webhook = f.webhook.clone().or_else(|| def.webhook.clone());
     if runner == Runner::Remote {
         let at = s.get("runner").map_or(here.clone(), toml::Spanned::span);
@@ -371,14 +409,18 @@ fn merge(
         Runner::Local => ModeName::Live,
         Runner::Remote => ModeName::Schedule,
     };
-    let request = action.as_deref().and_then(|a| {
+    let request = if let Some(e) = &endpoint {
+        super::endpoint::request(d, &here, e, f, def)
+    } else {
+        action.as_deref().and_then(|a| {
         Holder {
             d: &mut *d,
             catalog,
             here: here.clone(),
         }
         .request(a, mode, f, def)
-    });
+    })
+    };
     let name = name?;
     let tz = f.timezone.or(def.timezone).unwrap_or(Tz::UTC);
     let jitter = f.jitter.or(def.jitter).unwrap_or_default();

@@ -2,6 +2,7 @@
 //! already typed. Every error is reported as `FILE:LINE:COL: message`, all of them in one pass.
 
 mod action;
+mod endpoint;
 mod alerts;
 mod job;
 mod read;
@@ -26,6 +27,7 @@ use crate::schedule::Schedule;
 
 /// The production API.
 pub const DEFAULT_BASE_URL: &str = "https://api.captaindata.com/v4";
+pub const DEFAULT_V1_BASE_URL: &str = "https://api.captaindata.com/v1";
 /// The environment variable read for the key when the file names none.
 pub const DEFAULT_KEY_ENV: &str = "CAPTAIN_DATA_API_KEY";
 
@@ -52,12 +54,23 @@ pub struct Api {
     pub rate_limit: Option<f64>,
     pub request_timeout: Duration,
     pub catalog: CatalogMode,
+    /// `v1_base_url` as written: set, the key may go to it even without a v1 job.
+    pub v1_base_url: Option<Url>,
+    /// A stored pagination cursor older than this is not sent: the run starts its pages again.
+    pub cursor_ttl: Duration,
 }
 
 impl Api {
     /// The requests per second watchbell allows itself (paced a little below this).
     pub fn per_second(&self) -> f64 {
         self.rate_limit.unwrap_or_else(|| self.plan.per_second())
+    }
+
+    /// Where v1 endpoints live: `v1_base_url`, else the vendor's.
+    pub fn v1_base(&self) -> Url {
+        self.v1_base_url
+            .clone()
+            .unwrap_or_else(|| Url::parse(DEFAULT_V1_BASE_URL).expect("valid default"))
     }
 }
 
@@ -287,6 +300,13 @@ impl std::fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 impl Config {
+    /// Where v1 calls (endpoint jobs, `/quotas`) go, when the user named v1: a job on an
+    /// endpoint, or `v1_base_url` set. `None`: the key goes to no v1 origin.
+    pub fn v1_base(&self) -> Option<Url> {
+        let named = self.api.v1_base_url.is_some() || self.jobs.iter().any(|j| j.request.endpoint.is_some());
+        named.then(|| self.api.v1_base())
+    }
+
     /// Reads and validates the file at `path`.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
@@ -385,6 +405,8 @@ fn read_api(d: &mut Diags, v: Option<&Value>) -> Option<Api> {
             "rate_limit",
             "request_timeout",
             "catalog",
+            "v1_base_url",
+            "cursor_ttl",
         ],
     );
     let base_url = match s.get("base_url") {
@@ -428,7 +450,14 @@ fn read_api(d: &mut Diags, v: Option<&Value>) -> Option<Api> {
     let catalog = s.get("catalog").map_or(Some(CatalogMode::Strict), |v| {
         read::choice(d, v, "catalog", &modes)
     });
+    let v1_base_url = match s.get("v1_base_url") {
+        None => Some(None),
+        Some(v) => url(d, v, "v1_base_url").map(Some),
+    };
+    let cursor_ttl = opt_duration(d, &s, "cursor_ttl", Duration::from_hours(24));
     Some(Api {
+        v1_base_url: v1_base_url?,
+        cursor_ttl: cursor_ttl?,
         catalog: catalog?,
         base_url: base_url?,
         key: key?,

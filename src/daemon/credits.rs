@@ -1,4 +1,4 @@
-//! The account's credits, read from the API (`GET /workspaces`) once a minute into the database,
+//! The account's credits, read from the API (v1 `/quotas`, else v4 `/workspaces`) once a minute into the database,
 //! where `status` and `/metrics` find them without the key. A failed read keeps the last figures
 //! and is logged once per streak of failures, not every minute. When credits come back (a new
 //! billing period, a top-up), runs BLOCKED by a 402 are resumed.
@@ -22,7 +22,7 @@ pub fn read(runner: &Runner, state: &Arc<Reading>) {
     }
     let (runner, state) = (runner.clone(), state.clone());
     tokio::spawn(async move {
-        match runner.client.workspace().await {
+        match runner.client.credits().await {
             Ok(a) => {
                 if state.failing.swap(false, Ordering::AcqRel) {
                     info!(

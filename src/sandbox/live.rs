@@ -102,7 +102,7 @@ pub(crate) async fn run_live(
 
 /// One result item: the action's result fields with values of their types, and a stable
 /// unique `id` so a client's stored results can be checked for loss and duplicates.
-fn item(action: &str, output: &Value, input: &str, page: u32, index: u32) -> Value {
+pub(crate) fn item(action: &str, output: &Value, input: &str, page: u32, index: u32) -> Value {
     let id = item_id(action, input, page, index);
     let mut m = serde_json::Map::new();
     for (field, schema) in output.as_object().into_iter().flatten() {

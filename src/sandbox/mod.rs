@@ -1,4 +1,4 @@
-//! `watchbell sandbox`: a local Captain Data v4 simulator with deterministic data, so anyone can
+//! `watchbell sandbox`: a local Captain Data simulator (v4 actions, v1 endpoints) with deterministic data, so anyone can
 //! try a job file without an account, and tests and benchmarks have a real HTTP peer. Strict
 //! where the client should be tolerant: it answers exactly the contract in `captaindata-v4.md`.
 
@@ -8,6 +8,7 @@
 mod live;
 mod records;
 mod strict;
+mod v1;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -60,6 +61,9 @@ pub struct Options {
     /// The account's credits for the billing period; each item returned costs one.
     #[arg(long, default_value_t = 1_000_000)]
     pub credits: u64,
+    /// How long a v1 pagination cursor stays valid, e.g. "24h".
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "24h")]
+    pub cursor_ttl: Duration,
 }
 
 impl Default for Options {
@@ -75,6 +79,7 @@ impl Default for Options {
             latency: None,
             seed: 1,
             credits: 1_000_000,
+            cursor_ttl: Duration::from_hours(24),
         }
     }
 }
@@ -96,6 +101,8 @@ pub struct Stats {
     /// Items returned by live runs in this billing period: each costs the account a credit.
     pub items: AtomicU64,
     pub faults: AtomicU64,
+    /// v1 cursors received after they expired (a client should never send one).
+    pub expired_cursors: AtomicU64,
 }
 
 /// What the simulator remembers.
@@ -168,6 +175,11 @@ impl Sandbox {
         self.state.base.clone()
     }
 
+    /// `http://ADDR/v1`: the v1 endpoints and `/quotas`.
+    pub fn v1_url(&self) -> Url {
+        Url::parse(&format!("http://{}/v1", self.addr)).expect("valid URL")
+    }
+
     pub fn api_key(&self) -> &str {
         &self.state.opts.api_key
     }
@@ -227,6 +239,7 @@ fn router(state: Arc<State>) -> Router {
             post(records::manage_schedule),
         )
         .route("/v4/workspaces", get(records::workspace))
+        .route("/v1/{*path}", get(v1::endpoint))
         .fallback(|| async {
             api_error(StatusCode::NOT_FOUND, "NOT_FOUND", None, "no such endpoint")
         })

@@ -57,7 +57,7 @@ impl Records {
 }
 
 const USER: &str = "00000000-0000-4000-8000-000000000001";
-const WORKSPACE: &str = "00000000-0000-4000-8000-000000000002";
+pub(crate) const WORKSPACE: &str = "00000000-0000-4000-8000-000000000002";
 
 fn action_id(action: &str) -> i64 {
     action

@@ -91,6 +91,12 @@ impl Store {
             .await
     }
 
+    /// Writes `reason` in the run's history without changing its status.
+    pub async fn note(&self, uid: &str, reason: &str, now: DateTime<Utc>) -> Result<()> {
+        let (uid, reason) = (uid.to_string(), reason.to_string());
+        self.call(move |c| runs::note(c, &uid, &reason, now)).await
+    }
+
     /// Stores a page with the run's next cursor (and queues its callback) in one transaction.
     pub async fn store_page(&self, uid: &str, page: NewPage, now: DateTime<Utc>) -> Result<()> {
         let (uid, hook) = (uid.to_string(), page.callback.is_some());

@@ -303,6 +303,24 @@ pub fn transition(
     Ok(run)
 }
 
+/// Records in a run's history something that happened without a change of status (a cursor
+/// found expired, the pages started again): a row from its status to the same status.
+pub fn note(conn: &mut Connection, uid: &str, reason: &str, now: DateTime<Utc>) -> Result<()> {
+    let tx = super::write_tx(conn)?;
+    let (id, status): (i64, String) = tx
+        .query_row("SELECT id, status FROM runs WHERE uid = ?1", [uid], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .optional()?
+        .ok_or_else(|| StoreError::NotFound(uid.to_string()))?;
+    tx.execute(
+        "INSERT INTO transitions (run_id, from_status, to_status, at, reason) VALUES (?1, ?2, ?2, ?3, ?4)",
+        params![id, status, ts(now), reason],
+    )?;
+    tx.commit()?;
+    Ok(())
+}
+
 /// One page of results, as it is stored.
 #[derive(Clone, Copy, Debug)]
 pub struct PageToStore<'a> {
@@ -477,7 +495,7 @@ pub fn blocked_due(conn: &Connection, now: DateTime<Utc>) -> Result<Vec<RunRecor
 pub fn unblock_for_credits(conn: &mut Connection, now: DateTime<Utc>) -> Result<usize> {
     let tx = super::write_tx(conn)?;
     let n = tx.execute(
-        "UPDATE runs SET postponed_until = ?1 WHERE status = 'BLOCKED' AND postponed_until IS NULL AND substr(last_error_message, 1, ?2) = ?3",
+        "UPDATE runs SET postponed_until = ?1 WHERE status = 'BLOCKED' AND (postponed_until IS NULL OR postponed_until > ?1) AND substr(last_error_message, 1, ?2) = ?3",
         params![ts(now), NO_CREDITS.len() as i64, NO_CREDITS],
     )?;
     tx.commit()?;

@@ -165,6 +165,10 @@ const STEPS: &[&str] = &[
         read_at      TEXT NOT NULL
     );
     ",
+    // 9: the end of the billing period, as v1 `/quotas` tells it (402-blocked runs resume then).
+    r"
+    ALTER TABLE account ADD COLUMN period_end TEXT;
+    ",
 ];
 
 /// The schema version this build knows.
