@@ -383,17 +383,9 @@ impl Runner {
             if pass.pages(page_no) >= limits.max_pages {
                 return Ok(End::MaxPages);
             }
-            let url = match Url::parse(&url_text) {
-                Ok(u) if !self.client.same_origin(&u) => {
-                    return Ok(End::Failed(ApiFailure::ForeignNext(url_text)));
-                }
+            let url = match self.sendable(&url_text) {
                 Ok(u) => u,
-                Err(e) => {
-                    return Ok(End::Failed(ApiFailure::BadBody {
-                        status: 200,
-                        detail: format!("stored cursor {url_text:?} is not a URL ({e})"),
-                    }));
-                }
+                Err(f) => return Ok(End::Failed(f)),
             };
             if !pass.visited.insert(url_text.clone()) {
                 return Ok(End::Failed(ApiFailure::PaginationLoop(url_text)));
@@ -440,9 +432,29 @@ impl Runner {
                 &[("job", &run.job)],
                 n as f64,
             );
-            info!(page = page_no, items = n, repeats = fetched as u64 - n, total, "page stored");
+            info!(
+                page = page_no,
+                items = n,
+                repeats = fetched as u64 - n,
+                total,
+                "page stored"
+            );
         }
         Ok(End::Done)
+    }
+
+    /// A page's URL, if it may be sent: a URL, on the API's origin.
+    fn sendable(&self, url_text: &str) -> Result<Url, ApiFailure> {
+        match Url::parse(url_text) {
+            Ok(u) if !self.client.same_origin(&u) => {
+                Err(ApiFailure::ForeignNext(url_text.to_string()))
+            }
+            Ok(u) => Ok(u),
+            Err(e) => Err(ApiFailure::BadBody {
+                status: 200,
+                detail: format!("stored cursor {url_text:?} is not a URL ({e})"),
+            }),
+        }
     }
 
     /// The cursor is too old to send: the run's history says so, and its pages start again.

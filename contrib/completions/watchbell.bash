@@ -1128,7 +1128,7 @@ _watchbell() {
             return 0
             ;;
         watchbell__subcmd__sandbox)
-            opts="-h --listen --api-key --pages --page-size --rate-limit --daily-quota --fail-rate --latency --seed --credits --config --db --log-format --help"
+            opts="-h --listen --api-key --pages --page-size --rate-limit --daily-quota --fail-rate --latency --seed --credits --cursor-ttl --config --db --log-format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1171,6 +1171,10 @@ _watchbell() {
                     return 0
                     ;;
                 --credits)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cursor-ttl)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -204,6 +204,7 @@ complete -c watchbell -n "__fish_watchbell_using_subcommand sandbox" -l fail-rat
 complete -c watchbell -n "__fish_watchbell_using_subcommand sandbox" -l latency -d 'Delay before each answer, e.g. "50ms"' -r
 complete -c watchbell -n "__fish_watchbell_using_subcommand sandbox" -l seed -d 'Seed for the fault injection' -r
 complete -c watchbell -n "__fish_watchbell_using_subcommand sandbox" -l credits -d 'The account\'s credits for the billing period; each item returned costs one' -r
+complete -c watchbell -n "__fish_watchbell_using_subcommand sandbox" -l cursor-ttl -d 'How long a v1 pagination cursor stays valid, e.g. "24h"' -r
 complete -c watchbell -n "__fish_watchbell_using_subcommand sandbox" -l config -d 'The job file' -r -F
 complete -c watchbell -n "__fish_watchbell_using_subcommand sandbox" -l db -d 'The `SQLite` database (default: [daemon] database, else $`STATE_DIRECTORY/watchbell.db`, else ./watchbell.db)' -r -F
 complete -c watchbell -n "__fish_watchbell_using_subcommand sandbox" -l log-format -d 'Log line format on stderr' -r -f -a "text\t''

@@ -226,11 +226,14 @@ impl Client {
     /// named).
     pub fn same_origin(&self, url: &Url) -> bool {
         url.origin() == self.base.origin()
-            || self.v1.as_ref().is_some_and(|v1| url.origin() == v1.origin())
+            || self
+                .v1
+                .as_ref()
+                .is_some_and(|v1| url.origin() == v1.origin())
     }
 
-    /// One page of a run: the results and the next page's URL, if any. POSTed with `body` (a
-    /// v4 live run), or a GET without one (a v1 endpoint). A wait the server asks for that
+    /// One page of a run: the results and the next page's URL, if any. A POST of `body` for a
+    /// v4 live run, a GET without one for a v1 endpoint. A wait the server asks for that
     /// would end after `deadline` (the run's timeout) is not waited: the request fails as
     /// rate-limited, with the reset, so the run ends BLOCKED until then.
     pub async fn live_page(

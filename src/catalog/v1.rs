@@ -176,10 +176,11 @@ mod tests {
             first_page(&base, &body).unwrap().as_str(),
             "https://api.example.com/v1/companies/c%201%2F2/employees"
         );
-        let body = json!({"endpoint": "/people/search", "query": {"query": "(keywords:ceo)", "n": 3}});
+        let body =
+            json!({"endpoint": "/people/search", "query": {"query": "(keywords:ceo)", "n": 3}});
         assert_eq!(
             first_page(&base, &body).unwrap().as_str(),
-            "https://api.example.com/v1/people/search?query=%28keywords%3Aceo%29&n=3"
+            "https://api.example.com/v1/people/search?n=3&query=%28keywords%3Aceo%29"
         );
         let unfilled = json!({"endpoint": "/companies/{company_uid}/employees"});
         assert_eq!(first_page(&base, &unfilled), None);

@@ -181,9 +181,9 @@ fn show(cli: &Cli, uid: &str, json: bool) -> Outcome {
             p.to_rfc3339()
         ),
         (Some(p), false) => out!("blocked until {}", p.to_rfc3339()),
-        (None, true) => out!(
-            "blocked for credits: the daemon resumes it when the account has credits again"
-        ),
+        (None, true) => {
+            out!("blocked for credits: the daemon resumes it when the account has credits again");
+        }
         (None, false) => {}
     }
     out!("transitions:");

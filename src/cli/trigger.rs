@@ -20,10 +20,9 @@ pub fn runner_for(config: &Config, db: &Path, clock: Clock) -> Result<Runner, Fa
         return Err(Failure::usage(why));
     }
     let key = key::resolve(&config.api.key).map_err(|e| Failure::usage(e.to_string()))?;
-    let client =
-        Client::for_config(&config.api, key, None, clock.clone())
-            .map_err(Failure::runtime)?
-            .with_v1(config.v1_base());
+    let client = Client::for_config(&config.api, key, None, clock.clone())
+        .map_err(Failure::runtime)?
+        .with_v1(config.v1_base());
     let store = Store::open(db)?;
     Ok(Runner {
         store,

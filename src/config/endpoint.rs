@@ -57,7 +57,13 @@ pub(super) fn request(
     let query = own.query.clone().or_else(|| def.query.clone());
     let empty = || Value::Object(Map::new());
     let query = check_query(d, endpoint, e, query.unwrap_or_else(empty), &at, own, def);
-    let path = check_path(d, endpoint, own.path.clone().unwrap_or_else(empty), &at, own);
+    let path = check_path(
+        d,
+        endpoint,
+        own.path.clone().unwrap_or_else(empty),
+        &at,
+        own,
+    );
     (d.error_count() == before).then(|| Request {
         endpoint: Some(endpoint.to_string()),
         query: Some(Value::Object(query)),
@@ -139,10 +145,7 @@ fn check_path(
             } else {
                 format!("its placeholders are {}", wanted.join(", "))
             };
-            d.at(
-                &span,
-                format!("path: {endpoint} has no {{{k}}}; {has}"),
-            );
+            d.at(&span, format!("path: {endpoint} has no {{{k}}}; {has}"));
         } else if v.as_str().is_none_or(str::is_empty) {
             d.at(&span, format!("path.{k}: expected a non-empty string"));
         }
@@ -203,7 +206,9 @@ mod tests {
     fn what_the_v1_catalog_refuses_is_placed() {
         assert_eq!(
             errors("endpoint = \"/people/serch\"\nquery = { query = \"x\" }"),
-            ["4:12: endpoint: \"/people/serch\" is not a v1 endpoint; did you mean \"/people/search\"? (they are /companies/enrich, /companies/find, /companies/search, /companies/{company_uid}/employees, /people/enrich, /people/find, /people/search)"]
+            [
+                "4:12: endpoint: \"/people/serch\" is not a v1 endpoint; did you mean \"/people/search\"? (they are /companies/enrich, /companies/find, /companies/search, /companies/{company_uid}/employees, /people/enrich, /people/find, /people/search)"
+            ]
         );
         assert_eq!(
             errors("endpoint = \"/people/search\"\nquery = { querry = \"x\" }"),
@@ -214,19 +219,29 @@ mod tests {
         );
         assert_eq!(
             errors("endpoint = \"/people/search\"\nquery = { query = \"x\", page = 2 }"),
-            ["5:31: query.page: watchbell pages through /people/search by the server's cursor; remove page"]
+            [
+                "5:31: query.page: watchbell pages through /people/search by the server's cursor; remove page"
+            ]
         );
         assert_eq!(
             errors("endpoint = \"/companies/{company_uid}/employees\""),
-            ["4:12: path.company_uid is required: /companies/{company_uid}/employees has the placeholder {company_uid}, e.g. path = { company_uid = \"...\" }"]
+            [
+                "4:12: path.company_uid is required: /companies/{company_uid}/employees has the placeholder {company_uid}, e.g. path = { company_uid = \"...\" }"
+            ]
         );
         assert_eq!(
-            errors("endpoint = \"/people/find\"\nquery = { full_name = \"A\" }\npath = { id = \"1\" }"),
+            errors(
+                "endpoint = \"/people/find\"\nquery = { full_name = \"A\" }\npath = { id = \"1\" }"
+            ),
             ["6:15: path: /people/find has no {id}; it has no placeholder"]
         );
         assert_eq!(
-            errors("endpoint = \"/people/enrich\"\nquery = { li_profile_url = \"https://example.com/x\" }"),
-            ["5:28: query.li_profile_url: \"https://example.com/x\" does not match the pattern /^https:\\/\\/(?:(www|[a-z]{2})\\.)?linkedin\\.com\\/(?:in|pub|sales\\/people|sales\\/lead)\\/[^\\s/]+/"]
+            errors(
+                "endpoint = \"/people/enrich\"\nquery = { li_profile_url = \"https://example.com/x\" }"
+            ),
+            [
+                "5:28: query.li_profile_url: \"https://example.com/x\" does not match the pattern /^https:\\/\\/(?:(www|[a-z]{2})\\.)?linkedin\\.com\\/(?:in|pub|sales\\/people|sales\\/lead)\\/[^\\s/]+/"
+            ]
         );
     }
 
@@ -236,15 +251,26 @@ mod tests {
             "endpoint = \"/people/search\"\nquery = { query = \"x\" }\naction = \"linkedin-me\"\nidentity_mode = \"auto\"",
         );
         assert_eq!(errs.len(), 2, "{errs:?}");
-        assert!(errs[0].starts_with("6:10: action: a job on a v1 endpoint (/people/search) takes query and path instead"), "{errs:?}");
+        assert!(
+            errs[0].starts_with(
+                "6:10: action: a job on a v1 endpoint (/people/search) takes query and path instead"
+            ),
+            "{errs:?}"
+        );
         assert!(errs[1].starts_with("7:17: identity_mode:"), "{errs:?}");
         assert_eq!(
             errors("action = \"linkedin-me\"\nquery = { q = \"x\" }"),
-            ["5:9: query: only a job with endpoint (v1) takes query; an action job takes input and parameters"]
+            [
+                "5:9: query: only a job with endpoint (v1) takes query; an action job takes input and parameters"
+            ]
         );
         assert_eq!(
-            errors("endpoint = \"/people/search\"\nquery = { query = \"x\" }\nrunner = \"remote\"\nwebhook = { url = \"https://example.com/h\" }"),
-            ["6:10: runner = \"remote\": v1 endpoints have no schedule mode; a v1 job runs locally"]
+            errors(
+                "endpoint = \"/people/search\"\nquery = { query = \"x\" }\nrunner = \"remote\"\nwebhook = { url = \"https://example.com/h\" }"
+            ),
+            [
+                "6:10: runner = \"remote\": v1 endpoints have no schedule mode; a v1 job runs locally"
+            ]
         );
         // [defaults] keys an endpoint job does not take are dropped, not refused.
         let text = format!(

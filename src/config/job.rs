@@ -135,14 +135,7 @@ impl JobFields {
             }
             "action" => self.action = read::string(d, v, key).and_then(|a| valid_action(d, v, a)),
             "endpoint" => {
-                self.endpoint = read::string(d, v, key).and_then(|e| {
-                    if e.starts_with('/') {
-                        Some(e)
-                    } else {
-                        d.at(&v.span(), format!("endpoint: {e:?} is a path such as \"/people/search\""));
-                        None
-                    }
-                });
+                self.endpoint = read::string(d, v, key).and_then(|e| valid_endpoint(d, v, e));
             }
             "input" | "parameters" | "query" | "path" => {
                 let value = if matches!(v.get_ref(), DeValue::Table(_)) {
@@ -224,9 +217,17 @@ fn check_remote(
     d: &mut Diags,
     at: &Range<usize>,
     cron_at: &Range<usize>,
+    endpoint: bool,
     webhook: bool,
     cron: Option<&CronExpr>,
 ) {
+    if endpoint {
+        d.at(
+            at,
+            "runner = \"remote\": v1 endpoints have no schedule mode; a v1 job runs locally",
+        );
+        return;
+    }
     if !webhook {
         d.at(
             at,
@@ -301,6 +302,18 @@ fn valid_name(d: &mut Diags, v: &Value, name: String) -> Option<(String, Range<u
     }
 }
 
+fn valid_endpoint(d: &mut Diags, v: &Value, endpoint: String) -> Option<String> {
+    if endpoint.starts_with('/') {
+        Some(endpoint)
+    } else {
+        d.at(
+            &v.span(),
+            format!("endpoint: {endpoint:?} is a path such as \"/people/search\""),
+        );
+        None
+    }
+}
+
 fn valid_action(d: &mut Diags, v: &Value, action: String) -> Option<String> {
     let ok = !action.is_empty()
         && action
@@ -352,6 +365,29 @@ pub(super) fn read_jobs(
     jobs
 }
 
+/// The job's v1 endpoint if it has one, and what its runs record as their action (the endpoint's
+/// template for a v1 job). The job's own `endpoint` or `action` decides which generation it
+/// speaks; `[defaults]` only fills in when the job names neither.
+fn generation(d: &mut Diags, f: &JobFields, def: &JobFields) -> (Option<String>, Option<String>) {
+    let endpoint = match (&f.endpoint, &f.action) {
+        (Some(e), _) => Some(e.clone()),
+        (None, Some(_)) => None,
+        (None, None) => def.endpoint.clone().filter(|_| def.action.is_none()),
+    };
+    let action = match &endpoint {
+        Some(e) => Some(e.clone()),
+        None => f.action.clone().or_else(|| def.action.clone()),
+    };
+    if endpoint.is_none() {
+        for key in ["query", "path"] {
+            if let Some(span) = f.span(key) {
+                d.at(&span, format!("{key}: only a job with endpoint (v1) takes {key}; an action job takes input and parameters"));
+            }
+        }
+    }
+    (endpoint, action)
+}
+
 /// A job's own keys over `[defaults]` over built-in defaults; then the checks that need both.
 fn merge(
     d: &mut Diags,
@@ -373,37 +409,24 @@ fn merge(
     if cron.is_none() && s.get("cron").is_none() {
         missing("cron");
     }
-    // A job's own `endpoint` or `action` decides which generation it speaks; `[defaults]` only
-    // fills in when the job names neither.
-    let endpoint = match (&f.endpoint, &f.action) {
-        (Some(e), _) => Some(e.clone()),
-        (None, Some(_)) => None,
-        (None, None) => def.endpoint.clone().filter(|_| def.action.is_none()),
-    };
-    let action = match &endpoint {
-        Some(e) => Some(e.clone()),
-        None => f.action.clone().or_else(|| def.action.clone()),
-    };
-    if action.is_none() && s.get("action").is_none() && s.get("endpoint").is_none() {
+    let named = s.get("action").is_some() || s.get("endpoint").is_some();
+    if !named && f.action.is_none() && def.action.is_none() && def.endpoint.is_none() {
         missing("action (or endpoint, for a v1 job)");
     }
-    if endpoint.is_none() {
-        for key in ["query", "path"] {
-            if let Some(span) = f.span(key) {
-                d.at(&span, format!("{key}: only a job with endpoint (v1) takes {key}; an action job takes input and parameters"));
-            }
-        }
-    }
+    let (endpoint, action) = generation(d, f, def);
     let runner = f.runner.or(def.runner).unwrap_or(Runner::Local);
-    if endpoint.is_some() && runner == Runner::Remote {
-        let at = s.get("runner").map_or(here.clone(), toml::Spanned::span);
-        d.at(&at, "runner = \"remote\": v1 endpoints have no schedule mode; a v1 job runs locally");
-    }
     let webhook = f.webhook.clone().or_else(|| def.webhook.clone());
     if runner == Runner::Remote {
         let at = s.get("runner").map_or(here.clone(), toml::Spanned::span);
         let cron_at = f.span("cron").or(def.span("cron")).unwrap_or(at.clone());
-        check_remote(d, &at, &cron_at, webhook.is_some(), cron.as_ref());
+        check_remote(
+            d,
+            &at,
+            &cron_at,
+            endpoint.is_some(),
+            webhook.is_some(),
+            cron.as_ref(),
+        );
     }
     let mode = match runner {
         Runner::Local => ModeName::Live,
@@ -413,13 +436,13 @@ fn merge(
         super::endpoint::request(d, &here, e, f, def)
     } else {
         action.as_deref().and_then(|a| {
-        Holder {
-            d: &mut *d,
-            catalog,
-            here: here.clone(),
-        }
-        .request(a, mode, f, def)
-    })
+            Holder {
+                d: &mut *d,
+                catalog,
+                here: here.clone(),
+            }
+            .request(a, mode, f, def)
+        })
     };
     let name = name?;
     let tz = f.timezone.or(def.timezone).unwrap_or(Tz::UTC);

@@ -2,8 +2,8 @@
 //! already typed. Every error is reported as `FILE:LINE:COL: message`, all of them in one pass.
 
 mod action;
-mod endpoint;
 mod alerts;
+mod endpoint;
 mod job;
 mod read;
 mod safety;
@@ -303,7 +303,8 @@ impl Config {
     /// Where v1 calls (endpoint jobs, `/quotas`) go, when the user named v1: a job on an
     /// endpoint, or `v1_base_url` set. `None`: the key goes to no v1 origin.
     pub fn v1_base(&self) -> Option<Url> {
-        let named = self.api.v1_base_url.is_some() || self.jobs.iter().any(|j| j.request.endpoint.is_some());
+        let named = self.api.v1_base_url.is_some()
+            || self.jobs.iter().any(|j| j.request.endpoint.is_some());
         named.then(|| self.api.v1_base())
     }
 

@@ -183,7 +183,10 @@ fn missing_required_keys_are_named() {
     let errs = errors("[[job]]\nname = \"a\"\n");
     assert_eq!(errs.len(), 2, "{errs:#?}");
     assert!(errs.iter().any(|e| e.contains("cron is required")));
-    assert!(errs.iter().any(|e| e.contains("action is required")));
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("action (or endpoint, for a v1 job) is required"))
+    );
 }
 
 #[test]

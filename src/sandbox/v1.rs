@@ -166,11 +166,7 @@ fn failing_page(value: &str) -> Option<u32> {
     let at = value.find("sandbox:424")?;
     let rest = &value[at + "sandbox:424".len()..];
     match rest.strip_prefix('@') {
-        Some(n) => n
-            .split(|c: char| !c.is_ascii_digit())
-            .next()?
-            .parse()
-            .ok(),
+        Some(n) => n.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok(),
         None => Some(1),
     }
 }
@@ -227,7 +223,9 @@ impl State {
             .and_then(|c| c.split_once('.'))
             .and_then(|(p, t)| Some((p.parse::<u32>().ok()?, t.parse::<i64>().ok()?)));
         let Some((page, issued)) = parsed else {
-            return Err(invalid(&format!("cursor {cursor:?} is not one this API issued")));
+            return Err(invalid(&format!(
+                "cursor {cursor:?} is not one this API issued"
+            )));
         };
         let age = self.now().timestamp_millis() - issued;
         if age > i64::try_from(self.opts.cursor_ttl.as_millis()).unwrap_or(i64::MAX) {

@@ -13,3 +13,4 @@ mod safety;
 mod signals;
 mod support;
 mod sync;
+mod v1;
