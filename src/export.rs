@@ -92,10 +92,15 @@ fn columns(db: &Reader, q: &ItemQuery, origin: bool) -> Result<Vec<String>> {
         Ok(())
     })?;
     for action in db.item_actions(q)? {
-        if let Some(a) = crate::catalog::v4().action(&action) {
-            for f in a.output_fields().filter(|f| seen.contains(*f)) {
-                add(f, &mut columns);
-            }
+        let fields: Vec<&str> = match crate::catalog::v4().action(&action) {
+            Some(a) => a.output_fields().collect(),
+            None => crate::catalog::v1::endpoint(&action)
+                .into_iter()
+                .flat_map(crate::catalog::v1::Endpoint::output_fields)
+                .collect(),
+        };
+        for f in fields.into_iter().filter(|f| seen.contains(*f)) {
+            add(f, &mut columns);
         }
     }
     for k in &present {

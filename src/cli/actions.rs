@@ -13,7 +13,24 @@ pub fn run(name: Option<&str>, as_json: bool) -> Outcome {
     let cat = catalog::v4();
     let text = match name {
         None if as_json => json_lines(cat.actions.iter().map(|(n, a)| summary(n, a))),
-        None => list(),
+        None => {
+            let mut out = list();
+            list_endpoints(&mut out);
+            out
+        }
+        Some(n) if catalog::v1::is_endpoint(n) => {
+            let Some(e) = catalog::v1::endpoint(n) else {
+                let all: Vec<&str> = catalog::v1::endpoints()
+                    .keys()
+                    .map(String::as_str)
+                    .collect();
+                return Err(Failure::usage(format!(
+                    "unknown v1 endpoint {n:?}; they are {}",
+                    all.join(", ")
+                )));
+            };
+            explain_endpoint(n, e)
+        }
         Some(n) => {
             let Some(act) = cat.action(n) else {
                 let hint = cat
@@ -75,6 +92,82 @@ fn list() -> String {
                 "none".into()
             }
         );
+    }
+    out
+}
+
+/// The v1 endpoints after the actions: what a job with `endpoint` may call.
+fn list_endpoints(out: &mut String) {
+    let _ = writeln!(out, "\n{:<46} {:<10} QUERY", "V1 ENDPOINT", "PAGINATED");
+    for (path, e) in catalog::v1::endpoints() {
+        let required: Vec<&str> = e.required().collect();
+        let _ = writeln!(
+            out,
+            "{path:<46} {:<10} {}",
+            if e.paginated() { "yes" } else { "no" },
+            if required.is_empty() {
+                "none required".to_string()
+            } else {
+                required.join(" + ")
+            }
+        );
+    }
+}
+
+/// A v1 endpoint: its query, its placeholders, whether it pages, and its result fields.
+fn explain_endpoint(path: &str, e: &catalog::v1::Endpoint) -> String {
+    let mut out = format!("{path} (v1, GET)\n");
+    let paging = if e.paginated() {
+        "a list of items, paged by the server's cursor (X-Pagination-Next)"
+    } else {
+        "one object"
+    };
+    let _ = writeln!(out, "  result:    {paging}");
+    for p in catalog::v1::placeholders(path) {
+        let _ = writeln!(out, "  path:      {p}: string (path = {{ {p} = \"...\" }})");
+    }
+    out.push_str("\nquery:\n");
+    for (k, schema) in &e.query.0 {
+        if catalog::v1::OWN_QUERY.contains(&k.as_str()) {
+            continue;
+        }
+        let required = if schema["required"] == true {
+            ", required"
+        } else {
+            ""
+        };
+        let aliases = schema["x-variations"]
+            .as_array()
+            .map(|a| {
+                let names: Vec<&str> = a.iter().filter_map(Value::as_str).collect();
+                format!(" (or {})", names.join(", "))
+            })
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "  {:<28} {}{required}",
+            format!("{k}{aliases}"),
+            describe(schema)
+        );
+    }
+    if e.job_query_keys().next().is_none() {
+        out.push_str("  none\n");
+    }
+    out.push_str("\nresult fields:\n");
+    let fields = e.response_array_of.as_ref().or(e.response.as_ref());
+    for (k, s) in fields.iter().flat_map(|f| f.0.iter()) {
+        let _ = writeln!(out, "  {k:<36} {}", describe(s));
+    }
+    let _ = writeln!(
+        out,
+        "\nexample job:\n  [[job]]\n  name = \"my-job\"\n  cron = \"0 9 * * 1-5\"\n  endpoint = \"{path}\""
+    );
+    let required: Vec<String> = e.required().map(|r| format!("{r} = \"...\"")).collect();
+    if !required.is_empty() {
+        let _ = writeln!(out, "  query = {{ {} }}", required.join(", "));
+    }
+    for p in catalog::v1::placeholders(path) {
+        let _ = writeln!(out, "  path = {{ {p} = \"...\" }}");
     }
     out
 }
@@ -241,4 +334,32 @@ fn describe(s: &Value) -> String {
         parts.push("deprecated".into());
     }
     parts.join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_v1_endpoint_is_explained_with_its_placeholder_and_query() {
+        let path = "/companies/{company_uid}/employees";
+        let text = explain_endpoint(path, catalog::v1::endpoint(path).unwrap());
+        assert!(text.contains("paged by the server's cursor"), "{text}");
+        assert!(
+            text.contains("  path = { company_uid = \"...\" }"),
+            "{text}"
+        );
+        assert!(!text.contains("page_size"), "{text}");
+        let enrich = explain_endpoint(
+            "/companies/enrich",
+            catalog::v1::endpoint("/companies/enrich").unwrap(),
+        );
+        assert!(
+            enrich.contains("li_company_url (or url, company_url, current_company_url, link)"),
+            "{enrich}"
+        );
+        let mut listed = String::new();
+        list_endpoints(&mut listed);
+        assert_eq!(listed.lines().filter(|l| l.starts_with('/')).count(), 7);
+    }
 }

@@ -173,7 +173,7 @@ fn failing_page(value: &str) -> Option<u32> {
 
 /// One result: the endpoint's response fields, `uid` the item's stable id.
 fn item(template: &str, fields: &Value, input: &str, page: u32, index: u32) -> Value {
-    let mut v = live::item(template, fields, input, page, index);
+    let mut v = live::item(template.trim_start_matches('/'), fields, input, page, index);
     let m = v.as_object_mut().expect("an object");
     let id = m.remove("id").unwrap_or(Value::Null);
     m.remove("page");
