@@ -12,6 +12,7 @@ use croner::Cron;
 use croner::errors::CronError;
 use croner::parser::{CronParser, Seconds, Year};
 
+mod bits;
 #[cfg(test)]
 mod reference;
 #[cfg(test)]
@@ -20,11 +21,17 @@ mod tests;
 /// A parsed cron expression: 5 POSIX fields, or 6 with leading seconds, or an `@nickname`.
 #[derive(Clone, Debug)]
 pub struct CronExpr {
-    text: String,
-    /// Shared: croner keeps a 5,000-entry year table per pattern, and a job's schedule is copied
-    /// into the config, the scheduler and every due tick.
-    cron: Arc<Cron>,
-    fields: usize,
+    text: Box<str>,
+    matcher: Matcher,
+    fields: u8,
+}
+
+/// What answers "when next": bitsets for plain patterns; croner itself (shared, since it keeps
+/// a 5,000-entry year table) for `L`, `W` and `#`.
+#[derive(Clone, Debug)]
+enum Matcher {
+    Bits(bits::Bits),
+    Croner(Arc<Cron>),
 }
 
 impl CronExpr {
@@ -43,21 +50,24 @@ impl CronExpr {
                 "expected 5 fields (minute hour day-of-month month day-of-week) or 6 with leading seconds, found {fields}"
             )));
         }
-        // Vixie: a day field that starts with '*' makes the day rule an AND.
-        let (dom, dow) = if fields == 6 { (3, 5) } else { (2, 4) };
-        let star = |i: usize| parts.get(i).is_some_and(|p| p.starts_with('*'));
-        let dom_and_dow = !trimmed.starts_with('@') && (star(dom) || star(dow));
-        let cron = CronParser::builder()
-            .seconds(Seconds::Optional)
-            .year(Year::Disallowed)
-            .dom_and_dow(dom_and_dow)
-            .build()
-            .parse(trimmed)?;
+        let cron = croner_parse(trimmed)?;
+        let matcher = match bits::Bits::of(&cron) {
+            Some(b) => Matcher::Bits(b),
+            None => Matcher::Croner(Arc::new(cron)),
+        };
         Ok(CronExpr {
-            text: trimmed.to_string(),
-            cron: Arc::new(cron),
-            fields,
+            text: trimmed.into(),
+            matcher,
+            fields: fields as u8,
         })
+    }
+
+    /// croner's reading of the expression (parsed again: only kept for `L`, `W` and `#`).
+    pub fn croner(&self) -> Cron {
+        match &self.matcher {
+            Matcher::Croner(c) => (**c).clone(),
+            Matcher::Bits(_) => croner_parse(&self.text).expect("parsed before"),
+        }
     }
 
     /// The expression as the user wrote it.
@@ -104,24 +114,48 @@ impl CronExpr {
 
     /// How the expression was read, in English.
     pub fn describe(&self) -> String {
-        self.cron.describe()
+        self.croner().describe()
     }
 
     /// True when the expression fires in every hour of the day. Such jobs follow real time across
     /// daylight-saving changes instead of applying the gap/fold policy (as cronie does).
     pub fn is_hourly_or_more(&self) -> bool {
-        (0..24).all(|h| self.cron.pattern.hour_match(h).unwrap_or(false))
+        match &self.matcher {
+            Matcher::Bits(b) => b.every_hour(),
+            Matcher::Croner(c) => (0..24).all(|h| c.pattern.hour_match(h).unwrap_or(false)),
+        }
     }
 
     /// The first local wall-clock time strictly after `t` that matches.
     fn next_naive(&self, t: NaiveDateTime) -> Option<NaiveDateTime> {
-        self.cron.find_next_occurrence(&t, false).ok()
+        match &self.matcher {
+            Matcher::Bits(b) => b.next_after(t),
+            Matcher::Croner(c) => c.find_next_occurrence(&t, false).ok(),
+        }
     }
 
     /// Whether a local wall-clock time matches.
     pub fn matches_naive(&self, t: NaiveDateTime) -> bool {
-        self.cron.is_time_matching(&t).unwrap_or(false)
+        match &self.matcher {
+            Matcher::Bits(b) => b.matches(t),
+            Matcher::Croner(c) => c.is_time_matching(&t).unwrap_or(false),
+        }
     }
+}
+
+/// croner with Vixie semantics for day-of-month and day-of-week: when both are restricted a day
+/// matches either; when either starts with `*` (`*`, `*/2`) both must match.
+fn croner_parse(trimmed: &str) -> Result<Cron, CronError> {
+    let parts: Vec<&str> = trimmed.split_whitespace().collect();
+    let (dom, dow) = if parts.len() == 6 { (3, 5) } else { (2, 4) };
+    let star = |i: usize| parts.get(i).is_some_and(|p| p.starts_with('*'));
+    let dom_and_dow = !trimmed.starts_with('@') && (star(dom) || star(dow));
+    CronParser::builder()
+        .seconds(Seconds::Optional)
+        .year(Year::Disallowed)
+        .dom_and_dow(dom_and_dow)
+        .build()
+        .parse(trimmed)
 }
 
 impl fmt::Display for CronExpr {
