@@ -1,8 +1,10 @@
 //! A cron pattern as bitsets: everything the next-fire search needs, in 32 bytes. croner keeps
 //! one byte per value of every field, its 5,000-entry year table included (about 5 KB a
-//! pattern); with 10,000 jobs that table alone was half the daemon's memory. croner still parses
-//! and validates; its answer is read into these bits once, and the parse tree is dropped.
-//! Patterns with `L`, `W` or `#` (whose days depend on the month) keep croner's form.
+//! pattern, and most of its parse time); with 10,000 jobs that table was half the daemon's
+//! memory and most of its start. The common forms (numbers, names, `*`, ranges, steps, lists)
+//! are read straight into bits here; anything else goes to croner, whose answer is read into
+//! bits the same way. Patterns with `L`, `W` or `#` (whose days depend on the month) keep
+//! croner's form. A property test holds both readings to croner's.
 
 use chrono::{Datelike, NaiveDate, NaiveDateTime, Timelike};
 use croner::Cron;
@@ -36,7 +38,81 @@ enum DayRule {
 /// How far ahead the search looks before saying "never": the Gregorian calendar's whole cycle.
 const MAX_YEARS: i32 = 400;
 
+const MONTHS: [&str; 12] = [
+    "JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC",
+];
+const DAYS: [&str; 7] = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"];
+
+/// One field of the common form: `*`, `N`, `A-B`, `*/S`, `A-B/S`, lists of them; names where
+/// `names` are given (their index plus `lo`). `None` for anything else.
+fn field(text: &str, lo: u32, hi: u32, names: &[&str]) -> Option<u64> {
+    let value = |s: &str| -> Option<u32> {
+        let v = if s.bytes().all(|b| b.is_ascii_digit()) && !s.is_empty() && s.len() <= 2 {
+            s.parse().ok()?
+        } else {
+            lo + names.iter().position(|n| n.eq_ignore_ascii_case(s))? as u32
+        };
+        (lo..=hi).contains(&v).then_some(v)
+    };
+    let mut mask = 0u64;
+    for part in text.split(',') {
+        let (range, stepped) = match part.split_once('/') {
+            Some((r, st)) if st.bytes().all(|b| b.is_ascii_digit()) && st.len() <= 2 => {
+                (r, Some(st.parse::<u32>().ok().filter(|st| *st > 0)?))
+            }
+            Some(_) => return None,
+            None => (part, None),
+        };
+        let step = stepped.unwrap_or(1);
+        let (a, b) = match range.split_once('-') {
+            _ if range == "*" => (lo, hi),
+            Some((a, b)) => (value(a)?, value(b)?),
+            None if stepped.is_none() => (value(range)?, value(range)?),
+            None => return None, // `N/S`: croner refuses it (outside its sloppy mode)
+        };
+        if a > b {
+            return None;
+        }
+        let mut v = a;
+        while v <= b {
+            mask |= 1 << v;
+            v += step;
+        }
+    }
+    Some(mask)
+}
+
 impl Bits {
+    /// The bits of an expression in the common form, read without croner; `None` for anything
+    /// else (macros, `?`, `L`, `W`, `#`, `+`, odd spacing), which croner reads.
+    pub fn parse(text: &str, dom_and_dow: bool) -> Option<Bits> {
+        let f: Vec<&str> = text.split_whitespace().collect();
+        let (s, rest) = match f.len() {
+            5 => ("0", &f[..]),
+            6 => (f[0], &f[1..]),
+            _ => return None,
+        };
+        let mut dow = field(rest[4], 0, 7, &DAYS)?;
+        if dow & (1 << 7) != 0 {
+            dow = (dow | 1) & 0x7f; // 7 is Sunday
+        }
+        let day_rule = match (rest[2] == "*", rest[4] == "*") {
+            (true, _) => DayRule::DowOnly,
+            (false, true) => DayRule::DomOnly,
+            _ if dom_and_dow => DayRule::Both,
+            _ => DayRule::Either,
+        };
+        Some(Bits {
+            seconds: field(s, 0, 59, &[])?,
+            minutes: field(rest[0], 0, 59, &[])?,
+            hours: field(rest[1], 0, 23, &[])? as u32,
+            dom: field(rest[2], 1, 31, &[])? as u32,
+            months: field(rest[3], 1, 12, &MONTHS)? as u16,
+            dow: dow as u8,
+            day_rule,
+        })
+    }
+
     /// The bits of `cron`, or `None` when it uses `L`, `W` or `#`.
     pub fn of(cron: &Cron) -> Option<Bits> {
         let p = &cron.pattern;
@@ -203,6 +279,56 @@ mod tests {
                 Some(s) => format!("{s} {mi} {h} {d} {mo} {w}"),
                 None => format!("{mi} {h} {d} {mo} {w}"),
             })
+    }
+
+    fn name_or_number(max: u32, lo: u32, names: &'static [&'static str]) -> impl Strategy<Value = String> {
+        prop_oneof![
+            (lo..=max).prop_map(|v| v.to_string()),
+            (0..names.len().max(1)).prop_map(move |i| names.get(i).map_or_else(|| lo.to_string(), |n| n.to_lowercase())),
+        ]
+    }
+
+    /// Fields croner may or may not take: odd steps, names, reversed ranges, empty parts.
+    fn odd_field(max: u32, lo: u32, names: &'static [&'static str]) -> impl Strategy<Value = String> {
+        prop_oneof![
+            field(max, lo),
+            (0..=max + 2).prop_map(|s| format!("*/{s}")),
+            (lo..=max + 1, 0..=max + 2).prop_map(|(a, s)| format!("{a}/{s}")),
+            (name_or_number(max, lo, names), name_or_number(max, lo, names)).prop_map(|(a, b)| format!("{a}-{b}")),
+            name_or_number(max, lo, names),
+            Just(",".to_string()),
+            Just("?".to_string()),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(3000))]
+        /// What the fast reading takes, croner takes too, and reads the same.
+        #[test]
+        fn the_fast_reading_agrees_with_croner(
+            s in prop::option::of(odd_field(59, 0, &[])),
+            mi in odd_field(59, 0, &[]),
+            h in odd_field(23, 0, &[]),
+            d in odd_field(31, 1, &[]),
+            mo in odd_field(12, 1, &MONTHS),
+            w in odd_field(7, 0, &DAYS),
+            and in any::<bool>(),
+        ) {
+            let p = match s {
+                Some(s) => format!("{s} {mi} {h} {d} {mo} {w}"),
+                None => format!("{mi} {h} {d} {mo} {w}"),
+            };
+            if let Some(fast) = Bits::parse(&p, and) {
+                let cron = croner::parser::CronParser::builder()
+                    .seconds(croner::parser::Seconds::Optional)
+                    .year(croner::parser::Year::Disallowed)
+                    .dom_and_dow(and)
+                    .build()
+                    .parse(&p);
+                prop_assert!(cron.is_ok(), "{} was read fast but croner refuses it: {:?}", p, cron.err());
+                prop_assert_eq!(Some(fast), Bits::of(&cron.unwrap()), "{}", p);
+            }
+        }
     }
 
     proptest! {

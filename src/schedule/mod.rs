@@ -50,10 +50,15 @@ impl CronExpr {
                 "expected 5 fields (minute hour day-of-month month day-of-week) or 6 with leading seconds, found {fields}"
             )));
         }
-        let cron = croner_parse(trimmed)?;
-        let matcher = match bits::Bits::of(&cron) {
+        let matcher = match bits::Bits::parse(trimmed, dom_and_dow(trimmed)) {
             Some(b) => Matcher::Bits(b),
-            None => Matcher::Croner(Arc::new(cron)),
+            None => {
+                let cron = croner_parse(trimmed)?;
+                match bits::Bits::of(&cron) {
+                    Some(b) => Matcher::Bits(b),
+                    None => Matcher::Croner(Arc::new(cron)),
+                }
+            }
         };
         Ok(CronExpr {
             text: trimmed.into(),
@@ -146,16 +151,20 @@ impl CronExpr {
 /// croner with Vixie semantics for day-of-month and day-of-week: when both are restricted a day
 /// matches either; when either starts with `*` (`*`, `*/2`) both must match.
 fn croner_parse(trimmed: &str) -> Result<Cron, CronError> {
-    let parts: Vec<&str> = trimmed.split_whitespace().collect();
-    let (dom, dow) = if parts.len() == 6 { (3, 5) } else { (2, 4) };
-    let star = |i: usize| parts.get(i).is_some_and(|p| p.starts_with('*'));
-    let dom_and_dow = !trimmed.starts_with('@') && (star(dom) || star(dow));
     CronParser::builder()
         .seconds(Seconds::Optional)
         .year(Year::Disallowed)
-        .dom_and_dow(dom_and_dow)
+        .dom_and_dow(dom_and_dow(trimmed))
         .build()
         .parse(trimmed)
+}
+
+/// Vixie: a day field that starts with `*` makes the day rule an AND.
+fn dom_and_dow(trimmed: &str) -> bool {
+    let parts: Vec<&str> = trimmed.split_whitespace().collect();
+    let (dom, dow) = if parts.len() == 6 { (3, 5) } else { (2, 4) };
+    let star = |i: usize| parts.get(i).is_some_and(|p| p.starts_with('*'));
+    !trimmed.starts_with('@') && (star(dom) || star(dow))
 }
 
 impl fmt::Display for CronExpr {
