@@ -92,8 +92,9 @@ pub struct Deliverer {
 }
 
 const CLAIM: chrono::Duration = chrono::Duration::seconds(60);
-/// The longest the deliverer sleeps with nothing due.
-const IDLE_LOOK: Duration = Duration::from_secs(30);
+/// The longest the deliverer sleeps with nothing due: a `trigger` delivers its own run's
+/// callbacks, so this only catches what one left behind.
+const IDLE_LOOK: Duration = Duration::from_mins(5);
 const MAX_BACKOFF: Duration = Duration::from_mins(10);
 
 impl Deliverer {
@@ -227,8 +228,8 @@ impl Deliverer {
     }
 
     /// Delivers in the background until `stop`: sleeps until the earliest pending delivery is
-    /// due, or a callback is queued in this process, and looks at least every 30 s (for
-    /// callbacks queued by a `watchbell trigger` beside the daemon).
+    /// due, or a callback is queued in this process, and looks at least every 5 minutes (for
+    /// callbacks a `watchbell trigger` beside the daemon left undelivered).
     pub async fn run(self, stop: tokio_util::sync::CancellationToken) {
         loop {
             if let Err(e) = self.deliver_due(None).await {

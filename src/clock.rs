@@ -7,8 +7,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 
-/// The longest the daemon sleeps in one go: tokio timers follow the monotonic clock, so waking at
-/// least this often is what lets a wall-clock jump or a resume from suspend be noticed in time.
+/// The longest the daemon sleeps in one go where the kernel has no real-time timerfd: tokio
+/// timers follow the monotonic clock, so waking this often is what lets a wall-clock jump or a
+/// resume from suspend be noticed in time.
 pub const MAX_NAP: Duration = Duration::from_secs(1);
 
 /// Wall-clock time, real or driven by a test.
@@ -37,14 +38,21 @@ impl Clock {
         }
     }
 
-    /// Sleeps until `deadline` or for at most [`MAX_NAP`], whichever comes first. Callers loop and
-    /// re-read [`Clock::now`], which is how jumps of the wall clock are noticed.
+    /// Sleeps until `deadline` on the wall clock, or until the wall clock is set (a jump; see
+    /// [`crate::realtime`]), or for at most [`MAX_NAP`] where that is not available. Callers loop
+    /// and re-read [`Clock::now`].
     #[allow(clippy::disallowed_methods)]
     pub async fn nap_until(&self, deadline: DateTime<Utc>) {
         match self {
             Clock::System => {
                 let left = (deadline - Utc::now()).to_std().unwrap_or(Duration::ZERO);
-                tokio::time::sleep(left.min(MAX_NAP)).await;
+                match crate::realtime::clock_changes() {
+                    Some(mut set) => tokio::select! {
+                        () = tokio::time::sleep(left) => {}
+                        _ = set.changed() => {}
+                    },
+                    None => tokio::time::sleep(left.min(MAX_NAP)).await,
+                }
             }
             Clock::Test(tc) => {
                 let mut rx = tc.now.subscribe();

@@ -24,6 +24,7 @@ pub mod metrics;
 pub mod owner;
 pub mod paging;
 pub mod progress;
+pub mod realtime;
 pub mod runner;
 pub mod sandbox;
 pub mod schedule;

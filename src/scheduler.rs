@@ -48,11 +48,37 @@ pub enum Command {
 }
 
 /// The scheduler loop's last sign of life, for the watchdog and `/healthz`: the instant of its
-/// last pass and how many passes it has made (each command it applies is followed by one).
+/// last pass, how many passes it has made (each command it applies is followed by one), the
+/// next fire, and the instant it sleeps until while it sleeps (it no longer wakes every second:
+/// sleeping as planned is alive).
 #[derive(Clone, Debug, Default)]
-pub struct Heartbeat(Arc<(AtomicI64, AtomicU64, AtomicI64)>);
+pub struct Heartbeat(Arc<(AtomicI64, AtomicU64, AtomicI64, AtomicI64)>);
+
+/// How late past its planned instant the loop may be and still count as alive.
+const GRACE: chrono::Duration = chrono::Duration::seconds(5);
 
 impl Heartbeat {
+    /// `Ok` while the loop is alive: it passed within [`GRACE`], or it sleeps until an instant
+    /// not more than that in the past. `Err`: seconds since its last pass (`None`: never ran).
+    pub fn alive(&self, now: DateTime<Utc>) -> Result<(), Option<i64>> {
+        let asleep = self.0.3.load(Ordering::Acquire);
+        let planned = DateTime::from_timestamp_millis(asleep).filter(|_| asleep > 0);
+        if planned.is_some_and(|until| now - until < GRACE) {
+            return Ok(());
+        }
+        match self.last() {
+            Some(t) if now - t < GRACE => Ok(()),
+            Some(t) => Err(Some((now - t).num_seconds())),
+            None => Err(None),
+        }
+    }
+
+    fn asleep_until(&self, at: Option<DateTime<Utc>>) {
+        self.0
+            .3
+            .store(at.map_or(0, |t| t.timestamp_millis()), Ordering::Release);
+    }
+
     pub fn beat(&self, now: DateTime<Utc>) {
         self.0.0.store(now.timestamp_millis(), Ordering::Relaxed);
         self.0.1.fetch_add(1, Ordering::Release);
@@ -237,10 +263,11 @@ impl Scheduler {
             }
             let next = self.next_fire();
             heartbeat.set_next_fire(next);
-            // With nothing scheduled the loop still wakes (heartbeat, commands).
-            let wake = next.unwrap_or_else(|| now + chrono::Duration::seconds(1));
+            // With nothing scheduled the loop waits for a command (or a clock set).
+            let wake = next.unwrap_or_else(|| now + chrono::Duration::days(1));
+            heartbeat.asleep_until(Some(wake));
             tokio::select! {
-                () = self.clock.nap_until(wake) => {}
+                () = self.clock.nap_until(wake) => heartbeat.asleep_until(None),
                 cmd = commands.recv() => match cmd {
                     Some(Command::Reload(entries)) => self.reload(entries),
                     None => return,

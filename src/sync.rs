@@ -413,6 +413,14 @@ pub async fn reconcile(
         Some(s) => s.links().await?,
         None => Vec::new(),
     };
+    let remote_jobs = config
+        .jobs
+        .iter()
+        .any(|j| j.runner == Runner::Remote || j.remote_schedule.is_some());
+    if links.is_empty() && !remote_jobs && !prune {
+        // Nothing of the file's lives in the account: no call (an idle daemon stays idle).
+        return Ok((Vec::new(), Vec::new()));
+    }
     let remote = client.list_schedules().await.map_err(SyncError::List)?;
     let steps = plan(config, &links, &remote, prune);
     if dry_run {

@@ -303,6 +303,30 @@ impl Dispatch {
         Ok(())
     }
 
+    /// When maintenance should run next: within [`super::MAINTENANCE`] while runs are in
+    /// flight (their leases), else when a blocked run's reset or another process's lease comes
+    /// due, and at least every [`super::SLOW_LOOK`] (a `trigger` started since may die).
+    pub async fn next_chores(&self) -> tokio::time::Instant {
+        let now = tokio::time::Instant::now();
+        if self.in_flight() > 0 {
+            return now + super::MAINTENANCE;
+        }
+        let due = match self.runner.store.next_chore(&self.owner).await {
+            Ok(at) => at,
+            Err(e) => {
+                log_store_error(
+                    "cannot read when maintenance is due; it looks again soon",
+                    &e,
+                );
+                return now + super::MAINTENANCE;
+            }
+        };
+        let wait = due.map_or(super::SLOW_LOOK, |at| {
+            (at - self.now()).to_std().unwrap_or_default()
+        });
+        now + wait.min(super::SLOW_LOOK)
+    }
+
     /// Each job's runs in flight: this daemon's, plus `elsewhere` (other processes').
     fn in_flight_by_job(&self, mut elsewhere: HashMap<String, usize>) -> HashMap<String, usize> {
         for (job, runs) in &self.active {

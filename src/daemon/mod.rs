@@ -24,11 +24,11 @@ use crate::store::StoreError;
 
 pub use dispatch::{entries, last_ticks};
 
-/// How often leases are renewed, lost runs recovered and blocked runs re-checked.
+/// How often leases are renewed, lost runs recovered and blocked runs re-checked while runs are
+/// in flight.
 const MAINTENANCE: Duration = Duration::from_secs(10);
-/// How often the job file is looked at for changes (editors save by rename, so the path is
-/// polled rather than an inode watched).
-const FILE_POLL: Duration = Duration::from_secs(2);
+/// How often maintenance looks when nothing is due: an idle daemon sleeps this long.
+const SLOW_LOOK: Duration = Duration::from_mins(5);
 /// How long stopped runs get to record their final status once told to stop.
 const STOP_WAIT: Duration = Duration::from_secs(10);
 /// How soon work that met a database fault (ticks, a reload) is tried again.
@@ -85,8 +85,7 @@ impl Daemon {
         let mut syncs = tokio::time::interval(d.config.daemon.sync_interval);
         let sync_running = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let mut watcher = reload::FileWatch::new(&config_path);
-        let mut file_poll = tokio::time::interval(FILE_POLL);
-        let mut maintenance = tokio::time::interval(MAINTENANCE);
+        let mut chores_at = tokio::time::Instant::now();
         let mut watchdog = notify::watchdog_interval().map(tokio::time::interval);
         // Retention, once a day (the first a minute after start, so start stays quick).
         let mut prunes = tokio::time::interval_at(
@@ -99,7 +98,10 @@ impl Daemon {
         loop {
             tokio::select! {
                 () = &mut shutdown => break,
-                Some(batch) = due_rx.recv() => kept.record(&mut d, batch).await,
+                Some(batch) = due_rx.recv() => {
+                    kept.record(&mut d, batch).await;
+                    chores_at = soon_if_busy(&d, chores_at);
+                }
                 () = sleep_until(kept.retry_at) => {
                     let batch = std::mem::take(&mut kept.ticks);
                     info!(ticks = batch.len(), "recording ticks kept back by a database fault");
@@ -110,7 +112,7 @@ impl Daemon {
                     reload(&mut d, &config_path, "signal", &cmd_tx).await;
                     remote_sync(&d, &sync_running, "reload");
                 }
-                _ = file_poll.tick() => {
+                () = watcher.wait() => {
                     if watcher.changed() {
                         reload(&mut d, &config_path, "file changed", &cmd_tx).await;
                         remote_sync(&d, &sync_running, "reload");
@@ -118,17 +120,21 @@ impl Daemon {
                 }
                 _ = syncs.tick() => remote_sync(&d, &sync_running, "interval"),
                 _ = prunes.tick(), if d.config.daemon.retain.is_some() => prune(&d),
-                _ = credits.tick() => credits::read(&d.runner, &d.credits),
-                _ = maintenance.tick() => {
+                _ = credits.tick() => {
+                    credits::read(&d.runner, &d.credits);
+                    // Credits back unblock runs: resumed by the chores that follow the reading.
+                    chores_at = chores_at.min(tokio::time::Instant::now() + Duration::from_secs(2));
+                }
+                () = tokio::time::sleep_until(chores_at) => {
                     if let Err(e) = d.maintain().await {
                         log_store_error("maintenance failed; it runs again shortly", &e);
                     }
                     notify::status(&d.status_line(heartbeat.next_fire()));
+                    chores_at = d.next_chores().await;
                 }
                 Some(_) = async { match watchdog.as_mut() { Some(w) => Some(w.tick().await), None => None } } => {
                     // Ping only while the scheduler loop itself is alive.
-                    let fresh = heartbeat.last().is_some_and(|t| clock.now() - t < chrono::Duration::seconds(5));
-                    if fresh {
+                    if heartbeat.alive(clock.now()).is_ok() {
                         notify::watchdog();
                     } else {
                         warn!("scheduler loop stalled; withholding the watchdog ping");
@@ -243,6 +249,16 @@ fn prune(d: &dispatch::Dispatch) {
     });
 }
 
+/// The next chores, brought forward to [`MAINTENANCE`] from now when runs are in flight (their
+/// leases need renewing).
+fn soon_if_busy(d: &dispatch::Dispatch, at: tokio::time::Instant) -> tokio::time::Instant {
+    if d.in_flight() > 0 {
+        at.min(tokio::time::Instant::now() + MAINTENANCE)
+    } else {
+        at
+    }
+}
+
 /// Resolves at `at`, or never.
 async fn sleep_until(at: Option<tokio::time::Instant>) {
     match at {
@@ -335,18 +351,13 @@ fn serve_metrics(
                     ),
                 );
             }
-            match heartbeat.last() {
-                Some(t) if clock.now() - t < chrono::Duration::seconds(5) => {
-                    (StatusCode::OK, "ok\n".to_string())
-                }
-                Some(t) => (
+            match heartbeat.alive(clock.now()) {
+                Ok(()) => (StatusCode::OK, "ok\n".to_string()),
+                Err(Some(secs)) => (
                     StatusCode::SERVICE_UNAVAILABLE,
-                    format!(
-                        "scheduler stalled: last pass {}s ago\n",
-                        (clock.now() - t).num_seconds()
-                    ),
+                    format!("scheduler stalled: last pass {secs}s ago\n"),
                 ),
-                None => (
+                Err(None) => (
                     StatusCode::SERVICE_UNAVAILABLE,
                     "scheduler not started\n".to_string(),
                 ),

@@ -13,12 +13,23 @@ use crate::config::Config;
 use crate::scheduler::Command;
 use crate::store::StoreError;
 
-/// Notices a change of the job file by polling its path (editors save by rename).
+/// Notices a change of the job file. inotify (through `notify`) watches the file's directory,
+/// since editors save by writing a new file and renaming it over the old one; an event only
+/// prompts a look, and the file counts as changed when its content differs (a touch is not a
+/// change). Where no watch can be set, the path is looked at every [`POLL`] instead.
 pub struct FileWatch {
     path: PathBuf,
     meta: Option<(Option<std::time::SystemTime>, u64)>,
     hash: u64,
+    events: Option<(::notify::RecommendedWatcher, mpsc::Receiver<()>)>,
+    /// When the last event's settle ends, while one is pending.
+    settle_at: Option<tokio::time::Instant>,
 }
+
+/// How often the file is looked at when it cannot be watched.
+const POLL: std::time::Duration = std::time::Duration::from_secs(2);
+/// How long after an event the file is read: an editor's save is several events.
+const SETTLE: std::time::Duration = std::time::Duration::from_millis(200);
 
 impl FileWatch {
     pub fn new(path: &Path) -> FileWatch {
@@ -26,9 +37,34 @@ impl FileWatch {
             path: path.to_path_buf(),
             meta: None,
             hash: 0,
+            events: watch(path),
+            settle_at: None,
         };
+        if w.events.is_none() {
+            warn!(path = %path.display(), "cannot watch the job file; looking at it every 2s");
+        }
         w.changed();
         w
+    }
+
+    /// Resolves when the file may have changed: after an event and a short settle, or at the
+    /// next poll where it cannot be watched. Cancel-safe (the daemon's loop drops it whenever
+    /// another event comes first): an event seen is kept until its settle has passed.
+    pub async fn wait(&mut self) {
+        let Some((_, rx)) = &mut self.events else {
+            return tokio::time::sleep(POLL).await;
+        };
+        let at = if let Some(at) = self.settle_at {
+            at
+        } else {
+            if rx.recv().await.is_none() {
+                std::future::pending::<()>().await;
+            }
+            *self.settle_at.insert(tokio::time::Instant::now() + SETTLE)
+        };
+        tokio::time::sleep_until(at).await;
+        self.settle_at = None;
+        while rx.try_recv().is_ok() {}
     }
 
     /// True when the content differs from the last look (a touch alone is not a change).
@@ -47,6 +83,30 @@ impl FileWatch {
         self.hash = hash;
         changed
     }
+}
+
+/// A watch on the directory of `path`, sending a wake for each event that names the file.
+fn watch(path: &Path) -> Option<(::notify::RecommendedWatcher, mpsc::Receiver<()>)> {
+    use ::notify::Watcher as _;
+    let name = path.file_name()?.to_os_string();
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let (tx, rx) = mpsc::channel(1);
+    let mut watcher = ::notify::recommended_watcher(move |e: ::notify::Result<::notify::Event>| {
+        let ours = e.map_or(true, |e| {
+            e.paths.iter().any(|p| p.file_name() == Some(&name))
+        });
+        if ours {
+            let _ = tx.try_send(()); // one pending wake is enough
+        }
+    })
+    .ok()?;
+    watcher
+        .watch(&dir, ::notify::RecursiveMode::NonRecursive)
+        .ok()?;
+    Some((watcher, rx))
 }
 
 pub async fn apply(

@@ -281,20 +281,34 @@ mod tests {
             })
     }
 
-    fn name_or_number(max: u32, lo: u32, names: &'static [&'static str]) -> impl Strategy<Value = String> {
+    fn name_or_number(
+        max: u32,
+        lo: u32,
+        names: &'static [&'static str],
+    ) -> impl Strategy<Value = String> {
         prop_oneof![
             (lo..=max).prop_map(|v| v.to_string()),
-            (0..names.len().max(1)).prop_map(move |i| names.get(i).map_or_else(|| lo.to_string(), |n| n.to_lowercase())),
+            (0..names.len().max(1)).prop_map(move |i| names
+                .get(i)
+                .map_or_else(|| lo.to_string(), |n| n.to_lowercase())),
         ]
     }
 
     /// Fields croner may or may not take: odd steps, names, reversed ranges, empty parts.
-    fn odd_field(max: u32, lo: u32, names: &'static [&'static str]) -> impl Strategy<Value = String> {
+    fn odd_field(
+        max: u32,
+        lo: u32,
+        names: &'static [&'static str],
+    ) -> impl Strategy<Value = String> {
         prop_oneof![
             field(max, lo),
             (0..=max + 2).prop_map(|s| format!("*/{s}")),
             (lo..=max + 1, 0..=max + 2).prop_map(|(a, s)| format!("{a}/{s}")),
-            (name_or_number(max, lo, names), name_or_number(max, lo, names)).prop_map(|(a, b)| format!("{a}-{b}")),
+            (
+                name_or_number(max, lo, names),
+                name_or_number(max, lo, names)
+            )
+                .prop_map(|(a, b)| format!("{a}-{b}")),
             name_or_number(max, lo, names),
             Just(",".to_string()),
             Just("?".to_string()),

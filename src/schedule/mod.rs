@@ -50,14 +50,13 @@ impl CronExpr {
                 "expected 5 fields (minute hour day-of-month month day-of-week) or 6 with leading seconds, found {fields}"
             )));
         }
-        let matcher = match bits::Bits::parse(trimmed, dom_and_dow(trimmed)) {
-            Some(b) => Matcher::Bits(b),
-            None => {
-                let cron = croner_parse(trimmed)?;
-                match bits::Bits::of(&cron) {
-                    Some(b) => Matcher::Bits(b),
-                    None => Matcher::Croner(Arc::new(cron)),
-                }
+        let matcher = if let Some(b) = bits::Bits::parse(trimmed, dom_and_dow(trimmed)) {
+            Matcher::Bits(b)
+        } else {
+            let cron = croner_parse(trimmed)?;
+            match bits::Bits::of(&cron) {
+                Some(b) => Matcher::Bits(b),
+                None => Matcher::Croner(Arc::new(cron)),
             }
         };
         Ok(CronExpr {

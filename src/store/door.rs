@@ -200,6 +200,12 @@ impl Store {
         self.call(move |c| runs::unblock_for_credits(c, now)).await
     }
 
+    /// When maintenance has something to do next (see [`runs::next_chore`]).
+    pub async fn next_chore(&self, owner: &str) -> Result<Option<DateTime<Utc>>> {
+        let owner = owner.to_string();
+        self.call(move |c| runs::next_chore(c, &owner)).await
+    }
+
     pub async fn count_retries(&self, uid: &str, retries: u32, waits: u32) -> Result<()> {
         let uid = uid.to_string();
         self.call(move |c| runs::count_retries(c, &uid, retries, waits))
@@ -277,14 +283,12 @@ impl Store {
 
     /// The last nominal tick recorded for each of `jobs` that has one.
     pub async fn last_ticks(&self, jobs: Vec<String>) -> Result<HashMap<String, DateTime<Utc>>> {
+        let wanted: std::collections::HashSet<String> = jobs.into_iter().collect();
         self.call(move |c| {
-            let mut last = HashMap::new();
-            for job in &jobs {
-                if let Some(t) = ticks::last_tick(c, job)? {
-                    last.insert(job.clone(), t);
-                }
-            }
-            Ok(last)
+            Ok(ticks::last_ticks(c)?
+                .into_iter()
+                .filter(|(job, _)| wanted.contains(job))
+                .collect())
         })
         .await
     }

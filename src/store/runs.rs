@@ -490,6 +490,21 @@ pub fn blocked_due(conn: &Connection, now: DateTime<Utc>) -> Result<Vec<RunRecor
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
+/// When the next chore comes due for `owner`'s maintenance: the earliest reset of a BLOCKED run,
+/// or the earliest lease expiry of another process's open run (a `trigger` that may die).
+pub fn next_chore(conn: &Connection, owner: &str) -> Result<Option<DateTime<Utc>>> {
+    let at: Option<String> = conn.query_row(
+        "SELECT MIN(t) FROM (
+            SELECT MIN(postponed_until) AS t FROM runs WHERE status = 'BLOCKED'
+            UNION ALL
+            SELECT MIN(lease_until) FROM runs
+             WHERE status IN ('CREATED', 'QUEUED', 'RUNNING') AND (owner IS NULL OR owner != ?1))",
+        [owner],
+        |r| r.get(0),
+    )?;
+    Ok(at.as_deref().and_then(super::parse_ts))
+}
+
 /// BLOCKED runs that met a 402 (no credits) and wait with no reset time: due now, as the
 /// account has credits again. Returns how many.
 pub fn unblock_for_credits(conn: &mut Connection, now: DateTime<Utc>) -> Result<usize> {

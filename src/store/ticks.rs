@@ -140,14 +140,19 @@ pub fn skip_tick(
     Ok(n == 1)
 }
 
-/// The latest nominal instant recorded for a job (fired or skipped).
-pub fn last_tick(conn: &Connection, job: &str) -> Result<Option<DateTime<Utc>>> {
-    let s: Option<String> = conn.query_row(
-        "SELECT MAX(scheduled_for) FROM ticks WHERE job = ?1",
-        [job],
-        |r| r.get(0),
-    )?;
-    Ok(s.as_deref().and_then(super::parse_ts))
+/// The latest nominal instant recorded for each job (fired or skipped), in one pass over the
+/// primary key (a query per job was a quarter of a 10,000-job start).
+pub fn last_ticks(conn: &Connection) -> Result<Vec<(String, DateTime<Utc>)>> {
+    let mut stmt = conn.prepare("SELECT job, MAX(scheduled_for) FROM ticks GROUP BY job")?;
+    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (job, at) = row?;
+        if let Some(at) = super::parse_ts(&at) {
+            out.push((job, at));
+        }
+    }
+    Ok(out)
 }
 
 /// Ticks, oldest first, optionally for one job and from an instant on.

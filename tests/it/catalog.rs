@@ -146,7 +146,12 @@ fn actions_explains_one_action_like_kubectl_explain() {
     assert_eq!(v["identities"], true);
     assert_eq!(v["schema"]["output_is_object"], true);
     let list = watchbell(dir.path()).arg("actions").output().unwrap();
-    assert_eq!(String::from_utf8_lossy(&list.stdout).lines().count(), 72);
+    let list = String::from_utf8_lossy(&list.stdout);
+    let mut parts = list.split("\n\n");
+    assert_eq!(parts.next().unwrap().lines().count(), 72); // the header and 71 actions
+    let v1 = parts.next().unwrap();
+    assert!(v1.starts_with("V1 ENDPOINT"), "{v1}");
+    assert_eq!(v1.lines().count(), 8); // the header and 7 endpoints
     let typo = watchbell(dir.path())
         .args(["actions", "linkedin-mee"])
         .output()
