@@ -330,19 +330,20 @@ fn valid_action(d: &mut Diags, v: &Value, action: String) -> Option<String> {
     }
 }
 
+/// The `[[job]]` entries of `v`, appended to `jobs`; `seen` holds the names met so far (with
+/// their lines), across calls.
 pub(super) fn read_jobs(
     d: &mut Diags,
     v: Option<&Value>,
     defaults: &JobFields,
     catalog: CatalogMode,
-) -> Vec<Job> {
-    let Some(v) = v else { return Vec::new() };
+    (jobs, seen): (&mut Vec<Job>, &mut HashMap<String, usize>),
+) {
+    let Some(v) = v else { return };
     let DeValue::Array(entries) = v.get_ref() else {
         d.at(&v.span(), "job: expected [[job]] entries");
-        return Vec::new();
+        return;
     };
-    let mut jobs = Vec::new();
-    let mut seen: HashMap<String, usize> = HashMap::new();
     for (i, entry) in entries.iter().enumerate() {
         let Some(s) = read::table(d, entry, "job", format!("job #{}", i + 1)) else {
             continue;
@@ -362,7 +363,6 @@ pub(super) fn read_jobs(
             jobs.push(job);
         }
     }
-    jobs
 }
 
 /// The job's v1 endpoint if it has one, and what its runs record as their action (the endpoint's

@@ -3,6 +3,7 @@
 
 mod action;
 mod alerts;
+mod chunks;
 mod endpoint;
 mod job;
 mod read;
@@ -319,6 +320,9 @@ impl Config {
 
     /// Validates `text`; `path` is only used in messages.
     pub fn parse(path: &str, text: &str) -> Result<Config, Diagnostics> {
+        if let Some(config) = chunks::parse(path, text) {
+            return Ok(config);
+        }
         let mut d = Diags::new(text);
         let (root, syntax) = DeTable::parse_recoverable(text);
         for e in &syntax {
@@ -328,33 +332,17 @@ impl Config {
             name: "the file".into(),
             table: root.get_ref(),
         };
-        root.only(&mut d, &["api", "daemon", "safety", "defaults", "job"]);
-        let api = read_api(&mut d, root.get("api"));
-        let daemon = read_daemon(&mut d, root.get("daemon"));
-        let defaults = root
-            .get("defaults")
-            .and_then(|v| read::table(&mut d, v, "defaults", "[defaults]"))
-            .map(|s| {
-                if let Some(span) = s.key_span("name") {
-                    d.at(&span, "name cannot be defaulted: every job names itself");
-                }
-                JobFields::read(&mut d, &s)
-            })
-            .unwrap_or_default();
-        let tz = defaults.timezone().unwrap_or(chrono_tz::Tz::UTC);
-        let safety = section(&mut d, root.get("safety"), "safety")
-            .and_then(|s| safety::read_safety(&mut d, &s, tz));
-        let catalog = api.as_ref().map(|a| a.catalog).unwrap_or_default();
-        let jobs = read_jobs(&mut d, root.get("job"), &defaults, catalog);
-        match (api, daemon, safety, d.is_empty()) {
-            (Some(api), Some(daemon), Some(safety), true) => {
-                let mut config = Config::new(api, daemon, jobs);
-                config.safety = safety;
-                config.warnings = d.warnings(path);
-                Ok(config)
-            }
-            _ => Err(d.finish(path)),
-        }
+        let head = Head::read(&mut d, &root);
+        let mut jobs = Vec::new();
+        let seen = &mut std::collections::HashMap::new();
+        read_jobs(
+            &mut d,
+            root.get("job"),
+            &head.defaults,
+            head.catalog(),
+            (&mut jobs, seen),
+        );
+        head.finish(d, path, jobs)
     }
 
     /// A configuration from its parts (the name index is built here).
@@ -391,6 +379,59 @@ fn section<'a, 'i>(d: &mut Diags, v: Option<&'a Value<'i>>, name: &str) -> Optio
             table: empty_section(),
         }),
         Some(v) => read::table(d, v, name, format!("[{name}]")),
+    }
+}
+
+/// What comes before the jobs: `[api]`, `[daemon]`, `[safety]` and `[defaults]`.
+struct Head {
+    api: Option<Api>,
+    daemon: Option<Daemon>,
+    safety: Option<Safety>,
+    defaults: JobFields,
+}
+
+impl Head {
+    fn read(d: &mut Diags, root: &Section) -> Head {
+        root.only(d, &["api", "daemon", "safety", "defaults", "job"]);
+        let api = read_api(d, root.get("api"));
+        let daemon = read_daemon(d, root.get("daemon"));
+        let defaults = root
+            .get("defaults")
+            .and_then(|v| read::table(d, v, "defaults", "[defaults]"))
+            .map(|s| {
+                if let Some(span) = s.key_span("name") {
+                    d.at(&span, "name cannot be defaulted: every job names itself");
+                }
+                JobFields::read(d, &s)
+            })
+            .unwrap_or_default();
+        let tz = defaults.timezone().unwrap_or(chrono_tz::Tz::UTC);
+        let safety =
+            section(d, root.get("safety"), "safety").and_then(|s| safety::read_safety(d, &s, tz));
+        Head {
+            api,
+            daemon,
+            safety,
+            defaults,
+        }
+    }
+
+    fn catalog(&self) -> CatalogMode {
+        self.api.as_ref().map(|a| a.catalog).unwrap_or_default()
+    }
+
+    /// The configuration, or every error found.
+    fn finish(self, d: Diags, path: &str, mut jobs: Vec<Job>) -> Result<Config, Diagnostics> {
+        match (self.api, self.daemon, self.safety, d.is_empty()) {
+            (Some(api), Some(daemon), Some(safety), true) => {
+                jobs.shrink_to_fit();
+                let mut config = Config::new(api, daemon, jobs);
+                config.safety = safety;
+                config.warnings = d.warnings(path);
+                Ok(config)
+            }
+            _ => Err(d.finish(path)),
+        }
     }
 }
 

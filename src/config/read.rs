@@ -44,6 +44,8 @@ pub struct Diags<'s> {
     line_starts: Vec<usize>,
     found: Vec<(usize, String)>,
     warned: Vec<(usize, String)>,
+    /// Where the text being read starts in `src` (a file read one `[[job]]` at a time).
+    pub offset: usize,
 }
 
 impl<'s> Diags<'s> {
@@ -56,21 +58,27 @@ impl<'s> Diags<'s> {
             line_starts,
             found: Vec::new(),
             warned: Vec::new(),
+            offset: 0,
         }
     }
 
     /// Records `message` at the start of `span`.
     pub fn at(&mut self, span: &Range<usize>, message: impl Into<String>) {
-        self.found.push((span.start, message.into()));
+        self.found.push((self.offset + span.start, message.into()));
     }
 
     /// Records a warning: the file is still accepted.
     pub fn warn(&mut self, span: &Range<usize>, message: impl Into<String>) {
-        self.warned.push((span.start, message.into()));
+        self.warned.push((self.offset + span.start, message.into()));
     }
 
     pub fn is_empty(&self) -> bool {
         self.found.is_empty()
+    }
+
+    /// No error and no warning.
+    pub fn is_clean(&self) -> bool {
+        self.found.is_empty() && self.warned.is_empty()
     }
 
     pub fn error_count(&self) -> usize {
@@ -92,7 +100,7 @@ impl<'s> Diags<'s> {
 
     /// The line (1-based) of a byte offset.
     pub fn line_of(&self, offset: usize) -> usize {
-        self.position(offset).0
+        self.position(self.offset + offset).0
     }
 
     fn position(&self, offset: usize) -> (usize, usize) {
