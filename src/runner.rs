@@ -39,8 +39,8 @@ impl Limits {
             max_pages: job.max_pages,
             run_timeout: job.run_timeout,
             retry: job.retry,
-            notify: job.notify.clone(),
-            ping: job.ping.clone(),
+            notify: job.notify.as_deref().cloned(),
+            ping: job.ping.as_deref().cloned(),
         }
     }
 

@@ -12,7 +12,7 @@ use tracing::{info, warn};
 use crate::api::schedules::RemoteSchedule;
 use crate::api::{ApiFailure, Client};
 use crate::clock::Clock;
-use crate::config::{Config, IdentityMode, Job, Runner};
+use crate::config::{Config, IdentityMode, Job, Json, Runner};
 use crate::store::{Link, Store, StoreError};
 
 /// What to do to one remote schedule.
@@ -92,8 +92,8 @@ pub fn definition(job: &Job) -> Value {
     json!({
         "action": job.action,
         // Actions that take no input are scheduled with one empty input.
-        "inputs": [r.input.clone().unwrap_or_else(|| json!({}))],
-        "parameters": r.parameters,
+        "inputs": [r.input.as_ref().map_or_else(|| json!({}), Json::value)],
+        "parameters": r.parameters.as_ref().map(Json::value),
         "identity_mode": r.identity_mode.map(IdentityMode::as_str),
         "identity_ids": r.identity_ids,
         "callback": callback,
@@ -131,8 +131,8 @@ fn legacy_hash(job: &Job) -> String {
     let r = &job.request;
     let callback = callback(job);
     let body = json!({
-        "inputs": [r.input.clone().unwrap_or_else(|| json!({}))],
-        "parameters": r.parameters.clone().unwrap_or_else(|| json!({})),
+        "inputs": [r.input.as_ref().map_or_else(|| json!({}), Json::value)],
+        "parameters": r.parameters.as_ref().map_or_else(|| json!({}), Json::value),
         "identity_mode": r.identity_mode.unwrap_or(IdentityMode::Direct).as_str(),
         "identity_ids": r.identity_ids,
         "callback": callback,

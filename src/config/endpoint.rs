@@ -66,8 +66,8 @@ pub(super) fn request(
     );
     (d.error_count() == before).then(|| Request {
         endpoint: Some(endpoint.to_string()),
-        query: Some(Value::Object(query)),
-        path: (!path.is_empty()).then_some(Value::Object(path)),
+        query: Some(Value::Object(query).into()),
+        path: (!path.is_empty()).then(|| Value::Object(path).into()),
         ..Request::default()
     })
 }

@@ -485,9 +485,13 @@ fn merge(
             .or(def.resume_interrupted)
             .unwrap_or(true),
         jitter,
-        webhook,
-        notify: f.notify.clone().or_else(|| def.notify.clone()),
-        ping: f.ping.clone().or_else(|| def.ping.clone()),
+        webhook: webhook.map(Box::new),
+        notify: f
+            .notify
+            .clone()
+            .or_else(|| def.notify.clone())
+            .map(Box::new),
+        ping: f.ping.clone().or_else(|| def.ping.clone()).map(Box::new),
         retry: f.retry.or(def.retry),
         runner,
         remote_schedule: f

@@ -17,7 +17,7 @@ use std::time::Duration;
 use reqwest::Url;
 use toml::de::DeTable;
 
-pub use action::Request;
+pub use action::{Json, Request};
 pub use alerts::{HeaderValue, Notify, Retry, Webhook, redacted};
 use job::{JobFields, read_jobs};
 pub use read::{Diag, Diagnostics};
@@ -203,11 +203,13 @@ pub struct Job {
     pub run_timeout: Duration,
     pub resume_interrupted: bool,
     pub jitter: Duration,
-    pub webhook: Option<Webhook>,
+    /// Boxed, like `notify` and `ping`: most jobs have none, and 10,000 jobs carried 360 bytes
+    /// each of empty slots.
+    pub webhook: Option<Box<Webhook>>,
     /// One POST when a run ends for good in a listed status.
-    pub notify: Option<Notify>,
+    pub notify: Option<Box<Notify>>,
     /// healthchecks.io-style pings: `URL/start`, `URL` on success, `URL/fail`.
-    pub ping: Option<Url>,
+    pub ping: Option<Box<Url>>,
     /// Failed runs resumed before they count as failed.
     pub retry: Option<Retry>,
     pub runner: Runner,

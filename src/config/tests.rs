@@ -62,7 +62,10 @@ fn a_good_file_is_read_with_defaults_applied() {
     assert_eq!(j.catchup, Duration::from_mins(10));
     assert_eq!(j.schedule.gap, Gap::Skip);
     assert_eq!(j.schedule.fold, Fold::Both);
-    assert_eq!(j.request.parameters.as_ref().unwrap()["seniority"][1], "vp");
+    assert_eq!(
+        j.request.parameters.as_ref().unwrap().value()["seniority"][1],
+        "vp"
+    );
     assert_eq!(j.overlap, Overlap::Skip);
     assert_eq!(j.max_pages, 500);
     assert_eq!(j.line, 9);
