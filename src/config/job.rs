@@ -365,6 +365,11 @@ pub(super) fn read_jobs(
     }
 }
 
+/// The job's own value, else the one from `[defaults]`.
+fn either<T: Clone>(own: Option<&T>, def: Option<&T>) -> Option<T> {
+    own.or(def).cloned()
+}
+
 /// The job's v1 endpoint if it has one, and what its runs record as their action (the endpoint's
 /// template for a v1 job). The job's own `endpoint` or `action` decides which generation it
 /// speaks; `[defaults]` only fills in when the job names neither.
@@ -486,17 +491,10 @@ fn merge(
             .unwrap_or(true),
         jitter,
         webhook: webhook.map(Box::new),
-        notify: f
-            .notify
-            .clone()
-            .or_else(|| def.notify.clone())
-            .map(Box::new),
-        ping: f.ping.clone().or_else(|| def.ping.clone()).map(Box::new),
+        notify: either(f.notify.as_ref(), def.notify.as_ref()).map(Box::new),
+        ping: either(f.ping.as_ref(), def.ping.as_ref()).map(Box::new),
         retry: f.retry.or(def.retry),
         runner,
-        remote_schedule: f
-            .remote_schedule
-            .clone()
-            .or_else(|| def.remote_schedule.clone()),
+        remote_schedule: either(f.remote_schedule.as_ref(), def.remote_schedule.as_ref()),
     })
 }
