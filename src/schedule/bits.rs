@@ -92,6 +92,14 @@ impl Bits {
             6 => (f[0], &f[1..]),
             _ => return None,
         };
+        // croner reads `SUN` as 0 alone but as 7 closing a range (`0-SUN`, `SUN-SUN`: every
+        // day): such ranges are left to it.
+        if rest[4]
+            .split(',')
+            .any(|p| p.contains('-') && p.to_ascii_uppercase().contains("SUN"))
+        {
+            return None;
+        }
         let mut dow = field(rest[4], 0, 7, &DAYS)?;
         if dow & (1 << 7) != 0 {
             dow = (dow | 1) & 0x7f; // 7 is Sunday
