@@ -403,7 +403,9 @@ impl Runner {
                 Ok(p) => p,
                 Err(f) => return Ok(End::Failed(f)),
             };
-            let hash = store::content_hash(&page.items);
+            // Each item is written as JSON text once: for the loop check, the keys and the store.
+            let texts: Vec<String> = page.items.iter().map(ToString::to_string).collect();
+            let hash = store::hash_texts(&texts);
             if let Some(&earlier) = pass.seen.get(&hash).filter(|_| !page.items.is_empty()) {
                 return Ok(End::Failed(ApiFailure::PageRepeated {
                     url: url_text,
@@ -411,21 +413,15 @@ impl Runner {
                 }));
             }
             page_no += 1;
-            pass.seen.insert(hash, page_no);
+            pass.seen.insert(hash.clone(), page_no);
             let fetched = page.items.len();
-            let items: Vec<_> = match &mut known {
-                Some(k) => page
-                    .items
-                    .into_iter()
-                    .filter(|i| k.insert(catalog::item_key(&run.action_name, i, &i.to_string())))
-                    .collect(),
-                None => page.items,
-            };
+            let (items, texts, hash) =
+                unseen(&run.action_name, (page.items, texts, hash), known.as_mut());
             let n = items.len() as u64;
             total += n;
             next = page.next.map(|u| u.to_string());
             cursor_at = Some(self.clock.now());
-            self.keep_page(run, page_no, url_text, next.clone(), items)
+            self.keep_page(run, page_no, url_text, next.clone(), (items, texts, hash))
                 .await?;
             self.client.metrics().count(
                 "watchbell_items_stored_total",
@@ -489,7 +485,7 @@ impl Runner {
         page_no: u32,
         url: String,
         cursor: Option<String>,
-        items: Vec<serde_json::Value>,
+        (items, texts, content_hash): (Vec<serde_json::Value>, Vec<String>, String),
     ) -> Result<(), StoreError> {
         let callback = run.callback_url.clone().map(|u| {
             let body = callbacks::page_body(&run.uid, page_no, &run.body["input"], &items);
@@ -500,6 +496,8 @@ impl Runner {
             page_no,
             url,
             items,
+            texts,
+            content_hash,
             next_url: cursor,
             callback,
         };
@@ -577,6 +575,30 @@ impl Runner {
         }
         Ok(run)
     }
+}
+
+/// What of a page to store, as values and text, with its content hash: all of it, or in a pass
+/// that started again (`known` holds what the run stored), the items not stored yet.
+fn unseen(
+    action: &str,
+    (items, texts, hash): (Vec<serde_json::Value>, Vec<String>, String),
+    known: Option<&mut HashSet<String>>,
+) -> (Vec<serde_json::Value>, Vec<String>, String) {
+    let Some(known) = known else {
+        return (items, texts, hash);
+    };
+    let fetched = items.len();
+    let (items, texts): (Vec<_>, Vec<_>) = items
+        .into_iter()
+        .zip(texts)
+        .filter(|(i, t)| known.insert(catalog::item_key(action, i, t)))
+        .unzip();
+    let hash = if items.len() == fetched {
+        hash
+    } else {
+        store::hash_texts(&texts)
+    };
+    (items, texts, hash)
 }
 
 /// How the paging loop ended.

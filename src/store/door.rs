@@ -30,10 +30,37 @@ pub struct NewPage {
     pub page_no: u32,
     pub url: String,
     pub items: Vec<Value>,
+    /// The same items as JSON text, written once by the caller (stored as is).
+    pub texts: Vec<String>,
+    /// [`super::hash_texts`] of `texts`.
+    pub content_hash: String,
     /// The next page's URL: the run's cursor after this page.
     pub next_url: Option<String>,
     /// The webhook callback for this page: (receiver URL, body).
     pub callback: Option<(String, Value)>,
+}
+
+impl NewPage {
+    /// A page of `items` without a callback, written as text here.
+    pub fn new(
+        action: &str,
+        page_no: u32,
+        url: String,
+        items: Vec<Value>,
+        next_url: Option<String>,
+    ) -> NewPage {
+        let texts: Vec<String> = items.iter().map(ToString::to_string).collect();
+        NewPage {
+            action: action.to_string(),
+            page_no,
+            url,
+            content_hash: super::hash_texts(&texts),
+            items,
+            texts,
+            next_url,
+            callback: None,
+        }
+    }
 }
 
 /// Ticks to record in one transaction: skipped ones with their reason, fired ones with the run
@@ -100,20 +127,20 @@ impl Store {
     /// Stores a page with the run's next cursor (and queues its callback) in one transaction.
     pub async fn store_page(&self, uid: &str, page: NewPage, now: DateTime<Utc>) -> Result<()> {
         let (uid, hook) = (uid.to_string(), page.callback.is_some());
-        // Written as text here, in the caller's task, so the one writer thread only inserts.
-        let texts: Vec<String> = page.items.iter().map(ToString::to_string).collect();
+        // Keyed here, in the caller's task, so the one writer thread only inserts.
         let keys: Vec<String> = page
             .items
             .iter()
-            .zip(&texts)
+            .zip(&page.texts)
             .map(|(item, text)| crate::catalog::item_key(&page.action, item, text))
             .collect();
         self.call(move |c| {
             let p = runs::PageToStore {
                 page_no: page.page_no,
                 url: &page.url,
-                items: &texts,
+                items: &page.texts,
                 keys: &keys,
+                content_hash: &page.content_hash,
                 next_url: page.next_url.as_deref(),
                 callback: page.callback.as_ref().map(|(u, b)| (u.as_str(), b)),
             };

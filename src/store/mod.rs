@@ -35,7 +35,7 @@ pub use links::Link;
 pub use prune::Pruned;
 pub use runs::{
     ItemQuery, JobHealth, LEASE, LastError, NewRun, PageRecord, RunFilter, RunRecord,
-    TransitionRecord, content_hash, new_uid,
+    TransitionRecord, content_hash, hash_texts, new_uid,
 };
 pub use ticks::{Recorded, Skip, TickRecord};
 

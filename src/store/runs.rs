@@ -129,7 +129,7 @@ pub fn content_hash(items: &[serde_json::Value]) -> String {
 }
 
 /// [`content_hash`] of items already written as JSON text.
-pub(super) fn hash_texts(texts: &[String]) -> String {
+pub fn hash_texts(texts: &[String]) -> String {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for text in texts {
         for b in text.bytes().chain([0]) {
@@ -330,6 +330,8 @@ pub struct PageToStore<'a> {
     pub items: &'a [String],
     /// What identifies each item ([`crate::catalog::item_key`]), for the job's seen-record.
     pub keys: &'a [String],
+    /// [`hash_texts`] of `items`.
+    pub content_hash: &'a str,
     /// The next page's URL: the run's cursor after this page.
     pub next_url: Option<&'a str>,
     /// The webhook callback for this page: (receiver URL, body).
@@ -354,7 +356,7 @@ pub fn store_page(
         .ok_or_else(|| StoreError::NotFound(uid.to_string()))?;
     let inserted = tx.execute(
         "INSERT OR IGNORE INTO pages (run_id, page_no, url, item_count, fetched_at, content_hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![id, page.page_no, page.url, page.items.len() as i64, ts(now), hash_texts(page.items)],
+        params![id, page.page_no, page.url, page.items.len() as i64, ts(now), page.content_hash],
     )?;
     if inserted == 0 {
         return Err(StoreError::PageAlreadyStored {

@@ -25,6 +25,7 @@ fn page(items: &[String]) -> PageToStore<'_> {
         url: "http://x/1",
         items,
         keys: &[],
+        content_hash: "0",
         next_url: Some("http://x/2"),
         callback: None,
     }

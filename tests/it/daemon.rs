@@ -378,14 +378,7 @@ async fn orphan(dir: &tempfile::TempDir, sb: &watchbell::sandbox::Sandbox) -> st
             .unwrap()
             .to_string();
         let items: Vec<serde_json::Value> = resp.json().await.unwrap();
-        let p = store::NewPage {
-            action: PAGED.into(),
-            page_no: page,
-            url: url.clone(),
-            items,
-            next_url: Some(next.clone()),
-            callback: None,
-        };
+        let p = store::NewPage::new(PAGED, page, url.clone(), items, Some(next.clone()));
         r.store.store_page(&run.uid, p, now).await.unwrap();
         url = next;
     }

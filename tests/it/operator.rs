@@ -213,17 +213,11 @@ async fn known_db(dir: &tempfile::TempDir) {
     )
     .await
     .unwrap();
-    let page = store::NewPage {
-        action: PAGED.into(),
-        page_no: 1,
-        url: "http://x/1".into(),
-        items: vec![
-            serde_json::json!({"id": "a", "name": "Ann, CTO"}),
-            serde_json::json!({"id": "b", "tags": [1, 2]}),
-        ],
-        next_url: None,
-        callback: None,
-    };
+    let items = vec![
+        serde_json::json!({"id": "a", "name": "Ann, CTO"}),
+        serde_json::json!({"id": "b", "tags": [1, 2]}),
+    ];
+    let page = store::NewPage::new(PAGED, 1, "http://x/1".into(), items, None);
     s.store_page(&ok_uid, page, t("2026-06-01T09:00:01Z"))
         .await
         .unwrap();

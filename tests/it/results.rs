@@ -320,14 +320,13 @@ async fn many_items(dir: &tempfile::TempDir, n: usize) {
                 })
             })
             .collect();
-        let p = store::NewPage {
-            action: PAGED.into(),
-            page_no: page as u32 + 1,
-            url: format!("http://x/{page}"),
+        let p = store::NewPage::new(
+            PAGED,
+            page as u32 + 1,
+            format!("http://x/{page}"),
             items,
-            next_url: None,
-            callback: None,
-        };
+            None,
+        );
         r.store
             .store_page(&run.uid, p, Clock::System.now())
             .await
