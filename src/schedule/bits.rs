@@ -12,22 +12,22 @@ use croner::Cron;
 /// The values each field allows, one bit per value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Bits {
-    seconds: u64,
-    minutes: u64,
+    pub(super) seconds: u64,
+    pub(super) minutes: u64,
     /// Bits 0-23.
-    hours: u32,
+    pub(super) hours: u32,
     /// Bits 1-31.
-    dom: u32,
+    pub(super) dom: u32,
     /// Bits 1-12.
-    months: u16,
+    pub(super) months: u16,
     /// Bits 0-6, Sunday = 0.
-    dow: u8,
+    pub(super) dow: u8,
     /// How the two day fields combine (croner's rule, fixed at parse).
     day_rule: DayRule,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum DayRule {
+pub(super) enum DayRule {
     /// Day of month is `*`: the weekday decides (and the other way round).
     DowOnly,
     DomOnly,
@@ -151,6 +151,10 @@ impl Bits {
             dow: values(p.days_of_week.values(), 6) as u8,
             day_rule,
         })
+    }
+
+    pub(super) fn day_rule(&self) -> DayRule {
+        self.day_rule
     }
 
     /// True when every hour of the day has a fire.

@@ -13,6 +13,7 @@ use croner::errors::CronError;
 use croner::parser::{CronParser, Seconds, Year};
 
 mod bits;
+mod describe;
 #[cfg(test)]
 mod reference;
 #[cfg(test)]
@@ -118,7 +119,10 @@ impl CronExpr {
 
     /// How the expression was read, in English.
     pub fn describe(&self) -> String {
-        self.croner().describe()
+        match &self.matcher {
+            Matcher::Bits(b) => describe::describe(b, self.has_seconds()),
+            Matcher::Croner(c) => c.describe(),
+        }
     }
 
     /// True when the expression fires in every hour of the day. Such jobs follow real time across

@@ -115,6 +115,7 @@ async fn watchbell(s: Scenario) -> Outcome {
         reloads,
         heartbeat: watchbell::scheduler::Heartbeat::default(),
         metrics: None,
+        credits_every: watchbell::daemon::credits::EVERY,
     };
     let task = tokio::spawn(daemon.run(async {
         let _ = stopped.await;
