@@ -69,7 +69,7 @@ fn list(values: &[u32], name: &dyn Fn(u32) -> String) -> String {
 /// The English reading of `b`; `seconds` when the expression has a seconds field.
 pub fn describe(b: &Bits, seconds: bool) -> String {
     let num = |v: u32| v.to_string();
-    let single = |mask: u64| mask.count_ones() == 1;
+    let single = u64::is_power_of_two;
     let mut parts = Vec::new();
     let clock = single(b.minutes) && single(u64::from(b.hours)) && single(b.seconds);
     if clock {
@@ -99,8 +99,8 @@ pub fn describe(b: &Bits, seconds: bool) -> String {
         }
         parts.push(format!("At {}", time.join(" ")));
     }
-    let all_dom = b.dom == 0xffff_fffe;
-    let all_dow = b.dow == 0x7f;
+    let every_day_of_month = b.dom == 0xffff_fffe;
+    let every_weekday = b.dow == 0x7f;
     let dom = || {
         format!(
             "on {} of the month",
@@ -116,8 +116,8 @@ pub fn describe(b: &Bits, seconds: bool) -> String {
         )
     };
     match b.day_rule() {
-        super::bits::DayRule::DowOnly if !all_dow => parts.push(dow()),
-        super::bits::DayRule::DomOnly if !all_dom => parts.push(dom()),
+        super::bits::DayRule::DowOnly if !every_weekday => parts.push(dow()),
+        super::bits::DayRule::DomOnly if !every_day_of_month => parts.push(dom()),
         super::bits::DayRule::Either => parts.push(format!("{} or {}", dom(), dow())),
         super::bits::DayRule::Both => parts.push(format!("{} if it is {}", dom(), &dow()[3..])),
         _ => {}
