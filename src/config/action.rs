@@ -27,7 +27,7 @@ pub struct Request {
 
 /// A JSON value kept as its compact text: a parsed one-key object costs a 640-byte tree node,
 /// and a daemon holds every job's request for as long as it runs.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Json(Box<str>);
 
 impl Json {

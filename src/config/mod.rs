@@ -232,7 +232,11 @@ impl Job {
             format!("{:?}{:?}", s.gap, s.fold),
         )
             .hash(&mut h);
-        (s.jitter_offset, &self.action, self.live_body().to_string()).hash(&mut h);
+        (s.jitter_offset, &self.action).hash(&mut h);
+        // The request as the file wrote it: compact JSON texts, hashed as they are.
+        let r = &self.request;
+        (&r.input, &r.parameters, &r.query, &r.path, &r.endpoint).hash(&mut h);
+        (r.identity_mode.map(IdentityMode::as_str), &r.identity_ids).hash(&mut h);
         self.enabled.hash(&mut h);
         (
             format!("{:?}{:?}", self.overlap, self.runner),

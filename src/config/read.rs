@@ -100,7 +100,8 @@ impl<'s> Diags<'s> {
 
     /// The line (1-based) of a byte offset.
     pub fn line_of(&self, offset: usize) -> usize {
-        self.position(self.offset + offset).0
+        let offset = (self.offset + offset).min(self.src.len());
+        self.line_starts.partition_point(|&s| s <= offset)
     }
 
     fn position(&self, offset: usize) -> (usize, usize) {
