@@ -417,7 +417,10 @@ async fn run_task(
             .await
             .map(|_| ());
     };
-    let mut done = runner.execute(uid, &limits, stop).await?;
+    // Boxed: the run's state (its whole paging loop) is allocated when it starts, not while
+    // it waits for a slot. Under saturation thousands of runs wait; each now costs a few
+    // hundred bytes instead of the full state machine.
+    let mut done = Box::pin(runner.execute(uid, &limits, stop)).await?;
     // A retry: the slot and the overlap lane are given back while the backoff runs.
     drop(held);
     while done.status == RunStatus::Queued {
@@ -435,7 +438,7 @@ async fn run_task(
             .acquire_owned()
             .await
             .expect("semaphore never closed");
-        done = runner.execute(uid, &limits, stop).await?;
+        done = Box::pin(runner.execute(uid, &limits, stop)).await?;
     }
     Ok(())
 }

@@ -266,6 +266,15 @@ impl Schedule {
 
     /// The first nominal fire strictly after `t`, or `None` if the expression never matches again.
     pub fn next_after(&self, t: DateTime<Utc>) -> Option<Fire> {
+        if self.tz == Tz::UTC {
+            // No daylight saving to weigh: the wall clock is the instant.
+            let at = self.cron.next_naive(t.naive_utc())?.and_utc();
+            return Some(Fire {
+                at,
+                local: at.with_timezone(&Tz::UTC),
+                dst: None,
+            });
+        }
         let quiet_at_t = self.quiet(t);
         let mut n = self.local(t);
         if !quiet_at_t {

@@ -196,14 +196,15 @@ impl Store {
         self.call(move |c| runs::renew_leases(c, &owner, now)).await
     }
 
-    /// Unfinished runs (created, queued, running) per job, of owners other than `owner`.
+    /// Unfinished runs (created, queued, running) per job, of owners other than `owner`. On the
+    /// urgent lane: the tick path asks it before each batch, and must not wait behind run writes.
     pub async fn open_runs_elsewhere(
         &self,
         owner: &str,
         now: DateTime<Utc>,
     ) -> Result<HashMap<String, usize>> {
         let owner = owner.to_string();
-        self.call(move |c| runs::open_runs_elsewhere(c, &owner, now))
+        self.call_urgent(move |c| runs::open_runs_elsewhere(c, &owner, now))
             .await
     }
 
