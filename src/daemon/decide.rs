@@ -14,10 +14,10 @@ use crate::store::{NewRun, Skip, SkipReason, Trigger};
 /// machine slept, the clock jumped) and is subject to the job's catch-up window.
 pub const LATE: chrono::Duration = chrono::Duration::seconds(5);
 
-/// What a decision looks at.
-pub struct View<'a> {
+/// What a decision looks at (the verdicts borrow the jobs, `'c`).
+pub struct View<'c, 'a> {
     pub now: DateTime<Utc>,
-    pub config: &'a Config,
+    pub config: &'c Config,
     /// Each job's runs not yet finished, in this process or any other.
     pub in_flight: &'a HashMap<String, usize>,
     /// Who will own the fired runs.
@@ -28,12 +28,13 @@ pub struct View<'a> {
 
 /// What a batch of due ticks becomes.
 #[derive(Debug, Default)]
-pub struct Verdicts {
+pub struct Verdicts<'a> {
     pub skips: Vec<Skip>,
     /// Runs to create, each with its nominal tick.
     pub fires: Vec<(DateTime<Utc>, NewRun)>,
-    /// The job of each fire, in the same order.
-    pub fired_jobs: Vec<Job>,
+    /// The job of each fire, in the same order (borrowed: cloning 3,000 jobs a second was a
+    /// third of deciding a saturated batch).
+    pub fired_jobs: Vec<&'a Job>,
     /// Jobs whose runs in flight are to be stopped first (`overlap = "replace"`).
     pub replace: Vec<String>,
     /// Jobs with older missed ticks passed over without a row each, and how many.
@@ -41,7 +42,7 @@ pub struct Verdicts {
 }
 
 /// Decides every tick of `batch`: skipped with a reason, or fired.
-pub fn decide(batch: Vec<Due>, view: &View) -> Verdicts {
+pub fn decide<'c>(batch: Vec<Due>, view: &View<'c, '_>) -> Verdicts<'c> {
     let mut v = Verdicts::default();
     for due in batch {
         let Some(job) = view.config.job(&due.job) else {
@@ -92,7 +93,7 @@ pub fn decide(batch: Vec<Due>, view: &View) -> Verdicts {
             Some(view.owner.to_string()),
         );
         v.fires.push((due.nominal, run));
-        v.fired_jobs.push(job.clone());
+        v.fired_jobs.push(job);
     }
     v
 }
@@ -121,17 +122,17 @@ mod tests {
         }
     }
 
-    fn run(c: &Config, now: &str, in_flight: usize, batch: Vec<Due>) -> Verdicts {
+    fn run<'a>(c: &'a Config, now: &str, in_flight: usize, batch: Vec<Due>) -> Verdicts<'a> {
         run_with(c, now, in_flight, batch, false)
     }
 
-    fn run_with(
-        c: &Config,
+    fn run_with<'a>(
+        c: &'a Config,
         now: &str,
         in_flight: usize,
         batch: Vec<Due>,
         credits_out: bool,
-    ) -> Verdicts {
+    ) -> Verdicts<'a> {
         let in_flight = HashMap::from([("j".to_string(), in_flight)]);
         decide(
             batch,

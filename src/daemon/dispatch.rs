@@ -136,13 +136,15 @@ impl Dispatch {
         };
         let in_flight = self.in_flight_by_job(elsewhere);
         let now = self.now();
+        // The verdicts borrow the jobs from this handle while runs are spawned below.
+        let (config, owner) = (self.config.clone(), self.owner.clone());
         let v = decide(
             batch,
             &View {
                 now,
-                config: &self.config,
+                config: &config,
                 in_flight: &in_flight,
-                owner: &self.owner,
+                owner: &owner,
                 credits_out: self.credits.out_of_credits(now),
             },
         );
