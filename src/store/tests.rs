@@ -240,3 +240,34 @@ fn the_json_form_has_the_api_run_shape() {
     }
     assert_eq!(j["status"], "CREATED");
 }
+
+#[test]
+fn the_wal_is_copied_back_by_the_checkpointer_not_inside_the_writers_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(&dir);
+    let auto: i64 = s
+        .call_blocking(|c| Ok(c.pragma_query_value(None, "wal_autocheckpoint", |r| r.get(0))?))
+        .unwrap();
+    assert_eq!(auto, 0, "the writer leaves checkpoints to the checkpointer");
+    let main = dir.path().join("w.db");
+    let before = std::fs::metadata(&main).unwrap().len();
+    let now = t("2026-01-01T00:00:00Z");
+    let run = s
+        .call_blocking(move |c| create_run(c, &new_run("a"), now))
+        .unwrap();
+    // About 2 MB of items: written to the WAL by the writer, then copied back.
+    let items: Vec<String> = (0..2000)
+        .map(|i| format!(r#"{{"id":{i},"text":"{}"}}"#, "x".repeat(1000)))
+        .collect();
+    let uid = run.uid.clone();
+    s.call_blocking(move |c| store_page(c, &uid, &page(&items), now))
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while std::fs::metadata(&main).unwrap().len() < before + 1_000_000 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the database file never took the WAL's pages"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
