@@ -43,6 +43,17 @@ pub struct Config {
     pub warnings: Vec<String>,
     /// Position of each job in `jobs`, by name.
     index: HashMap<String, usize>,
+    /// [`text_hash`] of the text this was read from (0 when built otherwise): a watch on the
+    /// file compares against it, so a change made while the daemon started is not missed.
+    pub source: u64,
+}
+
+/// A hash of a job file's content.
+pub fn text_hash(bytes: &[u8]) -> u64 {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    let mut h = DefaultHasher::new();
+    bytes.hash(&mut h);
+    h.finish()
 }
 
 /// `[api]`: where and how to reach Captain Data.
@@ -321,7 +332,10 @@ impl Config {
             path: path.to_path_buf(),
             source,
         })?;
-        Config::parse(&path.display().to_string(), &text).map_err(ConfigError::Invalid)
+        let mut config =
+            Config::parse(&path.display().to_string(), &text).map_err(ConfigError::Invalid)?;
+        config.source = text_hash(text.as_bytes());
+        Ok(config)
     }
 
     /// Validates `text`; `path` is only used in messages.
@@ -365,6 +379,7 @@ impl Config {
             jobs,
             warnings: Vec::new(),
             index,
+            source: 0,
         }
     }
 

@@ -64,6 +64,7 @@ impl Daemon {
         let clock = runner.clock.clone();
         let owner = crate::owner::this_process(clock.now());
         info!(owner = %owner, jobs = config.jobs.len(), db = %runner.store.path().display(), "daemon starting");
+        let source = config.source;
         let mut d = dispatch::Dispatch::new(runner, config, owner);
         if let Err(e) = d.recover().await {
             log_store_error("could not recover lost runs; maintenance will retry", &e);
@@ -84,7 +85,11 @@ impl Daemon {
 
         let mut syncs = tokio::time::interval(d.config.daemon.sync_interval);
         let sync_running = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let mut watcher = reload::FileWatch::new(&config_path);
+        let mut watcher = reload::FileWatch::new(&config_path, source);
+        // A change saved while the daemon started (after the file was read) is applied now.
+        if watcher.changed() {
+            reload(&mut d, &config_path, "file changed", &cmd_tx).await;
+        }
         let mut chores_at = tokio::time::Instant::now();
         let mut watchdog = notify::watchdog_interval().map(tokio::time::interval);
         // Retention, once a day (the first a minute after start, so start stays quick).

@@ -1,7 +1,6 @@
 //! Reloading the job file: a file that does not validate is rejected with its errors logged and
 //! the running schedule is kept exactly as it was; a valid one is applied as a diff.
 
-use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::{Path, PathBuf};
 
 use tokio::sync::mpsc;
@@ -32,18 +31,22 @@ const POLL: std::time::Duration = std::time::Duration::from_secs(2);
 const SETTLE: std::time::Duration = std::time::Duration::from_millis(200);
 
 impl FileWatch {
-    pub fn new(path: &Path) -> FileWatch {
+    /// A watch on `path`, whose content was `known` ([`crate::config::text_hash`]; 0: unknown,
+    /// taken now) when the running configuration was read from it.
+    pub fn new(path: &Path, known: u64) -> FileWatch {
         let mut w = FileWatch {
             path: path.to_path_buf(),
             meta: None,
-            hash: 0,
+            hash: known,
             events: watch(path),
             settle_at: None,
         };
         if w.events.is_none() {
             warn!(path = %path.display(), "cannot watch the job file; looking at it every 2s");
         }
-        w.changed();
+        if known == 0 {
+            w.changed();
+        }
         w
     }
 
@@ -76,9 +79,7 @@ impl FileWatch {
             return false;
         }
         self.meta = meta;
-        let mut h = DefaultHasher::new();
-        std::fs::read(&self.path).unwrap_or_default().hash(&mut h);
-        let hash = h.finish();
+        let hash = crate::config::text_hash(&std::fs::read(&self.path).unwrap_or_default());
         let changed = hash != self.hash && self.hash != 0;
         self.hash = hash;
         changed
