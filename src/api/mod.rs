@@ -197,10 +197,7 @@ impl Client {
 
     /// `{base}/{path}` (path without a leading slash).
     pub fn url(&self, path: &str) -> Url {
-        let mut s = self.base.as_str().trim_end_matches('/').to_string();
-        s.push('/');
-        s.push_str(path);
-        Url::parse(&s).expect("base URL plus a path is a URL")
+        under(&self.base, path)
     }
 
     /// The first page of a live run of `action`.
@@ -528,6 +525,14 @@ async fn read_capped(mut resp: reqwest::Response) -> Result<Vec<u8>, String> {
             Err(e) => return Err(format!("body cut short: {}", error_chain(&e))),
         }
     }
+}
+
+/// `{base}/{path}` (path without a leading slash).
+fn under(base: &Url, path: &str) -> Url {
+    let mut s = base.as_str().trim_end_matches('/').to_string();
+    s.push('/');
+    s.push_str(path);
+    Url::parse(&s).expect("base URL plus a path is a URL")
 }
 
 /// At most `max` characters of a string the server chose, for logs and the database.

@@ -1,7 +1,7 @@
 //! The schedules endpoints: list (limit/offset paging), get, create (`run/schedule`) and manage
 //! (pause/resume/cancel). Paced and retried like every other request.
 
-use reqwest::{Method, Url};
+use reqwest::Method;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -57,29 +57,14 @@ fn parse<T: for<'de> Deserialize<'de>>(status: u16, body: &[u8]) -> Result<T, Ap
 }
 
 impl Client {
-    /// The account's credits and plan (`GET /workspaces`, a cheap call).
-    pub async fn workspace(&self) -> Result<crate::store::account::Account, ApiFailure> {
-        let answer = self
-            .request(
-                Method::GET,
-                self.url("workspaces"),
-                None,
-                &mut Attempts::default(),
-            )
-            .await?;
-        let mut a: crate::store::account::Account = parse(answer.status.as_u16(), &answer.body)?;
-        a.read_at = self.clock.now();
-        Ok(a)
-    }
-
     /// The account's credits, plan and billing period from v1 `GET /quotas` when the job file
     /// names v1, else from v4 `GET /workspaces` (the key goes to no origin the user did not name).
+    /// Both are cheap calls with the same fields.
     pub async fn credits(&self) -> Result<crate::store::account::Account, ApiFailure> {
-        let Some(v1) = self.v1_base() else {
-            return self.workspace().await;
+        let url = match self.v1_base() {
+            Some(v1) => super::under(v1, "quotas"),
+            None => self.url("workspaces"),
         };
-        let url = Url::parse(&format!("{}/quotas", v1.as_str().trim_end_matches('/')))
-            .map_err(|e| ApiFailure::Unsendable(format!("v1_base_url plus /quotas: {e}")))?;
         let answer = self
             .request(Method::GET, url, None, &mut Attempts::default())
             .await?;

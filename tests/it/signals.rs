@@ -8,7 +8,8 @@ use watchbell::status::RunStatus;
 use watchbell::store::RunFilter;
 
 use crate::support::{
-    WAIT, eventually, job, job_file, log, read, sandbox, signal, spawn, ticks, wait_exit,
+    WAIT, eventually, job, job_file, log, read, running_with_pages, sandbox, signal, spawn, ticks,
+    wait_exit,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -119,25 +120,10 @@ async fn kill_9_during_a_run_then_restart_resumes_it_with_every_item_once() {
     let toml = &job("k", "* * * * * *").to_string();
     std::fs::write(d.join("schedules.toml"), job_file(&sb, toml)).unwrap();
     let mut child = spawn(d, &sb, "first.log");
-    let mut victim = None;
-    eventually(WAIT, || {
-        victim = read(d, |c| {
-            c.list_runs(&RunFilter {
-                status: Some(RunStatus::Running),
-                ..RunFilter::default()
-            })
-            .unwrap_or_default()
-            .into_iter()
-            .find(|r| r.pages >= 2)
-        })
-        .flatten();
-        let found = victim.is_some();
-        async move { found }
-    })
-    .await;
+    let victim = running_with_pages(d, 2).await;
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
-    let uid = victim.unwrap().uid;
+    let uid = victim.uid;
     let mut again = spawn(d, &sb, "second.log");
     let get = |uid: String| read(d, move |c| c.run(&uid).unwrap()).flatten();
     eventually(WAIT, || {

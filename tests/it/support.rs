@@ -378,6 +378,27 @@ pub fn read<T>(dir: &Path, f: impl Fn(&store::Reader) -> T) -> Option<T> {
         .map(|c| f(&c))
 }
 
+/// A RUNNING run of the daemon in `dir` with at least `pages` stored: one to kill it under.
+pub async fn running_with_pages(dir: &Path, pages: u32) -> RunRecord {
+    let mut victim = None;
+    eventually(WAIT, || {
+        victim = read(dir, |c| {
+            c.list_runs(&store::RunFilter {
+                status: Some(watchbell::status::RunStatus::Running),
+                ..store::RunFilter::default()
+            })
+            .unwrap_or_default()
+            .into_iter()
+            .find(|r| r.pages >= pages)
+        })
+        .flatten();
+        let found = victim.is_some();
+        async move { found }
+    })
+    .await;
+    victim.expect("found")
+}
+
 pub fn ticks(dir: &Path, job: &str) -> usize {
     read(dir, |c| c.ticks(Some(job), None).map_or(0, |t| t.len())).unwrap_or(0)
 }

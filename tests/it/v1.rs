@@ -11,7 +11,9 @@ use watchbell::sandbox::{Options, Sandbox};
 use watchbell::status::RunStatus;
 use watchbell::store::{RunFilter, RunRecord};
 
-use crate::support::{WAIT, eventually, read, sandbox, signal, spawn, wait_exit, watchbell};
+use crate::support::{
+    WAIT, eventually, read, running_with_pages, sandbox, signal, spawn, wait_exit, watchbell,
+};
 
 /// A job file with `[api]` on the sandbox (v4 and v1), then `rest`.
 fn v1_file(sb: &Sandbox, api: &str, rest: &str) -> String {
@@ -206,25 +208,10 @@ async fn a_run_resumed_after_its_cursor_expired_starts_again_and_stores_every_it
     let file = v1_file(&sb, "cursor_ttl = \"1s\"", &jobs);
     std::fs::write(d.join("schedules.toml"), file).unwrap();
     let mut child = spawn(d, &sb, "first.log");
-    let mut victim = None;
-    eventually(WAIT, || {
-        victim = read(d, |c| {
-            c.list_runs(&RunFilter {
-                status: Some(RunStatus::Running),
-                ..RunFilter::default()
-            })
-            .unwrap_or_default()
-            .into_iter()
-            .find(|r| r.pages >= 2)
-        })
-        .flatten();
-        let found = victim.is_some();
-        async move { found }
-    })
-    .await;
+    let victim = running_with_pages(d, 2).await;
     child.kill().unwrap(); // SIGKILL, mid-run
     child.wait().unwrap();
-    let uid = victim.unwrap().uid;
+    let uid = victim.uid;
     // The cursor the run holds outlives its TTL while no daemon runs.
     tokio::time::sleep(ttl + Duration::from_millis(500)).await;
     let mut again = spawn(d, &sb, "second.log");
