@@ -44,13 +44,14 @@ impl Endpoint {
         self.headers.iter().any(|h| h == "X-Pagination-Next")
     }
 
-    /// The fields of one result item, in the vendor's order.
+    /// The fields of one result item with their schemas, in the vendor's order.
+    pub fn fields(&self) -> Option<&Fields> {
+        self.response_array_of.as_ref().or(self.response.as_ref())
+    }
+
+    /// The names of [`Endpoint::fields`].
     pub fn output_fields(&self) -> impl Iterator<Item = &str> {
-        self.response_array_of
-            .as_ref()
-            .or(self.response.as_ref())
-            .into_iter()
-            .flat_map(Fields::names)
+        self.fields().into_iter().flat_map(Fields::names)
     }
 
     /// The schema of query key `key`, under its name or one of its `x-variations`.

@@ -154,8 +154,7 @@ fn explain_endpoint(path: &str, e: &catalog::v1::Endpoint) -> String {
         out.push_str("  none\n");
     }
     out.push_str("\nresult fields:\n");
-    let fields = e.response_array_of.as_ref().or(e.response.as_ref());
-    for (k, s) in fields.iter().flat_map(|f| f.0.iter()) {
+    for (k, s) in e.fields().iter().flat_map(|f| f.0.iter()) {
         let _ = writeln!(out, "  {k:<36} {}", describe(s));
     }
     let _ = writeln!(
