@@ -214,8 +214,16 @@ impl Dispatch {
     /// Starts a run's task: QUEUED until its lane (overlap) and a slot are free, then executed.
     fn spawn(&mut self, job: &Job, uid: String) {
         let stop = Stop::child_of(&self.runs_stop);
-        let lane = matches!(job.overlap, Overlap::Queue | Overlap::Replace)
-            .then(|| self.lanes.entry(job.name.clone()).or_default().clone());
+        // The overlap lane is taken here when it is free, in tick order: a task taking it once
+        // it first runs could be overtaken by the next tick's task, and the queued run would go
+        // first.
+        let lane = matches!(job.overlap, Overlap::Queue | Overlap::Replace).then(|| {
+            let lane = self.lanes.entry(job.name.clone()).or_default().clone();
+            match lane.clone().try_lock_owned() {
+                Ok(held) => Lane::Held(held),
+                Err(_) => Lane::Wait(lane),
+            }
+        });
         self.active
             .entry(job.name.clone())
             .or_default()
@@ -387,10 +395,16 @@ impl Dispatch {
 }
 
 /// A QUEUED run's task: waits for its overlap lane and a slot, then executes it.
+/// A run's overlap lane: already held, or to wait for.
+enum Lane {
+    Held(tokio::sync::OwnedMutexGuard<()>),
+    Wait(Arc<Mutex<()>>),
+}
+
 async fn run_task(
     runner: &Runner,
     uid: &str,
-    lane: Option<Arc<Mutex<()>>>,
+    lane: Option<Lane>,
     slots: &Arc<Semaphore>,
     queue_stop: &CancellationToken,
     stop: &Stop,
@@ -398,7 +412,8 @@ async fn run_task(
 ) -> Result<(), StoreError> {
     let wait = async {
         let guard = match lane {
-            Some(l) => Some(l.lock_owned().await),
+            Some(Lane::Held(g)) => Some(g),
+            Some(Lane::Wait(l)) => Some(l.lock_owned().await),
             None => None,
         };
         let permit = slots
