@@ -18,6 +18,7 @@ pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod export;
+pub mod fnv;
 pub mod lanes;
 pub mod logging;
 pub mod metrics;

@@ -13,6 +13,7 @@ use crate::api::schedules::RemoteSchedule;
 use crate::api::{ApiFailure, Client};
 use crate::clock::Clock;
 use crate::config::{Config, IdentityMode, Job, Json, Runner};
+use crate::fnv::Fnv;
 use crate::store::{Link, Store, StoreError};
 
 /// What to do to one remote schedule.
@@ -167,12 +168,7 @@ pub fn rehashed(config: &Config, links: &[Link]) -> Vec<Link> {
 }
 
 fn fnv(text: &str) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in text.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    format!("{h:016x}")
+    Fnv::new().write(text.as_bytes()).hex()
 }
 
 /// The plan: one step per remote schedule that differs from the file.

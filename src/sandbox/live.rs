@@ -12,6 +12,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{Kind, State, api_error, invalid, strict};
+use crate::fnv::Fnv;
 
 #[derive(Deserialize)]
 pub(crate) struct PageQuery {
@@ -129,17 +130,12 @@ pub(crate) fn item(action: &str, output: &Value, input: &str, page: u32, index: 
 
 /// A stable id from (action, input, page, index): FNV-1a, 64 bits, as hex.
 pub(crate) fn item_id(action: &str, input: &str, page: u32, index: u32) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in action
-        .bytes()
-        .chain([0])
-        .chain(input.bytes())
-        .chain([0])
-        .chain(page.to_le_bytes())
-        .chain(index.to_le_bytes())
-    {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    format!("{h:016x}")
+    Fnv::new()
+        .write(action.as_bytes())
+        .write(&[0])
+        .write(input.as_bytes())
+        .write(&[0])
+        .write(&page.to_le_bytes())
+        .write(&index.to_le_bytes())
+        .hex()
 }

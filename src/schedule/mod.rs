@@ -397,10 +397,5 @@ pub fn jitter_offset(name: &str, jitter: Duration) -> Duration {
     if ms == 0 {
         return Duration::ZERO;
     }
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in name.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    Duration::from_millis(h % ms)
+    Duration::from_millis(crate::fnv::fnv64(name.as_bytes()) % ms)
 }
