@@ -3,7 +3,7 @@
 //!    backoff on 429, no pacing), both against a sandbox limited to R requests per second;
 //! 2. ingest: pages of 100 items fetched and stored, vs the same fetches with storage off.
 //!
-//! Run: `cargo bench --bench live`.
+//! Run: `cargo bench --bench live` (both), or name one: `cargo bench --bench live -- ingest`.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -168,6 +168,7 @@ async fn ingest() {
     let items = f64::from(RUNS * PAGES * 100);
     // Baseline: the same fetches with storage off.
     let c = client(&sb, Pacer::unlimited());
+    let cpu0 = cpu();
     let start = Instant::now();
     let mut tasks = Vec::new();
     for i in 0..RUNS {
@@ -192,28 +193,49 @@ async fn ingest() {
         fetched += t.await.unwrap();
     }
     let fetch_only = start.elapsed();
+    let cpu1 = cpu();
     assert_eq!(fetched, (RUNS * PAGES * 100) as usize);
     let dir = tempfile::tempdir().unwrap();
     let r = runner(&sb, Pacer::unlimited(), &dir);
+    let cpu2 = cpu();
     let stored = watchbell_runs(&r, RUNS).await;
+    let cpu3 = cpu();
     println!(
         "ingest: {RUNS} concurrent runs x {PAGES} pages x 100 items = {items} items, sandbox unlimited"
     );
     println!(
-        "  fetch only     {:>6.2} s  {:>9.0} items/s",
+        "  fetch only     {:>6.2} s  {:>9.0} items/s  CPU {:.2} s",
         fetch_only.as_secs_f64(),
-        items / fetch_only.as_secs_f64()
+        items / fetch_only.as_secs_f64(),
+        cpu1 - cpu0
     );
     println!(
-        "  fetch + store  {:>6.2} s  {:>9.0} items/s  {:.3} of the fetch-only rate (goal >= 0.8)",
+        "  fetch + store  {:>6.2} s  {:>9.0} items/s  CPU {:.2} s  {:.3} of the fetch-only rate (goal >= 0.8)",
         stored.as_secs_f64(),
         items / stored.as_secs_f64(),
+        cpu3 - cpu2,
         fetch_only.as_secs_f64() / stored.as_secs_f64()
     );
 }
 
 #[tokio::main]
 async fn main() {
-    rate_limit_efficiency().await;
-    ingest().await;
+    let only: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let wanted = |name: &str| only.is_empty() || only.iter().any(|o| name.contains(o.as_str()));
+    if wanted("rate-limit") {
+        rate_limit_efficiency().await;
+    }
+    if wanted("ingest") {
+        ingest().await;
+    }
+}
+
+/// CPU seconds this process used so far, user and system (`/proc/self/stat`, in 10 ms ticks).
+fn cpu() -> f64 {
+    let s = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let f: Vec<&str> = s.rsplit(')').next().unwrap().split_whitespace().collect();
+    (f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap()) / 100.0
 }

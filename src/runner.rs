@@ -10,7 +10,7 @@ use reqwest::Url;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info, info_span, warn};
 
-use crate::api::{ApiFailure, Attempts, Client, cap};
+use crate::api::{ApiFailure, Attempts, Client, Page, cap};
 use crate::clock::Clock;
 use crate::config::Safety;
 use crate::config::{Notify, Retry};
@@ -341,7 +341,6 @@ impl Runner {
     ) -> Result<End, StoreError> {
         // Where `run_timeout` will stop this run: no server-requested wait may go past it.
         let deadline = tokio::time::Instant::now().checked_add(limits.run_timeout);
-        let uid = run.uid.clone();
         let first = match self.client.first_url(&run.action_name, &run.body) {
             Ok(u) => u.to_string(),
             Err(f) => return Ok(End::Failed(f)),
@@ -366,14 +365,23 @@ impl Runner {
             (None, _) => None, // every page was already stored
         };
         let mut total = run.items;
-        while let Some(mut url_text) = next {
+        // The last page is stored while the next is fetched, so a run waits for the longer of
+        // the two instead of their sum. Every way out of the loop waits for it first.
+        let mut storing: Option<Storing<'_>> = None;
+        let end = loop {
+            let Some(mut url_text) = next.take() else {
+                break End::Done;
+            };
             if stop.is_stopped() {
-                return Ok(End::Stopped(stop.reason().to_string()));
+                break End::Stopped(stop.reason().to_string());
             }
             if url_text != first
                 && paging::expired(cursor_at, self.client.cursor_ttl(), self.clock.now())
             {
-                self.start_again(&uid, cursor_at).await?;
+                if let Some(s) = storing.take() {
+                    s.await?; // the keys read below must include it
+                }
+                self.start_again(&run.uid, cursor_at).await?;
                 url_text.clone_from(&first);
                 pass = Pass::fresh(page_no + 1);
                 if known.is_none() {
@@ -381,62 +389,91 @@ impl Runner {
                 }
             }
             if pass.pages(page_no) >= limits.max_pages {
-                return Ok(End::MaxPages);
+                break End::MaxPages;
             }
             let url = match self.sendable(&url_text) {
                 Ok(u) => u,
-                Err(f) => return Ok(End::Failed(f)),
+                Err(f) => break End::Failed(f),
             };
             if !pass.visited.insert(url_text.clone()) {
-                return Ok(End::Failed(ApiFailure::PaginationLoop(url_text)));
+                break End::Failed(ApiFailure::PaginationLoop(url_text));
             }
-            let mut attempts = Attempts::default();
             let page = self
-                .client
-                .live_page(&url, body.as_ref(), &mut attempts, deadline, Some(gate))
-                .await;
-            if attempts != Attempts::default() {
-                let (r, w) = (attempts.retries, attempts.rate_limit_waits);
-                persistently(|| self.store.count_retries(&uid, r, w)).await?;
-            }
+                .fetch(run, &url, body.as_ref(), deadline, gate, storing.take())
+                .await?;
             let page = match page {
                 Ok(p) => p,
-                Err(f) => return Ok(End::Failed(f)),
+                Err(f) => break End::Failed(f),
             };
             // Each item is written as JSON text once: for the loop check, the keys and the store.
             let texts: Vec<String> = page.items.iter().map(ToString::to_string).collect();
             let hash = store::hash_texts(&texts);
             if let Some(&earlier) = pass.seen.get(&hash).filter(|_| !page.items.is_empty()) {
-                return Ok(End::Failed(ApiFailure::PageRepeated {
+                break End::Failed(ApiFailure::PageRepeated {
                     url: url_text,
                     page: earlier,
-                }));
+                });
             }
             page_no += 1;
             pass.seen.insert(hash.clone(), page_no);
-            let fetched = page.items.len();
-            let (items, texts, hash) =
-                unseen(&run.action_name, (page.items, texts, hash), known.as_mut());
-            let n = items.len() as u64;
+            let fetched = page.items.len() as u64;
+            let items = Items::of(&run.action_name, page.items, texts, hash).unseen(known.as_mut());
+            let n = items.values.len() as u64;
             total += n;
             next = page.next.map(|u| u.to_string());
             cursor_at = Some(self.clock.now());
-            self.keep_page(run, page_no, url_text, next.clone(), (items, texts, hash))
-                .await?;
-            self.client.metrics().count(
-                "watchbell_items_stored_total",
-                &[("job", &run.job)],
-                n as f64,
-            );
-            info!(
-                page = page_no,
-                items = n,
-                repeats = fetched as u64 - n,
-                total,
-                "page stored"
-            );
+            let cursor = next.clone();
+            storing = Some(Box::pin(async move {
+                self.keep_page(run, page_no, url_text, cursor, items)
+                    .await?;
+                let job = [("job", run.job.as_str())];
+                self.client
+                    .metrics()
+                    .count("watchbell_items_stored_total", &job, n as f64);
+                info!(
+                    page = page_no,
+                    items = n,
+                    repeats = fetched - n,
+                    total,
+                    "page stored"
+                );
+                Ok(())
+            }));
+        };
+        if let Some(s) = storing {
+            s.await?;
         }
-        Ok(End::Done)
+        Ok(end)
+    }
+
+    /// Fetches the page at `url` while the last one is stored (`storing`, whose error comes
+    /// first), and counts the request's retries.
+    async fn fetch(
+        &self,
+        run: &RunRecord,
+        url: &Url,
+        body: Option<&serde_json::Value>,
+        deadline: Option<tokio::time::Instant>,
+        gate: &RunGate,
+        storing: Option<Storing<'_>>,
+    ) -> Result<Result<Page, ApiFailure>, StoreError> {
+        let mut attempts = Attempts::default();
+        let fetch = self
+            .client
+            .live_page(url, body, &mut attempts, deadline, Some(gate));
+        let page = match storing {
+            Some(s) => {
+                let (stored, page) = tokio::join!(s, fetch);
+                stored?;
+                page
+            }
+            None => fetch.await,
+        };
+        if attempts != Attempts::default() {
+            let (r, w) = (attempts.retries, attempts.rate_limit_waits);
+            persistently(|| self.store.count_retries(&run.uid, r, w)).await?;
+        }
+        Ok(page)
     }
 
     /// A page's URL, if it may be sent: a URL, on the API's origin.
@@ -470,7 +507,7 @@ impl Runner {
     }
 
     /// What identifies each item already stored in the run.
-    async fn stored_keys(&self, run: &RunRecord) -> Result<HashSet<String>, StoreError> {
+    async fn stored_keys(&self, run: &RunRecord) -> Result<HashSet<u64>, StoreError> {
         let items = persistently(|| self.store.items(run.id)).await?;
         Ok(items
             .iter()
@@ -485,22 +522,22 @@ impl Runner {
         page_no: u32,
         url: String,
         cursor: Option<String>,
-        (items, texts, content_hash): (Vec<serde_json::Value>, Vec<String>, String),
+        items: Items,
     ) -> Result<(), StoreError> {
         let callback = run.callback_url.clone().map(|u| {
-            let body = callbacks::page_body(&run.uid, page_no, &run.body["input"], &items);
+            let body = callbacks::page_body(&run.uid, page_no, &run.body["input"], &items.values);
             (u, body)
         });
-        let page = NewPage {
-            action: run.action_name.clone(),
+        let page = Arc::new(NewPage {
             page_no,
             url,
-            items,
-            texts,
-            content_hash,
+            texts: items.texts,
+            keys: items.keys,
+            content_hash: items.hash,
             next_url: cursor,
             callback,
-        };
+        });
+        drop(items.values);
         let now = self.clock.now();
         persistently(|| self.store.store_page(&run.uid, page.clone(), now)).await
     }
@@ -577,29 +614,59 @@ impl Runner {
     }
 }
 
-/// What of a page to store, as values and text, with its content hash: all of it, or in a pass
-/// that started again (`known` holds what the run stored), the items not stored yet.
-fn unseen(
-    action: &str,
-    (items, texts, hash): (Vec<serde_json::Value>, Vec<String>, String),
-    known: Option<&mut HashSet<String>>,
-) -> (Vec<serde_json::Value>, Vec<String>, String) {
-    let Some(known) = known else {
-        return (items, texts, hash);
-    };
-    let fetched = items.len();
-    let (items, texts): (Vec<_>, Vec<_>) = items
-        .into_iter()
-        .zip(texts)
-        .filter(|(i, t)| known.insert(catalog::item_key(action, i, t)))
-        .unzip();
-    let hash = if items.len() == fetched {
-        hash
-    } else {
-        store::hash_texts(&texts)
-    };
-    (items, texts, hash)
+/// A page's items as values, as JSON text and by their keys, with the content hash of the
+/// texts.
+struct Items {
+    values: Vec<serde_json::Value>,
+    texts: Vec<String>,
+    keys: Vec<u64>,
+    hash: String,
 }
+
+impl Items {
+    fn of(action: &str, values: Vec<serde_json::Value>, texts: Vec<String>, hash: String) -> Items {
+        let keys = values
+            .iter()
+            .zip(&texts)
+            .map(|(i, t)| catalog::item_key(action, i, t))
+            .collect();
+        Items {
+            values,
+            texts,
+            keys,
+            hash,
+        }
+    }
+
+    /// What of the page to store: all of it, or in a pass that started again (`known` holds
+    /// what the run stored), the items not stored yet.
+    fn unseen(self, known: Option<&mut HashSet<u64>>) -> Items {
+        let Some(known) = known else {
+            return self;
+        };
+        let fetched = self.values.len();
+        let mut kept = Items {
+            values: Vec::new(),
+            texts: Vec::new(),
+            keys: Vec::new(),
+            hash: self.hash,
+        };
+        for ((v, t), k) in self.values.into_iter().zip(self.texts).zip(self.keys) {
+            if known.insert(k) {
+                kept.values.push(v);
+                kept.texts.push(t);
+                kept.keys.push(k);
+            }
+        }
+        if kept.values.len() != fetched {
+            kept.hash = store::hash_texts(&kept.texts);
+        }
+        kept
+    }
+}
+
+/// A page being stored while the paging loop goes on.
+type Storing<'a> = std::pin::Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send + 'a>>;
 
 /// How the paging loop ended.
 enum End {

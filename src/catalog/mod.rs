@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::fmt::{self, Write as _};
 use std::sync::OnceLock;
 
+use crate::fnv::Fnv;
 use serde::Deserialize;
 use serde::de::{MapAccess, Visitor};
 use serde_json::Value;
@@ -388,9 +389,11 @@ pub fn lanes(action: &str, body: &Value) -> Vec<String> {
 }
 
 /// What identifies a result item, for "new since the last run": the action's identity field
-/// (`identity.toml`) when the item has it, else `uid` (v1 endpoints), else a hash of the item.
+/// (`identity.toml`) when the item has it, else `uid` (v1 endpoints), else the item itself. The
+/// identity is the text `k:<value>`, or `h:<hash of the item's JSON>`; the key is the hash of
+/// that text, which is what the job's seen-record keeps (schema 10 hashed the texts it kept).
 /// `text` is the item as stored.
-pub fn item_key(action: &str, item: &Value, text: &str) -> String {
+pub fn item_key(action: &str, item: &Value, text: &str) -> u64 {
     static FIELDS: OnceLock<toml::Table> = OnceLock::new();
     let fields = FIELDS.get_or_init(|| toml::from_str(IDENTITY).expect("identity.toml parses"));
     let field = fields.get(action).and_then(toml::Value::as_str);
@@ -398,16 +401,13 @@ pub fn item_key(action: &str, item: &Value, text: &str) -> String {
         .and_then(|f| item.get(f))
         .or_else(|| item.get("uid"))
         .filter(|v| !v.is_null() && v.as_str() != Some(""));
+    let k = Fnv::new().write(b"k:");
     match value {
-        Some(Value::String(s)) => format!("k:{s}"),
-        Some(v) => format!("k:{v}"),
+        Some(Value::String(s)) => k.write(s.as_bytes()).finish(),
+        Some(v) => k.write(v.to_string().as_bytes()).finish(),
         None => {
-            let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-            for b in text.bytes() {
-                h ^= u64::from(b);
-                h = h.wrapping_mul(0x0100_0000_01b3);
-            }
-            format!("h:{h:016x}")
+            let h = Fnv::new().write(text.as_bytes()).hex();
+            Fnv::new().write(b"h:").write(h.as_bytes()).finish()
         }
     }
 }

@@ -1,5 +1,6 @@
 use super::*;
 use crate::config::Config;
+use crate::fnv::fnv64;
 
 #[test]
 fn the_embedded_catalog_has_what_its_readme_says() {
@@ -111,12 +112,17 @@ fn every_action_names_an_identity_field_it_returns() {
     let a = serde_json::json!({"linkedin_profile_url": "https://www.linkedin.com/in/a", "x": 1});
     assert_eq!(
         item_key("linkedin-search-people", &a, "ignored"),
-        "k:https://www.linkedin.com/in/a"
+        fnv64(b"k:https://www.linkedin.com/in/a")
     );
     let v1 = serde_json::json!({"uid": "u-1"});
-    assert_eq!(item_key("/people/search", &v1, "{}"), "k:u-1");
+    assert_eq!(item_key("/people/search", &v1, "{}"), fnv64(b"k:u-1"));
     let bare = serde_json::json!({"name": "n"});
-    assert!(item_key("linkedin-search-people", &bare, "{\"name\":\"n\"}").starts_with("h:"));
+    let text = "{\"name\":\"n\"}";
+    let identity = format!("h:{:016x}", fnv64(text.as_bytes()));
+    assert_eq!(
+        item_key("linkedin-search-people", &bare, text),
+        fnv64(identity.as_bytes())
+    );
 }
 
 #[test]

@@ -22,16 +22,17 @@ use super::{NewRun, Result, SkipReason, Store, StoreError};
 use crate::clock::Clock;
 use crate::status::RunStatus;
 
-/// A page of results to store, with the run's cursor after it and its webhook callback.
+/// A page of results to store, with the run's cursor after it and its webhook callback. Shared
+/// (`Arc`) between the run's task and the writer thread, so a retried write copies nothing.
 #[derive(Clone, Debug)]
 pub struct NewPage {
-    /// The run's action (it says which field identifies an item).
-    pub action: String,
     pub page_no: u32,
     pub url: String,
-    pub items: Vec<Value>,
-    /// The same items as JSON text, written once by the caller (stored as is).
+    /// The items as JSON text, written once by the caller (stored as is).
     pub texts: Vec<String>,
+    /// What identifies each item ([`crate::catalog::item_key`]), for the job's seen-record:
+    /// computed in the caller's task, so the one writer thread only inserts.
+    pub keys: Vec<u64>,
     /// [`super::hash_texts`] of `texts`.
     pub content_hash: String,
     /// The next page's URL: the run's cursor after this page.
@@ -41,22 +42,26 @@ pub struct NewPage {
 }
 
 impl NewPage {
-    /// A page of `items` without a callback, written as text here.
+    /// A page of `action`'s `items` without a callback, written as text and keyed here.
     pub fn new(
         action: &str,
         page_no: u32,
         url: String,
-        items: Vec<Value>,
+        items: &[Value],
         next_url: Option<String>,
     ) -> NewPage {
         let texts: Vec<String> = items.iter().map(ToString::to_string).collect();
+        let keys = items
+            .iter()
+            .zip(&texts)
+            .map(|(item, text)| crate::catalog::item_key(action, item, text))
+            .collect();
         NewPage {
-            action: action.to_string(),
             page_no,
             url,
             content_hash: super::hash_texts(&texts),
-            items,
             texts,
+            keys,
             next_url,
             callback: None,
         }
@@ -125,28 +130,15 @@ impl Store {
     }
 
     /// Stores a page with the run's next cursor (and queues its callback) in one transaction.
-    pub async fn store_page(&self, uid: &str, page: NewPage, now: DateTime<Utc>) -> Result<()> {
-        let (uid, hook) = (uid.to_string(), page.callback.is_some());
-        // Keyed here, in the caller's task, so the one writer thread only inserts.
-        let keys: Vec<String> = page
-            .items
-            .iter()
-            .zip(&page.texts)
-            .map(|(item, text)| crate::catalog::item_key(&page.action, item, text))
-            .collect();
-        self.call(move |c| {
-            let p = runs::PageToStore {
-                page_no: page.page_no,
-                url: &page.url,
-                items: &page.texts,
-                keys: &keys,
-                content_hash: &page.content_hash,
-                next_url: page.next_url.as_deref(),
-                callback: page.callback.as_ref().map(|(u, b)| (u.as_str(), b)),
-            };
-            runs::store_page(c, &uid, &p, now)
-        })
-        .await?;
+    pub async fn store_page(
+        &self,
+        uid: &str,
+        page: impl Into<Arc<NewPage>>,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let page = page.into();
+        let hook = page.callback.is_some();
+        self.call_page(uid.to_string(), page, now).await?;
         if hook {
             self.deliveries_queued();
         }

@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use super::kinds::Trigger;
 use super::{Result, StoreError, parse_ts, ts};
+use crate::fnv::Fnv;
 use crate::status::RunStatus;
 
 /// What a new run is asked to do.
@@ -130,14 +131,10 @@ pub fn content_hash(items: &[serde_json::Value]) -> String {
 
 /// [`content_hash`] of items already written as JSON text.
 pub fn hash_texts(texts: &[String]) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for text in texts {
-        for b in text.bytes().chain([0]) {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-    format!("{h:016x}")
+    texts
+        .iter()
+        .fold(Fnv::new(), |h, t| h.write(t.as_bytes()).write(&[0]))
+        .hex()
 }
 
 pub use crate::uid::new_uid;
@@ -329,7 +326,7 @@ pub struct PageToStore<'a> {
     /// The items as JSON text (written once, off the writer thread).
     pub items: &'a [String],
     /// What identifies each item ([`crate::catalog::item_key`]), for the job's seen-record.
-    pub keys: &'a [String],
+    pub keys: &'a [u64],
     /// [`hash_texts`] of `items`.
     pub content_hash: &'a str,
     /// The next page's URL: the run's cursor after this page.
@@ -348,46 +345,55 @@ pub fn store_page(
     now: DateTime<Utc>,
 ) -> Result<()> {
     let tx = super::write_tx(conn)?;
+    insert_page(&tx, uid, page, now)?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// [`store_page`] inside the caller's transaction. A page refused (already stored, or its run
+/// unknown) is refused before anything is written.
+pub fn insert_page(
+    tx: &Connection,
+    uid: &str,
+    page: &PageToStore,
+    now: DateTime<Utc>,
+) -> Result<()> {
     let (id, job): (i64, String) = tx
-        .query_row("SELECT id, job FROM runs WHERE uid = ?1", [uid], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
+        .prepare_cached("SELECT id, job FROM runs WHERE uid = ?1")?
+        .query_row([uid], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?
         .ok_or_else(|| StoreError::NotFound(uid.to_string()))?;
-    let inserted = tx.execute(
+    let inserted = tx.prepare_cached(
         "INSERT OR IGNORE INTO pages (run_id, page_no, url, item_count, fetched_at, content_hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![id, page.page_no, page.url, page.items.len() as i64, ts(now), page.content_hash],
-    )?;
+    )?
+    .execute(params![id, page.page_no, page.url, page.items.len() as i64, ts(now), page.content_hash])?;
     if inserted == 0 {
         return Err(StoreError::PageAlreadyStored {
             uid: uid.to_string(),
             page: page.page_no,
         });
     }
-    {
-        let mut seen = tx.prepare_cached(
-            "INSERT OR IGNORE INTO seen (job, key, first_run_id) VALUES (?1, ?2, ?3)",
-        )?;
-        let mut ins = tx.prepare_cached(
-            "INSERT INTO items (run_id, page_no, idx, data, is_new) VALUES (?1, ?2, ?3, ?4, ?5)",
-        )?;
-        for (i, item) in page.items.iter().enumerate() {
-            // New to the job: no earlier run (nor an earlier page of this one) returned it.
-            let new = match page.keys.get(i) {
-                Some(k) => seen.execute(params![job, k, id])? == 1,
-                None => false,
-            };
-            ins.execute(params![id, page.page_no, i as i64, item, new])?;
-        }
-    }
-    tx.execute(
-        "UPDATE runs SET next_url = ?2, pages = pages + 1, items = items + ?3, updated_at = ?4 WHERE id = ?1",
-        params![id, page.next_url, page.items.len() as i64, ts(now)],
+    let mut seen = tx.prepare_cached(
+        "INSERT OR IGNORE INTO seen (job, key, first_run_id) VALUES (?1, ?2, ?3)",
     )?;
-    if let Some((url, body)) = page.callback {
-        super::deliveries::enqueue(&tx, uid, super::DeliveryKind::Callback, url, body, now)?;
+    let mut ins = tx.prepare_cached(
+        "INSERT INTO items (run_id, page_no, idx, data, is_new) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    for (i, item) in page.items.iter().enumerate() {
+        // New to the job: no earlier run (nor an earlier page of this one) returned it.
+        let new = match page.keys.get(i) {
+            Some(k) => seen.execute(params![job, k.cast_signed(), id])? == 1,
+            None => false,
+        };
+        ins.execute(params![id, page.page_no, i as i64, item, new])?;
     }
-    tx.commit()?;
+    tx.prepare_cached(
+        "UPDATE runs SET next_url = ?2, pages = pages + 1, items = items + ?3, updated_at = ?4 WHERE id = ?1",
+    )?
+    .execute(params![id, page.next_url, page.items.len() as i64, ts(now)])?;
+    if let Some((url, body)) = page.callback {
+        super::deliveries::enqueue(tx, uid, super::DeliveryKind::Callback, url, body, now)?;
+    }
     Ok(())
 }
 

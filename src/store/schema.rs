@@ -2,13 +2,21 @@
 
 use std::path::Path;
 
-use rusqlite::Connection;
+use rusqlite::{Connection, Transaction, params};
 
 use super::{Result, StoreError};
+use crate::fnv::fnv64;
 
-const STEPS: &[&str] = &[
+/// A migration step: SQL, or code where SQL alone cannot say it.
+enum Step {
+    Sql(&'static str),
+    Code(fn(&Transaction) -> rusqlite::Result<()>),
+}
+
+const STEPS: &[Step] = &[
     // 1: runs, their transitions, result pages and items, ticks.
-    r"
+    Step::Sql(
+        r"
     CREATE TABLE runs (
         id              INTEGER PRIMARY KEY,
         uid             TEXT NOT NULL UNIQUE,
@@ -70,8 +78,10 @@ const STEPS: &[&str] = &[
         PRIMARY KEY (job, scheduled_for)
     );
     ",
+    ),
     // 2: the remote schedules watchbell created or adopted, per job, with a hash of what it sent.
-    r"
+    Step::Sql(
+        r"
     CREATE TABLE remote_links (
         job           TEXT PRIMARY KEY,
         uid           TEXT NOT NULL,
@@ -80,9 +90,11 @@ const STEPS: &[&str] = &[
         created_at    TEXT NOT NULL
     );
     ",
+    ),
     // 3: webhook deliveries for local runs, queued so a receiver that is down loses nothing;
     // the last known status of each linked remote schedule, for `watchbell status`.
-    r"
+    Step::Sql(
+        r"
     CREATE TABLE deliveries (
         id               INTEGER PRIMARY KEY,
         run_id           INTEGER NOT NULL REFERENCES runs(id),
@@ -103,13 +115,17 @@ const STEPS: &[&str] = &[
     CREATE INDEX deliveries_due ON deliveries(state, next_attempt_at);
     ALTER TABLE remote_links ADD COLUMN remote_status TEXT;
     ",
+    ),
     // 4: a hash of each page's items, so a page served again behind a new URL is seen as a loop.
-    r"
+    Step::Sql(
+        r"
     ALTER TABLE pages ADD COLUMN content_hash TEXT;
     ",
+    ),
     // 5: identity lanes shared by every process (slots in flight, gaps, pauses, daily counts),
     // the plan-rate slot, and the time each run waited for its lanes.
-    r"
+    Step::Sql(
+        r"
     CREATE TABLE lane_slots (
         lane        TEXT NOT NULL,
         holder      TEXT NOT NULL,
@@ -137,9 +153,11 @@ const STEPS: &[&str] = &[
     );
     ALTER TABLE runs ADD COLUMN lane_wait_ms INTEGER NOT NULL DEFAULT 0;
     ",
+    ),
     // 6: what each job has seen, so a run's items can be told new or already known; kept apart
     // from the runs so pruning old runs does not make old items new again.
-    r"
+    Step::Sql(
+        r"
     CREATE TABLE seen (
         job           TEXT NOT NULL,
         key           TEXT NOT NULL,
@@ -148,14 +166,18 @@ const STEPS: &[&str] = &[
     ) WITHOUT ROWID;
     ALTER TABLE items ADD COLUMN is_new INTEGER NOT NULL DEFAULT 0;
     ",
+    ),
     // 7: notifications and pings ride the delivery queue beside callbacks; a run's retries
     // (`retry_count`, run-level as in the API) apart from its requests' retries.
-    r"
+    Step::Sql(
+        r"
     ALTER TABLE deliveries ADD COLUMN kind TEXT NOT NULL DEFAULT 'callback';
     ALTER TABLE runs ADD COLUMN request_retries INTEGER NOT NULL DEFAULT 0;
     ",
+    ),
     // 8: the account's credits as last read from the API, for `status` and `/metrics`.
-    r"
+    Step::Sql(
+        r"
     CREATE TABLE account (
         id           INTEGER PRIMARY KEY CHECK (id = 1),
         credits_left INTEGER NOT NULL,
@@ -165,16 +187,26 @@ const STEPS: &[&str] = &[
         read_at      TEXT NOT NULL
     );
     ",
+    ),
     // 9: the end of the billing period, as v1 `/quotas` tells it (402-blocked runs resume then).
-    r"
+    Step::Sql(
+        r"
     ALTER TABLE account ADD COLUMN period_end TEXT;
     ",
+    ),
+    // 10: the seen-record keeps a 64-bit hash of each item's identity instead of its text.
+    Step::Code(hash_seen_keys),
 ];
 
 /// The schema version this build knows.
 pub const VERSION: i64 = STEPS.len() as i64;
 
 pub fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
+    migrate_to(conn, path, VERSION)
+}
+
+/// Migrates up to schema `version` (tests start from an older one).
+pub(super) fn migrate_to(conn: &mut Connection, path: &Path, version: i64) -> Result<()> {
     let found: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     if found > VERSION {
         return Err(StoreError::TooNew {
@@ -183,11 +215,48 @@ pub fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
             known: VERSION,
         });
     }
-    for (i, sql) in STEPS.iter().enumerate().skip(found as usize) {
+    for (i, step) in STEPS
+        .iter()
+        .enumerate()
+        .take(version as usize)
+        .skip(found as usize)
+    {
         let tx = super::write_tx(conn)?;
-        tx.execute_batch(sql)?;
+        match step {
+            Step::Sql(sql) => tx.execute_batch(sql)?,
+            Step::Code(f) => f(&tx)?,
+        }
         tx.pragma_update(None, "user_version", i as i64 + 1)?;
         tx.commit()?;
     }
     Ok(())
+}
+
+/// The seen-record kept each item's identity as text (`k:<value>`, often a URL, or
+/// `h:<hash>`): as large as the items themselves, and every stored page dirtied about one of
+/// its index pages per item. It now keeps the text's 64-bit FNV-1a hash
+/// ([`crate::catalog::item_key`]), a third of the size. Where two texts hash alike, the earlier
+/// run's row stays.
+fn hash_seen_keys(tx: &Transaction) -> rusqlite::Result<()> {
+    tx.execute_batch(
+        "CREATE TABLE seen_hashed (
+            job           TEXT NOT NULL,
+            key           INTEGER NOT NULL,
+            first_run_id  INTEGER NOT NULL,
+            PRIMARY KEY (job, key)
+        ) WITHOUT ROWID;",
+    )?;
+    {
+        let mut read =
+            tx.prepare("SELECT job, key, first_run_id FROM seen ORDER BY first_run_id")?;
+        let mut write = tx.prepare(
+            "INSERT OR IGNORE INTO seen_hashed (job, key, first_run_id) VALUES (?1, ?2, ?3)",
+        )?;
+        let mut rows = read.query([])?;
+        while let Some(r) = rows.next()? {
+            let (job, key, first): (String, String, i64) = (r.get(0)?, r.get(1)?, r.get(2)?);
+            write.execute(params![job, fnv64(key.as_bytes()).cast_signed(), first])?;
+        }
+    }
+    tx.execute_batch("DROP TABLE seen; ALTER TABLE seen_hashed RENAME TO seen;")
 }

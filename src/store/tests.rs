@@ -271,3 +271,56 @@ fn the_wal_is_copied_back_by_the_checkpointer_not_inside_the_writers_commits() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+#[test]
+fn schema_10_keeps_each_jobs_seen_items_as_hashes_of_the_same_identities() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("w.db");
+    let mut c = Connection::open(&path).unwrap();
+    schema::migrate_to(&mut c, &path, 9).unwrap();
+    c.execute_batch(
+        "INSERT INTO seen (job, key, first_run_id) VALUES ('j', 'k:u-1', 7), ('other', 'k:u-2', 8)",
+    )
+    .unwrap();
+    drop(c);
+    let s = open(&dir);
+    let now = t("2026-01-01T00:00:00Z");
+    let run = s
+        .call_blocking(move |c| create_run(c, &new_run("j"), now))
+        .unwrap();
+    let values = [
+        serde_json::json!({"uid": "u-1"}),
+        serde_json::json!({"uid": "u-2"}),
+    ];
+    let items: Vec<String> = values.iter().map(ToString::to_string).collect();
+    let keys: Vec<u64> = values
+        .iter()
+        .zip(&items)
+        .map(|(v, text)| crate::catalog::item_key("act", v, text))
+        .collect();
+    let (uid, id) = (run.uid.clone(), run.id);
+    s.call_blocking(move |c| {
+        let p = PageToStore {
+            keys: &keys,
+            ..page(&items)
+        };
+        store_page(c, &uid, &p, now)
+    })
+    .unwrap();
+    let (new, kind): (Vec<bool>, String) = s
+        .call_blocking(move |c| {
+            let mut q = c.prepare("SELECT is_new FROM items WHERE run_id = ?1 ORDER BY idx")?;
+            let new = q
+                .query_map([id], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            let kind = c.query_row("SELECT typeof(key) FROM seen LIMIT 1", [], |r| r.get(0))?;
+            Ok((new, kind))
+        })
+        .unwrap();
+    assert_eq!(
+        new,
+        [false, true],
+        "u-1 was seen by j; u-2 only by another job"
+    );
+    assert_eq!(kind, "integer");
+}

@@ -378,7 +378,7 @@ async fn orphan(dir: &tempfile::TempDir, sb: &watchbell::sandbox::Sandbox) -> st
             .unwrap()
             .to_string();
         let items: Vec<serde_json::Value> = resp.json().await.unwrap();
-        let p = store::NewPage::new(PAGED, page, url.clone(), items, Some(next.clone()));
+        let p = store::NewPage::new(PAGED, page, url.clone(), &items, Some(next.clone()));
         r.store.store_page(&run.uid, p, now).await.unwrap();
         url = next;
     }

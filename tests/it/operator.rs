@@ -217,7 +217,7 @@ async fn known_db(dir: &tempfile::TempDir) {
         serde_json::json!({"id": "a", "name": "Ann, CTO"}),
         serde_json::json!({"id": "b", "tags": [1, 2]}),
     ];
-    let page = store::NewPage::new(PAGED, 1, "http://x/1".into(), items, None);
+    let page = store::NewPage::new(PAGED, 1, "http://x/1".into(), &items, None);
     s.store_page(&ok_uid, page, t("2026-06-01T09:00:01Z"))
         .await
         .unwrap();

@@ -324,7 +324,7 @@ async fn many_items(dir: &tempfile::TempDir, n: usize) {
             PAGED,
             page as u32 + 1,
             format!("http://x/{page}"),
-            items,
+            &items,
             None,
         );
         r.store
