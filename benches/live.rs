@@ -61,7 +61,7 @@ async fn watchbell_runs(r: &Runner, runs: u32) -> Duration {
                 action_name: ACTION.into(),
                 trigger: Trigger::Manual,
                 scheduled_for: None,
-                body: body(i),
+                body: body(i).to_string(),
                 callback_url: None,
                 owner: None,
             };

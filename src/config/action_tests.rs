@@ -184,3 +184,20 @@ fn catalog_warn_accepts_newer_actions_and_keys_with_warnings() {
         .is_err()
     );
 }
+
+#[test]
+fn the_body_text_is_the_body_as_a_parsed_map_prints_it() {
+    let text = "[[job]]\nname = \"v1\"\ncron = \"0 9 * * *\"\nendpoint = \"/companies/{company_uid}/employees\"\npath = { company_uid = \"a \\\"b\\\"\" }\n\n[[job]]\nname = \"ids\"\ncron = \"0 9 * * *\"\naction = \"linkedin-accept-invitations\"\nidentity_mode = \"managed\"\nidentity_ids = [\"id-1\", \"id-2\"]\n\n[[job]]\nname = \"none\"\ncron = \"0 9 * * *\"\nendpoint = \"/people/search\"\nquery = { query = \"x\" }\n";
+    let c = Config::parse("s", text).unwrap_or_else(|e| panic!("{e}"));
+    for job in &c.jobs {
+        let body = job.live_body_text();
+        let value: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(body, value.to_string(), "{}", job.name);
+        assert!(value.as_object().is_some_and(|o| !o.is_empty()), "{body}");
+    }
+    assert!(
+        c.jobs[1]
+            .live_body_text()
+            .contains(r#""identity_ids":["id-1","id-2"]"#)
+    );
+}

@@ -282,7 +282,7 @@ impl Job {
             action_name: self.action.clone(),
             trigger,
             scheduled_for,
-            body: self.live_body(),
+            body: self.live_body_text(),
             callback_url: self.webhook.as_ref().map(|w| w.url.to_string()),
             owner,
         }
@@ -291,6 +291,11 @@ impl Job {
     /// The JSON body of a live run: exactly the keys the job set that its action takes.
     pub fn live_body(&self) -> serde_json::Value {
         action::live_body(&self.request)
+    }
+
+    /// [`Job::live_body`] as JSON text.
+    pub fn live_body_text(&self) -> String {
+        action::live_body_text(&self.request)
     }
 }
 

@@ -103,7 +103,7 @@ mod tests {
                 action_name: "act".into(),
                 trigger: Trigger::Manual,
                 scheduled_for: None,
-                body: serde_json::json!({"input": {}}),
+                body: serde_json::json!({"input": {}}).to_string(),
                 callback_url: None,
                 owner: None,
             };

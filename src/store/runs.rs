@@ -17,8 +17,8 @@ pub struct NewRun {
     pub action_name: String,
     pub trigger: Trigger,
     pub scheduled_for: Option<DateTime<Utc>>,
-    /// The JSON body sent to the API (input, parameters, identity); never the key.
-    pub body: serde_json::Value,
+    /// The JSON body sent to the API (input, parameters, identity), as JSON text; never the key.
+    pub body: String,
     pub callback_url: Option<String>,
     /// Who runs it (see [`crate::store`] leases); `None` for a run not yet owned.
     pub owner: Option<String>,
@@ -208,7 +208,7 @@ pub(super) fn insert_run(conn: &Connection, new: &NewRun, now: DateTime<Utc>) ->
             new.action_name,
             new.trigger,
             new.scheduled_for.map(ts),
-            new.body.to_string(),
+            new.body,
             new.callback_url,
             new.owner,
             ts(now),

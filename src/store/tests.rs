@@ -13,7 +13,7 @@ fn new_run(job: &str) -> NewRun {
         action_name: "act".into(),
         trigger: Trigger::Manual,
         scheduled_for: None,
-        body: serde_json::json!({"input": {"q": 1}}),
+        body: serde_json::json!({"input": {"q": 1}}).to_string(),
         callback_url: None,
         owner: None,
     }

@@ -171,7 +171,7 @@ async fn per_job_gauges_come_from_the_database_after_a_restart() {
     ] {
         let run = r
             .store
-            .create_run(support::new_run(job, PAGED, b), Clock::System.now())
+            .create_run(support::new_run(job, PAGED, &b), Clock::System.now())
             .await
             .unwrap();
         r.execute(&run.uid, &support::LIMITS, &Stop::new())

@@ -349,7 +349,7 @@ async fn orphan(dir: &tempfile::TempDir, sb: &watchbell::sandbox::Sandbox) -> st
         action_name: PAGED.into(),
         trigger: Trigger::Tick,
         scheduled_for: None,
-        body: body(),
+        body: body().to_string(),
         callback_url: None,
         owner: Some(ghost),
     };

@@ -75,7 +75,7 @@ async fn run_while_receiver_is_down(
         action_name: job.action.clone(),
         trigger: Trigger::Manual,
         scheduled_for: None,
-        body: job.live_body(),
+        body: job.live_body_text(),
         callback_url: Some(url.to_string()),
         owner: None,
     };
@@ -188,7 +188,7 @@ async fn known_db(dir: &tempfile::TempDir) {
         action_name: PAGED.into(),
         trigger: Trigger::Tick,
         scheduled_for: Some(t("2026-06-01T09:00:00Z")),
-        body: serde_json::json!({"input": {"q": "cto"}}),
+        body: serde_json::json!({"input": {"q": "cto"}}).to_string(),
         callback_url: None,
         owner: None,
     };

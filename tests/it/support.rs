@@ -66,19 +66,19 @@ pub const LIMITS: Limits = Limits::bounds(100, Duration::from_mins(1));
 pub async fn create(r: &Runner, action: &str, body: serde_json::Value) -> RunRecord {
     let now = r.clock.now();
     r.store
-        .create_run(new_run("test-job", action, body), now)
+        .create_run(new_run("test-job", action, &body), now)
         .await
         .unwrap()
 }
 
 /// A manual run of `job` as `trigger` would make it, with no callback and no owner.
-pub fn new_run(job: &str, action: &str, body: serde_json::Value) -> NewRun {
+pub fn new_run(job: &str, action: &str, body: &serde_json::Value) -> NewRun {
     NewRun {
         job: job.into(),
         action_name: action.into(),
         trigger: Trigger::Manual,
         scheduled_for: None,
-        body,
+        body: body.to_string(),
         callback_url: None,
         owner: None,
     }
