@@ -30,7 +30,8 @@ pub struct Entry {
 /// A nominal tick that has come due.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Due {
-    pub job: String,
+    /// The job's name (shared with the scheduler: a batch of 10,000 ticks copies no names).
+    pub job: Arc<str>,
     pub nominal: DateTime<Utc>,
     /// Earlier nominal ticks of the same job that came due at the same time (the daemon was
     /// down, the machine slept, or the wall clock jumped forward), oldest first; at most
@@ -111,105 +112,96 @@ impl Heartbeat {
 pub const MAX_MISSED: usize = 10_000;
 
 struct Slot {
+    name: Arc<str>,
     schedule: Schedule,
     fingerprint: u64,
     /// The next nominal tick, and the instant it fires (nominal + jitter).
     next: Option<(DateTime<Utc>, DateTime<Utc>)>,
-    generation: u64,
 }
 
-/// The scheduler's state; [`Scheduler::run`] is its loop.
+/// The scheduler's state; [`Scheduler::run`] is its loop. The heap holds each job's next fire
+/// instant by the job's index in `jobs`, and is rebuilt when the job set changes, so it holds
+/// no stale entries and a due tick costs no name lookup or copy.
 pub struct Scheduler {
     clock: Clock,
-    jobs: HashMap<String, Slot>,
-    heap: BinaryHeap<Reverse<(DateTime<Utc>, u64, String)>>,
-    generation: u64,
+    jobs: Vec<Slot>,
+    heap: BinaryHeap<Reverse<(DateTime<Utc>, usize)>>,
 }
 
 impl Scheduler {
     pub fn new(clock: Clock, entries: Vec<Entry>) -> Scheduler {
         let mut s = Scheduler {
             clock,
-            jobs: HashMap::new(),
+            jobs: Vec::new(),
             heap: BinaryHeap::new(),
-            generation: 0,
         };
         s.reload(entries);
         s
     }
 
-    /// Applies a new job set as a diff.
+    /// Applies a new job set as a diff: a job whose fingerprint is unchanged keeps its next
+    /// tick; a new or changed one starts after its `after` (from now when it has none).
     pub fn reload(&mut self, entries: Vec<Entry>) {
         let now = self.clock.now();
-        let mut keep: HashMap<String, Slot> = HashMap::new();
-        for e in entries {
-            match self.jobs.remove(&e.name) {
-                Some(slot) if slot.fingerprint == e.fingerprint => {
-                    keep.insert(e.name, slot);
-                }
+        let mut old: HashMap<Arc<str>, Slot> = self
+            .jobs
+            .drain(..)
+            .map(|slot| (slot.name.clone(), slot))
+            .collect();
+        self.jobs = entries
+            .into_iter()
+            .map(|e| match old.remove(e.name.as_str()) {
+                Some(slot) if slot.fingerprint == e.fingerprint => slot,
                 _ => {
-                    let after = e.after.unwrap_or(now);
-                    self.generation += 1;
                     let next = e
                         .schedule
-                        .next_after(after)
+                        .next_after(e.after.unwrap_or(now))
                         .map(|f| (f.at, e.schedule.fire_instant(f.at)));
-                    if let Some((_, fire_at)) = next {
-                        self.heap
-                            .push(Reverse((fire_at, self.generation, e.name.clone())));
+                    Slot {
+                        name: e.name.into(),
+                        schedule: e.schedule,
+                        fingerprint: e.fingerprint,
+                        next,
                     }
-                    keep.insert(
-                        e.name,
-                        Slot {
-                            schedule: e.schedule,
-                            fingerprint: e.fingerprint,
-                            next,
-                            generation: self.generation,
-                        },
-                    );
                 }
-            }
-        }
-        self.jobs = keep; // removed jobs' heap entries are now stale and will be discarded
+            })
+            .collect();
+        self.jobs.shrink_to_fit();
+        self.heap = self
+            .jobs
+            .iter()
+            .enumerate()
+            .filter_map(|(i, slot)| slot.next.map(|(_, fire_at)| Reverse((fire_at, i))))
+            .collect();
     }
 
     /// The instant the next tick fires, if any.
-    pub fn next_fire(&mut self) -> Option<DateTime<Utc>> {
-        while let Some(Reverse((at, generation, name))) = self.heap.peek() {
-            if self
-                .jobs
-                .get(name)
-                .is_some_and(|s| s.generation == *generation)
-            {
-                return Some(*at);
-            }
-            self.heap.pop();
-        }
-        None
+    pub fn next_fire(&self) -> Option<DateTime<Utc>> {
+        self.heap.peek().map(|Reverse((at, _))| *at)
     }
 
     /// The next nominal tick of each job, for status lines.
     pub fn upcoming(&self) -> Vec<(String, DateTime<Utc>)> {
         self.jobs
             .iter()
-            .filter_map(|(n, s)| s.next.map(|(nominal, _)| (n.clone(), nominal)))
+            .filter_map(|s| s.next.map(|(nominal, _)| (s.name.to_string(), nominal)))
             .collect()
     }
 
     /// Every tick due at `now`: one [`Due`] per job, with the ticks it skipped over listed.
     pub fn take_due(&mut self, now: DateTime<Utc>) -> Vec<Due> {
         let mut out = Vec::new();
-        while let Some(at) = self.next_fire() {
+        while let Some(mut top) = self.heap.peek_mut() {
+            let Reverse((at, i)) = *top;
             if at > now {
                 break;
             }
-            let Reverse((_, _, name)) = self.heap.pop().expect("peeked");
-            let slot = self.jobs.get_mut(&name).expect("live entry");
+            let slot = &mut self.jobs[i];
             let (mut nominal, _) = slot.next.expect("a queued job has a next tick");
             let mut missed = std::collections::VecDeque::new();
             let mut unlisted = 0;
             // Collapse every tick already due into one, listing the ones passed over.
-            loop {
+            let next = loop {
                 match slot.schedule.next_after(nominal) {
                     Some(f) if slot.schedule.fire_instant(f.at) <= now => {
                         if missed.len() == MAX_MISSED {
@@ -219,20 +211,17 @@ impl Scheduler {
                         missed.push_back(nominal);
                         nominal = f.at;
                     }
-                    next => {
-                        self.generation += 1;
-                        slot.generation = self.generation;
-                        slot.next = next.map(|f| (f.at, slot.schedule.fire_instant(f.at)));
-                        if let Some((_, fire_at)) = slot.next {
-                            self.heap
-                                .push(Reverse((fire_at, self.generation, name.clone())));
-                        }
-                        break;
-                    }
+                    next => break next,
                 }
+            };
+            slot.next = next.map(|f| (f.at, slot.schedule.fire_instant(f.at)));
+            // The job's entry moves to its next instant in place (one sift, not a pop and a push).
+            match slot.next {
+                Some((_, fire_at)) => *top = Reverse((fire_at, i)),
+                None => drop(std::collections::binary_heap::PeekMut::pop(top)),
             }
             out.push(Due {
-                job: name,
+                job: slot.name.clone(),
                 nominal,
                 missed: missed.into(),
                 unlisted,

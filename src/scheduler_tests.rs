@@ -68,7 +68,7 @@ fn a_dst_day_in_paris_fires_the_shifted_tick_once() {
     let due = drive(&mut s, &handle, t("2026-03-30T12:00:00Z"));
     let daily: Vec<_> = due
         .iter()
-        .filter(|d| d.job == "daily")
+        .filter(|d| &*d.job == "daily")
         .map(|d| d.nominal)
         .collect();
     assert_eq!(
@@ -76,7 +76,7 @@ fn a_dst_day_in_paris_fires_the_shifted_tick_once() {
         [t("2026-03-29T01:00:00Z"), t("2026-03-30T00:30:00Z")]
     );
     // The quarter-hourly job follows real time: 48 hours, 4 an hour.
-    assert_eq!(due.iter().filter(|d| d.job == "q").count(), 48 * 4);
+    assert_eq!(due.iter().filter(|d| &*d.job == "q").count(), 48 * 4);
 }
 
 #[test]

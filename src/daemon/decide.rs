@@ -49,7 +49,7 @@ pub fn decide<'c>(batch: Vec<Due>, view: &View<'c, '_>) -> Verdicts<'c> {
             continue; // removed by a reload since the tick was computed
         };
         let skip = |nominal, reason| Skip {
-            job: job.name.clone(),
+            job: due.job.clone(),
             nominal,
             reason,
         };

@@ -174,7 +174,7 @@ impl Dispatch {
         let rec = match rec {
             Ok(rec) => rec,
             Err(e) => {
-                let jobs: Vec<&str> = kept.iter().map(|d| d.job.as_str()).collect();
+                let jobs: Vec<&str> = kept.iter().map(|d| &*d.job).collect();
                 warn!(error = %e, jobs = %jobs.join(","), "ticks not recorded; keeping them to retry");
                 return Err(kept);
             }

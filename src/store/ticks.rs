@@ -23,7 +23,7 @@ pub struct TickRecord {
 /// A skipped tick to record.
 #[derive(Clone, Debug)]
 pub struct Skip {
-    pub job: String,
+    pub job: std::sync::Arc<str>,
     pub nominal: DateTime<Utc>,
     pub reason: SkipReason,
 }
