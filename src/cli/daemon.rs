@@ -38,12 +38,17 @@ pub fn run(cli: &Cli, with_sandbox: bool) -> Outcome {
         .map_err(Failure::runtime)?;
     rt.block_on(async {
         let (key, sandbox) = if with_sandbox {
-            let sb = Sandbox::start(Options {
+            // The simulator stands in for the remote API: it serves from the run threads,
+            // below the tick path (`daemon::workers`).
+            let options = Options {
                 rate_limit: Some(config.api.plan.limits().0.into()),
                 ..Options::default()
-            })
-            .await
-            .map_err(|e| Failure::runtime(format!("cannot start the sandbox: {e}")))?;
+            };
+            let sb = crate::daemon::workers::handle()
+                .spawn(Sandbox::start(options))
+                .await
+                .map_err(Failure::runtime)?
+                .map_err(|e| Failure::runtime(format!("cannot start the sandbox: {e}")))?;
             info!(url = %sb.base_url(), "sandbox listening; the daemon talks to it instead of the API");
             config.api.base_url = sb.base_url();
             config.api.v1_base_url = Some(sb.v1_url());

@@ -239,13 +239,14 @@ impl Dispatch {
             self.done_tx.clone(),
         );
         let (name, limits) = (job.name.clone(), Limits::of(job));
-        self.tracker.spawn(async move {
+        let task = async move {
             if let Err(e) = run_task(&runner, &uid, lane, &slots, &queue_stop, &stop, limits).await
             {
                 log_store_error("run failed to record", &e);
             }
             let _ = done.send(Done { job: name, uid });
-        });
+        };
+        self.tracker.spawn_on(task, super::workers::handle());
     }
 
     pub fn on_done(&mut self, done: &Done) {

@@ -7,6 +7,7 @@ mod decide;
 mod dispatch;
 mod notify;
 mod reload;
+pub mod workers;
 
 use std::future::Future;
 use std::path::PathBuf;

@@ -80,7 +80,13 @@ fn plan(s: Scenario, now: DateTime<Utc>) -> (String, u64, Option<DateTime<Utc>>)
 
 async fn watchbell(s: Scenario) -> Outcome {
     use watchbell::sandbox::{Options, Sandbox};
-    let sb = Sandbox::start(Options { pages: 1, page_size: 1, ..Options::default() }).await.unwrap();
+    // The simulated API stands in for a remote server: it runs beside the daemon's run work,
+    // on the same lower-priority threads, not on the tick path's.
+    let sb = watchbell::daemon::workers::handle()
+        .spawn(Sandbox::start(Options { pages: 1, page_size: 1, ..Options::default() }))
+        .await
+        .unwrap()
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let now = Clock::System.now();
     let (expr, secs, target) = plan(s, now);
