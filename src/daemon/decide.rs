@@ -2,8 +2,6 @@
 //! job file, the instant and the runs in flight, so the catch-up, enabled and overlap rules are
 //! unit tests without sockets or a database.
 
-use std::collections::HashMap;
-
 use chrono::{DateTime, Utc};
 
 use crate::config::{Config, Job, Overlap};
@@ -18,8 +16,8 @@ pub const LATE: chrono::Duration = chrono::Duration::seconds(5);
 pub struct View<'c, 'a> {
     pub now: DateTime<Utc>,
     pub config: &'c Config,
-    /// Each job's runs not yet finished, in this process or any other.
-    pub in_flight: &'a HashMap<String, usize>,
+    /// A job's runs not yet finished, in this process or any other.
+    pub in_flight: &'a dyn Fn(&str) -> usize,
     /// Who will own the fired runs.
     pub owner: &'a str,
     /// The account had no credits left at its last reading (a run could only fail).
@@ -66,7 +64,7 @@ pub fn decide<'c>(batch: Vec<Due>, view: &View<'c, '_>) -> Verdicts<'c> {
             v.unlisted.push((job.name.clone(), due.unlisted));
         }
         let late = view.now - job.schedule.fire_instant(due.nominal);
-        let in_flight = view.in_flight.get(&job.name).copied().unwrap_or(0);
+        let in_flight = (view.in_flight)(&job.name);
         let reason = if late > LATE && view.now - due.nominal > window {
             Some(SkipReason::CatchupWindow)
         } else if !job.enabled {
@@ -133,7 +131,7 @@ mod tests {
         batch: Vec<Due>,
         credits_out: bool,
     ) -> Verdicts<'a> {
-        let in_flight = HashMap::from([("j".to_string(), in_flight)]);
+        let in_flight = |job: &str| if job == "j" { in_flight } else { 0 };
         decide(
             batch,
             &View {

@@ -32,11 +32,17 @@ struct Active {
 
 pub struct Dispatch {
     pub runner: Runner,
+    /// `runner` as the run tasks share it (one copy, not one per waiting run); made again
+    /// after a reload changes it.
+    shared: Option<Arc<Runner>>,
     /// The job file as it stands; every task that needs it watches [`Dispatch::published`].
     pub config: Arc<Config>,
     published: watch::Sender<Arc<Config>>,
     owner: String,
+    /// The runs in flight in this process, by job (a job with none has no entry).
     active: HashMap<String, Vec<Active>>,
+    /// How many runs `active` holds.
+    active_count: usize,
     lanes: HashMap<String, Arc<Mutex<()>>>,
     slots: Arc<Semaphore>,
     tracker: TaskTracker,
@@ -86,10 +92,12 @@ impl Dispatch {
         Dispatch {
             slots: Arc::new(Semaphore::new(config.daemon.max_concurrent_runs)),
             runner,
+            shared: None,
             config,
             published,
             owner,
             active: HashMap::new(),
+            active_count: 0,
             lanes: HashMap::new(),
             tracker: TaskTracker::new(),
             runs_stop: CancellationToken::new(),
@@ -109,6 +117,7 @@ impl Dispatch {
     /// task watching it.
     pub fn set_config(&mut self, config: Config) {
         self.runner.safety = config.safety.clone();
+        self.shared = None;
         self.config = Arc::new(config);
         self.published.send_replace(self.config.clone());
     }
@@ -134,7 +143,10 @@ impl Dispatch {
                 return Err(kept);
             }
         };
-        let in_flight = self.in_flight_by_job(elsewhere);
+        let here = &self.active;
+        let in_flight = |job: &str| {
+            here.get(job).map_or(0, Vec::len) + elsewhere.get(job).copied().unwrap_or(0)
+        };
         let now = self.now();
         // The verdicts borrow the jobs from this handle while runs are spawned below.
         let (config, owner) = (self.config.clone(), self.owner.clone());
@@ -231,17 +243,39 @@ impl Dispatch {
                 uid: uid.clone(),
                 stop: stop.clone(),
             });
+        self.active_count += 1;
         self.runner.client.metrics().set_in_flight(self.in_flight());
-        let (runner, slots, queue_stop, done) = (
-            self.runner.clone(),
+        let runner = self
+            .shared
+            .get_or_insert_with(|| Arc::new(self.runner.clone()))
+            .clone();
+        let (slots, queue_stop, done) = (
             self.slots.clone(),
             self.queue_stop.clone(),
             self.done_tx.clone(),
         );
         let (name, limits) = (job.name.clone(), Limits::of(job));
         let task = async move {
-            if let Err(e) = run_task(&runner, &uid, lane, &slots, &queue_stop, &stop, limits).await
-            {
+            // Boxed: a run's whole state (its paging loop, its retries) is allocated when its
+            // turn comes. Under saturation thousands of runs wait, each in about 500 bytes.
+            let ran = match turn(lane, &slots, &queue_stop, &stop).await {
+                Some(held) => {
+                    Box::pin(run_task(
+                        &runner,
+                        &uid,
+                        held,
+                        &slots,
+                        &queue_stop,
+                        &stop,
+                        limits,
+                    ))
+                    .await
+                }
+                None => Box::pin(runner.stop_waiting(&uid, stop.reason_or("shutdown")))
+                    .await
+                    .map(|_| ()),
+            };
+            if let Err(e) = ran {
                 log_store_error("run failed to record", &e);
             }
             let _ = done.send(Done { job: name, uid });
@@ -251,7 +285,12 @@ impl Dispatch {
 
     pub fn on_done(&mut self, done: &Done) {
         if let Some(list) = self.active.get_mut(&done.job) {
+            let before = list.len();
             list.retain(|a| a.uid != done.uid);
+            self.active_count -= before - list.len();
+            if list.is_empty() {
+                self.active.remove(&done.job);
+            }
         }
         self.runner.client.metrics().set_in_flight(self.in_flight());
     }
@@ -339,15 +378,9 @@ impl Dispatch {
     }
 
     /// Each job's runs in flight: this daemon's, plus `elsewhere` (other processes').
-    fn in_flight_by_job(&self, mut elsewhere: HashMap<String, usize>) -> HashMap<String, usize> {
-        for (job, runs) in &self.active {
-            *elsewhere.entry(job.clone()).or_default() += runs.len();
-        }
-        elsewhere
-    }
-
+    /// Runs in flight in this process.
     pub fn in_flight(&self) -> usize {
-        self.active.values().map(Vec::len).sum()
+        self.active_count
     }
 
     /// systemd's `STATUS=`: jobs, runs in flight, the next tick.
@@ -395,22 +428,26 @@ impl Dispatch {
     }
 }
 
-/// A QUEUED run's task: waits for its overlap lane and a slot, then executes it.
 /// A run's overlap lane: already held, or to wait for.
 enum Lane {
     Held(tokio::sync::OwnedMutexGuard<()>),
     Wait(Arc<Mutex<()>>),
 }
 
-async fn run_task(
-    runner: &Runner,
-    uid: &str,
+/// What a run holds while it executes: its overlap lane (if its job has one) and a slot.
+type Held = (
+    Option<tokio::sync::OwnedMutexGuard<()>>,
+    tokio::sync::OwnedSemaphorePermit,
+);
+
+/// A QUEUED run's turn: its overlap lane, then a slot (slots are handed out in order), or
+/// `None` when it is stopped while it waits.
+async fn turn(
     lane: Option<Lane>,
     slots: &Arc<Semaphore>,
     queue_stop: &CancellationToken,
     stop: &Stop,
-    limits: Limits,
-) -> Result<(), StoreError> {
+) -> Option<Held> {
     let wait = async {
         let guard = match lane {
             Some(Lane::Held(g)) => Some(g),
@@ -424,21 +461,25 @@ async fn run_task(
             .expect("semaphore never closed");
         (guard, permit)
     };
-    let held = tokio::select! {
+    tokio::select! {
         held = wait => Some(held),
         () = queue_stop.cancelled() => None,
         () = stop.cancelled() => None,
-    };
-    let Some(held) = held else {
-        return runner
-            .stop_waiting(uid, stop.reason_or("shutdown"))
-            .await
-            .map(|_| ());
-    };
-    // Boxed: the run's state (its whole paging loop) is allocated when it starts, not while
-    // it waits for a slot. Under saturation thousands of runs wait; each now costs a few
-    // hundred bytes instead of the full state machine.
-    let mut done = Box::pin(runner.execute(uid, &limits, stop)).await?;
+    }
+}
+
+/// A run's task once its turn came: executes it, and waits out its retries' backoffs without
+/// holding a slot.
+async fn run_task(
+    runner: &Runner,
+    uid: &str,
+    held: Held,
+    slots: &Arc<Semaphore>,
+    queue_stop: &CancellationToken,
+    stop: &Stop,
+    limits: Limits,
+) -> Result<(), StoreError> {
+    let mut done = runner.execute(uid, &limits, stop).await?;
     // A retry: the slot and the overlap lane are given back while the backoff runs.
     drop(held);
     while done.status == RunStatus::Queued {
