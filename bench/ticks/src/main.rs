@@ -2,8 +2,10 @@
 //! the same run, each scenario in a fresh child process so CPU seconds and peak RSS are its own.
 //!
 //! Scenarios: 1,000 per-second jobs; 10,000 jobs due at the same instant; 10,000 idle yearly jobs.
-//! watchbell's lateness comes from its ticks table (fired_at - scheduled_for); its runs go to an
-//! in-process sandbox answering one empty page at once. tokio-cron-scheduler's jobs record when
+//! watchbell's lateness comes from its ticks table (fired_at - scheduled_for); its runs go to a
+//! sandbox answering one page of one item at once. The sandbox stands in for the remote API: it
+//! runs in a process of its own (so the RSS figures are the daemon's alone), serving from
+//! threads at the run threads' lower priority. tokio-cron-scheduler's jobs record when
 //! they were called and return at once.
 //!
 //! Run: `cargo run --release --manifest-path bench/ticks/Cargo.toml`
@@ -78,21 +80,45 @@ fn plan(s: Scenario, now: DateTime<Utc>) -> (String, u64, Option<DateTime<Utc>>)
     }
 }
 
-async fn watchbell(s: Scenario) -> Outcome {
+/// `watchbell-tick-bench serve-sandbox`: serves a sandbox, prints its URL and key as one JSON
+/// line, and stops when its standard input closes.
+fn serve_sandbox() {
     use watchbell::sandbox::{Options, Sandbox};
-    // The simulated API stands in for a remote server: it runs beside the daemon's run work,
-    // on the same lower-priority threads, not on the tick path's.
-    let sb = watchbell::daemon::workers::handle()
-        .spawn(Sandbox::start(Options { pages: 1, page_size: 1, ..Options::default() }))
-        .await
-        .unwrap()
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let sb = watchbell::daemon::workers::handle()
+            .spawn(Sandbox::start(Options { pages: 1, page_size: 1, ..Options::default() }))
+            .await
+            .unwrap()
+            .unwrap();
+        println!("{}", serde_json::json!({"url": sb.base_url().to_string(), "key": sb.api_key()}));
+        tokio::task::spawn_blocking(|| std::io::read_to_string(std::io::stdin())).await.unwrap().ok();
+    });
+}
+
+/// The sandbox process, and the URL and key it serves with.
+fn sandbox_process() -> (std::process::Child, url::Url, String) {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .arg("serve-sandbox")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
         .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+    (child, v["url"].as_str().unwrap().parse().unwrap(), v["key"].as_str().unwrap().to_string())
+}
+
+async fn watchbell(s: Scenario) -> Outcome {
+    let (mut sandbox, base_url, key) = sandbox_process();
     let dir = tempfile::tempdir().unwrap();
     let now = Clock::System.now();
     let (expr, secs, target) = plan(s, now);
     let mut toml = format!(
         "[api]\nbase_url = \"{}\"\nplan = \"highest\"\n[daemon]\nmax_concurrent_runs = 64\n",
-        sb.base_url()
+        base_url
     );
     for i in 0..s.jobs() {
         toml.push_str(&format!("[[job]]\nname = \"j{i}\"\ncron = \"{expr}\"\naction = \"googlemaps-search-places\"\ninput = {{ google_maps_search_url = \"https://www.google.com/maps/search/j{i}\" }}\n"));
@@ -102,8 +128,8 @@ async fn watchbell(s: Scenario) -> Outcome {
     let config = watchbell::config::Config::load(&path).unwrap();
     let store = watchbell::store::Store::open(&dir.path().join("w.db")).unwrap();
     let client = watchbell::api::Client::new(
-        sb.base_url(),
-        watchbell::api::ApiKey::new(sb.api_key()),
+        base_url,
+        watchbell::api::ApiKey::new(&key),
         Arc::new(watchbell::api::Pacer::unlimited()),
         Duration::from_secs(30),
         Clock::System,
@@ -139,6 +165,8 @@ async fn watchbell(s: Scenario) -> Outcome {
     let cpu_s = cpu_seconds() - cpu0;
     let _ = stop.send(());
     task.await.unwrap().unwrap();
+    drop(sandbox.stdin.take());
+    let _ = sandbox.wait();
     let ticks = store.ticks(None, None).await.unwrap();
     let mut lateness_ms = Vec::new();
     for t in &ticks {
@@ -244,6 +272,9 @@ fn child(scenario: &str, which: &str) {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("serve-sandbox") {
+        return serve_sandbox();
+    }
     if args.len() == 3 {
         return child(&args[1], &args[2]);
     }
