@@ -12,15 +12,16 @@ use crate::config::Config;
 use crate::scheduler::Command;
 use crate::store::StoreError;
 
-/// Notices a change of the job file. inotify (through `notify`) watches the file's directory,
-/// since editors save by writing a new file and renaming it over the old one; an event only
+/// Notices a change of the job file. inotify watches the file's directory, since editors save
+/// by writing a new file and renaming it over the old one; an event only
 /// prompts a look, and the file counts as changed when its content differs (a touch is not a
 /// change). Where no watch can be set, the path is looked at every [`POLL`] instead.
 pub struct FileWatch {
     path: PathBuf,
     meta: Option<(Option<std::time::SystemTime>, u64)>,
     hash: u64,
-    events: Option<(::notify::RecommendedWatcher, mpsc::Receiver<()>)>,
+    /// Wakes from the watch thread; `None` where there is no watch (or it ended).
+    events: Option<mpsc::Receiver<()>>,
     /// When the last event's settle ends, while one is pending.
     settle_at: Option<tokio::time::Instant>,
 }
@@ -54,20 +55,24 @@ impl FileWatch {
     /// next poll where it cannot be watched. Cancel-safe (the daemon's loop drops it whenever
     /// another event comes first): an event seen is kept until its settle has passed.
     pub async fn wait(&mut self) {
-        let Some((_, rx)) = &mut self.events else {
+        let Some(rx) = &mut self.events else {
             return tokio::time::sleep(POLL).await;
         };
         let at = if let Some(at) = self.settle_at {
             at
         } else {
             if rx.recv().await.is_none() {
-                std::future::pending::<()>().await;
+                warn!(path = %self.path.display(), "the job file's watch ended; looking at it every 2s");
+                self.events = None;
+                return;
             }
             *self.settle_at.insert(tokio::time::Instant::now() + SETTLE)
         };
         tokio::time::sleep_until(at).await;
         self.settle_at = None;
-        while rx.try_recv().is_ok() {}
+        if let Some(rx) = &mut self.events {
+            while rx.try_recv().is_ok() {}
+        }
     }
 
     /// True when the content differs from the last look (a touch alone is not a change).
@@ -86,28 +91,53 @@ impl FileWatch {
     }
 }
 
-/// A watch on the directory of `path`, sending a wake for each event that names the file.
-fn watch(path: &Path) -> Option<(::notify::RecommendedWatcher, mpsc::Receiver<()>)> {
-    use ::notify::Watcher as _;
+/// A watch on the directory of `path` for what saving a file does (written and closed, moved in
+/// or out, created, deleted), sending a wake for each event that names the file. Opens and
+/// writes are left out: the database and its WAL often sit beside the job file, and with every
+/// event watched (the `notify` crate's mask) their writes kept the watch thread at a tenth of
+/// the daemon's CPU under load. The thread ends at the first event after the receiver is
+/// dropped, or when the directory goes.
+fn watch(path: &Path) -> Option<mpsc::Receiver<()>> {
+    use rustix::fs::inotify::{self, CreateFlags, ReadFlags, WatchFlags};
     let name = path.file_name()?.to_os_string();
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
+    let fd = inotify::init(CreateFlags::CLOEXEC).ok()?;
+    let saves = WatchFlags::CLOSE_WRITE
+        | WatchFlags::MOVED_TO
+        | WatchFlags::MOVED_FROM
+        | WatchFlags::CREATE
+        | WatchFlags::DELETE;
+    inotify::add_watch(&fd, &dir, saves).ok()?;
     let (tx, rx) = mpsc::channel(1);
-    let mut watcher = ::notify::recommended_watcher(move |e: ::notify::Result<::notify::Event>| {
-        let ours = e.map_or(true, |e| {
-            e.paths.iter().any(|p| p.file_name() == Some(&name))
-        });
-        if ours {
-            let _ = tx.try_send(()); // one pending wake is enough
-        }
-    })
-    .ok()?;
-    watcher
-        .watch(&dir, ::notify::RecursiveMode::NonRecursive)
+    std::thread::Builder::new()
+        .name("watchbell-watch".into())
+        .spawn(move || {
+            let mut buf = [std::mem::MaybeUninit::uninit(); 4096];
+            let mut events = inotify::Reader::new(&fd, &mut buf);
+            loop {
+                let event = match events.next() {
+                    Ok(e) => e,
+                    Err(rustix::io::Errno::INTR) => continue,
+                    Err(_) => return,
+                };
+                let flags = event.events();
+                let ours = flags.contains(ReadFlags::QUEUE_OVERFLOW)
+                    || event
+                        .file_name()
+                        .is_some_and(|n| n.to_bytes() == name.as_encoded_bytes());
+                if ours {
+                    let _ = tx.try_send(()); // one pending wake is enough
+                }
+                if tx.is_closed() || flags.contains(ReadFlags::IGNORED) {
+                    return;
+                }
+            }
+        })
         .ok()?;
-    Some((watcher, rx))
+    Some(rx)
 }
 
 pub async fn apply(
