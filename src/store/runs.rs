@@ -473,6 +473,16 @@ pub fn schedule_retry(
     Ok(run)
 }
 
+/// [`open_runs_elsewhere`]: the two ranges of `runs_open_owner` around the owner (`!=`, or the
+/// status index the planner prefers, reads every unfinished run, the owner's own included).
+pub(super) const OPEN_ELSEWHERE: &str = "SELECT job, COUNT(*) FROM (
+    SELECT job FROM runs INDEXED BY runs_open_owner
+    WHERE status IN ('CREATED', 'QUEUED', 'RUNNING') AND owner < ?1 AND lease_until >= ?2
+    UNION ALL
+    SELECT job FROM runs INDEXED BY runs_open_owner
+    WHERE status IN ('CREATED', 'QUEUED', 'RUNNING') AND owner > ?1 AND lease_until >= ?2
+) GROUP BY job";
+
 /// Unfinished runs per job whose owner is not `owner` (a `trigger` beside the daemon) and
 /// still holds its lease.
 pub fn open_runs_elsewhere(
@@ -480,10 +490,7 @@ pub fn open_runs_elsewhere(
     owner: &str,
     now: DateTime<Utc>,
 ) -> Result<std::collections::HashMap<String, usize>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT job, COUNT(*) FROM runs WHERE status IN ('CREATED', 'QUEUED', 'RUNNING')
-         AND owner IS NOT NULL AND owner != ?1 AND lease_until >= ?2 GROUP BY job",
-    )?;
+    let mut stmt = conn.prepare_cached(OPEN_ELSEWHERE)?;
     let rows = stmt.query_map(params![owner, ts(now)], |r| {
         Ok((r.get(0)?, r.get::<_, i64>(1)? as usize))
     })?;

@@ -196,6 +196,13 @@ const STEPS: &[Step] = &[
     ),
     // 10: the seen-record keeps a 64-bit hash of each item's identity instead of its text.
     Step::Code(hash_seen_keys),
+    // 11: unfinished runs by owner, so a tick batch counts other processes' runs without
+    // reading its own (10,000 in flight took 2 ms of every batch under saturation).
+    Step::Sql(
+        r"
+    CREATE INDEX runs_open_owner ON runs(owner) WHERE status IN ('CREATED', 'QUEUED', 'RUNNING');
+    ",
+    ),
 ];
 
 /// The schema version this build knows.

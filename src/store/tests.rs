@@ -324,3 +324,30 @@ fn schema_10_keeps_each_jobs_seen_items_as_hashes_of_the_same_identities() {
     );
     assert_eq!(kind, "integer");
 }
+
+#[test]
+fn runs_elsewhere_are_counted_from_the_open_runs_index_not_a_scan() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(&dir);
+    let plan: Vec<String> = s
+        .call_blocking(|c| {
+            let mut q = c.prepare(&format!("EXPLAIN QUERY PLAN {OPEN_ELSEWHERE}"))?;
+            let rows = q.query_map(["me", "2026-01-01T00:00:00.000Z"], |r| r.get(3))?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+        .unwrap();
+    assert!(
+        plan.iter().any(|d| d.contains("runs_open_owner")),
+        "{plan:?}"
+    );
+    let now = t("2026-01-01T00:00:00Z");
+    for (job, owner) in [("a", "me"), ("a", "other"), ("b", "other"), ("c", "me")] {
+        let mut new = new_run(job);
+        new.owner = Some(owner.into());
+        s.call_blocking(move |c| create_run(c, &new, now)).unwrap();
+    }
+    let counts = s
+        .call_blocking(move |c| open_runs_elsewhere(c, "me", now))
+        .unwrap();
+    assert_eq!(counts, [("a".into(), 1), ("b".into(), 1)].into());
+}

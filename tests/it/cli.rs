@@ -157,7 +157,9 @@ fn the_debian_package_installs_an_inert_job_file_and_a_unit_that_wants_a_key() {
     assert!(unit.contains("LoadCredential=api_key:/etc/watchbell/api_key"));
     // The run threads lower their priority (daemon::workers): the filter must allow it, after
     // the line that denies @resources (later lines add to or take from the allowed set).
-    let deny = unit.find("SystemCallFilter=~@privileged @resources").unwrap();
+    let deny = unit
+        .find("SystemCallFilter=~@privileged @resources")
+        .unwrap();
     let allow = unit.find("SystemCallFilter=setpriority").unwrap();
     assert!(allow > deny, "{unit}");
     let postinst = std::fs::read_to_string(root.join("contrib/debian/postinst")).unwrap();
