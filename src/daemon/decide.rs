@@ -41,7 +41,14 @@ pub struct Verdicts<'a> {
 
 /// Decides every tick of `batch`: skipped with a reason, or fired.
 pub fn decide<'c>(batch: Vec<Due>, view: &View<'c, '_>) -> Verdicts<'c> {
-    let mut v = Verdicts::default();
+    // Sized once: growing vectors of thousands of verdicts was copying and page faults on the
+    // tick path.
+    let mut v = Verdicts {
+        skips: Vec::with_capacity(batch.len()),
+        fires: Vec::with_capacity(batch.len()),
+        fired_jobs: Vec::with_capacity(batch.len()),
+        ..Verdicts::default()
+    };
     for due in batch {
         let Some(job) = view.config.job(&due.job) else {
             continue; // removed by a reload since the tick was computed

@@ -100,6 +100,7 @@ impl Daemon {
         );
         let mut credits = tokio::time::interval(credits_every);
         let mut kept = Kept::default();
+        let mut chores_put_off: Option<tokio::time::Instant> = None;
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
@@ -132,11 +133,7 @@ impl Daemon {
                     chores_at = chores_at.min(tokio::time::Instant::now() + Duration::from_secs(2));
                 }
                 () = tokio::time::sleep_until(chores_at) => {
-                    if let Err(e) = d.maintain().await {
-                        log_store_error("maintenance failed; it runs again shortly", &e);
-                    }
-                    notify::status(&d.status_line(heartbeat.next_fire()));
-                    chores_at = d.next_chores().await;
+                    chores_at = chores(&mut d, &heartbeat, clock.now(), &mut chores_put_off).await;
                 }
                 Some(_) = async { match watchdog.as_mut() { Some(w) => Some(w.tick().await), None => None } } => {
                     // Ping only while the scheduler loop itself is alive.
@@ -253,6 +250,48 @@ fn prune(d: &dispatch::Dispatch) {
             Err(e) => log_store_error("retention prune failed; it runs again tomorrow", &e),
         }
     });
+}
+
+/// How close to a tick the chores may start: leases of 10,000 runs in flight take tens of
+/// milliseconds to renew, and a tick batch arriving meanwhile waited for them.
+const CLEAR: chrono::Duration = chrono::Duration::milliseconds(300);
+
+/// Maintenance, then the systemd status line; returns when the next chores are due.
+async fn chores(
+    d: &mut dispatch::Dispatch,
+    heartbeat: &Heartbeat,
+    now: chrono::DateTime<chrono::Utc>,
+    put_off_since: &mut Option<tokio::time::Instant>,
+) -> tokio::time::Instant {
+    if let Some(later) = put_off(heartbeat, now, put_off_since) {
+        return later;
+    }
+    if let Err(e) = d.maintain().await {
+        log_store_error("maintenance failed; it runs again shortly", &e);
+    }
+    notify::status(&d.status_line(heartbeat.next_fire()));
+    d.next_chores().await
+}
+
+/// Chores hold the daemon's loop: with a tick due within [`CLEAR`] of `now`, they are put off
+/// until just after it (`Some`: when), for at most [`MAINTENANCE`] since `since`, should ticks
+/// never leave a gap.
+fn put_off(
+    heartbeat: &Heartbeat,
+    now: chrono::DateTime<chrono::Utc>,
+    since: &mut Option<tokio::time::Instant>,
+) -> Option<tokio::time::Instant> {
+    let at = tokio::time::Instant::now();
+    let until = heartbeat.next_fire()? - now;
+    if until >= CLEAR || at >= *since.get_or_insert(at) + MAINTENANCE {
+        *since = None;
+        return None;
+    }
+    Some(
+        at + (until.max(chrono::Duration::zero()) + CLEAR / 3)
+            .to_std()
+            .unwrap_or_default(),
+    )
 }
 
 /// The next chores, brought forward to [`MAINTENANCE`] from now when runs are in flight (their
