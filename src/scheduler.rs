@@ -101,7 +101,7 @@ impl Heartbeat {
             .filter(|t| t.timestamp() > 0)
     }
 
-    fn set_next_fire(&self, at: Option<DateTime<Utc>>) {
+    pub(crate) fn set_next_fire(&self, at: Option<DateTime<Utc>>) {
         self.0
             .2
             .store(at.map_or(0, |t| t.timestamp_millis()), Ordering::Relaxed);

@@ -496,3 +496,33 @@ async fn job_gauges(
 pub(crate) fn log_store_error(what: &str, e: &StoreError) {
     error!(error = %e, "{what}");
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chores_wait_for_a_tick_due_in_a_moment_but_not_for_ever() {
+        let heartbeat = Heartbeat::default();
+        let now = crate::store::parse_ts("2026-06-01T10:00:00.900Z").unwrap();
+        let mut since = None;
+        heartbeat.set_next_fire(Some(now + chrono::Duration::milliseconds(100)));
+        let later = put_off(&heartbeat, now, &mut since).expect("a tick in 100 ms");
+        let wait = later - tokio::time::Instant::now();
+        assert!(wait > Duration::from_millis(100) && wait <= Duration::from_millis(200));
+        heartbeat.set_next_fire(Some(now + chrono::Duration::milliseconds(900)));
+        assert_eq!(
+            put_off(&heartbeat, now, &mut since),
+            None,
+            "a gap long enough"
+        );
+        assert_eq!(since, None);
+        heartbeat.set_next_fire(Some(now + chrono::Duration::milliseconds(50)));
+        since = Some(tokio::time::Instant::now() - MAINTENANCE);
+        assert_eq!(
+            put_off(&heartbeat, now, &mut since),
+            None,
+            "put off long enough"
+        );
+    }
+}
