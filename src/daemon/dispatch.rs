@@ -31,10 +31,9 @@ struct Active {
 }
 
 pub struct Dispatch {
-    pub runner: Runner,
-    /// `runner` as the run tasks share it (one copy, not one per waiting run); made again
-    /// after a reload changes it.
-    shared: Option<Arc<Runner>>,
+    /// Shared with every run task (one copy, not one per waiting run); a reload that changes it
+    /// makes a new one, and runs already spawned keep theirs.
+    pub runner: Arc<Runner>,
     /// The job file as it stands; every task that needs it watches [`Dispatch::published`].
     pub config: Arc<Config>,
     published: watch::Sender<Arc<Config>>,
@@ -91,8 +90,7 @@ impl Dispatch {
         let (done_tx, done) = mpsc::unbounded_channel();
         Dispatch {
             slots: Arc::new(Semaphore::new(config.daemon.max_concurrent_runs)),
-            runner,
-            shared: None,
+            runner: Arc::new(runner),
             config,
             published,
             owner,
@@ -116,8 +114,7 @@ impl Dispatch {
     /// Takes a reloaded job file: for the next ticks, the runs started from now on, and every
     /// task watching it.
     pub fn set_config(&mut self, config: Config) {
-        self.runner.safety = config.safety.clone();
-        self.shared = None;
+        Arc::make_mut(&mut self.runner).safety = config.safety.clone();
         self.config = Arc::new(config);
         self.published.send_replace(self.config.clone());
     }
@@ -245,11 +242,8 @@ impl Dispatch {
             });
         self.active_count += 1;
         self.runner.client.metrics().set_in_flight(self.in_flight());
-        let runner = self
-            .shared
-            .get_or_insert_with(|| Arc::new(self.runner.clone()))
-            .clone();
-        let (slots, queue_stop, done) = (
+        let (runner, slots, queue_stop, done) = (
+            self.runner.clone(),
             self.slots.clone(),
             self.queue_stop.clone(),
             self.done_tx.clone(),
@@ -257,7 +251,7 @@ impl Dispatch {
         let (name, limits) = (job.name.clone(), Limits::of(job));
         let task = async move {
             // Boxed: a run's whole state (its paging loop, its retries) is allocated when its
-            // turn comes. Under saturation thousands of runs wait, each in about 500 bytes.
+            // turn comes. Under saturation thousands of runs wait, each in about 800 bytes.
             let ran = match turn(lane, &slots, &queue_stop, &stop).await {
                 Some(held) => {
                     Box::pin(run_task(
@@ -377,7 +371,6 @@ impl Dispatch {
         now + wait.min(super::SLOW_LOOK)
     }
 
-    /// Each job's runs in flight: this daemon's, plus `elsewhere` (other processes').
     /// Runs in flight in this process.
     pub fn in_flight(&self) -> usize {
         self.active_count
@@ -497,7 +490,7 @@ async fn run_task(
             .acquire_owned()
             .await
             .expect("semaphore never closed");
-        done = Box::pin(runner.execute(uid, &limits, stop)).await?;
+        done = runner.execute(uid, &limits, stop).await?;
     }
     Ok(())
 }

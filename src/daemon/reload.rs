@@ -13,9 +13,9 @@ use crate::scheduler::Command;
 use crate::store::StoreError;
 
 /// Notices a change of the job file. inotify watches the file's directory, since editors save
-/// by writing a new file and renaming it over the old one; an event only
-/// prompts a look, and the file counts as changed when its content differs (a touch is not a
-/// change). Where no watch can be set, the path is looked at every [`POLL`] instead.
+/// by writing a new file and renaming it over the old one; an event only prompts a look, and
+/// the file counts as changed when its content differs (a touch is not a change). Where no
+/// watch can be set, the path is looked at every [`POLL`] instead.
 pub struct FileWatch {
     path: PathBuf,
     meta: Option<(Option<std::time::SystemTime>, u64)>,

@@ -1,5 +1,5 @@
 //! Group commit for result pages: pages that wait for the writer together are written in one
-//! transaction, each in a savepoint of its own. A commit writes every database page it touched
+//! transaction. A commit writes every database page it touched
 //! to the WAL, and the job's seen-record takes random keys, so one page of 100 items touched
 //! about 120 index pages; four runs' pages committed together share many of them. A page still
 //! gets its own answer (a page stored twice is refused alone), and none is answered before
