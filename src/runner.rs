@@ -625,11 +625,7 @@ struct Items {
 
 impl Items {
     fn of(action: &str, values: Vec<serde_json::Value>, texts: Vec<String>, hash: String) -> Items {
-        let keys = values
-            .iter()
-            .zip(&texts)
-            .map(|(i, t)| catalog::item_key(action, i, t))
-            .collect();
+        let keys = catalog::item_keys(action, &values, &texts);
         Items {
             values,
             texts,

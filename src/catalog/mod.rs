@@ -412,6 +412,15 @@ pub fn item_key(action: &str, item: &Value, text: &str) -> u64 {
     }
 }
 
+/// [`item_key`] of each item, `texts` being the same items as stored.
+pub fn item_keys(action: &str, items: &[Value], texts: &[String]) -> Vec<u64> {
+    items
+        .iter()
+        .zip(texts)
+        .map(|(item, text)| item_key(action, item, text))
+        .collect()
+}
+
 /// A job for `action` that the catalog accepts, as TOML lines (`name` and `cron` left to the
 /// caller): the example input and required parameters, and `identity_mode = "auto"` when the
 /// action takes an identity mode in `mode`.

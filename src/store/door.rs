@@ -51,11 +51,7 @@ impl NewPage {
         next_url: Option<String>,
     ) -> NewPage {
         let texts: Vec<String> = items.iter().map(ToString::to_string).collect();
-        let keys = items
-            .iter()
-            .zip(&texts)
-            .map(|(item, text)| crate::catalog::item_key(action, item, text))
-            .collect();
+        let keys = crate::catalog::item_keys(action, items, &texts);
         NewPage {
             page_no,
             url,

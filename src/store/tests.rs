@@ -293,11 +293,7 @@ fn schema_10_keeps_each_jobs_seen_items_as_hashes_of_the_same_identities() {
         serde_json::json!({"uid": "u-2"}),
     ];
     let items: Vec<String> = values.iter().map(ToString::to_string).collect();
-    let keys: Vec<u64> = values
-        .iter()
-        .zip(&items)
-        .map(|(v, text)| crate::catalog::item_key("act", v, text))
-        .collect();
+    let keys = crate::catalog::item_keys("act", &values, &items);
     let (uid, id) = (run.uid.clone(), run.id);
     s.call_blocking(move |c| {
         let p = PageToStore {
