@@ -127,6 +127,13 @@ impl Bits {
         if p.days.has_modifiers() || p.days_of_week.has_modifiers() {
             return None;
         }
+        Some(Bits::unmodified(cron))
+    }
+
+    /// The bits of `cron` without its `L`, `W` and `#` days: exact for the time of day and the
+    /// months, which is what describing a modified pattern needs from them.
+    pub(super) fn unmodified(cron: &Cron) -> Bits {
+        let p = &cron.pattern;
         let mask = |lo: u32, hi: u32, f: &dyn Fn(u32) -> bool| -> u64 {
             (lo..=hi).filter(|v| f(*v)).fold(0, |m, v| m | (1 << v))
         };
@@ -141,7 +148,7 @@ impl Bits {
             _ if p.matches_dom_and_dow() => DayRule::Both,
             _ => DayRule::Either,
         };
-        Some(Bits {
+        Bits {
             seconds: mask(0, 59, &|v| p.second_match(v).unwrap_or(false)),
             minutes: mask(0, 59, &|v| p.minute_match(v).unwrap_or(false)),
             hours: mask(0, 23, &|v| p.hour_match(v).unwrap_or(false)) as u32,
@@ -150,7 +157,7 @@ impl Bits {
             // croner reads weekday bits 0-6 only (7 is folded into 0 when parsed).
             dow: values(p.days_of_week.values(), 6) as u8,
             day_rule,
-        })
+        }
     }
 
     pub(super) fn day_rule(&self) -> DayRule {
