@@ -14,10 +14,16 @@ use croner::parser::{CronParser, Seconds, Year};
 
 mod bits;
 mod describe;
+mod fields;
 #[cfg(test)]
 mod reference;
 #[cfg(test)]
 mod tests;
+
+/// Why a cron expression was refused: the field, the value and what the field allows.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct CronSyntax(String);
 
 /// A parsed cron expression: 5 POSIX fields, or 6 with leading seconds, or an `@nickname`.
 #[derive(Clone, Debug)]
@@ -38,7 +44,7 @@ enum Matcher {
 impl CronExpr {
     /// Parses `text` with Vixie semantics for day-of-month and day-of-week: when both are
     /// restricted a day matches either; when either starts with `*` (`*`, `*/2`) both must match.
-    pub fn parse(text: &str) -> Result<CronExpr, CronError> {
+    pub fn parse(text: &str) -> Result<CronExpr, CronSyntax> {
         let trimmed = text.trim();
         let parts: Vec<&str> = trimmed.split_whitespace().collect();
         let fields = if trimmed.starts_with('@') {
@@ -47,14 +53,15 @@ impl CronExpr {
             parts.len()
         };
         if !trimmed.starts_with('@') && !(5..=6).contains(&fields) {
-            return Err(CronError::InvalidPattern(format!(
+            return Err(CronSyntax(format!(
                 "expected 5 fields (minute hour day-of-month month day-of-week) or 6 with leading seconds, found {fields}"
             )));
         }
         let matcher = if let Some(b) = bits::Bits::parse(trimmed, dom_and_dow(trimmed)) {
             Matcher::Bits(b)
         } else {
-            let cron = croner_parse(trimmed)?;
+            let cron = croner_parse(trimmed)
+                .map_err(|e| CronSyntax(fields::explain(trimmed, &e.to_string())))?;
             match bits::Bits::of(&cron) {
                 Some(b) => Matcher::Bits(b),
                 None => Matcher::Croner(Arc::new(cron)),
@@ -120,8 +127,14 @@ impl CronExpr {
     /// How the expression was read, in English.
     pub fn describe(&self) -> String {
         match &self.matcher {
-            Matcher::Bits(b) => describe::describe(b, self.has_seconds()),
-            Matcher::Croner(c) => c.describe(),
+            Matcher::Bits(b) => {
+                describe::describe(b, &describe::Days::of_bits(b), self.has_seconds())
+            }
+            Matcher::Croner(c) => {
+                let b = bits::Bits::unmodified(c);
+                let days = describe::Days::of_cron(c, b.day_rule());
+                describe::describe(&b, &days, self.has_seconds())
+            }
         }
     }
 
