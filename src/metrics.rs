@@ -8,6 +8,11 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 
+/// The label that names a job. Not `job`: Prometheus attaches `job` (the scrape target) and
+/// `instance` itself and renames a scraped label of the same name to `exported_job`, which
+/// folded every job into one series.
+pub const JOB_LABEL: &str = "job_name";
+
 /// Upper bounds of the fire-lateness histogram, in seconds.
 const BUCKETS: [f64; 11] = [
     0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0,
@@ -134,6 +139,24 @@ impl Metrics {
         }
     }
 
+    /// Counts a run that reached its final status.
+    pub fn run_finished(&self, job: &str, status: &str) {
+        self.count(
+            "watchbell_runs_total",
+            &[(JOB_LABEL, job), ("status", status)],
+            1.0,
+        );
+    }
+
+    /// Counts result items stored by a run of `job`.
+    pub fn items_stored(&self, job: &str, n: u64) {
+        self.count(
+            "watchbell_items_stored_total",
+            &[(JOB_LABEL, job)],
+            n as f64,
+        );
+    }
+
     /// Records how late a tick fired.
     pub fn observe_lateness(&self, seconds: f64) {
         if let Ok(mut h) = self.lateness.lock() {
@@ -190,8 +213,13 @@ impl Metrics {
     }
 }
 
+/// One per-job sample's labels, for [`family`].
+pub fn job_labels(job: &str) -> String {
+    format!("{JOB_LABEL}=\"{}\"", escape(job))
+}
+
 /// Writes one metric family in the text exposition: its help, its type, then each sample with
-/// its labels (`job="a",status="b"`; empty for none).
+/// its labels (`job_name="a",status="b"`; empty for none).
 pub fn family<L: AsRef<str>>(
     out: &mut String,
     kind: &str,
@@ -216,16 +244,8 @@ mod tests {
     #[test]
     fn counters_and_the_histogram_render_as_prometheus_text() {
         let m = Metrics::new();
-        m.count(
-            "watchbell_runs_total",
-            &[("job", "unit-a"), ("status", "SUCCEEDED")],
-            1.0,
-        );
-        m.count(
-            "watchbell_runs_total",
-            &[("job", "unit-a"), ("status", "SUCCEEDED")],
-            1.0,
-        );
+        m.run_finished("unit-a", "SUCCEEDED");
+        m.run_finished("unit-a", "SUCCEEDED");
         m.observe_lateness(0.003);
         let text = m.render();
         assert!(
@@ -236,11 +256,62 @@ mod tests {
             assert!(text.contains(&format!("# TYPE {name} counter")), "{name}");
         }
         assert!(
-            text.contains("watchbell_runs_total{job=\"unit-a\",status=\"SUCCEEDED\"} 2"),
+            text.contains("watchbell_runs_total{job_name=\"unit-a\",status=\"SUCCEEDED\"} 2"),
             "{text}"
         );
         assert!(text.contains("# TYPE watchbell_fire_lateness_seconds histogram"));
         assert!(text.contains("watchbell_fire_lateness_seconds_bucket{le=\"0.005\"}"));
+    }
+
+    /// The label names of every sample in an exposition.
+    fn label_names(text: &str) -> Vec<String> {
+        let mut names = Vec::new();
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let Some((_, rest)) = line.split_once('{') else {
+                continue;
+            };
+            let labels = &rest[..rest.rfind('}').unwrap()];
+            // Values are quoted and may hold commas; names are what precedes `="`.
+            for part in labels.split("\",") {
+                names.push(part.split_once('=').unwrap().0.to_string());
+            }
+        }
+        names
+    }
+
+    /// Prometheus attaches `job` and `instance` itself and renames scraped labels of those names:
+    /// no family may carry them, and each per-job family carries `job_name`.
+    #[test]
+    fn no_family_carries_a_label_prometheus_reserves() {
+        let m = Metrics::new();
+        m.run_finished("a", "FAILED");
+        m.items_stored("a", 3);
+        m.count("watchbell_ticks_total", &[("outcome", "fired")], 1.0);
+        m.count(
+            "watchbell_callback_deliveries_total",
+            &[("outcome", "ok")],
+            1.0,
+        );
+        m.observe_lateness(0.2);
+        let mut text = m.render();
+        for gauge in JOB_GAUGES {
+            family(&mut text, "gauge", gauge, [(job_labels("a"), 1.0)]);
+        }
+        let names = label_names(&text);
+        assert!(names.len() >= 10, "{names:?}");
+        for reserved in ["job", "instance"] {
+            assert!(!names.iter().any(|n| n == reserved), "{reserved}: {text}");
+        }
+        for family in ["watchbell_runs_total", "watchbell_items_stored_total"]
+            .into_iter()
+            .chain(JOB_GAUGES.iter().map(|(n, _)| *n))
+        {
+            assert!(
+                text.contains(&format!("{family}{{job_name=\"a\"")),
+                "{family}: {text}"
+            );
+        }
+        assert_eq!(label_names("x{a=\"1,b\",job=\"2\"} 1"), ["a", "job"]);
     }
 
     /// The Grafana dashboard under contrib/ queries only series the daemon exports.
@@ -253,6 +324,12 @@ mod tests {
         for panel in v["panels"].as_array().unwrap() {
             for target in panel["targets"].as_array().unwrap() {
                 let expr = target["expr"].as_str().unwrap();
+                let legend = target["legendFormat"].as_str().unwrap_or("");
+                // Per job means by `job_name`: Prometheus's own `job` is the scrape target.
+                let by_job = ["(job,", "(job)", " job,", " job)"]
+                    .iter()
+                    .any(|b| expr.contains(b));
+                assert!(!legend.contains("{{job}}") && !by_job, "{expr} {legend}");
                 for (i, _) in expr.match_indices("watchbell_") {
                     let name: String = expr[i..]
                         .chars()

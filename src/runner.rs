@@ -149,11 +149,9 @@ impl Runner {
             if retryable && let Some(again) = self.retry(&done, limits).await? {
                 return Ok(again);
             }
-            self.client.metrics().count(
-                "watchbell_runs_total",
-                &[("job", &done.job), ("status", done.status.as_str())],
-                1.0,
-            );
+            self.client
+                .metrics()
+                .run_finished(&done.job, done.status.as_str());
             if let Some(url) = done.callback_url.clone() {
                 let body = callbacks::final_body(
                     uid,
@@ -426,10 +424,7 @@ impl Runner {
             storing = Some(Box::pin(async move {
                 self.keep_page(run, page_no, url_text, cursor, items)
                     .await?;
-                let job = [("job", run.job.as_str())];
-                self.client
-                    .metrics()
-                    .count("watchbell_items_stored_total", &job, n as f64);
+                self.client.metrics().items_stored(&run.job, n);
                 info!(
                     page = page_no,
                     items = n,

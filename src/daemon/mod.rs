@@ -449,7 +449,7 @@ async fn job_gauges(
     let mut family = |entry: (&str, &str), rows: Vec<(String, f64)>| {
         let samples = rows
             .into_iter()
-            .map(|(job, v)| (format!("job=\"{job}\""), v));
+            .map(|(job, v)| (crate::metrics::job_labels(&job), v));
         crate::metrics::family(&mut out, "gauge", entry, samples);
     };
     let secs =

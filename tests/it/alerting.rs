@@ -206,22 +206,23 @@ async fn per_job_gauges_come_from_the_database_after_a_restart() {
             .and_then(|v| v.parse().ok())
     };
     let now = Clock::System.now().timestamp() as f64;
-    let success = value("watchbell_job_last_success_timestamp_seconds{job=\"ok\"}").expect(&text);
+    let success =
+        value("watchbell_job_last_success_timestamp_seconds{job_name=\"ok\"}").expect(&text);
     assert!((now - success).abs() < 120.0, "{success} vs {now}");
     assert_eq!(
-        value("watchbell_job_consecutive_failures{job=\"bad\"}"),
+        value("watchbell_job_consecutive_failures{job_name=\"bad\"}"),
         Some(2.0),
         "{text}"
     );
     assert_eq!(
-        value("watchbell_job_consecutive_failures{job=\"ok\"}"),
+        value("watchbell_job_consecutive_failures{job_name=\"ok\"}"),
         Some(0.0),
         "{text}"
     );
-    let next = value("watchbell_job_next_tick_timestamp_seconds{job=\"never\"}").expect(&text);
+    let next = value("watchbell_job_next_tick_timestamp_seconds{job_name=\"never\"}").expect(&text);
     assert!(next > now && next <= now + 86_400.0, "{next}");
     assert_eq!(
-        value("watchbell_job_last_success_timestamp_seconds{job=\"never\"}"),
+        value("watchbell_job_last_success_timestamp_seconds{job_name=\"never\"}"),
         None
     );
 

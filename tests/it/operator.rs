@@ -1,5 +1,6 @@
 //! What operators do after runs: receive callbacks, look at runs, export, scrape metrics.
 
+use std::process::{Command as Process, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -138,7 +139,7 @@ fn assert_callbacks(got: &[(HeaderMap, String)], uid: &str) {
 async fn a_receiver_down_for_a_while_gets_every_callback_in_order_even_across_a_restart() {
     let sb = sandbox(Options {
         pages: 3,
-        page_size: 2,
+        page_size: Some(2),
         ..Options::default()
     })
     .await;
@@ -375,7 +376,7 @@ async fn the_views_show_a_known_database() {
 async fn metrics_count_ticks_runs_items_and_health_is_served() {
     let sb = sandbox(Options {
         pages: 2,
-        page_size: 3,
+        page_size: Some(3),
         ..Options::default()
     })
     .await;
@@ -411,7 +412,7 @@ async fn metrics_count_ticks_runs_items_and_health_is_served() {
         let text = scrape().await;
         if value(
             &text,
-            "watchbell_runs_total{job=\"metered\",status=\"SUCCEEDED\"}",
+            "watchbell_runs_total{job_name=\"metered\",status=\"SUCCEEDED\"}",
         ) >= 2.0
         {
             break text;
@@ -424,13 +425,13 @@ async fn metrics_count_ticks_runs_items_and_health_is_served() {
     };
     let runs = value(
         &text,
-        "watchbell_runs_total{job=\"metered\",status=\"SUCCEEDED\"}",
+        "watchbell_runs_total{job_name=\"metered\",status=\"SUCCEEDED\"}",
     );
     let fired = value(
         &text,
         "watchbell_ticks_total{outcome=\"fired\",reason=\"\"}",
     );
-    let items = value(&text, "watchbell_items_stored_total{job=\"metered\"}");
+    let items = value(&text, "watchbell_items_stored_total{job_name=\"metered\"}");
     assert!(fired >= runs, "{text}");
     assert!(
         fired <= runs + 2.0,
@@ -445,6 +446,16 @@ async fn metrics_count_ticks_runs_items_and_health_is_served() {
         text.contains("# TYPE watchbell_runs_in_flight gauge"),
         "{text}"
     );
+    // Prometheus attaches `job` and `instance` itself: a scraped label of either name would be
+    // renamed `exported_job` and fold every job into one series.
+    assert!(
+        !text.contains("{job=") && !text.contains(",job=") && !text.contains("instance="),
+        "{text}"
+    );
+    assert!(
+        text.contains("watchbell_job_last_success_timestamp_seconds{job_name=\"metered\"}"),
+        "{text}"
+    );
     let health = http
         .get(format!("http://{addr}/healthz"))
         .send()
@@ -453,4 +464,149 @@ async fn metrics_count_ticks_runs_items_and_health_is_served() {
     assert_eq!(health.status(), 200);
     crate::support::signal(&daemon, "-TERM");
     assert!(crate::support::wait_exit(&mut daemon).await.success());
+}
+
+/// A stock Prometheus server scraping a daemon that runs two jobs sees one series per job for
+/// `sum by (job_name) (watchbell_runs_total)`. Ignored: it needs a `prometheus` binary
+/// (Debian's package, 2.42 tested). Run it with
+/// `cargo test --test it real_prometheus -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a prometheus binary on PATH"]
+async fn a_real_prometheus_sees_one_series_per_job() {
+    let Ok(prometheus) = which("prometheus") else {
+        eprintln!("skipped: no prometheus binary on PATH");
+        return;
+    };
+    let sb = sandbox(Options::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let free = || {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let (metrics, web) = (free(), free());
+    let toml = format!(
+        "[daemon]\nmetrics_listen = \"{metrics}\"\n{}{}",
+        job("maps", "* * * * * *"),
+        job("places", "*/2 * * * * *")
+    );
+    std::fs::write(dir.path().join("schedules.toml"), job_file(&sb, &toml)).unwrap();
+    let mut daemon = crate::support::spawn(dir.path(), &sb, "daemon.log");
+    // The stock configuration's shape: one scrape job, no honor_labels.
+    std::fs::write(
+        dir.path().join("prometheus.yml"),
+        format!(
+            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: watchbell\n    static_configs:\n      - targets: ['{metrics}']\n"
+        ),
+    )
+    .unwrap();
+    let mut server = Process::new(prometheus)
+        .arg(format!(
+            "--config.file={}/prometheus.yml",
+            dir.path().display()
+        ))
+        .arg(format!("--storage.tsdb.path={}/tsdb", dir.path().display()))
+        .arg(format!("--web.listen-address={web}"))
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.path().join("prometheus.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_mins(1);
+    let series = loop {
+        let series = query(web, "sum by (job_name) (watchbell_runs_total)")
+            .await
+            .unwrap_or_default();
+        if series.len() >= 2 || tokio::time::Instant::now() > deadline {
+            break series;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let mut names: Vec<&str> = series
+        .iter()
+        .filter_map(|s| s["metric"]["job_name"].as_str())
+        .collect();
+    names.sort_unstable();
+    eprintln!("sum by (job_name) (watchbell_runs_total): {series:?}");
+    assert_eq!(names, ["maps", "places"], "{series:?}");
+    let gauges = query(web, "watchbell_job_last_finish_timestamp_seconds")
+        .await
+        .unwrap_or_default();
+    assert_eq!(gauges.len(), 2, "{gauges:?}");
+    assert!(
+        gauges
+            .iter()
+            .all(|g| g["metric"]["job"] == "watchbell" && g["metric"]["exported_job"].is_null()),
+        "{gauges:?}"
+    );
+    dashboard_draws_one_line_per_job(web).await;
+    let _ = server.kill();
+    let _ = server.wait();
+    crate::support::signal(&daemon, "-TERM");
+    assert!(crate::support::wait_exit(&mut daemon).await.success());
+}
+
+/// Every per-job panel of the shipped dashboard, asked of a real Prometheus at `web`, draws one
+/// line per job.
+async fn dashboard_draws_one_line_per_job(web: std::net::SocketAddr) {
+    let dashboard: serde_json::Value =
+        serde_json::from_str(include_str!("../../contrib/grafana/watchbell.json")).unwrap();
+    let mut panels = 0;
+    for target in dashboard["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["targets"].as_array().unwrap())
+    {
+        if !target["legendFormat"]
+            .as_str()
+            .unwrap_or("")
+            .contains("{{job_name}}")
+        {
+            continue;
+        }
+        let expr = target["expr"]
+            .as_str()
+            .unwrap()
+            .replace("$instance", ".*")
+            .replace("$job_name", ".*");
+        let expr = expr.as_str();
+        // Rates need two scrapes of each series.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        let (jobs, series) = loop {
+            let series = query(web, expr).await.unwrap_or_default();
+            let mut jobs: Vec<String> = series
+                .iter()
+                .filter_map(|s| s["metric"]["job_name"].as_str().map(str::to_string))
+                .collect();
+            jobs.sort_unstable();
+            jobs.dedup();
+            if jobs.len() >= 2 || tokio::time::Instant::now() > deadline {
+                break (jobs, series);
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        };
+        assert_eq!(jobs, ["maps", "places"], "{expr}: {series:?}");
+        panels += 1;
+    }
+    eprintln!("{panels} per-job dashboard queries: one series set per job");
+    assert!(panels >= 5, "{panels}");
+}
+
+/// The result of an instant query to the Prometheus at `web`.
+async fn query(web: std::net::SocketAddr, q: &str) -> Option<Vec<serde_json::Value>> {
+    let url =
+        reqwest::Url::parse_with_params(&format!("http://{web}/api/v1/query"), &[("query", q)])
+            .ok()?;
+    let r = reqwest::get(url).await.ok()?;
+    let v: serde_json::Value = r.json().await.ok()?;
+    Some(v["data"]["result"].as_array()?.clone())
+}
+
+/// The path of `name` on PATH.
+fn which(name: &str) -> Result<std::path::PathBuf, ()> {
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+        .ok_or(())
 }
