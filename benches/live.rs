@@ -130,7 +130,7 @@ async fn rate_limit_efficiency() {
     for name in ["watchbell", "naive"] {
         let sb = Sandbox::start(Options {
             pages: PAGES_PER_RUN,
-            page_size: 10,
+            page_size: Some(10),
             rate_limit: Some(RATE),
             ..Options::default()
         })
@@ -160,7 +160,7 @@ async fn ingest() {
     const PAGES: u32 = 100;
     let sb = Sandbox::start(Options {
         pages: PAGES,
-        page_size: 100,
+        page_size: Some(100),
         ..Options::default()
     })
     .await

@@ -1284,7 +1284,7 @@ _watchbell() {
             return 0
             ;;
         watchbell__subcmd__trigger)
-            opts="-h --config --db --log-format --help"
+            opts="-h --sandbox --config --db --log-format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

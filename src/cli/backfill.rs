@@ -19,6 +19,7 @@ const CONFIRM_OVER: usize = 100;
 
 #[derive(clap::Args, Debug)]
 pub struct BackfillArgs {
+    /// The job, as named in the job file.
     pub job: String,
     /// The first instant of the range (RFC 3339), included.
     #[arg(long)]

@@ -40,18 +40,15 @@ pub fn run(cli: &Cli, with_sandbox: bool) -> Outcome {
         let (key, sandbox) = if with_sandbox {
             // The simulator stands in for the remote API: it serves from the run threads,
             // below the tick path (`daemon::workers`).
-            let options = Options {
-                rate_limit: Some(config.api.plan.limits().0.into()),
-                ..Options::default()
-            };
             let sb = crate::daemon::workers::handle()
-                .spawn(Sandbox::start(options))
+                .spawn(Sandbox::start(sandbox_options(&config)))
                 .await
                 .map_err(Failure::runtime)?
                 .map_err(|e| Failure::runtime(format!("cannot start the sandbox: {e}")))?;
             info!(url = %sb.base_url(), "sandbox listening; the daemon talks to it instead of the API");
-            config.api.base_url = sb.base_url();
-            config.api.v1_base_url = Some(sb.v1_url());
+            for dropped in config.use_sandbox(sb.base_url(), sb.v1_url()) {
+                warn!("{dropped}");
+            }
             (ApiKey::new(sb.api_key()), Some(sb))
         } else {
             let k = key::resolve(&config.api.key).map_err(|e| Failure::usage(e.to_string()))?;
@@ -101,6 +98,14 @@ pub fn run(cli: &Cli, with_sandbox: bool) -> Outcome {
         }
         Ok(())
     })
+}
+
+/// The simulator of `run --sandbox` and `trigger --sandbox`: paced like the plan's API.
+pub(super) fn sandbox_options(config: &Config) -> Options {
+    Options {
+        rate_limit: Some(config.api.plan.limits().0.into()),
+        ..Options::default()
+    }
 }
 
 /// Resolves at the first SIGTERM or SIGINT; a second one exits at once.

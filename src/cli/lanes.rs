@@ -1,7 +1,7 @@
 //! `watchbell lanes [resume ID]`: each identity lane's requests today against its caps, requests
 //! in flight, and any pause; `resume` lifts a pause before its time.
 
-use super::runs::read_db;
+use super::runs::{no_database, nothing, read_db};
 use super::{Cli, Failure, Outcome, database_path, optional_config};
 use crate::clock::Clock;
 use crate::config::Safety;
@@ -17,7 +17,7 @@ pub fn run(cli: &Cli, resume: Option<&str>, json: bool) -> Outcome {
     if let Some(lane) = resume {
         let db = database_path(cli, config.as_ref());
         if !db.exists() {
-            return Err(Failure::runtime(format!("no database at {}", db.display())));
+            return Err(no_database(&db));
         }
         if let Some(why) = files::foreign_owner(&db) {
             return Err(Failure::usage(why));
@@ -34,16 +34,16 @@ pub fn run(cli: &Cli, resume: Option<&str>, json: bool) -> Outcome {
     }
     let now = Clock::System.now();
     let (day, _) = local_day(now, safety.tz);
-    let lanes = match read_db(cli)? {
-        Some(db) => db.lanes(&day, now)?,
-        None => Vec::new(),
-    };
-    if json {
+    let lanes = read_db(cli)?.lanes(&day, now)?;
+    if lanes.is_empty() {
+        nothing(
+            "no identity lanes yet (no request has gone through an identity)",
+            json,
+        );
+    } else if json {
         for l in &lanes {
             out!("{}", serde_json::to_string(l).unwrap_or_default());
         }
-    } else if lanes.is_empty() {
-        out!("no identity lanes yet (no request has gone through an identity)");
     } else {
         out!("{}", header(&day, &safety));
         for l in &lanes {

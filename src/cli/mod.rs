@@ -34,8 +34,12 @@ pub struct Cli {
     /// The job file.
     #[arg(long, global = true, default_value = "schedules.toml")]
     pub config: PathBuf,
-    /// The `SQLite` database (default: [daemon] database, else $`STATE_DIRECTORY/watchbell.db`, else ./watchbell.db).
-    #[arg(long, global = true)]
+    // A help string, not a doc comment: the doc lint's backticks showed in the help.
+    #[arg(
+        long,
+        global = true,
+        help = "The SQLite database (default: [daemon] database, else $STATE_DIRECTORY/watchbell.db, else ./watchbell.db)"
+    )]
     pub db: Option<PathBuf>,
     /// Log line format on stderr.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
@@ -93,15 +97,26 @@ pub enum Command {
     /// The next fire times per job (or for --cron), local and UTC, DST cases marked.
     Next(next::NextArgs),
     /// Fire one run of JOB now, in this process, with progress; recorded like any run.
-    Trigger { job: String },
+    Trigger {
+        /// The job, as named in the job file.
+        job: String,
+        /// Against an in-process simulator instead of the API, in watchbell-sandbox.db unless
+        /// --db is given; webhooks, notify and ping go only to loopback URLs.
+        #[arg(long)]
+        sandbox: bool,
+    },
     /// Look at recorded runs.
     #[command(subcommand)]
     Runs(runs::RunsCommand),
     /// One line per job: its last runs as a strip, success rate, median duration, next tick;
     /// with JOB, that job in full.
-    Status { job: Option<String> },
+    Status {
+        /// One job in full: next ticks, last runs, skipped ticks.
+        job: Option<String>,
+    },
     /// Results of many runs.
     Export {
+        /// Only this job's runs.
         #[arg(long)]
         job: Option<String>,
         /// Runs created from this instant on (RFC 3339).
@@ -121,11 +136,13 @@ pub enum Command {
     },
     /// Fired and skipped ticks, with reasons.
     Ticks {
+        /// Only this job's ticks.
         #[arg(long)]
         job: Option<String>,
         /// From this instant on (RFC 3339).
         #[arg(long)]
         since: Option<String>,
+        /// As JSON lines: one object per line, no line when nothing matched.
         #[arg(long)]
         json: bool,
     },
@@ -133,6 +150,7 @@ pub enum Command {
     Actions {
         /// One action to explain.
         name: Option<String>,
+        /// As JSON lines: one object per line, no line when nothing matched.
         #[arg(long)]
         json: bool,
     },
@@ -149,17 +167,17 @@ pub enum Command {
         #[arg(value_enum)]
         shell: Shell,
     },
-    /// The man page (roff), generated from this CLI.
-    #[command(hide = true)]
+    /// The man page (roff), generated from this CLI; read it with: watchbell man | man -l -
     Man,
     /// Identity lanes: requests today against the daily caps, pauses.
     Lanes {
         #[command(subcommand)]
         command: Option<LanesCommand>,
+        /// As JSON lines: one object per line, no line when nothing matched.
         #[arg(long)]
         json: bool,
     },
-    /// A local Captain Data v4 simulator.
+    /// A local Captain Data simulator: v4 actions, runs and schedules, and v1 endpoints.
     Sandbox(crate::sandbox::Options),
 }
 
@@ -235,7 +253,7 @@ pub fn run(cli: Cli) -> ExitCode {
             runs::ticks(&cli, job.as_deref(), since.as_deref(), *json)
         }
         Command::Next(args) => next::run(&cli, args),
-        Command::Trigger { job } => trigger::trigger(&cli, job),
+        Command::Trigger { job, sandbox } => trigger::trigger(&cli, job, *sandbox),
         Command::Runs(runs::RunsCommand::Resume { uid }) => trigger::resume(&cli, uid),
         Command::Runs(cmd) => runs::run(&cli, cmd),
         Command::Actions { name, json } => actions::run(name.as_deref(), *json),
@@ -315,11 +333,18 @@ fn sandbox(opts: &crate::sandbox::Options) -> Outcome {
             .map_err(|e| Failure::runtime(format!("cannot listen on {}: {e}", opts.listen)))?;
         out!("listening on {}", sb.base_url());
         let _ = std::io::stdout().flush();
-        tracing::info!(addr = %sb.addr(), pages = opts.pages, page_size = opts.page_size, "sandbox ready");
+        tracing::info!(addr = %sb.addr(), pages = opts.pages, page_size = ?opts.page_size, "sandbox ready");
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .map_err(Failure::runtime)?;
         sb.run_until(async {
-            let _ = tokio::signal::ctrl_c().await;
+            let signal = tokio::select! {
+                _ = tokio::signal::ctrl_c() => "SIGINT",
+                _ = term.recv() => "SIGTERM",
+            };
+            tracing::info!(signal, "sandbox stopping");
         })
         .await;
+        tracing::info!("sandbox stopped");
         Ok(())
     })
 }

@@ -12,8 +12,10 @@ use crate::store::{self, RunFilter};
 pub enum RunsCommand {
     /// Runs, newest first.
     List {
+        /// Only this job's runs.
         #[arg(long)]
         job: Option<String>,
+        /// Only runs in this status.
         #[arg(long)]
         status: Option<RunStatus>,
         /// Runs created from this instant on (RFC 3339).
@@ -21,23 +23,30 @@ pub enum RunsCommand {
         since: Option<String>,
         #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
         limit: u32,
+        /// As JSON lines: one object per line, no line when nothing matched.
         #[arg(long)]
         json: bool,
     },
     /// One run with its transitions, pages and callbacks.
     Show {
+        /// The run's uid, as `runs list` prints it.
         uid: String,
+        /// As JSON lines: one object per line, no line when nothing matched.
         #[arg(long)]
         json: bool,
     },
     /// A run's results.
     Results {
+        /// The run's uid, as `runs list` prints it.
         uid: String,
         #[command(flatten)]
         items: ItemsArgs,
     },
     /// Continue a stopped, blocked, failed or partially succeeded run from its cursor.
-    Resume { uid: String },
+    Resume {
+        /// The run's uid, as `runs list` prints it.
+        uid: String,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -46,14 +55,37 @@ pub enum Format {
     Csv,
 }
 
-/// Opens the database read-only; `None` when it does not exist yet (nothing has run).
-pub fn read_db(cli: &Cli) -> Result<Option<store::Reader>, Failure> {
+/// Opens the database read-only. One that does not exist is an error (exit 1): an empty answer
+/// would hide a typo in `--db` or a command run from the wrong directory.
+pub fn read_db(cli: &Cli) -> Result<store::Reader, Failure> {
     let config = optional_config(cli)?;
-    let path = database_path(cli, config.as_ref());
+    read_db_at(&database_path(cli, config.as_ref()))
+}
+
+/// [`read_db`] at a path already found.
+pub fn read_db_at(path: &std::path::Path) -> Result<store::Reader, Failure> {
     if !path.exists() {
-        return Ok(None);
+        return Err(no_database(path));
     }
-    Ok(Some(store::open_read_only(&path)?))
+    Ok(store::open_read_only(path)?)
+}
+
+/// An empty answer: `why` on stdout, or with `--json` (JSON lines: nothing matched, no line) on
+/// stderr, for the person reading.
+pub fn nothing(why: &str, json: bool) {
+    if json {
+        eprintln!("{why}");
+    } else {
+        out!("{why}");
+    }
+}
+
+/// The error of a database path where there is none.
+pub fn no_database(path: &std::path::Path) -> Failure {
+    Failure::runtime(format!(
+        "no database at {}: nothing has run with it (check --db, or the directory)",
+        path.display()
+    ))
 }
 
 fn parse_since(flag: &str, s: Option<&str>) -> Result<Option<DateTime<Utc>>, Failure> {
@@ -89,16 +121,13 @@ pub fn run(cli: &Cli, cmd: &RunsCommand) -> Outcome {
 }
 
 fn list(cli: &Cli, filter: &RunFilter, json: bool) -> Outcome {
-    let runs = match read_db(cli)? {
-        Some(db) => db.list_runs(filter)?,
-        None => Vec::new(),
-    };
-    if json {
+    let runs = read_db(cli)?.list_runs(filter)?;
+    if runs.is_empty() {
+        nothing("no runs", json);
+    } else if json {
         for r in &runs {
             out!("{}", r.to_json());
         }
-    } else if runs.is_empty() {
-        out!("no runs");
     } else {
         out!(
             "{:<36}  {:<17}  {:<20}  {:<19}  {:>5}  {:>7}",
@@ -129,7 +158,7 @@ fn not_found(uid: &str) -> Failure {
 }
 
 fn show(cli: &Cli, uid: &str, json: bool) -> Outcome {
-    let db = read_db(cli)?.ok_or_else(|| not_found(uid))?;
+    let db = read_db(cli)?;
     let run = db.run(uid)?.ok_or_else(|| not_found(uid))?;
     let transitions = db.transitions(run.id)?;
     let pages = db.pages(run.id)?;
@@ -265,7 +294,7 @@ fn write_items(db: &store::Reader, q: &store::ItemQuery, args: ItemsArgs, origin
 }
 
 fn results(cli: &Cli, uid: &str, args: ItemsArgs) -> Outcome {
-    let db = read_db(cli)?.ok_or_else(|| not_found(uid))?;
+    let db = read_db(cli)?;
     let run = db.run(uid)?.ok_or_else(|| not_found(uid))?;
     let q = store::ItemQuery {
         run_id: Some(run.id),
@@ -278,9 +307,7 @@ fn results(cli: &Cli, uid: &str, args: ItemsArgs) -> Outcome {
 /// `watchbell export`: items of many runs, each with `_run_uid` and `_job` added.
 pub fn export(cli: &Cli, job: Option<&str>, since: Option<&str>, args: ItemsArgs) -> Outcome {
     let since = parse_since("--since", since)?;
-    let Some(db) = read_db(cli)? else {
-        return Ok(());
-    };
+    let db = read_db(cli)?;
     let q = store::ItemQuery {
         job: job.map(str::to_string),
         since,
@@ -292,16 +319,13 @@ pub fn export(cli: &Cli, job: Option<&str>, since: Option<&str>, args: ItemsArgs
 
 pub fn ticks(cli: &Cli, job: Option<&str>, since: Option<&str>, json: bool) -> Outcome {
     let since = parse_since("--since", since)?;
-    let ticks = match read_db(cli)? {
-        Some(db) => db.ticks(job, since)?,
-        None => Vec::new(),
-    };
-    if json {
+    let ticks = read_db(cli)?.ticks(job, since)?;
+    if ticks.is_empty() {
+        nothing("no ticks", json);
+    } else if json {
         for t in &ticks {
             out!("{}", serde_json::to_string(t).unwrap_or_default());
         }
-    } else if ticks.is_empty() {
-        out!("no ticks");
     } else {
         out!(
             "{:<20}  {:<24}  {:<8}  {:<16}  RUN",

@@ -7,10 +7,10 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::io::IsTerminal;
 
-use super::runs::read_db;
-use super::{Cli, Failure, Outcome};
+use super::runs::read_db_at;
+use super::{Cli, Failure, Outcome, database_path};
 use crate::clock::Clock;
-use crate::config::{Config, Job, Runner};
+use crate::config::{Config, Job, Runner, Safety};
 use crate::status::RunStatus;
 use crate::store::{Reader, RunFilter, RunRecord};
 
@@ -20,17 +20,60 @@ const STRIP: usize = 20;
 const FIXED: usize = 60;
 
 pub fn run(cli: &Cli, job: Option<&str>) -> Outcome {
-    let config = Config::load(&cli.config)?;
-    let db = read_db(cli)?;
-    let now = Clock::System.now();
-    let tty = std::io::stdout().is_terminal();
-    if let Some(name) = job {
-        let job = config
-            .job(name)
-            .ok_or_else(|| Failure::usage(format!("no job named {name:?} in the file")))?;
-        return detail(db.as_ref(), job, now);
+    // The job file when there is one; without it, the database alone (no next ticks).
+    let config = if cli.config.exists() {
+        Some(Config::load(&cli.config)?)
+    } else {
+        None
+    };
+    let path = database_path(cli, config.as_ref());
+    let db = match read_db_at(&path) {
+        Ok(db) => Some(db),
+        // Jobs in a file that has not run yet still have next ticks to show.
+        Err(_) if config.is_some() && cli.db.is_none() => {
+            eprintln!("no database at {} yet: no runs", path.display());
+            None
+        }
+        Err(e) => return Err(e),
+    };
+    if config.is_none() {
+        eprintln!(
+            "no job file at {}: next ticks need it (--config PATH)",
+            cli.config.display()
+        );
     }
-    let remote: HashMap<String, (String, Option<String>)> = match &db {
+    let now = Clock::System.now();
+    if let Some(name) = job {
+        let job = config.as_ref().and_then(|c| c.job(name));
+        let known = db.as_ref().map(Reader::job_names).transpose()?;
+        if job.is_none() && !known.is_some_and(|k| k.iter().any(|j| j == name)) {
+            return Err(Failure::usage(format!(
+                "no job named {name:?} in the file or the database"
+            )));
+        }
+        return detail(db.as_ref(), name, job, now);
+    }
+    let jobs: Vec<(String, Option<&Job>)> = match (&config, &db) {
+        (Some(c), _) => c.jobs.iter().map(|j| (j.name.clone(), Some(j))).collect(),
+        (None, Some(db)) => db.job_names()?.into_iter().map(|n| (n, None)).collect(),
+        (None, None) => Vec::new(),
+    };
+    table(db.as_ref(), &jobs, now)?;
+    if let Some(db) = &db {
+        let safety = config.map(|c| c.safety).unwrap_or_default();
+        footer(db, &safety, now)?;
+    }
+    Ok(())
+}
+
+/// One line per job.
+fn table(
+    db: Option<&Reader>,
+    jobs: &[(String, Option<&Job>)],
+    now: chrono::DateTime<chrono::Utc>,
+) -> Outcome {
+    let tty = std::io::stdout().is_terminal();
+    let remote: HashMap<String, (String, Option<String>)> = match db {
         Some(db) => db
             .remote_statuses()?
             .into_iter()
@@ -55,10 +98,10 @@ pub fn run(cli: &Cli, job: Option<&str>) -> Outcome {
         "LAST",
         "NEXT TICK"
     );
-    for job in &config.jobs {
-        let runs = match &db {
+    for (name, job) in jobs {
+        let runs = match db {
             Some(db) => db.list_runs(&RunFilter {
-                job: Some(job.name.clone()),
+                job: Some(name.clone()),
                 limit: Some(STRIP as u32),
                 ..RunFilter::default()
             })?,
@@ -77,23 +120,26 @@ pub fn run(cli: &Cli, job: Option<&str>) -> Outcome {
         let last = runs
             .first()
             .map_or_else(|| "-".to_string(), |r| ago(now - r.created_at));
-        let next = if job.runner == Runner::Remote {
-            remote.get(&job.name).map_or_else(
+        let next = match job {
+            None => "(no job file)".to_string(),
+            Some(job) if job.runner == Runner::Remote => remote.get(name).map_or_else(
                 || "remote".to_string(),
                 |(_, s)| format!("remote {}", s.as_deref().unwrap_or("?")),
-            )
-        } else if !job.enabled {
-            "disabled".to_string()
-        } else {
-            job.schedule.next_after(now).map_or_else(
+            ),
+            Some(job) if !job.enabled => "disabled".to_string(),
+            Some(job) => job.schedule.next_after(now).map_or_else(
                 || "never".into(),
                 |f| f.local.format("%a %d %H:%M %Z").to_string(),
-            )
+            ),
         };
-        let on = if job.enabled { "yes" } else { "no" };
+        let on = match job {
+            Some(job) if !job.enabled => "no",
+            Some(_) => "yes",
+            None => "?",
+        };
         out!(
             "{:<16} {:<3} {} {:>4} {:>6} {:<8} {}",
-            truncate(&job.name, 16),
+            truncate(name, 16),
             on,
             strip(&runs, strip_width, tty),
             rate,
@@ -102,20 +148,23 @@ pub fn run(cli: &Cli, job: Option<&str>) -> Outcome {
             truncate(&next, 17)
         );
     }
-    if let Some(db) = &db {
-        // An older database has no credits yet: the footer just leaves them out.
-        if let Ok(Some(a)) = db.account() {
-            out!("");
-            out!("{}", credits_line(&a, now));
-        }
-        let (day, _) = crate::lanes::local_day(now, config.safety.tz);
-        let lanes = db.lanes(&day, now)?;
-        if !lanes.is_empty() {
-            out!("");
-            out!("{}", super::lanes::header(&day, &config.safety));
-            for l in &lanes {
-                out!("{}", super::lanes::line(l, &config.safety));
-            }
+    Ok(())
+}
+
+/// Account-wide facts: credits and identity lanes.
+fn footer(db: &Reader, safety: &Safety, now: chrono::DateTime<chrono::Utc>) -> Outcome {
+    // An older database has no credits yet: the footer just leaves them out.
+    if let Ok(Some(a)) = db.account() {
+        out!("");
+        out!("{}", credits_line(&a, now));
+    }
+    let (day, _) = crate::lanes::local_day(now, safety.tz);
+    let lanes = db.lanes(&day, now)?;
+    if !lanes.is_empty() {
+        out!("");
+        out!("{}", super::lanes::header(&day, safety));
+        for l in &lanes {
+            out!("{}", super::lanes::line(l, safety));
         }
     }
     Ok(())
@@ -154,7 +203,20 @@ fn thousands(n: i64) -> String {
 }
 
 /// One job in full: the next five ticks, the last runs, the last skipped ticks and why.
-fn detail(db: Option<&Reader>, job: &Job, now: chrono::DateTime<chrono::Utc>) -> Outcome {
+fn detail(
+    db: Option<&Reader>,
+    name: &str,
+    job: Option<&Job>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Outcome {
+    let Some(job) = job else {
+        out!("{name}");
+        out!("next ticks: need the job file (--config PATH)");
+        return match db {
+            Some(db) => runs_and_skips(db, name),
+            None => Ok(()),
+        };
+    };
     out!(
         "{}  {}  {}  {}",
         job.name,
@@ -163,20 +225,27 @@ fn detail(db: Option<&Reader>, job: &Job, now: chrono::DateTime<chrono::Utc>) ->
         job.action
     );
     out!("next ticks:");
+    let utc = job.schedule.tz == chrono_tz::UTC || job.schedule.tz == chrono_tz::Etc::UTC;
     for f in job.schedule.upcoming(now, 5) {
-        out!(
-            "  {}  ({} UTC)",
-            f.local.format("%a %Y-%m-%d %H:%M:%S %Z"),
-            f.at.format("%H:%M:%S")
-        );
+        let local = f.local.format("%a %Y-%m-%d %H:%M:%S %Z");
+        if utc {
+            out!("  {local}");
+        } else {
+            out!("  {local}  ({} UTC)", f.at.format("%H:%M:%S"));
+        }
     }
-    let Some(db) = db else {
-        out!("no runs yet");
-        return Ok(());
-    };
+    if let Some(db) = db {
+        return runs_and_skips(db, name);
+    }
+    out!("no runs yet");
+    Ok(())
+}
+
+/// A job's last runs and skipped ticks.
+fn runs_and_skips(db: &Reader, name: &str) -> Outcome {
     out!("last runs:");
     let runs = db.list_runs(&RunFilter {
-        job: Some(job.name.clone()),
+        job: Some(name.to_string()),
         limit: Some(10),
         ..RunFilter::default()
     })?;
@@ -199,7 +268,7 @@ fn detail(db: Option<&Reader>, job: &Job, now: chrono::DateTime<chrono::Utc>) ->
         );
     }
     let skipped: Vec<_> = db
-        .ticks(Some(&job.name), None)?
+        .ticks(Some(name), None)?
         .into_iter()
         .filter(|t| t.outcome == "skipped")
         .collect();

@@ -4,10 +4,11 @@
 use std::path::Path;
 
 use super::{Cli, Failure, Outcome, database_path};
-use crate::api::{Client, key};
+use crate::api::{ApiKey, Client, key};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::runner::{Limits, Runner, Stop};
+use crate::sandbox::Sandbox;
 use crate::status::RunStatus;
 use crate::store::{RunRecord, Store, Trigger};
 
@@ -16,10 +17,15 @@ const FALLBACK_LIMITS: Limits = Limits::bounds(500, std::time::Duration::from_mi
 
 /// A store, a client and a runner for this file.
 pub fn runner_for(config: &Config, db: &Path, clock: Clock) -> Result<Runner, Failure> {
+    let key = key::resolve(&config.api.key).map_err(|e| Failure::usage(e.to_string()))?;
+    runner_with(config, db, clock, key)
+}
+
+/// [`runner_for`] with the key given (the sandbox's).
+fn runner_with(config: &Config, db: &Path, clock: Clock, key: ApiKey) -> Result<Runner, Failure> {
     if let Some(why) = crate::store::files::foreign_owner(db) {
         return Err(Failure::usage(why));
     }
-    let key = key::resolve(&config.api.key).map_err(|e| Failure::usage(e.to_string()))?;
     let client = Client::for_config(&config.api, key, None, clock.clone())
         .map_err(Failure::runtime)?
         .with_v1(config.v1_base());
@@ -39,19 +45,34 @@ pub(super) fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
         .map_err(Failure::runtime)
 }
 
-pub fn trigger(cli: &Cli, job_name: &str) -> Outcome {
-    let config = Config::load(&cli.config)?;
-    let job = config
-        .job(job_name)
-        .ok_or_else(|| {
-            Failure::usage(format!(
-                "no job named {job_name:?} in {}",
-                cli.config.display()
-            ))
-        })?
-        .clone();
-    let runner = runner_for(&config, &database_path(cli, Some(&config)), Clock::System)?;
-    runtime()?.block_on(async {
+/// Where `trigger --sandbox` keeps its runs unless `--db` is given: never the real database.
+pub const SANDBOX_DB: &str = "watchbell-sandbox.db";
+
+pub fn trigger(cli: &Cli, job_name: &str, with_sandbox: bool) -> Outcome {
+    let mut config = Config::load(&cli.config)?;
+    if config.job(job_name).is_none() {
+        return Err(Failure::usage(format!(
+            "no job named {job_name:?} in {}",
+            cli.config.display()
+        )));
+    }
+    let rt = runtime()?;
+    let (runner, sandbox) = if with_sandbox {
+        let sb = rt
+            .block_on(Sandbox::start(super::daemon::sandbox_options(&config)))
+            .map_err(|e| Failure::runtime(format!("cannot start the sandbox: {e}")))?;
+        for dropped in config.use_sandbox(sb.base_url(), sb.v1_url()) {
+            crate::progress::above(|| eprintln!("{dropped}"));
+        }
+        let db = cli.db.clone().unwrap_or_else(|| SANDBOX_DB.into());
+        let runner = runner_with(&config, &db, Clock::System, ApiKey::new(sb.api_key()))?;
+        (runner, Some(sb))
+    } else {
+        let db = database_path(cli, Some(&config));
+        (runner_for(&config, &db, Clock::System)?, None)
+    };
+    let job = config.job(job_name).expect("checked above").clone();
+    rt.block_on(async {
         let owner = crate::owner::this_process(runner.clock.now());
         let new = job.new_run(Trigger::Manual, None, Some(owner.clone()));
         let run = runner.store.create_run(new, runner.clock.now()).await?;
@@ -60,6 +81,14 @@ pub fn trigger(cli: &Cli, job_name: &str) -> Outcome {
         let outcome = finish(&runner, &run.uid, Limits::of(&job)).await;
         leases.abort();
         deliver(&runner, &config, run.id).await;
+        if let Some(sb) = sandbox {
+            sb.stop().await;
+            out!(
+                "  look at it with: watchbell --db {} runs show {}",
+                runner.store.path().display(),
+                run.uid
+            );
+        }
         outcome
     })
 }

@@ -75,6 +75,8 @@ pub(super) struct Holder<'d, 's> {
     pub d: &'d mut Diags<'s>,
     pub catalog: CatalogMode,
     pub here: Range<usize>,
+    /// The closest action, while the job is held to it in place of an unknown one.
+    pub meant: Option<String>,
 }
 
 impl Holder<'_, '_> {
@@ -103,7 +105,17 @@ impl Holder<'_, '_> {
                 span,
                 format!("action: {action:?} is not in the action catalog{hint} (`watchbell actions` lists them)"),
             );
-            return (self.catalog == CatalogMode::Warn).then_some(written);
+            if self.catalog == CatalogMode::Warn {
+                return Some(written);
+            }
+            // The rest of the job, held to the action it most likely meant: its other
+            // mistakes show now, not after the name is fixed.
+            if let Some(meant) = catalog::v4().closest(action) {
+                self.meant = Some(meant.to_string());
+                let _ = self.request(meant, mode, own, def);
+                self.meant = None;
+            }
+            return None;
         };
         let Some(m) = act.mode(mode) else {
             let span = own.span("action").or(def.span("action"));
@@ -194,7 +206,7 @@ impl Holder<'_, '_> {
                         .map(|c| format!("did you mean {c:?}? "))
                         .unwrap_or_default();
                     self.report(
-                        span,
+                        a.from.key_span(&format!("input.{k}")).or(span),
                         format!(
                             "input: unknown key {k:?} for {action}; {hint}it takes {}",
                             known.join(", ")
@@ -259,7 +271,7 @@ impl Holder<'_, '_> {
                         .map(|c| format!("did you mean {c:?}? "))
                         .unwrap_or_default();
                     self.report(
-                        span,
+                        a.from.key_span(&format!("parameters.{k}")).or(span),
                         format!(
                             "parameters: unknown parameter {k:?} for {action}; {hint}it takes {}",
                             known.join(", ")
@@ -329,12 +341,22 @@ impl Holder<'_, '_> {
 
     fn error(&mut self, span: Option<Range<usize>>, message: String) {
         let span = span.unwrap_or_else(|| self.here.clone());
+        let message = self.as_meant(message);
         self.d.at(&span, message);
+    }
+
+    /// `message`, said of the action the job most likely meant when it named an unknown one.
+    fn as_meant(&self, message: String) -> String {
+        match &self.meant {
+            Some(action) => format!("if you meant {action}: {message}"),
+            None => message,
+        }
     }
 
     /// An error, or a warning under `[api] catalog = "warn"` (actions newer than the catalog).
     fn report(&mut self, span: Option<Range<usize>>, message: String) {
         let span = span.unwrap_or_else(|| self.here.clone());
+        let message = self.as_meant(message);
         match self.catalog {
             CatalogMode::Strict => self.d.at(&span, message),
             CatalogMode::Warn => self.d.warn(&span, message),

@@ -27,10 +27,41 @@ fn only(text: &str, at: &str, fragment: &str) {
 #[test]
 fn a_misspelt_action_names_the_closest_one() {
     only(
-        &job("action = \"googlemaps-search-place\"\n"),
+        &job(&PLACES.replace("places\"", "place\"")),
         "4:10:",
         "did you mean \"googlemaps-search-places\"?",
     );
+}
+
+/// The rest of a job with a misspelt action is held to the closest one in the same pass, so
+/// its other mistakes do not wait for the next `check`.
+#[test]
+fn a_misspelt_actions_input_and_parameters_are_checked_as_meant() {
+    let text = job(
+        "action = \"googlemaps-search-place\"\ninput = { google_maps_search_url = \"nope\" }\nparameters = { colour = \"red\", max_results = \"x\" }\n",
+    );
+    let errs = errors(&text);
+    assert_eq!(errs.len(), 4, "{errs:#?}");
+    assert!(errs[0].starts_with("4:10:") && errs[0].contains("did you mean"));
+    let meant = "if you meant googlemaps-search-places: ";
+    assert!(
+        errs[1].starts_with("5:36: ") && errs[1].contains(meant),
+        "{errs:#?}"
+    );
+    assert!(
+        errs[2].starts_with("6:16: ") && errs[2].contains(meant),
+        "{errs:#?}"
+    );
+    assert!(
+        errs[2].contains("unknown parameter \"colour\""),
+        "{errs:#?}"
+    );
+    assert!(
+        errs[3].contains(meant) && errs[3].contains("max_results"),
+        "{errs:#?}"
+    );
+    // An action with no close name has nothing to be held to.
+    assert_eq!(errors(&job("action = \"zzzzzzzzzzzzzzzzz\"\n")).len(), 1);
 }
 
 #[test]
@@ -42,7 +73,8 @@ fn unknown_parameters_wrong_types_enums_and_bounds_are_refused_where_written() {
     assert_eq!(errs.len(), 3, "{errs:#?}");
     assert!(errs[0].starts_with("6:26:") && errs[0].contains("\"XX\" is not one of"));
     assert!(errs[1].starts_with("6:43:") && errs[1].contains("expected a string"));
-    assert!(errs[2].starts_with("6:55:") && errs[2].contains("unknown parameter \"colour\""));
+    // An unknown key is pointed at, not its value.
+    assert!(errs[2].starts_with("6:46:") && errs[2].contains("unknown parameter \"colour\""));
     only(
         &job(
             "action = \"linkedin-extract-people\"\ninput = { url = \"https://www.linkedin.com/in/x\" }\nidentity_mode = \"auto\"\nparameters = { keyword = 1 }\n",
@@ -143,7 +175,7 @@ fn the_body_carries_only_what_the_job_set() {
 fn a_remote_job_is_checked_in_schedule_mode() {
     // max_results exists only in schedule mode.
     let base = "action = \"salesnavigator-search-company-employees\"\ninput = { company_id = \"42\" }\nidentity_mode = \"auto\"\nparameters = { max_results = 50 }\n";
-    only(&job(base), "7:30:", "unknown parameter \"max_results\"");
+    only(&job(base), "7:16:", "unknown parameter \"max_results\"");
     let remote = job(&format!(
         "{base}runner = \"remote\"\nwebhook = {{ url = \"https://e.com/h\" }}\n"
     ));

@@ -107,8 +107,12 @@ fn check_query(
             } else {
                 format!("it takes {}", known.join(", "))
             };
+            let key = own
+                .key_span(&format!("query.{k}"))
+                .or(def.key_span(&format!("query.{k}")))
+                .unwrap_or_else(|| span.clone());
             d.at(
-                &span,
+                &key,
                 format!("query: unknown parameter {k:?} for {endpoint}; {hint}{takes}"),
             );
             continue;
@@ -214,7 +218,7 @@ mod tests {
             errors("endpoint = \"/people/search\"\nquery = { querry = \"x\" }"),
             [
                 "5:9: query.query is required by /people/search",
-                "5:20: query: unknown parameter \"querry\" for /people/search; did you mean \"query\"? it takes query"
+                "5:11: query: unknown parameter \"querry\" for /people/search; did you mean \"query\"? it takes query"
             ]
         );
         assert_eq!(

@@ -47,8 +47,10 @@ pub(super) struct JobFields {
     max_pages: Option<u32>,
     run_timeout: Option<Duration>,
     resume_interrupted: Option<bool>,
-    /// Where keys were written: `action`, `input`, `input.KEY`, `parameters.KEY`, ...
+    /// Where keys' values were written: `action`, `input`, `input.KEY`, `parameters.KEY`, ...
     spans: HashMap<String, Range<usize>>,
+    /// Where the keys themselves were written (an unknown key is pointed at, not its value).
+    key_spans: HashMap<String, Range<usize>>,
 }
 
 const JOB_KEYS: &[&str] = &[
@@ -86,12 +88,14 @@ impl JobFields {
         for (key, v) in s.table {
             f.read_key(d, key.get_ref(), v, &s.name);
             f.spans.insert(key.get_ref().to_string(), v.span());
+            f.key_spans.insert(key.get_ref().to_string(), key.span());
             if let ("input" | "parameters" | "query" | "path", DeValue::Table(t)) =
                 (key.get_ref().as_ref(), v.get_ref())
             {
                 for (k, inner) in t {
-                    f.spans
-                        .insert(format!("{}.{}", key.get_ref(), k.get_ref()), inner.span());
+                    let path = format!("{}.{}", key.get_ref(), k.get_ref());
+                    f.key_spans.insert(path.clone(), k.span());
+                    f.spans.insert(path, inner.span());
                 }
             }
         }
@@ -106,6 +110,11 @@ impl JobFields {
     /// Where `key` (or `input.KEY`, `parameters.KEY`) was written.
     pub(super) fn span(&self, key: &str) -> Option<Range<usize>> {
         self.spans.get(key).cloned()
+    }
+
+    /// Where the key `key` (or `input.KEY`, ...) itself was written.
+    pub(super) fn key_span(&self, key: &str) -> Option<Range<usize>> {
+        self.key_spans.get(key).cloned()
     }
 
     fn read_key(&mut self, d: &mut Diags, key: &str, v: &Value, section: &str) {
@@ -445,6 +454,7 @@ fn merge(
                 d: &mut *d,
                 catalog,
                 here: here.clone(),
+                meant: None,
             }
             .request(a, mode, f, def)
         })

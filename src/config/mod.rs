@@ -70,6 +70,9 @@ pub struct Api {
     pub v1_base_url: Option<Url>,
     /// A stored pagination cursor older than this is not sent: the run starts its pages again.
     pub cursor_ttl: Duration,
+    /// Talking to a simulator ([`Config::use_sandbox`]), not read from the file: a reload keeps
+    /// it, and confines the reloaded jobs' deliveries to loopback too.
+    pub sandbox: bool,
 }
 
 impl Api {
@@ -331,6 +334,40 @@ impl Config {
         named.then(|| self.api.v1_base())
     }
 
+    /// Points the API at a simulator (`run --sandbox`, `trigger --sandbox`) and keeps its
+    /// simulated results on this machine: a job's webhook, notify or ping to a URL that is not
+    /// loopback is dropped. Returns one message per drop, for the log.
+    pub fn use_sandbox(&mut self, base_url: Url, v1_base_url: Url) -> Vec<String> {
+        self.api.base_url = base_url;
+        self.api.v1_base_url = Some(v1_base_url);
+        self.api.sandbox = true;
+        let mut dropped = Vec::new();
+        let mut keep = |job: &str, what: &str, url: &Url| {
+            let host = url.host_str().unwrap_or("").trim_matches(['[', ']']);
+            let local = host == "localhost"
+                || host
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback());
+            if !local {
+                dropped.push(format!(
+                    "job {job:?}: {what} to {} not sent in sandbox mode (only loopback URLs are)",
+                    alerts::redacted(url)
+                ));
+            }
+            local
+        };
+        for job in &mut self.jobs {
+            let name = job.name.clone();
+            job.webhook = job
+                .webhook
+                .take()
+                .filter(|w| keep(&name, "webhook", &w.url));
+            job.notify = job.notify.take().filter(|n| keep(&name, "notify", &n.url));
+            job.ping = job.ping.take().filter(|p| keep(&name, "ping", p));
+        }
+        dropped
+    }
+
     /// Reads and validates the file at `path`.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
@@ -524,6 +561,7 @@ fn read_api(d: &mut Diags, v: Option<&Value>) -> Option<Api> {
     };
     let cursor_ttl = opt_duration(d, &s, "cursor_ttl", Duration::from_hours(24));
     Some(Api {
+        sandbox: false,
         v1_base_url: v1_base_url?,
         cursor_ttl: cursor_ttl?,
         catalog: catalog?,

@@ -178,6 +178,12 @@ pub async fn apply(
             added.sort();
             removed.sort();
             changed.sort();
+            if old.api.sandbox {
+                let (base, v1) = (old.api.base_url.clone(), old.api.v1_base());
+                for dropped in new.use_sandbox(base, v1) {
+                    warn!("{dropped}");
+                }
+            }
             if format!("{:?}{:?}", old.api, old.daemon) != format!("{:?}{:?}", new.api, new.daemon)
             {
                 warn!(

@@ -74,7 +74,12 @@ pub(crate) async fn run_live(
     let count = match (page > pages, single) {
         (true, _) => 0,
         (false, true) => 1,
-        (false, false) => st.opts.page_size,
+        // What `watchbell actions` says a page holds, unless told otherwise.
+        (false, false) => st.opts.page_size.unwrap_or_else(|| {
+            action["modes"]["live"]["query"]["page_size"]["default"]
+                .as_u64()
+                .map_or(10, |n| n as u32)
+        }),
     };
     let mut items: Vec<Value> = (0..count)
         .map(|i| item(&name, &action["output"], &input, page, i))

@@ -40,9 +40,9 @@ pub struct Options {
     /// Pages per live run.
     #[arg(long, default_value_t = 3)]
     pub pages: u32,
-    /// Items per page.
-    #[arg(long, default_value_t = 10)]
-    pub page_size: u32,
+    /// Items per page (default: the action's page size in the catalog, else 10).
+    #[arg(long)]
+    pub page_size: Option<u32>,
     /// Requests per second per key, e.g. "2/s" (default: unlimited).
     #[arg(long, value_parser = parse_rate)]
     pub rate_limit: Option<f64>,
@@ -72,7 +72,7 @@ impl Default for Options {
             listen: "127.0.0.1:0".parse().expect("valid"),
             api_key: "sandbox-key".into(),
             pages: 3,
-            page_size: 10,
+            page_size: None,
             rate_limit: None,
             daily_quota: None,
             fail_rate: 0.0,

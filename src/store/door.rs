@@ -504,6 +504,11 @@ impl Reader {
         runs::last_run(&self.conn, job)
     }
 
+    /// The jobs the database has runs or ticks of (for `status` without a job file).
+    pub fn job_names(&self) -> Result<Vec<String>> {
+        runs::job_names(&self.conn)
+    }
+
     pub fn transitions(&self, run_id: i64) -> Result<Vec<TransitionRecord>> {
         runs::transitions(&self.conn, run_id)
     }

@@ -148,6 +148,23 @@ fn hostname() -> String {
 
 #[cfg(test)]
 mod tests {
+
+    /// The files beside a database (WAL, SHM, the daemon's and sync's locks) stay out of a
+    /// checkout's `git status`.
+    #[test]
+    fn the_files_beside_a_database_are_ignored_by_git() {
+        let ignored = include_str!("../../.gitignore");
+        for suffix in ["", "-wal", "-shm", ".lock", ".sync.lock"] {
+            let pattern = format!("*.db{suffix}");
+            assert!(ignored.lines().any(|l| l == pattern), "{pattern}");
+        }
+        let db = std::path::Path::new("watchbell.db");
+        assert_eq!(
+            with_suffix(db, ".lock"),
+            std::path::Path::new("watchbell.db.lock")
+        );
+    }
+
     use super::*;
 
     #[test]

@@ -649,6 +649,13 @@ pub fn for_each_item(
     Ok(())
 }
 
+/// The names of the jobs the database has runs or ticks of, sorted.
+pub fn job_names(conn: &Connection) -> Result<Vec<String>> {
+    let mut stmt = conn.prepare("SELECT job FROM runs UNION SELECT job FROM ticks ORDER BY 1")?;
+    let names = stmt.query_map([], |r| r.get(0))?;
+    Ok(names.collect::<std::result::Result<_, _>>()?)
+}
+
 /// A job's newest run.
 pub fn last_run(conn: &Connection, job: &str) -> Result<Option<RunRecord>> {
     Ok(conn

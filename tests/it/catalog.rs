@@ -13,7 +13,7 @@ use crate::support::{self, job, job_file, sandbox, watchbell};
 async fn every_live_action_runs_through_trigger_against_the_strict_sandbox() {
     let sb = sandbox(Options {
         pages: 2,
-        page_size: 3,
+        page_size: Some(3),
         ..Options::default()
     })
     .await;
@@ -102,7 +102,7 @@ fn check_refuses_what_the_api_would_with_line_and_column() {
     let lines: Vec<&str> = err.lines().collect();
     assert_eq!(lines.len(), 5, "{err}");
     for (line, (at, what)) in lines.iter().zip([
-        ("schedules.toml:6:23:", "unknown parameter \"zoom\""),
+        ("schedules.toml:6:16:", "unknown parameter \"zoom\""),
         ("schedules.toml:12:26:", "\"Atlantis\" is not one of"),
         (
             "schedules.toml:16:10:",

@@ -92,15 +92,31 @@ fn next_rejects_a_bad_expression_with_exit_2() {
     assert_eq!(out.status.code(), Some(2));
 }
 
+/// A read command where there is no database says so and exits 1: an empty answer would hide
+/// a typo in `--db` or the wrong directory.
 #[test]
-fn runs_list_on_a_fresh_machine_says_there_are_none() {
+fn read_commands_on_a_database_that_is_not_there_say_so_and_exit_1() {
     let dir = tempfile::tempdir().unwrap();
-    let out = watchbell(dir.path())
-        .args(["runs", "list"])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "no runs");
+    for args in [
+        &["runs", "list"][..],
+        &["--db", "nonexist.db", "runs", "list"],
+        &["--db", "nonexist.db", "runs", "list", "--json"],
+        &["--db", "nonexist.db", "ticks"],
+        &["--db", "nonexist.db", "export"],
+        &["--db", "nonexist.db", "runs", "show", "x"],
+        &["--db", "nonexist.db", "lanes"],
+        &["--db", "nonexist.db", "lanes", "resume", "workspace"],
+        &["--db", "nonexist.db", "status"],
+    ] {
+        let out = watchbell(dir.path()).args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert!(out.stdout.is_empty(), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).starts_with("no database at "),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
 
 /// What `cargo deb` packages: every asset exists, the job file it installs under /etc does

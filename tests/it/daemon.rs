@@ -14,7 +14,7 @@ use crate::support::{InProcess, PAGED, at, body, eventually, job, sandbox};
 fn slow() -> Options {
     Options {
         pages: 4,
-        page_size: 2,
+        page_size: Some(2),
         latency: Some(Duration::from_millis(150)),
         ..Options::default()
     }
@@ -211,7 +211,7 @@ async fn ticks_missed_outside_catchup_are_skipped_with_a_reason() {
 async fn a_per_second_job_accounts_for_every_tick() {
     let sb = sandbox(Options {
         pages: 1,
-        page_size: 1,
+        page_size: Some(1),
         ..Options::default()
     })
     .await;
@@ -246,7 +246,7 @@ async fn a_per_second_job_accounts_for_every_tick() {
 async fn a_changed_file_adds_and_removes_jobs_without_touching_the_others() {
     let sb = sandbox(Options {
         pages: 1,
-        page_size: 1,
+        page_size: Some(1),
         ..Options::default()
     })
     .await;
@@ -304,7 +304,7 @@ async fn a_changed_file_adds_and_removes_jobs_without_touching_the_others() {
 async fn a_run_whose_owner_died_is_stopped_then_resumed_with_every_item_once() {
     let sb = sandbox(Options {
         pages: 5,
-        page_size: 3,
+        page_size: Some(3),
         ..Options::default()
     })
     .await;
@@ -389,7 +389,7 @@ async fn orphan(dir: &tempfile::TempDir, sb: &watchbell::sandbox::Sandbox) -> st
 async fn a_lost_run_is_not_resumed_when_its_job_says_resume_interrupted_false() {
     let sb = sandbox(Options {
         pages: 5,
-        page_size: 3,
+        page_size: Some(3),
         ..Options::default()
     })
     .await;
@@ -472,7 +472,7 @@ async fn max_concurrent_runs_bounds_the_runs_in_flight() {
 async fn run_timeout_stops_a_run_resumably_with_its_cursor() {
     let sb = sandbox(Options {
         pages: 50,
-        page_size: 1,
+        page_size: Some(1),
         latency: Some(Duration::from_millis(200)),
         ..Options::default()
     })
@@ -588,7 +588,7 @@ async fn a_blocked_run_is_resumed_after_its_reset() {
 async fn a_change_of_the_job_file_is_picked_up_without_a_signal() {
     let sb = sandbox(Options {
         pages: 1,
-        page_size: 1,
+        page_size: Some(1),
         ..Options::default()
     })
     .await;
@@ -640,7 +640,7 @@ async fn a_run_blocked_by_a_402_resumes_when_the_account_has_credits_again() {
     // 20 credits: two pages of ten, then the third page is refused with 402.
     let sb = sandbox(Options {
         pages: 5,
-        page_size: 10,
+        page_size: Some(10),
         credits: 20,
         ..Options::default()
     })

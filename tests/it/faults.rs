@@ -49,7 +49,7 @@ fn tick_seconds(dir: &std::path::Path, job: &str) -> Vec<i64> {
 async fn a_writer_holding_the_lock_for_3s_beside_the_daemon_and_two_trigger_loops_costs_nothing() {
     let sb = sandbox(Options {
         pages: 2,
-        page_size: 2,
+        page_size: Some(2),
         ..Options::default()
     })
     .await;
@@ -179,7 +179,7 @@ async fn a_full_disk_is_logged_reported_by_healthz_and_loses_no_tick() {
     // Pages of 40 items fill the free pages of the database file quickly.
     let sb = sandbox(Options {
         pages: 1,
-        page_size: 40,
+        page_size: Some(40),
         ..Options::default()
     })
     .await;
@@ -445,6 +445,8 @@ fn a_reader_that_goes_away_ends_the_command_quietly() {
         job("j", "* * * * * *").to_string(),
     )
     .unwrap();
+    // The read commands need a database (one that is not there is an error of its own).
+    drop(watchbell::store::Store::open(&dir.path().join("watchbell.db")).unwrap());
     for args in [
         vec!["next", "--cron", "* * * * * *", "-n", "10000", "--json"],
         vec!["next", "-n", "10000"],

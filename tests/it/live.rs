@@ -22,7 +22,7 @@ const ACTION: &str = support::PAGED;
 async fn a_multi_page_run_stores_every_item_exactly_once() {
     let sb = sandbox(Options {
         pages: 5,
-        page_size: 7,
+        page_size: Some(7),
         ..Options::default()
     })
     .await;
@@ -50,7 +50,7 @@ async fn a_429_storm_loses_and_duplicates_nothing() {
     // The client is told the wrong plan (20/s) against a sandbox allowing 2/s: 429s are certain.
     let sb = sandbox(Options {
         pages: 2,
-        page_size: 5,
+        page_size: Some(5),
         rate_limit: Some(2.0),
         ..Options::default()
     })
@@ -343,7 +343,7 @@ async fn invalid_input_makes_the_run_invalid() {
 async fn a_run_stopped_mid_pagination_resumes_from_its_cursor() {
     let sb = sandbox(Options {
         pages: 6,
-        page_size: 4,
+        page_size: Some(4),
         latency: Some(Duration::from_millis(100)),
         ..Options::default()
     })

@@ -5,6 +5,7 @@ mod catalog;
 mod cli;
 mod daemon;
 mod faults;
+mod first_hour;
 mod live;
 mod operator;
 mod progress;

@@ -14,7 +14,7 @@ use crate::support::{WAIT, eventually, job, job_file, read, sandbox, watchbell};
 async fn trigger_on_a_terminal_draws_a_moving_progress_line_and_ctrl_c_leaves_a_resumable_run() {
     let sb = sandbox(Options {
         pages: 60,
-        page_size: 2,
+        page_size: Some(2),
         latency: Some(Duration::from_millis(150)),
         ..Options::default()
     })

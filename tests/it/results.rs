@@ -151,7 +151,7 @@ async fn only_what_is_new_even_after_the_old_run_is_pruned() {
 async fn backfilling_five_past_hours_fires_five_runs_once() {
     let sb = sandbox(Options {
         pages: 1,
-        page_size: 2,
+        page_size: Some(2),
         ..Options::default()
     })
     .await;

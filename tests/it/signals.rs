@@ -16,7 +16,7 @@ use crate::support::{
 async fn sighup_with_a_broken_file_keeps_the_schedule() {
     let sb = sandbox(Options {
         pages: 1,
-        page_size: 1,
+        page_size: Some(1),
         ..Options::default()
     })
     .await;
@@ -55,7 +55,7 @@ async fn sighup_with_a_broken_file_keeps_the_schedule() {
 async fn sigterm_drains_then_stops_what_is_left_and_exits_0() {
     let sb = sandbox(Options {
         pages: 30,
-        page_size: 2,
+        page_size: Some(2),
         latency: Some(Duration::from_millis(200)),
         ..Options::default()
     })
@@ -110,7 +110,7 @@ async fn sigterm_drains_then_stops_what_is_left_and_exits_0() {
 async fn kill_9_during_a_run_then_restart_resumes_it_with_every_item_once() {
     let sb = sandbox(Options {
         pages: 8,
-        page_size: 2,
+        page_size: Some(2),
         latency: Some(Duration::from_millis(150)),
         ..Options::default()
     })

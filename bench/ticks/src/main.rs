@@ -87,7 +87,7 @@ fn serve_sandbox() {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
         let sb = watchbell::daemon::workers::handle()
-            .spawn(Sandbox::start(Options { pages: 1, page_size: 1, ..Options::default() }))
+            .spawn(Sandbox::start(Options { pages: 1, page_size: Some(1), ..Options::default() }))
             .await
             .unwrap()
             .unwrap();
