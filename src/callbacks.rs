@@ -15,6 +15,7 @@ use tracing::{info, warn};
 
 use crate::clock::Clock;
 use crate::config::{Config, HeaderValue};
+use crate::signatures::{self, Secret};
 use crate::store::{self, Delivery, DeliveryKind, Store, StoreError};
 
 /// The callback for one stored page.
@@ -42,17 +43,6 @@ pub fn final_body(
         "error": error,
         "results": null,
     })
-}
-
-/// `sha256=<hex HMAC-SHA256 of body>`.
-pub fn signature(secret: &[u8], body: &[u8]) -> String {
-    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret);
-    let tag = aws_lc_rs::hmac::sign(&key, body);
-    let mut out = String::from("sha256=");
-    for b in tag.as_ref() {
-        let _ = write!(out, "{b:02x}");
-    }
-    out
 }
 
 /// The body of a `notify` POST: the facts, and a one-line `text` that a Slack or Mattermost
@@ -202,16 +192,24 @@ impl Deliverer {
             req = req.header(k, v.resolve().map_err(|e| (None, e))?);
         }
         if let Some(var) = secret_env {
-            let secret = std::env::var(var).map_err(|_| {
+            let value = std::env::var(var).map_err(|_| {
                 (
                     None,
                     format!("webhook.secret_env {var} is not set; not sending unsigned"),
                 )
             })?;
-            req = req.header(
-                "X-Watchbell-Signature",
-                signature(secret.as_bytes(), d.body.as_bytes()),
-            );
+            let secret = Secret::parse(&value).map_err(|e| {
+                (
+                    None,
+                    format!("webhook.secret_env {var}: {e}; not sending unsigned"),
+                )
+            })?;
+            // The id is the delivery's, the same at every attempt; the time is this attempt's.
+            let id = signatures::delivery_id(&d.job, d.run_id, d.seq, &d.body);
+            let now = self.clock.now().timestamp();
+            for (name, value) in secret.headers(&id, now, d.body.as_bytes()) {
+                req = req.header(name, value);
+            }
         }
         match req.send().await {
             Ok(r) if r.status().is_success() => {
@@ -254,15 +252,6 @@ impl Deliverer {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn signatures_match_rfc_4231_case_2() {
-        // HMAC-SHA256 with key "Jefe" over "what do ya want for nothing?".
-        assert_eq!(
-            signature(b"Jefe", b"what do ya want for nothing?"),
-            "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
-        );
-    }
 
     #[test]
     fn bodies_have_the_callback_shape() {

@@ -7,7 +7,8 @@
 //! - [`runner`]: how one run goes; [`status`]: the lifecycle it follows; [`lanes`]: account safety.
 //! - [`store`]: what happened (runs, transitions, pages, ticks, links, deliveries).
 //! - [`daemon`]: the wiring (dispatch, reload, recovery, systemd); [`owner`]: who runs a run.
-//! - [`sync`]: remote schedules; [`callbacks`]: webhooks; [`metrics`]; [`export`].
+//! - [`sync`]: remote schedules; [`callbacks`]: webhooks, signed by [`signatures`]; [`metrics`];
+//!   [`export`].
 //! - [`cli`]: the commands; [`logging`]: the log lines.
 
 pub mod api;
@@ -30,6 +31,7 @@ pub mod runner;
 pub mod sandbox;
 pub mod schedule;
 pub mod scheduler;
+pub mod signatures;
 pub mod status;
 pub mod store;
 pub mod sync;

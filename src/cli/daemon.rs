@@ -26,6 +26,7 @@ pub fn run(cli: &Cli, with_sandbox: bool) -> Outcome {
     for w in &config.warnings {
         tracing::warn!("{w}");
     }
+    super::check_secrets(&config)?;
     let db = database_path(cli, Some(&config));
     if let Some(why) = files::foreign_owner(&db) {
         return Err(Failure::usage(why));

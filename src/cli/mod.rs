@@ -372,6 +372,36 @@ pub fn database_path(cli: &Cli, config: Option<&Config>) -> PathBuf {
     }
 }
 
+/// Webhook secrets as deliveries will use them: a `whsec_` secret that cannot sign (empty,
+/// not base64, shorter than 24 bytes) is refused at start (exit 2); any other value still signs
+/// the old way, with a deprecation warning. An unset variable is the deliveries' to report.
+pub(crate) fn check_secrets(config: &Config) -> Outcome {
+    let mut seen = std::collections::BTreeSet::new();
+    for job in &config.jobs {
+        let Some(var) = job.webhook.as_ref().and_then(|w| w.secret_env.as_deref()) else {
+            continue;
+        };
+        let Ok(value) = std::env::var(var) else {
+            continue;
+        };
+        match crate::signatures::Secret::parse(&value) {
+            Err(e) => {
+                return Err(Failure::usage(format!(
+                    "job {:?}: webhook.secret_env {var}: {e}",
+                    job.name
+                )));
+            }
+            Ok(crate::signatures::Secret::Plain(_)) if seen.insert(var) => tracing::warn!(
+                job = %job.name,
+                var,
+                "webhook secret is not a whsec_ secret: deliveries carry only X-Watchbell-Signature, which is deprecated; a whsec_ secret also signs them as Standard Webhooks"
+            ),
+            Ok(_) => {}
+        }
+    }
+    Ok(())
+}
+
 /// The job file if it exists (read commands work without one), failing if it does not validate.
 pub fn optional_config(cli: &Cli) -> Result<Option<Config>, Failure> {
     if cli.db.is_some() || !cli.config.exists() {

@@ -56,6 +56,7 @@ pub fn trigger(cli: &Cli, job_name: &str, with_sandbox: bool) -> Outcome {
             cli.config.display()
         )));
     }
+    super::check_secrets(&config)?;
     let rt = runtime()?;
     let (runner, sandbox) = if with_sandbox {
         let sb = rt

@@ -9,10 +9,11 @@ use axum::Router;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use watchbell::api::Pacer;
-use watchbell::callbacks::{Deliverer, signature};
+use watchbell::callbacks::Deliverer;
 use watchbell::clock::Clock;
 use watchbell::config::Config;
 use watchbell::sandbox::Options;
+use watchbell::signatures::{Secret, hex as signature, standard};
 use watchbell::status::RunStatus;
 use watchbell::store::{self, NewRun, Store, Trigger};
 
@@ -609,4 +610,123 @@ fn which(name: &str) -> Result<std::path::PathBuf, ()> {
         .map(|d| d.join(name))
         .find(|p| p.is_file())
         .ok_or(())
+}
+
+/// A webhook whose secret is a `whsec_` value gets Standard Webhooks headers beside the old
+/// one: the id fixed per delivery (the same on a retry), the timestamp of each attempt, and a
+/// signature that an independent implementation (Python's standard library, when the machine
+/// has python3) verifies. A `whsec_` secret too short to sign is refused at start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whsec_secrets_sign_deliveries_as_standard_webhooks() {
+    const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    // Every attempt, in order; the very first is answered 503 so that one delivery is retried.
+    let got: Arc<Mutex<Vec<(HeaderMap, String)>>> = Arc::default();
+    let seen = got.clone();
+    let hook = serve(Router::new().route(
+        "/hook",
+        post(move |headers: HeaderMap, body: String| {
+            let seen = seen.clone();
+            async move {
+                let mut got = seen.lock().unwrap();
+                got.push((headers, body));
+                if got.len() == 1 {
+                    StatusCode::SERVICE_UNAVAILABLE
+                } else {
+                    StatusCode::OK
+                }
+            }
+        }),
+    ))
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let toml = job("signed", "0 9 * * 1").set(
+        "webhook",
+        format!("{{ url = \"{hook}/hook\", secret_env = \"HOOK_SECRET\" }}"),
+    );
+    std::fs::write(dir.path().join("schedules.toml"), toml.to_string()).unwrap();
+    let trigger = |secret: &'static str| {
+        let d = dir.path().to_path_buf();
+        tokio::task::spawn_blocking(move || {
+            watchbell(&d)
+                .args(["trigger", "signed", "--sandbox"])
+                .env("HOOK_SECRET", secret)
+                .output()
+                .unwrap()
+        })
+    };
+    let short = trigger("whsec_AAECAwQF").await.unwrap();
+    assert_eq!(short.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&short.stderr).contains("a whsec_ secret needs at least 24"),
+        "{}",
+        String::from_utf8_lossy(&short.stderr)
+    );
+    let out = trigger(SECRET).await.unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got = got.lock().unwrap().clone();
+    assert_eq!(got.len(), 5, "4 deliveries, the first attempted twice");
+    let header = |h: &HeaderMap, n: &str| h[n].to_str().unwrap().to_string();
+    let ids: Vec<String> = got.iter().map(|(h, _)| header(h, "webhook-id")).collect();
+    assert_eq!(ids[0], ids[1], "a retry keeps its webhook-id");
+    assert_eq!(got[0].1, got[1].1);
+    let mut distinct = ids.clone();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 4, "{ids:?}");
+    let Secret::Standard { keys, .. } = Secret::parse(SECRET).unwrap() else {
+        panic!("a whsec_ secret");
+    };
+    let mut signed = Vec::new();
+    for (h, body) in &got {
+        let ts: i64 = header(h, "webhook-timestamp").parse().unwrap();
+        assert!((Clock::System.now().timestamp() - ts).abs() < 300);
+        let id = header(h, "webhook-id");
+        let sig = header(h, "webhook-signature");
+        assert_eq!(sig, standard(&keys, &id, ts, body.as_bytes()));
+        assert_eq!(
+            header(h, "x-watchbell-signature"),
+            signature(SECRET.as_bytes(), body.as_bytes())
+        );
+        signed.push(serde_json::json!({"id": id, "ts": ts, "body": body, "sig": sig}));
+    }
+    verified_elsewhere(SECRET, &signed);
+}
+
+/// The Standard Webhooks check of each `{id, ts, body, sig}`, by another implementation of
+/// HMAC and base64: Python's standard library, when the machine has python3.
+fn verified_elsewhere(secret: &str, signed: &[serde_json::Value]) {
+    let verify = r#"
+import base64, hashlib, hmac, json, sys
+key = base64.b64decode(sys.argv[1].split("_", 1)[1])
+for m in json.load(sys.stdin):
+    mac = hmac.new(key, f"{m['id']}.{m['ts']}.{m['body']}".encode(), hashlib.sha256).digest()
+    want = "v1," + base64.b64encode(mac).decode()
+    assert hmac.compare_digest(want, m["sig"]), m["id"]
+"#;
+    match Process::new("python3")
+        .args(["-c", verify, secret])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+    {
+        Ok(mut py) => {
+            use std::io::Write as _;
+            py.stdin
+                .take()
+                .unwrap()
+                .write_all(serde_json::to_string(signed).unwrap().as_bytes())
+                .unwrap();
+            let out = py.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "python3 refused a signature: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Err(e) => eprintln!("skipped the independent check: no python3 ({e})"),
+    }
 }
