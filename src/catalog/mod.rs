@@ -441,6 +441,16 @@ pub fn example_job(action: &str, mode: ModeName) -> Option<String> {
     Some(out)
 }
 
+/// Every example input of `examples.toml`, by action: values that satisfy the actions' input
+/// patterns (the catalog's tests hold them to the schema).
+pub fn example_inputs() -> impl Iterator<Item = (&'static str, &'static toml::Table)> {
+    static PARSED: OnceLock<toml::Table> = OnceLock::new();
+    PARSED
+        .get_or_init(|| toml::from_str(EXAMPLES).expect("examples.toml parses"))
+        .iter()
+        .filter_map(|(action, v)| Some((action.as_str(), v.get("input")?.as_table()?)))
+}
+
 /// A live body as the action accepts it: keys the action does not take, `null`s, and empty
 /// `input`/`parameters` it does not require are left out. Runs stored before the catalog was
 /// enforced carried `identity_mode`, `identity_ids: null`, `parameters: {}` and `input: {}`

@@ -81,9 +81,16 @@ pub(crate) async fn run_live(
                 .map_or(10, |n| n as u32)
         }),
     };
-    let mut items: Vec<Value> = (0..count)
-        .map(|i| item(&name, &action["output"], &input, page, i))
-        .collect();
+    let mut items: Vec<Value> = Vec::new();
+    if page == 1 && paginated && !single && st.opts.new_per_run > 0 {
+        // Never served before: keyed by this run's number, which no other run shares.
+        let run = st.runs_begun.fetch_add(1, Ordering::Relaxed);
+        let fresh = format!("{input}\u{0}new-{run}");
+        items
+            .extend((0..st.opts.new_per_run).map(|i| item(&name, &action["output"], &fresh, 0, i)));
+    }
+    items.extend((0..count).map(|i| item(&name, &action["output"], &input, page, i)));
+    let count = items.len() as u32;
     st.stats.live_pages.fetch_add(1, Ordering::Relaxed);
     st.stats
         .items
@@ -114,6 +121,8 @@ pub(crate) fn item(action: &str, output: &Value, input: &str, page: u32, index: 
     for (field, schema) in output.as_object().into_iter().flatten() {
         let n = u64::from(page) * 1000 + u64::from(index);
         let v = match schema["type"].as_str() {
+            // Named like an input key: a value that key's pattern takes (chains send it back).
+            Some("string") if let Some(v) = super::values::value(field, &id) => json!(v),
             Some("string") if schema["format"] == "uri" => {
                 json!(format!("https://example.com/{action}/{id}/{field}"))
             }

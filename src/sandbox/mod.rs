@@ -9,6 +9,7 @@ mod live;
 mod records;
 mod strict;
 mod v1;
+mod values;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -55,6 +56,10 @@ pub struct Options {
     /// Delay before each answer, e.g. "50ms".
     #[arg(long, value_parser = humantime::parse_duration)]
     pub latency: Option<Duration>,
+    /// Items never served before that each live run of a paginated action also returns, first
+    /// on its first page (a search that finds something new each time, for chains).
+    #[arg(long, default_value_t = 0)]
+    pub new_per_run: u32,
     /// Seed for the fault injection.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -73,6 +78,7 @@ impl Default for Options {
             api_key: "sandbox-key".into(),
             pages: 3,
             page_size: None,
+            new_per_run: 0,
             rate_limit: None,
             daily_quota: None,
             fail_rate: 0.0,
@@ -117,6 +123,8 @@ pub(crate) struct State {
     pub(crate) records: Mutex<records::Records>,
     /// Credits of the current billing period (items returned count against them).
     pub(crate) credits: AtomicU64,
+    /// Live runs begun, for `--new-per-run`'s never-served items.
+    pub(crate) runs_begun: AtomicU64,
 }
 
 struct Bucket {
@@ -149,6 +157,7 @@ impl Sandbox {
             daily: Mutex::default(),
             records: Mutex::default(),
             credits: AtomicU64::new(opts_credits),
+            runs_begun: AtomicU64::new(0),
         });
         let shutdown = CancellationToken::new();
         let app = router(state.clone());

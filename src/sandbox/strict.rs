@@ -219,7 +219,7 @@ fn openapi(v: &Value) -> Value {
 }
 
 /// `/body/flags` -> `(?flags)body`, dropping `g`, and the doubled caret some literals carry.
-fn pattern(p: &str) -> String {
+pub(crate) fn pattern(p: &str) -> String {
     let Some(rest) = p.strip_prefix('/') else {
         return p.to_string();
     };

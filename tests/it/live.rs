@@ -443,3 +443,61 @@ async fn the_key_never_appears_in_logs() {
         assert!(!found, "the key is stored in {file}");
     }
 }
+
+/// With `--new-per-run`, each search also returns items never served before, and the place
+/// URLs a search returns are inputs `googlemaps-extract-place` accepts: a chain can be tried
+/// against the sandbox.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn searches_find_new_places_that_the_extract_action_accepts() {
+    let sb = sandbox(Options {
+        pages: 2,
+        page_size: Some(3),
+        new_per_run: 2,
+        ..Options::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let r = runner(
+        &dir,
+        sb.base_url().as_str(),
+        sb.api_key(),
+        Pacer::unlimited(),
+    );
+    let first = run_once(&r, ACTION, body()).await;
+    let second = run_once(&r, ACTION, body()).await;
+    assert_eq!(
+        (first.items, second.items),
+        (8, 8),
+        "2 new and 2 pages of 3"
+    );
+    let (a, b) = (item_ids(&r, &first).await, item_ids(&r, &second).await);
+    let a: HashSet<&String> = a.iter().collect();
+    let b: HashSet<&String> = b.iter().collect();
+    assert_eq!(
+        a.intersection(&b).count(),
+        6,
+        "only the two new ones differ"
+    );
+    let places = r.store.items(second.id).await.unwrap();
+    let url = places[0]["google_maps_place_url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        url.starts_with("https://www.google.com/maps/place/"),
+        "{url}"
+    );
+    let extract = run_once(
+        &r,
+        "googlemaps-extract-place",
+        serde_json::json!({"input": {"google_maps_place_url": url}}),
+    )
+    .await;
+    assert_eq!(
+        extract.status,
+        RunStatus::Succeeded,
+        "{:?}",
+        extract.last_error
+    );
+    assert_eq!(extract.items, 1);
+}
