@@ -9,7 +9,7 @@ use std::io::{self, Write};
 
 use serde_json::{Map, Value};
 
-use crate::store::{ItemQuery, Reader, Result};
+use crate::store::{ItemQuery, ItemRow, Reader, Result};
 
 /// How to write items.
 #[derive(Clone, Copy, Debug)]
@@ -35,27 +35,37 @@ pub fn write(db: &Reader, q: &ItemQuery, layout: Layout, out: &mut impl Write) -
         }
     };
     if !layout.csv {
-        return db.for_each_item_text(q, |uid, job, _, text| {
+        return db.for_each_item_text(q, |row| {
             count();
             if layout.origin {
-                let item = with_origin(parse(text), uid, job);
+                let item = with_origin(item_of(row), &row.run_uid, &row.job);
                 writeln!(out, "{}", Value::Object(item))
+            } else if row.input.is_some() {
+                // The input first, then the item as stored.
+                let mut head =
+                    serde_json::to_string(&Value::Object(input_fields(row))).unwrap_or_default();
+                head.pop();
+                match row.text.strip_prefix('{') {
+                    Some("}") => writeln!(out, "{head}}}"),
+                    Some(rest) => writeln!(out, "{head},{rest}"),
+                    None => writeln!(out, "{}", Value::Object(item_of(row))),
+                }
             } else {
-                writeln!(out, "{text}")
+                writeln!(out, "{}", row.text)
             }
         });
     }
     let columns = columns(db, q, layout.origin)?;
     let header: Vec<String> = columns.iter().map(|c| field(c)).collect();
     writeln!(out, "{}", header.join(",")).map_err(crate::store::StoreError::Output)?;
-    db.for_each_item_text(q, |uid, job, _, text| {
+    db.for_each_item_text(q, |row| {
         count();
         let item = if layout.origin {
-            with_origin(parse(text), uid, job)
+            with_origin(item_of(row), &row.run_uid, &row.job)
         } else {
-            parse(text)
+            item_of(row)
         };
-        let row: Vec<String> = columns
+        let cells: Vec<String> = columns
             .iter()
             .map(|c| match item.get(c) {
                 None | Some(Value::Null) => String::new(),
@@ -64,8 +74,34 @@ pub fn write(db: &Reader, q: &ItemQuery, layout: Layout, out: &mut impl Write) -
                 Some(other) => field(&other.to_string()),
             })
             .collect();
-        writeln!(out, "{}", row.join(","))
+        writeln!(out, "{}", cells.join(","))
     })
+}
+
+/// An item of a run over a list remembers its input: `_input` (its index) and its
+/// `custom_data.KEY`s, without the `watchbell` key watchbell itself adds.
+fn input_fields(row: &ItemRow) -> Map<String, Value> {
+    let mut m = Map::new();
+    let Some(index) = row.input else {
+        return m;
+    };
+    m.insert("_input".into(), index.into());
+    let custom = row
+        .custom_data
+        .as_deref()
+        .and_then(|t| serde_json::from_str::<Map<String, Value>>(t).ok())
+        .unwrap_or_default();
+    for (k, v) in custom.into_iter().filter(|(k, _)| k != "watchbell") {
+        m.insert(format!("custom_data.{k}"), v);
+    }
+    m
+}
+
+/// The item as an object, its input's fields first.
+fn item_of(row: &ItemRow) -> Map<String, Value> {
+    let mut item = input_fields(row);
+    item.extend(parse(&row.text));
+    item
 }
 
 /// The CSV columns: a first pass over the items' keys, holding only the names.
@@ -83,14 +119,23 @@ fn columns(db: &Reader, q: &ItemQuery, origin: bool) -> Result<Vec<String>> {
     }
     let mut present: Vec<String> = Vec::new();
     let mut seen: HashSet<String> = HashSet::new();
-    db.for_each_item_text(q, |_, _, _, text| {
-        for k in parse(text).keys() {
+    let mut inputs: Vec<String> = Vec::new();
+    db.for_each_item_text(q, |row| {
+        for k in input_fields(row).keys() {
+            if seen.insert(k.clone()) {
+                inputs.push(k.clone());
+            }
+        }
+        for k in parse(&row.text).keys() {
             if seen.insert(k.clone()) {
                 present.push(k.clone());
             }
         }
         Ok(())
     })?;
+    for k in &inputs {
+        add(k, &mut columns);
+    }
     for action in db.item_actions(q)? {
         let fields: Vec<&str> = match crate::catalog::v4().action(&action) {
             Some(a) => a.output_fields().collect(),

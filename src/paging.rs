@@ -21,6 +21,9 @@ pub struct Pass {
     pub visited: HashSet<String>,
     /// Content hashes of this pass's pages, with their page numbers.
     pub seen: HashMap<String, u32>,
+    /// True when pages of an earlier pass (of the same run, or of the same input of a run over
+    /// a list) were stored: items may repeat.
+    restarted: bool,
 }
 
 impl Pass {
@@ -35,6 +38,7 @@ impl Pass {
         let mine = || stored.iter().filter(move |p| p.page >= start);
         Pass {
             start,
+            restarted: stored.iter().any(|p| p.page < start),
             visited: mine().map(|p| p.url.clone()).collect(),
             seen: mine()
                 .filter_map(|p| p.content_hash.clone().map(|h| (h, p.page)))
@@ -42,8 +46,17 @@ impl Pass {
         }
     }
 
-    /// A new pass whose first page will be page `start`.
+    /// A new pass, after an earlier one, whose first page will be page `start`.
     pub fn fresh(start: u32) -> Pass {
+        Pass {
+            start,
+            restarted: true,
+            ..Pass::default()
+        }
+    }
+
+    /// The first pass of one input of a run over a list, from page `start` of the run.
+    pub fn first(start: u32) -> Pass {
         Pass {
             start,
             ..Pass::default()
@@ -52,7 +65,7 @@ impl Pass {
 
     /// True when this pass started again after an earlier one: items may repeat.
     pub fn is_repeat(&self) -> bool {
-        self.start > 1
+        self.restarted
     }
 
     /// Pages of this pass so far, when the last stored page is `page_no`.
@@ -83,6 +96,7 @@ mod tests {
             items: 1,
             fetched_at: "2026-01-01T00:00:00.000Z".into(),
             content_hash: Some(hash.into()),
+            input: None,
         }
     }
 

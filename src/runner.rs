@@ -22,6 +22,8 @@ use crate::store::{
 };
 use crate::{callbacks, catalog};
 
+mod inputs;
+
 /// What a run's job asks of it: bounds, retries, and whom to tell how it ended.
 #[derive(Clone, Debug)]
 pub struct Limits {
@@ -136,15 +138,20 @@ impl Runner {
                 .await?;
             info!(action = %run.action_name, pages = run.pages, "run started");
             let paging = self.pages(&run, limits, stop);
+            // A run over a list times each input on its own (`inputs::list_loop`).
+            let whole = (!inputs::is_list(&run)).then_some(limits.run_timeout);
             let result = tokio::select! {
-                r = tokio::time::timeout(limits.run_timeout, paging) => match r {
-                    Ok(r) => r?,
-                    Err(_) => End::Stopped("run_timeout".into()),
+                r = within(whole, paging) => match r {
+                    Some(r) => r?,
+                    None => End::Stopped("run_timeout".into()),
                 },
                 () = stop.token.cancelled() => End::Stopped(stop.reason().to_string()),
             };
-            let retryable = matches!(&result, End::Failed(f) if f.worth_retrying())
-                && catalog::Count::of(&run.action_name) != catalog::Count::Outreach;
+            let retryable = match &result {
+                End::Failed(f) => f.worth_retrying(),
+                End::Inputs(t) => t.unfinished > 0,
+                _ => false,
+            } && catalog::Count::of(&run.action_name) != catalog::Count::Outreach;
             let done = self.finish(uid, result).await?;
             if retryable && let Some(again) = self.retry(&done, limits).await? {
                 return Ok(again);
@@ -317,7 +324,12 @@ impl Runner {
             self.client.pace(),
             self.client.request_timeout(),
         );
-        let end = self.page_loop(run, limits, stop, &gate).await?;
+        let end = if inputs::is_list(run) {
+            self.list_loop(run, limits, stop, &gate).await?
+        } else {
+            self.page_loop(run, &Leg::whole(run), limits, stop, &gate)
+                .await?
+        };
         let waited = gate.waited().as_millis() as u64;
         if waited > 0 {
             persistently(|| self.store.add_lane_wait(&run.uid, waited)).await?;
@@ -330,9 +342,11 @@ impl Runner {
         Ok(end)
     }
 
+    /// Pages `leg` (the run's one input, or one input of its list) from its cursor to its end.
     async fn page_loop(
         &self,
         run: &RunRecord,
+        leg: &Leg,
         limits: &Limits,
         stop: &Stop,
         gate: &RunGate,
@@ -343,24 +357,25 @@ impl Runner {
             Ok(u) => u.to_string(),
             Err(f) => return Ok(End::Failed(f)),
         };
-        // A v4 live run POSTs its body (stored before the catalog was enforced: sent as the
-        // action accepts it); a v1 endpoint is a GET whose query is in the URL.
-        let body = (!catalog::v1::is_endpoint(&run.action_name))
-            .then(|| catalog::clean_live_body(&run.action_name, &run.body));
-        let stored = persistently(|| self.store.pages(run.id)).await?;
-        let mut pass = Pass::of(&stored, &first);
+        let body = leg.body.as_ref();
+        let mut stored = persistently(|| self.store.pages(run.id)).await?;
+        stored.retain(|p| p.input == leg.input);
+        let mut pass = match leg.input {
+            Some(_) if stored.is_empty() => Pass::first(run.pages + 1),
+            _ => Pass::of(&stored, &first),
+        };
         let mut cursor_at = paging::cursor_time(&stored);
-        // Item keys stored in this run, once a new pass makes repeats possible.
+        // Item keys stored in this run (or input), once a new pass makes repeats possible.
         let mut known = if pass.is_repeat() {
-            Some(self.stored_keys(run).await?)
+            Some(self.stored_keys(run, leg.input).await?)
         } else {
             None
         };
         let mut page_no = run.pages;
-        let mut next = match (&run.next_url, page_no) {
-            (_, 0) => Some(first.clone()),
-            (Some(u), _) => Some(u.clone()),
-            (None, _) => None, // every page was already stored
+        let mut next = if stored.is_empty() {
+            Some(first.clone())
+        } else {
+            leg.next.clone() // `None`: every page was already stored
         };
         let mut total = run.items;
         // The last page is stored while the next is fetched, so a run waits for the longer of
@@ -383,7 +398,7 @@ impl Runner {
                 url_text.clone_from(&first);
                 pass = Pass::fresh(page_no + 1);
                 if known.is_none() {
-                    known = Some(self.stored_keys(run).await?);
+                    known = Some(self.stored_keys(run, leg.input).await?);
                 }
             }
             if pass.pages(page_no) >= limits.max_pages {
@@ -397,7 +412,7 @@ impl Runner {
                 break End::Failed(ApiFailure::PaginationLoop(url_text));
             }
             let page = self
-                .fetch(run, &url, body.as_ref(), deadline, gate, storing.take())
+                .fetch(run, &url, body, deadline, gate, storing.take())
                 .await?;
             let page = match page {
                 Ok(p) => p,
@@ -422,7 +437,7 @@ impl Runner {
             cursor_at = Some(self.clock.now());
             let cursor = next.clone();
             storing = Some(Box::pin(async move {
-                self.keep_page(run, page_no, url_text, cursor, items)
+                self.keep_page(run, leg, page_no, url_text, cursor, items)
                     .await?;
                 self.client.metrics().items_stored(&run.job, n);
                 info!(
@@ -501,9 +516,13 @@ impl Runner {
         persistently(|| self.store.note(uid, &why, now)).await
     }
 
-    /// What identifies each item already stored in the run.
-    async fn stored_keys(&self, run: &RunRecord) -> Result<HashSet<u64>, StoreError> {
-        let items = persistently(|| self.store.items(run.id)).await?;
+    /// What identifies each item already stored in the run (of `input`, in a run over a list).
+    async fn stored_keys(
+        &self,
+        run: &RunRecord,
+        input: Option<u32>,
+    ) -> Result<HashSet<u64>, StoreError> {
+        let items = persistently(|| self.store.items_of(run.id, input)).await?;
         Ok(items
             .iter()
             .map(|i| catalog::item_key(&run.action_name, i, &i.to_string()))
@@ -514,13 +533,14 @@ impl Runner {
     async fn keep_page(
         &self,
         run: &RunRecord,
+        leg: &Leg,
         page_no: u32,
         url: String,
         cursor: Option<String>,
         items: Items,
     ) -> Result<(), StoreError> {
         let callback = run.callback_url.clone().map(|u| {
-            let body = callbacks::page_body(&run.uid, page_no, &run.body["input"], &items.values);
+            let body = callbacks::page_body(&run.uid, page_no, &leg.input_value, &items.values);
             (u, body)
         });
         let page = Arc::new(NewPage {
@@ -531,6 +551,7 @@ impl Runner {
             content_hash: items.hash,
             next_url: cursor,
             callback,
+            input: leg.input,
         });
         drop(items.values);
         let now = self.clock.now();
@@ -556,6 +577,10 @@ impl Runner {
             End::Stopped(reason) => {
                 self.transition(uid, RunStatus::Stopped, &reason, None)
                     .await
+            }
+            End::Inputs(tally) => {
+                let (to, reason) = tally.status();
+                self.transition(uid, to, &reason, tally.error).await
             }
             End::Failed(f) => {
                 let to = f.run_status(stored);
@@ -665,4 +690,42 @@ enum End {
     MaxPages,
     Stopped(String),
     Failed(ApiFailure),
+    /// Every input of a run over a list was tried: how they ended.
+    Inputs(inputs::Tally),
+}
+
+/// `f`, bounded by `limit` when there is one; `None` when the limit ran out.
+async fn within<F: Future>(limit: Option<Duration>, f: F) -> Option<F::Output> {
+    match limit {
+        Some(limit) => tokio::time::timeout(limit, f).await.ok(),
+        None => Some(f.await),
+    }
+}
+
+/// What one paging loop works through: the run's one input, or one input of its list, with
+/// the body it sends, the input its callbacks name, and where its cursor is.
+struct Leg {
+    /// The input's place in the run's list; `None` for a run over one input.
+    input: Option<u32>,
+    /// The body sent by POST (cleaned as the action accepts it); `None` for a v1 GET.
+    body: Option<serde_json::Value>,
+    /// The input, as the page callbacks give it.
+    input_value: serde_json::Value,
+    /// The cursor after the last stored page of this leg.
+    next: Option<String>,
+}
+
+impl Leg {
+    /// A run over one input. A v4 live run POSTs its body (stored before the catalog was
+    /// enforced: sent as the action accepts it); a v1 endpoint is a GET whose query is in the
+    /// URL.
+    fn whole(run: &RunRecord) -> Leg {
+        Leg {
+            input: None,
+            body: (!catalog::v1::is_endpoint(&run.action_name))
+                .then(|| catalog::clean_live_body(&run.action_name, &run.body)),
+            input_value: run.body["input"].clone(),
+            next: run.next_url.clone(),
+        }
+    }
 }

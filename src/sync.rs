@@ -92,8 +92,7 @@ pub fn definition(job: &Job) -> Value {
     let callback = callback(job);
     json!({
         "action": job.action,
-        // Actions that take no input are scheduled with one empty input.
-        "inputs": [r.input.as_ref().map_or_else(|| json!({}), Json::value)],
+        "inputs": schedule_inputs(job),
         "parameters": r.parameters.as_ref().map(Json::value),
         "identity_mode": r.identity_mode.map(IdentityMode::as_str),
         "identity_ids": r.identity_ids,
@@ -101,6 +100,17 @@ pub fn definition(job: &Job) -> Value {
         "cron": job.schedule.cron.as_str(),
         "timezone": job.schedule.tz.name(),
     })
+}
+
+/// The schedule's `inputs`: the job's list, or its one input (`inputs = [X]` is `input = X`,
+/// so the definition, and its hash, are the same). Actions that take no input are scheduled
+/// with one empty input.
+fn schedule_inputs(job: &Job) -> Value {
+    let r = &job.request;
+    match &r.inputs {
+        Some(list) => list.iter().map(Json::value).collect(),
+        None => json!([r.input.as_ref().map_or_else(|| json!({}), Json::value)]),
+    }
 }
 
 /// The body that creates a remote job's schedule (schedule mode): its definition, without the

@@ -121,6 +121,9 @@ _watchbell() {
             watchbell__subcmd__help__subcmd__lanes,resume)
                 cmd="watchbell__subcmd__help__subcmd__lanes__subcmd__resume"
                 ;;
+            watchbell__subcmd__help__subcmd__runs,inputs)
+                cmd="watchbell__subcmd__help__subcmd__runs__subcmd__inputs"
+                ;;
             watchbell__subcmd__help__subcmd__runs,list)
                 cmd="watchbell__subcmd__help__subcmd__runs__subcmd__list"
                 ;;
@@ -148,6 +151,9 @@ _watchbell() {
             watchbell__subcmd__runs,help)
                 cmd="watchbell__subcmd__runs__subcmd__help"
                 ;;
+            watchbell__subcmd__runs,inputs)
+                cmd="watchbell__subcmd__runs__subcmd__inputs"
+                ;;
             watchbell__subcmd__runs,list)
                 cmd="watchbell__subcmd__runs__subcmd__list"
                 ;;
@@ -162,6 +168,9 @@ _watchbell() {
                 ;;
             watchbell__subcmd__runs__subcmd__help,help)
                 cmd="watchbell__subcmd__runs__subcmd__help__subcmd__help"
+                ;;
+            watchbell__subcmd__runs__subcmd__help,inputs)
+                cmd="watchbell__subcmd__runs__subcmd__help__subcmd__inputs"
                 ;;
             watchbell__subcmd__runs__subcmd__help,list)
                 cmd="watchbell__subcmd__runs__subcmd__help__subcmd__list"
@@ -540,8 +549,22 @@ _watchbell() {
             return 0
             ;;
         watchbell__subcmd__help__subcmd__runs)
-            opts="list show results resume"
+            opts="list show inputs results resume"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        watchbell__subcmd__help__subcmd__runs__subcmd__inputs)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -894,7 +917,7 @@ _watchbell() {
             return 0
             ;;
         watchbell__subcmd__runs)
-            opts="-h --config --db --log-format --help list show results resume help"
+            opts="-h --config --db --log-format --help list show inputs results resume help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -920,7 +943,7 @@ _watchbell() {
             return 0
             ;;
         watchbell__subcmd__runs__subcmd__help)
-            opts="list show results resume help"
+            opts="list show inputs results resume help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -934,6 +957,20 @@ _watchbell() {
             return 0
             ;;
         watchbell__subcmd__runs__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        watchbell__subcmd__runs__subcmd__help__subcmd__inputs)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -996,6 +1033,32 @@ _watchbell() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        watchbell__subcmd__runs__subcmd__inputs)
+            opts="-h --json --config --db --log-format --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --db)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1128,7 +1191,7 @@ _watchbell() {
             return 0
             ;;
         watchbell__subcmd__sandbox)
-            opts="-h --listen --api-key --pages --page-size --rate-limit --daily-quota --fail-rate --latency --seed --credits --cursor-ttl --config --db --log-format --help"
+            opts="-h --listen --api-key --pages --page-size --rate-limit --daily-quota --fail-rate --latency --new-per-run --seed --credits --cursor-ttl --config --db --log-format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1163,6 +1226,10 @@ _watchbell() {
                     return 0
                     ;;
                 --latency)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --new-per-run)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -74,16 +74,17 @@ complete -c watchbell -n "__fish_watchbell_using_subcommand trigger" -l log-form
 json\t''"
 complete -c watchbell -n "__fish_watchbell_using_subcommand trigger" -l sandbox -d 'Against an in-process simulator instead of the API, in watchbell-sandbox.db unless --db is given; webhooks, notify and ping go only to loopback URLs'
 complete -c watchbell -n "__fish_watchbell_using_subcommand trigger" -s h -l help -d 'Print help'
-complete -c watchbell -n "__fish_watchbell_using_subcommand runs; and not __fish_seen_subcommand_from list show results resume help" -l config -d 'The job file' -r -F
-complete -c watchbell -n "__fish_watchbell_using_subcommand runs; and not __fish_seen_subcommand_from list show results resume help" -l db -d 'The SQLite database (default: [daemon] database, else $STATE_DIRECTORY/watchbell.db, else ./watchbell.db)' -r -F
-complete -c watchbell -n "__fish_watchbell_using_subcommand runs; and not __fish_seen_subcommand_from list show results resume help" -l log-format -d 'Log line format on stderr' -r -f -a "text\t''
+complete -c watchbell -n "__fish_watchbell_using_subcommand runs; and not __fish_seen_subcommand_from list show inputs results resume help" -l config -d 'The job file' -r -F
+complete -c watchbell -n "__fish_watchbell_using_subcommand runs; and not __fish_seen_subcommand_from list show inputs results resume help" -l db -d 'The SQLite database (default: [daemon] database, else $STATE_DIRECTORY/watchbell.db, else ./watchbell.db)' -r -F
+complete -c watchbell -n "__fish_watchbell_using_subcommand runs; and not __fish_seen_subcommand_from list show inputs results resume help" -l log-format -d 'Log line format on stderr' -r -f -a "text\t''
 json\t''"
-complete -c watchbell -n "__fish_watchbell_using_subcommand runs; and not __fish_seen_subcommand_from list show results resume help" -s h -l help -d 'Print help'
-complete -c watchbell -n "__fish_watchbell_using_subcommand runs; and not __fish_seen_subcommand_from list show results resume help" -f -a "list" -d 'Runs, newest first'
-complete -c watchbell -n "__fish_watchbell_using_subcommand runs; and not __fish_seen_subcommand_from list show results resume help" -f -a "show" -d 'One run with its transitions, pages and callbacks'
-complete -c watchbell -n "__fish_watchbell_using_subcommand runs; and not __fish_seen_subcommand_from list show results resume help" -f -a "results" -d 'A run\'s results'
-complete -c watchbell -n "__fish_watchbell_using_subcommand runs; and not __fish_seen_subcommand_from list show results resume help" -f -a "resume" -d 'Continue a stopped, blocked, failed or partially succeeded run from its cursor'
-complete -c watchbell -n "__fish_watchbell_using_subcommand runs; and not __fish_seen_subcommand_from list show results resume help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c watchbell -n "__fish_watchbell_using_subcommand runs; and not __fish_seen_subcommand_from list show inputs results resume help" -s h -l help -d 'Print help'
+complete -c watchbell -n "__fish_watchbell_using_subcommand runs; and not __fish_seen_subcommand_from list show inputs results resume help" -f -a "list" -d 'Runs, newest first'
+complete -c watchbell -n "__fish_watchbell_using_subcommand runs; and not __fish_seen_subcommand_from list show inputs results resume help" -f -a "show" -d 'One run with its transitions, pages and callbacks'
+complete -c watchbell -n "__fish_watchbell_using_subcommand runs; and not __fish_seen_subcommand_from list show inputs results resume help" -f -a "inputs" -d 'The inputs of a run over a list: outcome, pages, items, error'
+complete -c watchbell -n "__fish_watchbell_using_subcommand runs; and not __fish_seen_subcommand_from list show inputs results resume help" -f -a "results" -d 'A run\'s results'
+complete -c watchbell -n "__fish_watchbell_using_subcommand runs; and not __fish_seen_subcommand_from list show inputs results resume help" -f -a "resume" -d 'Continue a stopped, blocked, failed or partially succeeded run from its cursor'
+complete -c watchbell -n "__fish_watchbell_using_subcommand runs; and not __fish_seen_subcommand_from list show inputs results resume help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c watchbell -n "__fish_watchbell_using_subcommand runs; and __fish_seen_subcommand_from list" -l job -d 'Only this job\'s runs' -r
 complete -c watchbell -n "__fish_watchbell_using_subcommand runs; and __fish_seen_subcommand_from list" -l status -d 'Only runs in this status' -r
 complete -c watchbell -n "__fish_watchbell_using_subcommand runs; and __fish_seen_subcommand_from list" -l since -d 'Runs created from this instant on (RFC 3339)' -r
@@ -100,6 +101,12 @@ complete -c watchbell -n "__fish_watchbell_using_subcommand runs; and __fish_see
 json\t''"
 complete -c watchbell -n "__fish_watchbell_using_subcommand runs; and __fish_seen_subcommand_from show" -l json -d 'As JSON lines: one object per line, no line when nothing matched'
 complete -c watchbell -n "__fish_watchbell_using_subcommand runs; and __fish_seen_subcommand_from show" -s h -l help -d 'Print help'
+complete -c watchbell -n "__fish_watchbell_using_subcommand runs; and __fish_seen_subcommand_from inputs" -l config -d 'The job file' -r -F
+complete -c watchbell -n "__fish_watchbell_using_subcommand runs; and __fish_seen_subcommand_from inputs" -l db -d 'The SQLite database (default: [daemon] database, else $STATE_DIRECTORY/watchbell.db, else ./watchbell.db)' -r -F
+complete -c watchbell -n "__fish_watchbell_using_subcommand runs; and __fish_seen_subcommand_from inputs" -l log-format -d 'Log line format on stderr' -r -f -a "text\t''
+json\t''"
+complete -c watchbell -n "__fish_watchbell_using_subcommand runs; and __fish_seen_subcommand_from inputs" -l json -d 'As JSON lines: one object per line, no line when nothing matched'
+complete -c watchbell -n "__fish_watchbell_using_subcommand runs; and __fish_seen_subcommand_from inputs" -s h -l help -d 'Print help'
 complete -c watchbell -n "__fish_watchbell_using_subcommand runs; and __fish_seen_subcommand_from results" -l format -r -f -a "jsonl\t''
 csv\t''"
 complete -c watchbell -n "__fish_watchbell_using_subcommand runs; and __fish_seen_subcommand_from results" -l config -d 'The job file' -r -F
@@ -116,6 +123,7 @@ json\t''"
 complete -c watchbell -n "__fish_watchbell_using_subcommand runs; and __fish_seen_subcommand_from resume" -s h -l help -d 'Print help'
 complete -c watchbell -n "__fish_watchbell_using_subcommand runs; and __fish_seen_subcommand_from help" -f -a "list" -d 'Runs, newest first'
 complete -c watchbell -n "__fish_watchbell_using_subcommand runs; and __fish_seen_subcommand_from help" -f -a "show" -d 'One run with its transitions, pages and callbacks'
+complete -c watchbell -n "__fish_watchbell_using_subcommand runs; and __fish_seen_subcommand_from help" -f -a "inputs" -d 'The inputs of a run over a list: outcome, pages, items, error'
 complete -c watchbell -n "__fish_watchbell_using_subcommand runs; and __fish_seen_subcommand_from help" -f -a "results" -d 'A run\'s results'
 complete -c watchbell -n "__fish_watchbell_using_subcommand runs; and __fish_seen_subcommand_from help" -f -a "resume" -d 'Continue a stopped, blocked, failed or partially succeeded run from its cursor'
 complete -c watchbell -n "__fish_watchbell_using_subcommand runs; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -203,6 +211,7 @@ complete -c watchbell -n "__fish_watchbell_using_subcommand sandbox" -l rate-lim
 complete -c watchbell -n "__fish_watchbell_using_subcommand sandbox" -l daily-quota -d 'Live requests per key per UTC day' -r
 complete -c watchbell -n "__fish_watchbell_using_subcommand sandbox" -l fail-rate -d 'Probability of a 500/503 answer' -r
 complete -c watchbell -n "__fish_watchbell_using_subcommand sandbox" -l latency -d 'Delay before each answer, e.g. "50ms"' -r
+complete -c watchbell -n "__fish_watchbell_using_subcommand sandbox" -l new-per-run -d 'Items never served before that each live run of a paginated action also returns, first on its first page (a search that finds something new each time, for chains)' -r
 complete -c watchbell -n "__fish_watchbell_using_subcommand sandbox" -l seed -d 'Seed for the fault injection' -r
 complete -c watchbell -n "__fish_watchbell_using_subcommand sandbox" -l credits -d 'The account\'s credits for the billing period; each item returned costs one' -r
 complete -c watchbell -n "__fish_watchbell_using_subcommand sandbox" -l cursor-ttl -d 'How long a v1 pagination cursor stays valid, e.g. "24h"' -r
@@ -230,6 +239,7 @@ complete -c watchbell -n "__fish_watchbell_using_subcommand help; and not __fish
 complete -c watchbell -n "__fish_watchbell_using_subcommand help; and not __fish_seen_subcommand_from run check next trigger runs status export sync ticks actions prune backfill completions man lanes sandbox help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c watchbell -n "__fish_watchbell_using_subcommand help; and __fish_seen_subcommand_from runs" -f -a "list" -d 'Runs, newest first'
 complete -c watchbell -n "__fish_watchbell_using_subcommand help; and __fish_seen_subcommand_from runs" -f -a "show" -d 'One run with its transitions, pages and callbacks'
+complete -c watchbell -n "__fish_watchbell_using_subcommand help; and __fish_seen_subcommand_from runs" -f -a "inputs" -d 'The inputs of a run over a list: outcome, pages, items, error'
 complete -c watchbell -n "__fish_watchbell_using_subcommand help; and __fish_seen_subcommand_from runs" -f -a "results" -d 'A run\'s results'
 complete -c watchbell -n "__fish_watchbell_using_subcommand help; and __fish_seen_subcommand_from runs" -f -a "resume" -d 'Continue a stopped, blocked, failed or partially succeeded run from its cursor'
 complete -c watchbell -n "__fish_watchbell_using_subcommand help; and __fish_seen_subcommand_from lanes" -f -a "resume" -d 'Lift a lane\'s pause before its time (the identity was fixed)'

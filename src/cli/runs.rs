@@ -35,6 +35,14 @@ pub enum RunsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// The inputs of a run over a list: outcome, pages, items, error.
+    Inputs {
+        /// The run's uid, as `runs list` prints it.
+        uid: String,
+        /// As JSON lines: one object per line, no line when nothing matched.
+        #[arg(long)]
+        json: bool,
+    },
     /// A run's results.
     Results {
         /// The run's uid, as `runs list` prints it.
@@ -117,6 +125,7 @@ pub fn run(cli: &Cli, cmd: &RunsCommand) -> Outcome {
         RunsCommand::Results { uid, items } => results(cli, uid, *items),
         RunsCommand::Resume { .. } => unreachable!("handled by the trigger module"),
         RunsCommand::Show { uid, json } => show(cli, uid, *json),
+        RunsCommand::Inputs { uid, json } => inputs(cli, uid, *json),
     }
 }
 
@@ -215,6 +224,7 @@ fn show(cli: &Cli, uid: &str, json: bool) -> Outcome {
         }
         (None, false) => {}
     }
+    show_inputs(&db.inputs(run.id)?);
     out!("transitions:");
     for t in &transitions {
         out!(
@@ -254,6 +264,78 @@ fn show(cli: &Cli, uid: &str, json: bool) -> Outcome {
                 d.last_error.as_deref().unwrap_or("")
             );
         }
+    }
+    Ok(())
+}
+
+/// A list's inputs in `runs show`: counted by outcome, and those not succeeded listed.
+fn show_inputs(inputs: &[store::InputRecord]) {
+    if inputs.is_empty() {
+        return;
+    }
+    out!("inputs: {}", input_counts(inputs));
+    for i in inputs
+        .iter()
+        .filter(|i| !i.outcome.is_final() || i.error.is_some())
+    {
+        let why = i
+            .error
+            .as_ref()
+            .map_or_else(String::new, |e| format!("  {}: {}", e.label, e.message));
+        out!("  input {:>4}  {:<10}{why}", i.index, i.outcome);
+    }
+}
+
+/// `30 inputs: 28 succeeded, 1 refused, 1 unfinished`.
+fn input_counts(inputs: &[store::InputRecord]) -> String {
+    let mut counts: Vec<(store::InputOutcome, usize)> = Vec::new();
+    for i in inputs {
+        match counts.iter_mut().find(|(o, _)| *o == i.outcome) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((i.outcome, 1)),
+        }
+    }
+    counts.sort_by_key(|(o, _)| o.as_str());
+    let parts: Vec<String> = counts.iter().map(|(o, n)| format!("{n} {o}")).collect();
+    format!("{} inputs: {}", inputs.len(), parts.join(", "))
+}
+
+/// `watchbell runs inputs UID`: each input of a run over a list.
+fn inputs(cli: &Cli, uid: &str, json: bool) -> Outcome {
+    let db = read_db(cli)?;
+    let run = db.run(uid)?.ok_or_else(|| not_found(uid))?;
+    let inputs = db.inputs(run.id)?;
+    if inputs.is_empty() {
+        nothing(&format!("run {uid} is over one input, not a list"), json);
+        return Ok(());
+    }
+    if json {
+        for i in &inputs {
+            out!("{}", serde_json::to_string(i).unwrap_or_default());
+        }
+        return Ok(());
+    }
+    out!("{}", input_counts(&inputs));
+    out!(
+        "{:>5}  {:<10}  {:>5}  {:>7}  INPUT / ERROR",
+        "INPUT",
+        "OUTCOME",
+        "PAGES",
+        "ITEMS"
+    );
+    for i in &inputs {
+        let error = i
+            .error
+            .as_ref()
+            .map_or_else(String::new, |e| format!("  {}: {}", e.label, e.message));
+        out!(
+            "{:>5}  {:<10}  {:>5}  {:>7}  {}{error}",
+            i.index,
+            i.outcome,
+            i.pages,
+            i.items,
+            i.input
+        );
     }
     Ok(())
 }

@@ -16,6 +16,8 @@ use crate::catalog::{self, Action, Mode, ModeName, schema};
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Request {
     pub input: Option<Json>,
+    /// A list of two or more inputs (a list of one is `input`).
+    pub inputs: Option<Vec<Json>>,
     pub parameters: Option<Json>,
     pub identity_mode: Option<IdentityMode>,
     pub identity_ids: Option<Vec<String>>,
@@ -70,6 +72,9 @@ fn pick<'a, T: Clone>(
     })
 }
 
+/// The most inputs a remote schedule takes (the schedule schema's bound).
+const MAX_SCHEDULE_INPUTS: usize = 100;
+
 /// The checks of one job; `here` is the job's entry (for what is missing).
 pub(super) struct Holder<'d, 's> {
     pub d: &'d mut Diags<'s>,
@@ -90,6 +95,8 @@ impl Holder<'_, '_> {
     ) -> Option<Request> {
         let written = Request {
             input: pick(own, def, |f| f.input.as_ref()).map(|a| a.value.into()),
+            inputs: pick(own, def, |f| f.inputs.as_ref())
+                .map(|a| a.value.into_iter().map(Json::from).collect()),
             parameters: pick(own, def, |f| f.parameters.as_ref()).map(|a| a.value.into()),
             identity_mode: pick(own, def, |f| f.identity_mode.as_ref()).map(|a| a.value),
             identity_ids: pick(own, def, |f| f.identity_ids.as_ref()).map(|a| a.value),
@@ -126,10 +133,21 @@ impl Holder<'_, '_> {
             return None;
         };
         let before = self.d.error_count();
+        let (one, list) = self.one_or_list(own, def);
+        let inputs = list.map(|list| {
+            self.inputs(action, act, (mode, m), list)
+                .into_iter()
+                .map(Json::from)
+                .collect()
+        });
         let request = Request {
-            input: self
-                .input(action, act, mode, m, pick(own, def, |f| f.input.as_ref()))
-                .map(Json::from),
+            input: match one {
+                Some((a, at)) => self.input(action, act, (mode, m), Some(a), at),
+                None if inputs.is_some() => None,
+                None => self.input(action, act, (mode, m), None, "input"),
+            }
+            .map(Json::from),
+            inputs,
             parameters: self
                 .parameters(action, m, pick(own, def, |f| f.parameters.as_ref()))
                 .map(Json::from),
@@ -155,14 +173,102 @@ impl Holder<'_, '_> {
         (self.d.error_count() == before).then_some(request)
     }
 
+    /// The job's input: `input`, or `inputs` (a list of one is its one input, written at
+    /// `inputs.0`); the rest of a longer list. A job with both is an error.
+    #[allow(clippy::type_complexity)] // two answers, each with where it was written
+    fn one_or_list<'a>(
+        &mut self,
+        own: &'a JobFields,
+        def: &'a JobFields,
+    ) -> (
+        Option<(Asked<'a, Value>, &'static str)>,
+        Option<Asked<'a, Vec<Value>>>,
+    ) {
+        let one = pick(own, def, |f| f.input.as_ref());
+        let list = pick(own, def, |f| f.inputs.as_ref());
+        match (one, list) {
+            (Some(one), Some(list)) if one.own == list.own => {
+                self.error(
+                    list.from.key_span("inputs"),
+                    "input and inputs: write one of them".into(),
+                );
+                (Some((one, "input")), None)
+            }
+            // The job's own key wins over one inherited from [defaults].
+            (Some(one), Some(_)) if one.own => (Some((one, "input")), None),
+            (_, Some(list)) if list.value.len() == 1 => {
+                let Asked { value, own, from } = list;
+                let first = value.into_iter().next().expect("one");
+                (
+                    Some((
+                        Asked {
+                            value: first,
+                            own,
+                            from,
+                        },
+                        "inputs.0",
+                    )),
+                    None,
+                )
+            }
+            (_, Some(list)) => (None, Some(list)),
+            (one, None) => (one.map(|a| (a, "input")), None),
+        }
+    }
+
+    /// Each input of a list held to the action's schema, as the inputs to send.
+    fn inputs(
+        &mut self,
+        action: &str,
+        act: &Action,
+        mode: (ModeName, &Mode),
+        list: Asked<Vec<Value>>,
+    ) -> Vec<Value> {
+        let Asked { value, own, from } = list;
+        if value.is_empty() {
+            self.error(
+                from.span("inputs"),
+                "inputs: an empty list; write at least one input".into(),
+            );
+        }
+        if mode.0 == ModeName::Schedule && value.len() > MAX_SCHEDULE_INPUTS {
+            self.error(
+                from.span("inputs"),
+                format!(
+                    "inputs: {} inputs; a remote schedule takes at most {MAX_SCHEDULE_INPUTS}",
+                    value.len()
+                ),
+            );
+        }
+        let mut out = Vec::with_capacity(value.len());
+        for (i, v) in value.into_iter().enumerate() {
+            let at = format!("inputs.{i}");
+            let asked = Asked {
+                value: v,
+                own,
+                from,
+            };
+            if let Some(v) = self.input(action, act, mode, Some(asked), &at) {
+                out.push(v);
+            }
+        }
+        out
+    }
+
+    /// Holds one input to the action's schema; `at` is where the file wrote it: `input`, or
+    /// `inputs.N` for the N-th of a list (named `inputs[N]` in messages).
     fn input(
         &mut self,
         action: &str,
         act: &Action,
-        mode: ModeName,
-        m: &Mode,
+        (mode, m): (ModeName, &Mode),
         asked: Option<Asked<Value>>,
+        at: &str,
     ) -> Option<Value> {
+        let name = match at.strip_prefix("inputs.") {
+            Some(n) => format!("inputs[{n}]"),
+            None => at.to_string(),
+        };
         let needed = match mode {
             ModeName::Live => m.required.iter().any(|r| r == "input"),
             ModeName::Schedule => true,
@@ -170,8 +276,8 @@ impl Holder<'_, '_> {
         if !act.takes_input() {
             if let Some(a) = asked.filter(|a| a.own) {
                 self.error(
-                    a.from.span("input"),
-                    format!("input: {action} takes no input; remove it"),
+                    a.from.span(at),
+                    format!("{name}: {action} takes no input; remove it"),
                 );
             }
             return None;
@@ -194,9 +300,15 @@ impl Holder<'_, '_> {
         let known = act.input_keys();
         let mut unknown = Vec::new();
         for (k, v) in obj.iter() {
-            let span = a.from.span(&format!("input.{k}")).or(a.from.span("input"));
+            let span = a.from.span(&format!("{at}.{k}")).or(a.from.span(at));
+            if k == "custom_data" && v.get("watchbell").is_some() {
+                self.error(
+                    span.clone(),
+                    format!("{name}.custom_data: the key \"watchbell\" is watchbell's own"),
+                );
+            }
             if let Some((_, schema)) = act.input_property(k) {
-                for p in schema::check(schema, v, &format!("input.{k}")) {
+                for p in schema::check(schema, v, &format!("{name}.{k}")) {
                     self.error(span.clone(), format!("{}: {}", p.path, p.message));
                 }
             } else if !known.iter().any(|n| n == k) {
@@ -206,9 +318,9 @@ impl Holder<'_, '_> {
                         .map(|c| format!("did you mean {c:?}? "))
                         .unwrap_or_default();
                     self.report(
-                        a.from.key_span(&format!("input.{k}")).or(span),
+                        a.from.key_span(&format!("{at}.{k}")).or(span),
                         format!(
-                            "input: unknown key {k:?} for {action}; {hint}it takes {}",
+                            "{name}: unknown key {k:?} for {action}; {hint}it takes {}",
                             known.join(", ")
                         ),
                     );
@@ -222,8 +334,8 @@ impl Holder<'_, '_> {
         }
         if act.matching_alternative(obj).is_none() {
             self.error(
-                a.from.span("input"),
-                format!("input: {action} needs {}", act.describe_alternatives()),
+                a.from.span(at),
+                format!("{name}: {action} needs {}", act.describe_alternatives()),
             );
         }
         Some(a.value)
@@ -396,6 +508,10 @@ pub fn live_body_text(r: &Request) -> String {
     }
     if let Some(i) = &r.input {
         field("input", &i.0);
+    }
+    if let Some(list) = &r.inputs {
+        let texts: Vec<&str> = list.iter().map(|j| &*j.0).collect();
+        field("inputs", &format!("[{}]", texts.join(",")));
     }
     if let Some(p) = &r.parameters {
         field("parameters", &p.0);

@@ -233,3 +233,98 @@ fn the_body_text_is_the_body_as_a_parsed_map_prints_it() {
             .contains(r#""identity_ids":["id-1","id-2"]"#)
     );
 }
+
+const MAPS: &str = "action = \"googlemaps-search-places\"\n";
+
+fn search(q: &str) -> String {
+    format!("{{ google_maps_search_url = \"https://www.google.com/maps/search/{q}\" }}")
+}
+
+#[test]
+fn each_input_of_a_list_is_held_to_the_schema_where_it_was_written() {
+    let text = job(&format!(
+        "{MAPS}inputs = [\n  {},\n  {{ google_maps_search_url = \"nope\" }},\n  {{ google_maps_search_url = \"https://www.google.com/maps/search/x\", colour = 1 }},\n  {{ custom_data = {{ watchbell = 1 }}, google_maps_search_url = \"https://www.google.com/maps/search/y\" }},\n]\n",
+        search("a")
+    ));
+    let errs = errors(&text);
+    assert_eq!(errs.len(), 3, "{errs:#?}");
+    assert!(
+        errs[0].starts_with("7:30: inputs[1].google_maps_search_url:"),
+        "{errs:#?}"
+    );
+    assert!(
+        errs[1].starts_with("8:70: inputs[2]: unknown key \"colour\""),
+        "{errs:#?}"
+    );
+    assert!(
+        errs[2].starts_with("9:19: inputs[3].custom_data: the key \"watchbell\""),
+        "{errs:#?}"
+    );
+}
+
+#[test]
+fn a_list_of_one_is_its_input_and_hashes_like_it() {
+    let one = Config::parse("s", &job(&format!("{MAPS}input = {}\n", search("a")))).unwrap();
+    let list = Config::parse("s", &job(&format!("{MAPS}inputs = [{}]\n", search("a")))).unwrap();
+    let (one, list) = (&one.jobs[0], &list.jobs[0]);
+    assert_eq!(one.request, list.request);
+    assert_eq!(one.fingerprint(), list.fingerprint());
+    assert_eq!(one.live_body_text(), list.live_body_text());
+    assert_eq!(
+        crate::sync::definition_hash(one),
+        crate::sync::definition_hash(list)
+    );
+    let two = Config::parse(
+        "s",
+        &job(&format!(
+            "{MAPS}inputs = [{}, {}]\n",
+            search("a"),
+            search("b")
+        )),
+    )
+    .unwrap();
+    let body: serde_json::Value = serde_json::from_str(&two.jobs[0].live_body_text()).unwrap();
+    assert_eq!(body["inputs"].as_array().unwrap().len(), 2);
+    assert!(body.get("input").is_none());
+    assert_ne!(two.jobs[0].fingerprint(), one.fingerprint());
+}
+
+#[test]
+fn a_job_has_input_or_inputs_and_a_remote_list_keeps_the_schedules_bound() {
+    only(
+        &job(&format!(
+            "{MAPS}input = {}\ninputs = [{}, {}]\n",
+            search("a"),
+            search("b"),
+            search("c")
+        )),
+        "6:1:",
+        "input and inputs: write one of them",
+    );
+    only(
+        &job(&format!("{MAPS}inputs = []\n")),
+        "5:10:",
+        "an empty list",
+    );
+    let many: Vec<String> = (0..101).map(|i| search(&i.to_string())).collect();
+    let remote = job(&format!(
+        "{MAPS}inputs = [{}]\nrunner = \"remote\"\nwebhook = {{ url = \"https://e.com/h\" }}\n",
+        many.join(", ")
+    ));
+    only(
+        &remote,
+        "5:10:",
+        "101 inputs; a remote schedule takes at most 100",
+    );
+    let hundred = remote.replacen(&format!("{}, ", search("0")), "", 1);
+    let c = Config::parse("s", &hundred).unwrap();
+    let body = crate::sync::create_body(&c.jobs[0], crate::clock::Clock::System.now());
+    assert_eq!(body["inputs"].as_array().unwrap().len(), 100);
+    only(
+        &job(
+            "endpoint = \"/people/search\"\nquery = { query = \"x\" }\ninputs = [{ a = 1 }, { a = 2 }]\n",
+        ),
+        "6:10:",
+        "inputs: a job on a v1 endpoint",
+    );
+}

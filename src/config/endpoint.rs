@@ -17,6 +17,7 @@ use crate::catalog::{self, schema, v1};
 pub(super) const ACTION_KEYS: &[&str] = &[
     "action",
     "input",
+    "inputs",
     "parameters",
     "identity_mode",
     "identity_ids",

@@ -15,6 +15,27 @@ use super::{CatalogMode, IdentityMode, Job, Overlap, Runner, url};
 use crate::catalog::{Count, ModeName};
 use crate::schedule::{CronExpr, Fold, Gap, Schedule};
 
+/// `inputs = [ { KEY = "..." }, ... ]`: each a table, read as JSON.
+fn read_inputs(d: &mut Diags, v: &Value) -> Option<Vec<serde_json::Value>> {
+    let DeValue::Array(list) = v.get_ref() else {
+        d.at(
+            &v.span(),
+            "inputs: expected a list of tables, e.g. [ { key = \"value\" } ]",
+        );
+        return None;
+    };
+    let mut out = Vec::with_capacity(list.len());
+    for (i, item) in list.iter().enumerate() {
+        if matches!(item.get_ref(), DeValue::Table(_)) {
+            out.push(read::json(d, item, &format!("inputs[{i}]"))?);
+        } else {
+            d.at(&item.span(), format!("inputs[{i}]: expected a table"));
+            return None;
+        }
+    }
+    Some(out)
+}
+
 /// The longest spread `jitter` may ask for.
 const MAX_JITTER: Duration = Duration::from_hours(366 * 24);
 
@@ -29,6 +50,7 @@ pub(super) struct JobFields {
     pub(super) query: Option<serde_json::Value>,
     pub(super) path: Option<serde_json::Value>,
     pub(super) input: Option<serde_json::Value>,
+    pub(super) inputs: Option<Vec<serde_json::Value>>,
     pub(super) parameters: Option<serde_json::Value>,
     pub(super) identity_mode: Option<IdentityMode>,
     pub(super) identity_ids: Option<Vec<String>>,
@@ -62,6 +84,7 @@ const JOB_KEYS: &[&str] = &[
     "query",
     "path",
     "input",
+    "inputs",
     "parameters",
     "identity_mode",
     "identity_ids",
@@ -89,11 +112,24 @@ impl JobFields {
             f.read_key(d, key.get_ref(), v, &s.name);
             f.spans.insert(key.get_ref().to_string(), v.span());
             f.key_spans.insert(key.get_ref().to_string(), key.span());
-            if let ("input" | "parameters" | "query" | "path", DeValue::Table(t)) =
-                (key.get_ref().as_ref(), v.get_ref())
-            {
+            let mut tables = Vec::new();
+            match (key.get_ref().as_ref(), v.get_ref()) {
+                ("input" | "parameters" | "query" | "path", DeValue::Table(t)) => {
+                    tables.push((key.get_ref().to_string(), t));
+                }
+                ("inputs", DeValue::Array(list)) => {
+                    for (i, item) in list.iter().enumerate() {
+                        f.spans.insert(format!("inputs.{i}"), item.span());
+                        if let DeValue::Table(t) = item.get_ref() {
+                            tables.push((format!("inputs.{i}"), t));
+                        }
+                    }
+                }
+                _ => {}
+            }
+            for (at, t) in tables {
                 for (k, inner) in t {
-                    let path = format!("{}.{}", key.get_ref(), k.get_ref());
+                    let path = format!("{at}.{}", k.get_ref());
                     f.key_spans.insert(path.clone(), k.span());
                     f.spans.insert(path, inner.span());
                 }
@@ -163,6 +199,7 @@ impl JobFields {
                     _ => self.path = value,
                 }
             }
+            "inputs" => self.inputs = read_inputs(d, v),
             "identity_mode" => {
                 let modes = [
                     ("direct", IdentityMode::Direct),

@@ -249,7 +249,15 @@ impl Job {
         (s.jitter_offset, &self.action).hash(&mut h);
         // The request as the file wrote it: compact JSON texts, hashed as they are.
         let r = &self.request;
-        (&r.input, &r.parameters, &r.query, &r.path, &r.endpoint).hash(&mut h);
+        (
+            &r.input,
+            &r.inputs,
+            &r.parameters,
+            &r.query,
+            &r.path,
+            &r.endpoint,
+        )
+            .hash(&mut h);
         (r.identity_mode.map(IdentityMode::as_str), &r.identity_ids).hash(&mut h);
         self.enabled.hash(&mut h);
         (

@@ -39,6 +39,8 @@ pub struct NewPage {
     pub next_url: Option<String>,
     /// The webhook callback for this page: (receiver URL, body).
     pub callback: Option<(String, Value)>,
+    /// In a run over a list, the input the page belongs to.
+    pub input: Option<u32>,
 }
 
 impl NewPage {
@@ -60,6 +62,7 @@ impl NewPage {
             keys,
             next_url,
             callback: None,
+            input: None,
         }
     }
 }
@@ -139,6 +142,43 @@ impl Store {
             self.deliveries_queued();
         }
         Ok(())
+    }
+
+    /// Stores a run over a list's inputs (JSON texts, in order), once, in a transaction of
+    /// their own: the run stays CREATED until they are.
+    pub async fn add_inputs(&self, run_id: i64, inputs: Vec<String>) -> Result<()> {
+        self.call(move |c| {
+            let tx = super::write_tx(c)?;
+            super::inputs::add(&tx, run_id, &inputs)?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// The stored items of a run, or of one input of a run over a list.
+    pub async fn items_of(&self, run_id: i64, input: Option<u32>) -> Result<Vec<Value>> {
+        match input {
+            None => self.items(run_id).await,
+            Some(i) => self.call(move |c| super::inputs::items(c, run_id, i)).await,
+        }
+    }
+
+    /// A run's inputs, in order (none for a run over one input).
+    pub async fn inputs(&self, run_id: i64) -> Result<Vec<super::InputRecord>> {
+        self.call(move |c| super::inputs::list(c, run_id)).await
+    }
+
+    /// Records where an input ended in this attempt of its run.
+    pub async fn set_input_outcome(
+        &self,
+        run_id: i64,
+        index: u32,
+        outcome: super::InputOutcome,
+        error: Option<LastError>,
+    ) -> Result<()> {
+        self.call(move |c| super::inputs::set_outcome(c, run_id, index, outcome, error.as_ref()))
+            .await
     }
 
     pub async fn pages(&self, run_id: i64) -> Result<Vec<PageRecord>> {
@@ -513,6 +553,11 @@ impl Reader {
         runs::transitions(&self.conn, run_id)
     }
 
+    /// A run's inputs, in order (none for a run over one input).
+    pub fn inputs(&self, run_id: i64) -> Result<Vec<super::InputRecord>> {
+        super::inputs::list(&self.conn, run_id)
+    }
+
     pub fn pages(&self, run_id: i64) -> Result<Vec<PageRecord>> {
         runs::pages(&self.conn, run_id)
     }
@@ -526,12 +571,12 @@ impl Reader {
         runs::for_each_item(&self.conn, run_id, each)
     }
 
-    /// Calls `each(run_uid, job, action, item as JSON text)` for the items `q` selects, one
-    /// row at a time.
+    /// Calls `each` with the items `q` selects (as JSON text, with their run, job and input),
+    /// one row at a time.
     pub fn for_each_item_text(
         &self,
         q: &runs::ItemQuery,
-        each: impl FnMut(&str, &str, &str, &str) -> std::io::Result<()>,
+        each: impl FnMut(&runs::ItemRow) -> std::io::Result<()>,
     ) -> Result<()> {
         runs::for_each_item_text(&self.conn, q, each)
     }

@@ -38,6 +38,7 @@ impl PageTask {
             content_hash: &p.content_hash,
             next_url: p.next_url.as_deref(),
             callback: p.callback.as_ref().map(|(u, b)| (u.as_str(), b)),
+            input: p.input,
         }
     }
 }

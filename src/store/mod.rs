@@ -12,6 +12,7 @@ mod deliveries;
 mod door;
 pub mod files;
 mod group;
+mod inputs;
 mod kinds;
 mod lanes;
 mod links;
@@ -30,12 +31,13 @@ use rusqlite::{Connection, ErrorCode, TransactionBehavior};
 
 pub use deliveries::{Delivery, MAX_ATTEMPTS};
 pub use door::{NewPage, Reader, TickBatch, open_read_only, persistently};
+pub use inputs::{InputOutcome, InputRecord};
 pub use kinds::{DeliveryKind, DeliveryState, SkipReason, Trigger};
 pub use lanes::{Entry, LaneAsk, LaneReport};
 pub use links::Link;
 pub use prune::Pruned;
 pub use runs::{
-    ItemQuery, JobHealth, LEASE, LastError, NewRun, PageRecord, RunFilter, RunRecord,
+    ItemQuery, ItemRow, JobHealth, LEASE, LastError, NewRun, PageRecord, RunFilter, RunRecord,
     TransitionRecord, content_hash, hash_texts, new_uid,
 };
 pub use ticks::{Recorded, Skip, TickRecord};

@@ -121,6 +121,8 @@ pub struct PageRecord {
     pub fetched_at: String,
     /// [`content_hash`] of its items (absent for pages stored before schema 4).
     pub content_hash: Option<String>,
+    /// In a run over a list, the input the page belongs to.
+    pub input: Option<u32>,
 }
 
 /// A hash of a page's items (FNV-1a over their JSON), to recognise a page served twice.
@@ -333,6 +335,8 @@ pub struct PageToStore<'a> {
     pub next_url: Option<&'a str>,
     /// The webhook callback for this page: (receiver URL, body).
     pub callback: Option<(&'a str, &'a serde_json::Value)>,
+    /// In a run over a list, the input the page belongs to (its cursor moves with the page).
+    pub input: Option<u32>,
 }
 
 /// Stores one page of results together with the run's next-page cursor and counters (and its
@@ -364,9 +368,9 @@ pub fn insert_page(
         .optional()?
         .ok_or_else(|| StoreError::NotFound(uid.to_string()))?;
     let inserted = tx.prepare_cached(
-        "INSERT OR IGNORE INTO pages (run_id, page_no, url, item_count, fetched_at, content_hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT OR IGNORE INTO pages (run_id, page_no, url, item_count, fetched_at, content_hash, input_idx) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?
-    .execute(params![id, page.page_no, page.url, page.items.len() as i64, ts(now), page.content_hash])?;
+    .execute(params![id, page.page_no, page.url, page.items.len() as i64, ts(now), page.content_hash, page.input])?;
     if inserted == 0 {
         return Err(StoreError::PageAlreadyStored {
             uid: uid.to_string(),
@@ -391,6 +395,12 @@ pub fn insert_page(
         "UPDATE runs SET next_url = ?2, pages = pages + 1, items = items + ?3, updated_at = ?4 WHERE id = ?1",
     )?
     .execute(params![id, page.next_url, page.items.len() as i64, ts(now)])?;
+    if let Some(input) = page.input {
+        tx.prepare_cached(
+            "UPDATE run_inputs SET next_url = ?3, pages = pages + 1, items = items + ?4 WHERE run_id = ?1 AND idx = ?2",
+        )?
+        .execute(params![id, input, page.next_url, page.items.len() as i64])?;
+    }
     if let Some((url, body)) = page.callback {
         super::deliveries::enqueue(tx, uid, super::DeliveryKind::Callback, url, body, now)?;
     }
@@ -618,7 +628,7 @@ pub fn transitions(conn: &Connection, run_id: i64) -> Result<Vec<TransitionRecor
 
 pub fn pages(conn: &Connection, run_id: i64) -> Result<Vec<PageRecord>> {
     let mut stmt = conn.prepare(
-        "SELECT page_no, url, item_count, fetched_at, content_hash FROM pages WHERE run_id = ?1 ORDER BY page_no",
+        "SELECT page_no, url, item_count, fetched_at, content_hash, input_idx FROM pages WHERE run_id = ?1 ORDER BY page_no",
     )?;
     let rows = stmt.query_map([run_id], |r| {
         Ok(PageRecord {
@@ -627,6 +637,7 @@ pub fn pages(conn: &Connection, run_id: i64) -> Result<Vec<PageRecord>> {
             items: r.get(2)?,
             fetched_at: r.get(3)?,
             content_hash: r.get(4)?,
+            input: r.get(5)?,
         })
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -686,19 +697,42 @@ const ITEMS_WHERE: &str = "WHERE (?1 IS NULL OR i.run_id = ?1) AND (?2 IS NULL O
 pub fn for_each_item_text(
     conn: &Connection,
     q: &ItemQuery,
-    mut each: impl FnMut(&str, &str, &str, &str) -> std::io::Result<()>,
+    mut each: impl FnMut(&ItemRow) -> std::io::Result<()>,
 ) -> Result<()> {
     let mut stmt = conn.prepare(&format!(
-        "SELECT r.uid, r.job, r.action_name, i.data FROM items i JOIN runs r ON r.id = i.run_id
+        "SELECT r.uid, r.job, r.action_name, i.data, p.input_idx, json_extract(ri.input, '$.custom_data')
+         FROM items i JOIN runs r ON r.id = i.run_id
+         LEFT JOIN pages p ON p.run_id = i.run_id AND p.page_no = i.page_no
+         LEFT JOIN run_inputs ri ON ri.run_id = i.run_id AND ri.idx = p.input_idx
          {ITEMS_WHERE} ORDER BY r.created_at, r.id, i.page_no, i.idx"
     ))?;
     let mut rows = stmt.query(params![q.run_id, q.job, q.since.map(ts), q.new_only])?;
     while let Some(row) = rows.next()? {
-        let (uid, job, action, data): (String, String, String, String) =
-            (row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?);
-        each(&uid, &job, &action, &data).map_err(StoreError::Output)?;
+        let item = ItemRow {
+            run_uid: row.get(0)?,
+            job: row.get(1)?,
+            action: row.get(2)?,
+            text: row.get(3)?,
+            input: row.get(4)?,
+            custom_data: row.get(5)?,
+        };
+        each(&item).map_err(StoreError::Output)?;
     }
     Ok(())
+}
+
+/// One stored item as read for output, with where it came from.
+#[derive(Debug)]
+pub struct ItemRow {
+    pub run_uid: String,
+    pub job: String,
+    pub action: String,
+    /// The item, as JSON text.
+    pub text: String,
+    /// In a run over a list, the index of the item's input, and that input's `custom_data`
+    /// (JSON text).
+    pub input: Option<u32>,
+    pub custom_data: Option<String>,
 }
 
 /// The actions of the items `q` selects, in the order they first appear.

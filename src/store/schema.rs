@@ -203,6 +203,25 @@ const STEPS: &[Step] = &[
     CREATE INDEX runs_open_owner ON runs(owner) WHERE status IN ('CREATED', 'QUEUED', 'RUNNING');
     ",
     ),
+    // 12: runs over a list of inputs: each input with its own cursor, counts and outcome, and
+    // each page with the input it belongs to.
+    Step::Sql(
+        r"
+    CREATE TABLE run_inputs (
+        run_id        INTEGER NOT NULL REFERENCES runs(id),
+        idx           INTEGER NOT NULL,
+        input         TEXT NOT NULL,
+        outcome       TEXT NOT NULL DEFAULT 'pending',
+        next_url      TEXT,
+        pages         INTEGER NOT NULL DEFAULT 0,
+        items         INTEGER NOT NULL DEFAULT 0,
+        error_label   TEXT,
+        error_message TEXT,
+        PRIMARY KEY (run_id, idx)
+    ) WITHOUT ROWID;
+    ALTER TABLE pages ADD COLUMN input_idx INTEGER;
+    ",
+    ),
 ];
 
 /// The schema version this build knows.

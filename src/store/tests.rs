@@ -28,6 +28,7 @@ fn page(items: &[String]) -> PageToStore<'_> {
         content_hash: "0",
         next_url: Some("http://x/2"),
         callback: None,
+        input: None,
     }
 }
 

@@ -6,6 +6,7 @@ mod cli;
 mod daemon;
 mod faults;
 mod first_hour;
+mod lists;
 mod live;
 mod operator;
 mod progress;

@@ -1,0 +1,301 @@
+//! A run over a list of inputs: live mode takes one input per call, so the run pages one input
+//! after another, each with its own cursor, and ends with what became of each (PRODUCT.md,
+//! "Input lists and chained jobs"). The inputs are stored with the run in a transaction of
+//! their own before the first request; a finished input is never called again in the run.
+
+use serde_json::Value;
+use tracing::{info, warn};
+
+use super::{End, Leg, Limits, Runner, Stop};
+use crate::api::{ApiFailure, cap};
+use crate::catalog;
+use crate::lanes::RunGate;
+use crate::status::RunStatus;
+use crate::store::{InputOutcome, InputRecord, LastError, RunRecord, StoreError, persistently};
+
+/// True when the run's body carries a list of inputs.
+pub(super) fn is_list(run: &RunRecord) -> bool {
+    run.body.get("inputs").is_some_and(Value::is_array)
+}
+
+/// How the inputs of a run ended, and the run's status from them.
+#[derive(Debug, Default)]
+pub(super) struct Tally {
+    total: usize,
+    succeeded: usize,
+    refused: usize,
+    failed: usize,
+    pub(super) unfinished: usize,
+    max_pages: bool,
+    /// The error the run shows: the first failure left to retry, else the first refusal, else
+    /// `max_pages`.
+    pub(super) error: Option<LastError>,
+}
+
+impl Tally {
+    fn of(inputs: &[InputRecord]) -> Tally {
+        let mut t = Tally {
+            total: inputs.len(),
+            ..Tally::default()
+        };
+        let mut refusal = None;
+        for i in inputs {
+            match i.outcome {
+                InputOutcome::Succeeded => t.succeeded += 1,
+                InputOutcome::Refused => t.refused += 1,
+                InputOutcome::Failed => t.failed += 1,
+                InputOutcome::Pending | InputOutcome::Unfinished => t.unfinished += 1,
+            }
+            let Some(e) = &i.error else { continue };
+            match i.outcome {
+                InputOutcome::Succeeded => t.max_pages = true,
+                InputOutcome::Refused => {
+                    refusal.get_or_insert_with(|| e.clone());
+                }
+                _ => {
+                    t.error.get_or_insert_with(|| e.clone());
+                }
+            }
+        }
+        if t.max_pages && refusal.is_none() && t.error.is_none() {
+            t.error = Some(max_pages_error());
+        }
+        t.error = t.error.or(refusal);
+        t
+    }
+
+    /// `SUCCEEDED` when every input succeeded, `INVALID` when every one was refused, `FAILED`
+    /// when none succeeded, else `PARTIAL_SUCCEEDED`; the reason counts the refused and the
+    /// failed.
+    pub(super) fn status(&self) -> (RunStatus, String) {
+        let n = self.total;
+        let failed = self.failed + self.unfinished;
+        if self.succeeded == n {
+            return if self.max_pages {
+                (RunStatus::PartialSucceeded, "max_pages".into())
+            } else {
+                (RunStatus::Succeeded, "every input ended".into())
+            };
+        }
+        if self.refused == n {
+            return (RunStatus::Invalid, format!("inputs_refused {n}/{n}"));
+        }
+        let mut why = Vec::new();
+        if self.refused > 0 {
+            why.push(format!("inputs_refused {}/{n}", self.refused));
+        }
+        if failed > 0 {
+            why.push(format!("inputs_failed {failed}/{n}"));
+        }
+        let to = if self.succeeded == 0 {
+            RunStatus::Failed
+        } else {
+            RunStatus::PartialSucceeded
+        };
+        (to, why.join(", "))
+    }
+}
+
+fn max_pages_error() -> LastError {
+    LastError {
+        label: "MAX_PAGES".into(),
+        message: "an input stopped after max_pages pages".into(),
+    }
+}
+
+fn error_of(f: &ApiFailure) -> LastError {
+    // The server chose these strings: stored capped.
+    LastError {
+        label: cap(&f.label(), 64),
+        message: cap(&f.to_string(), 2000),
+    }
+}
+
+/// What became of an input whose paging ended with `end`, and the end of the whole run when
+/// the input's failure is the account's, not its own.
+fn outcome_of(end: End, through_identity: bool) -> (InputOutcome, Option<LastError>, Option<End>) {
+    match end {
+        End::Done => (InputOutcome::Succeeded, None, None),
+        End::MaxPages => (InputOutcome::Succeeded, Some(max_pages_error()), None),
+        End::Stopped(reason) => (InputOutcome::Unfinished, None, Some(End::Stopped(reason))),
+        End::Failed(f) => {
+            let e = Some(error_of(&f));
+            let refused = f.run_status(false) == RunStatus::Invalid
+                || matches!(f, ApiFailure::Http { status: 404, .. });
+            let account = matches!(f.run_status(false), RunStatus::Blocked | RunStatus::Stopped)
+                || (through_identity && f.identity_unusable());
+            if refused {
+                (InputOutcome::Refused, e, None)
+            } else if account {
+                // The next input would meet the same wall: the run ends as for one input.
+                (InputOutcome::Unfinished, e, Some(End::Failed(f)))
+            } else if matches!(f, ApiFailure::Http { status: 424, .. }) {
+                (InputOutcome::Failed, e, None)
+            } else {
+                (InputOutcome::Unfinished, e, None)
+            }
+        }
+        End::Inputs(_) => unreachable!("an input is paged by page_loop"),
+    }
+}
+
+impl Runner {
+    /// Pages each input not yet finished, in order, each from its own cursor and each within
+    /// `run_timeout`; stops early only for what stops the whole run (a stop, the account).
+    pub(super) async fn list_loop(
+        &self,
+        run: &RunRecord,
+        limits: &Limits,
+        stop: &Stop,
+        gate: &RunGate,
+    ) -> Result<End, StoreError> {
+        let list: Vec<String> = run.body["inputs"]
+            .as_array()
+            .map(|a| a.iter().map(ToString::to_string).collect())
+            .unwrap_or_default();
+        persistently(|| self.store.add_inputs(run.id, list.clone())).await?;
+        let inputs = persistently(|| self.store.inputs(run.id)).await?;
+        let through_identity = catalog::v4()
+            .action(&run.action_name)
+            .and_then(|a| a.modes.live.as_ref())
+            .is_some_and(|m| m.takes("identity_mode") || m.takes("identity_ids"));
+        for input in inputs.iter().filter(|i| !i.outcome.is_final()) {
+            if stop.is_stopped() {
+                return Ok(End::Stopped(stop.reason().to_string()));
+            }
+            // The run's page count, as the last input left it.
+            let now = self.get(&run.uid).await?;
+            let leg = Leg::input(&now, input);
+            let paging = self.page_loop(&now, &leg, limits, stop, gate);
+            // An input out of time is resumed from its cursor by `retry` or `runs resume`.
+            let timed = tokio::time::timeout(limits.run_timeout, paging).await;
+            let (outcome, error, run_end) = if let Ok(end) = timed {
+                outcome_of(end?, through_identity)
+            } else {
+                let e = LastError {
+                    label: "RUN_TIMEOUT".into(),
+                    message: format!("input {} did not finish within run_timeout", input.index),
+                };
+                (InputOutcome::Unfinished, Some(e), None)
+            };
+            if outcome != InputOutcome::Succeeded || error.is_some() {
+                warn!(input = input.index, outcome = %outcome, error = ?error.as_ref().map(|e| &e.label), "input ended");
+            } else {
+                info!(input = input.index, "input ended");
+            }
+            persistently(|| {
+                self.store
+                    .set_input_outcome(run.id, input.index, outcome, error.clone())
+            })
+            .await?;
+            if let Some(end) = run_end {
+                return Ok(end);
+            }
+        }
+        let inputs = persistently(|| self.store.inputs(run.id)).await?;
+        Ok(End::Inputs(Tally::of(&inputs)))
+    }
+}
+
+impl Leg {
+    /// One input of a run over a list: the run's body with this input in place of the list.
+    fn input(run: &RunRecord, input: &InputRecord) -> Leg {
+        let mut body = run.body.clone();
+        if let Some(obj) = body.as_object_mut() {
+            obj.remove("inputs");
+            obj.insert("input".into(), input.input.clone());
+        }
+        Leg {
+            input: Some(input.index),
+            body: Some(catalog::clean_live_body(&run.action_name, &body)),
+            input_value: input.input.clone(),
+            next: input.next_url.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input(outcome: InputOutcome, label: Option<&str>) -> InputRecord {
+        InputRecord {
+            index: 0,
+            input: Value::Null,
+            outcome,
+            next_url: None,
+            pages: 0,
+            items: 0,
+            error: label.map(|l| LastError {
+                label: l.into(),
+                message: String::new(),
+            }),
+        }
+    }
+
+    fn status(outcomes: &[(InputOutcome, Option<&str>)]) -> (RunStatus, String) {
+        let inputs: Vec<InputRecord> = outcomes.iter().map(|(o, l)| input(*o, *l)).collect();
+        Tally::of(&inputs).status()
+    }
+
+    #[test]
+    fn a_lists_status_follows_its_inputs() {
+        use InputOutcome::{Failed, Refused, Succeeded, Unfinished};
+        let ok = (Succeeded, None);
+        assert_eq!(
+            status(&[ok, ok]),
+            (RunStatus::Succeeded, "every input ended".into())
+        );
+        assert_eq!(
+            status(&[ok, (Refused, Some("INVALID_INPUT"))]),
+            (RunStatus::PartialSucceeded, "inputs_refused 1/2".into())
+        );
+        assert_eq!(
+            status(&[
+                (Refused, Some("INVALID_INPUT")),
+                (Refused, Some("HTTP_404"))
+            ]),
+            (RunStatus::Invalid, "inputs_refused 2/2".into())
+        );
+        assert_eq!(
+            status(&[
+                (Refused, Some("INVALID_INPUT")),
+                (Unfinished, Some("HTTP_503"))
+            ]),
+            (
+                RunStatus::Failed,
+                "inputs_refused 1/2, inputs_failed 1/2".into()
+            )
+        );
+        assert_eq!(
+            status(&[
+                ok,
+                (Failed, Some("HTTP_424")),
+                (Unfinished, Some("HTTP_503"))
+            ]),
+            (RunStatus::PartialSucceeded, "inputs_failed 2/3".into())
+        );
+        assert_eq!(
+            status(&[ok, (Succeeded, Some("MAX_PAGES"))]),
+            (RunStatus::PartialSucceeded, "max_pages".into())
+        );
+    }
+
+    #[test]
+    fn the_runs_error_is_the_first_failure_left_to_retry() {
+        use InputOutcome::{Refused, Succeeded, Unfinished};
+        let t = Tally::of(&[
+            input(Refused, Some("INVALID_INPUT")),
+            input(Unfinished, Some("HTTP_503")),
+            input(Succeeded, None),
+        ]);
+        assert_eq!(t.error.unwrap().label, "HTTP_503");
+        assert_eq!(t.unfinished, 1);
+        let refused = Tally::of(&[
+            input(Refused, Some("INVALID_INPUT")),
+            input(Succeeded, None),
+        ]);
+        assert_eq!(refused.error.unwrap().label, "INVALID_INPUT");
+        assert_eq!(refused.unfinished, 0);
+    }
+}

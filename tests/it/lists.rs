@@ -1,0 +1,305 @@
+//! Runs over a list of inputs: one input after another, each with its own cursor, each input's
+//! results attributed to it, resumed at the input and page where a killed run was.
+
+use std::collections::{HashMap, HashSet};
+use std::process::{Command as Process, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Path, Query};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use serde_json::{Value, json};
+use watchbell::api::Pacer;
+use watchbell::status::RunStatus;
+use watchbell::store::InputOutcome;
+
+use crate::support::{
+    FAST_SAFETY, WAIT, create, eventually, read, runner, serve, signal, wait_exit,
+};
+
+const ACTION: &str = "googlemaps-search-places";
+const PAGES: u32 = 2;
+const PER_PAGE: u32 = 2;
+
+/// A live endpoint for [`ACTION`]: `PAGES` pages of `PER_PAGE` items per input, each request
+/// taking `delay`; an input whose URL contains `refuse` is answered 400 `INVALID_INPUT`. It
+/// counts the calls per (input, page).
+#[derive(Clone, Default)]
+struct Server {
+    calls: Arc<Mutex<HashMap<(String, u32), u32>>>,
+    delay: Duration,
+}
+
+#[derive(serde::Deserialize)]
+struct PageQuery {
+    page: Option<u32>,
+}
+
+impl Server {
+    async fn start(&self) -> String {
+        let me = self.clone();
+        let base: Arc<Mutex<String>> = Arc::default();
+        let at = base.clone();
+        let app = Router::new().route(
+            "/v4/actions/{name}/run/live",
+            post(
+                move |Path(name): Path<String>, Query(q): Query<PageQuery>, body: String| {
+                    let me = me.clone();
+                    let base = at.lock().unwrap().clone();
+                    async move { me.answer(&name, q.page.unwrap_or(1), &body, &base).await }
+                },
+            ),
+        );
+        let url = serve(app).await;
+        base.lock().unwrap().clone_from(&url);
+        format!("{url}/v4")
+    }
+
+    async fn answer(&self, name: &str, page: u32, body: &str, base: &str) -> Response {
+        tokio::time::sleep(self.delay).await;
+        let body: Value = serde_json::from_str(body).unwrap();
+        let input = body["input"]["google_maps_search_url"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        *self
+            .calls
+            .lock()
+            .unwrap()
+            .entry((input.clone(), page))
+            .or_default() += 1;
+        if input.contains("refuse") {
+            let e = json!({"error_label": "INVALID_INPUT", "error_scope": "input", "error_ref": "ERR-1",
+                "message": "no such search", "status_code": 400, "params": {}});
+            return (StatusCode::BAD_REQUEST, axum::Json(e)).into_response();
+        }
+        let items: Vec<Value> = (0..PER_PAGE)
+            .map(|i| {
+                json!({"google_maps_place_url": format!("https://www.google.com/maps/place/{input}-{page}-{i}"),
+                       "id": format!("{input}|{page}|{i}")})
+            })
+            .collect();
+        let mut headers = HeaderMap::new();
+        if page < PAGES {
+            let next = format!("{base}/v4/actions/{name}/run/live?page={}", page + 1);
+            headers.insert("x-pagination-next", HeaderValue::from_str(&next).unwrap());
+        }
+        (StatusCode::OK, headers, axum::Json(items)).into_response()
+    }
+
+    fn calls(&self) -> HashMap<(String, u32), u32> {
+        self.calls.lock().unwrap().clone()
+    }
+}
+
+fn search(i: usize) -> String {
+    format!("https://www.google.com/maps/search/q{i}")
+}
+
+/// One refused input among three: the run is `PARTIAL_SUCCEEDED` `inputs_refused 1/3`, the
+/// refused input is not called again, and the others' results are stored, each with its input.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_refused_input_leaves_the_others_results_and_says_so() {
+    let server = Server::default();
+    let base = server.start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let r = runner(&dir, &base, "k", Pacer::unlimited());
+    let inputs: Vec<Value> = [search(0), format!("{}-refuse", search(1)), search(2)]
+        .iter()
+        .map(|u| json!({"google_maps_search_url": u}))
+        .collect();
+    let run = create(&r, ACTION, json!({"inputs": inputs})).await;
+    let done = r
+        .execute(
+            &run.uid,
+            &crate::support::LIMITS,
+            &watchbell::runner::Stop::new(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(done.status, RunStatus::PartialSucceeded);
+    let history = r.store.transitions(run.id).await.unwrap();
+    assert_eq!(
+        history.last().unwrap().reason.as_deref(),
+        Some("inputs_refused 1/3")
+    );
+    assert_eq!(done.last_error.unwrap().label, "INVALID_INPUT");
+    let outcomes: Vec<InputOutcome> = r
+        .store
+        .inputs(run.id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|i| i.outcome)
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            InputOutcome::Succeeded,
+            InputOutcome::Refused,
+            InputOutcome::Succeeded
+        ]
+    );
+    assert_eq!(done.items, u64::from(2 * PAGES * PER_PAGE));
+    for (i, input) in [(0, search(0)), (2, search(2))] {
+        let items = r.store.items_of(run.id, Some(i)).await.unwrap();
+        assert_eq!(items.len(), (PAGES * PER_PAGE) as usize);
+        assert!(
+            items
+                .iter()
+                .all(|v| v["id"].as_str().unwrap().starts_with(&input))
+        );
+    }
+    // A resumed run calls neither the refused input nor the finished ones again.
+    let before = server.calls();
+    assert_eq!(before[&(format!("{}-refuse", search(1)), 1)], 1);
+    r.take_over(&run.uid, "test", "resumed by hand")
+        .await
+        .unwrap();
+    let again = r
+        .execute(
+            &run.uid,
+            &crate::support::LIMITS,
+            &watchbell::runner::Stop::new(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(again.status, RunStatus::PartialSucceeded);
+    assert_eq!(server.calls(), before);
+}
+
+/// A 30-input job's run killed with SIGKILL part-way is resumed by the daemon and ends
+/// SUCCEEDED: every input's results stored exactly once and attributed to it, and no input
+/// called again once its results were stored (only the page in flight at the kill, and the
+/// page being stored, may be asked twice).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_list_killed_part_way_resumes_where_it_was_and_repeats_nothing_stored() {
+    let server = Server {
+        delay: Duration::from_millis(25),
+        ..Server::default()
+    };
+    let base = server.start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let inputs: Vec<String> = (0..30)
+        .map(|i| format!("{{ google_maps_search_url = \"{}\" }}", search(i)))
+        .collect();
+    let toml = format!(
+        "[api]\nbase_url = \"{base}\"\nplan = \"highest\"\n{FAST_SAFETY}\n[[job]]\nname = \"list\"\ncron = \"0 0 1 1 *\"\naction = \"{ACTION}\"\ninputs = [{}]\n",
+        inputs.join(",\n  ")
+    );
+    std::fs::write(d.join("schedules.toml"), toml).unwrap();
+    let mut trigger = process(d, &["trigger", "list"], "trigger.log");
+    let succeeded = |d: &std::path::Path| {
+        read(d, |c| {
+            let run = c
+                .list_runs(&watchbell::store::RunFilter::default())
+                .ok()?
+                .pop()?;
+            let n = c
+                .inputs(run.id)
+                .ok()?
+                .iter()
+                .filter(|i| i.outcome == InputOutcome::Succeeded)
+                .count();
+            Some(n)
+        })
+        .flatten()
+        .unwrap_or(0)
+    };
+    eventually(WAIT, || {
+        let far = succeeded(d) >= 10;
+        async move { far }
+    })
+    .await;
+    trigger.kill().unwrap(); // SIGKILL, part-way through the list
+    trigger.wait().unwrap();
+    assert!(succeeded(d) < 30, "the run ended before it could be killed");
+    let mut daemon = process(d, &["run"], "daemon.log");
+    let run = || {
+        read(d, |c| {
+            c.list_runs(&watchbell::store::RunFilter::default())
+                .unwrap()
+                .pop()
+        })
+        .flatten()
+        .unwrap()
+    };
+    eventually(WAIT, || {
+        let done = run().status == RunStatus::Succeeded;
+        async move { done }
+    })
+    .await;
+    let run = run();
+    assert_eq!(run.pages, 30 * PAGES);
+    assert_eq!(run.items, u64::from(30 * PAGES * PER_PAGE));
+    let inputs = read(d, |c| c.inputs(run.id).unwrap()).unwrap();
+    let per_input = items_by_input(d, run.id);
+    assert!(inputs.iter().all(|i| i.outcome == InputOutcome::Succeeded));
+    for i in 0..30u32 {
+        let ids = &per_input[&i];
+        assert_eq!(ids.len(), (PAGES * PER_PAGE) as usize, "input {i}");
+        assert_eq!(
+            ids.iter().collect::<HashSet<_>>().len(),
+            ids.len(),
+            "input {i}"
+        );
+        assert!(
+            ids.iter()
+                .all(|id| id.starts_with(&format!("{}|", search(i as usize))))
+        );
+    }
+    let calls = server.calls();
+    assert_eq!(calls.len(), (30 * PAGES) as usize);
+    let repeats: u32 = calls.values().map(|n| n - 1).sum();
+    eprintln!("calls repeated after the kill: {repeats}");
+    assert!(repeats <= 2, "calls repeated after the kill: {calls:?}");
+    let history = read(d, |c| c.transitions(run.id).unwrap()).unwrap();
+    assert!(
+        history
+            .iter()
+            .any(|h| h.reason.as_deref() == Some("owner_lost")),
+        "{history:?}"
+    );
+    signal(&daemon, "-TERM");
+    assert!(wait_exit(&mut daemon).await.success());
+}
+
+/// `watchbell ARGS` in `dir` with a key, its log in `dir/log`.
+fn process(dir: &std::path::Path, args: &[&str], log: &str) -> std::process::Child {
+    Process::new(assert_cmd::cargo::cargo_bin("watchbell"))
+        .current_dir(dir)
+        .args(args)
+        .env("CAPTAIN_DATA_API_KEY", "k")
+        .env("RUST_LOG", "info")
+        .env_remove("NOTIFY_SOCKET")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join(log)).unwrap())
+        .spawn()
+        .unwrap()
+}
+
+/// The `id`s of a run's stored items, by the input each is attributed to.
+fn items_by_input(dir: &std::path::Path, run_id: i64) -> HashMap<u32, Vec<String>> {
+    read(dir, |c| {
+        let mut per_input: HashMap<u32, Vec<String>> = HashMap::new();
+        let q = watchbell::store::ItemQuery {
+            run_id: Some(run_id),
+            ..Default::default()
+        };
+        c.for_each_item_text(&q, |row| {
+            let v: Value = serde_json::from_str(&row.text).unwrap();
+            per_input
+                .entry(row.input.unwrap())
+                .or_default()
+                .push(v["id"].as_str().unwrap().to_string());
+            Ok(())
+        })
+        .unwrap();
+        per_input
+    })
+    .unwrap()
+}
