@@ -231,6 +231,16 @@ impl Holder<'_, '_> {
                 "inputs: an empty list; write at least one input".into(),
             );
         }
+        // A resumed run could send an input the server may already have acted on: lists of
+        // outreach wait for the record of what a job sent.
+        if mode.0 == ModeName::Live && catalog::Count::of(action) == catalog::Count::Outreach {
+            self.error(
+                from.span("inputs"),
+                format!(
+                    "inputs: {action} writes on LinkedIn; a list of outreach inputs is not supported yet (each input must be sent at most once per job): one job per input, or runner = \"remote\""
+                ),
+            );
+        }
         if mode.0 == ModeName::Schedule && value.len() > MAX_SCHEDULE_INPUTS {
             self.error(
                 from.span("inputs"),
