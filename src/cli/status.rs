@@ -27,14 +27,12 @@ pub fn run(cli: &Cli, job: Option<&str>) -> Outcome {
         None
     };
     let path = database_path(cli, config.as_ref());
-    let db = match read_db_at(&path) {
-        Ok(db) => Some(db),
-        // Jobs in a file that has not run yet still have next ticks to show.
-        Err(_) if config.is_some() && cli.db.is_none() => {
-            eprintln!("no database at {} yet: no runs", path.display());
-            None
-        }
-        Err(e) => return Err(e),
+    // Jobs in a file that has not run yet still have next ticks to show.
+    let db = if !path.exists() && config.is_some() && cli.db.is_none() {
+        eprintln!("no database at {} yet: no runs", path.display());
+        None
+    } else {
+        Some(read_db_at(&path)?)
     };
     if config.is_none() {
         eprintln!(

@@ -392,15 +392,8 @@ mod tests {
         );
     }
 
-    const DAY_NAMES: [&str; 7] = [
-        "Sunday",
-        "Monday",
-        "Tuesday",
-        "Wednesday",
-        "Thursday",
-        "Friday",
-        "Saturday",
-    ];
+    /// The names the sentence uses, Sunday first.
+    const DAY_NAMES: [&str; 7] = super::DAYS;
 
     fn weekday(name: &str) -> u32 {
         DAY_NAMES.iter().position(|n| *n == name).unwrap() as u32

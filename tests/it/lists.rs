@@ -17,7 +17,7 @@ use watchbell::status::RunStatus;
 use watchbell::store::InputOutcome;
 
 use crate::support::{
-    FAST_SAFETY, WAIT, create, eventually, read, runner, serve, signal, wait_exit,
+    FAST_SAFETY, LIMITS, WAIT, create, eventually, read, runner, serve, signal, wait_exit,
 };
 
 const ACTION: &str = "googlemaps-search-places";
@@ -112,14 +112,9 @@ async fn one_refused_input_leaves_the_others_results_and_says_so() {
         .map(|u| json!({"google_maps_search_url": u}))
         .collect();
     let run = create(&r, ACTION, json!({"inputs": inputs})).await;
-    let done = r
-        .execute(
-            &run.uid,
-            &crate::support::LIMITS,
-            &watchbell::runner::Stop::new(),
-        )
-        .await
-        .unwrap();
+    let (limits, stop) = (LIMITS, watchbell::runner::Stop::new());
+    let execute = || r.execute(&run.uid, &limits, &stop);
+    let done = execute().await.unwrap();
     assert_eq!(done.status, RunStatus::PartialSucceeded);
     let history = r.store.transitions(run.id).await.unwrap();
     assert_eq!(
@@ -159,14 +154,7 @@ async fn one_refused_input_leaves_the_others_results_and_says_so() {
     r.take_over(&run.uid, "test", "resumed by hand")
         .await
         .unwrap();
-    let again = r
-        .execute(
-            &run.uid,
-            &crate::support::LIMITS,
-            &watchbell::runner::Stop::new(),
-        )
-        .await
-        .unwrap();
+    let again = execute().await.unwrap();
     assert_eq!(again.status, RunStatus::PartialSucceeded);
     assert_eq!(server.calls(), before);
 }
