@@ -144,8 +144,13 @@ async fn deliver(runner: &Runner, config: &Config, run_id: i64) {
             return;
         }
         if tokio::time::Instant::now() >= deadline {
+            let later = if config.api.sandbox {
+                "they stay queued in this sandbox database"
+            } else {
+                "the daemon will keep trying"
+            };
             crate::progress::above(|| {
-                eprintln!("{left} callback(s) not delivered yet; the daemon will keep trying");
+                eprintln!("{left} callback(s) not delivered yet; {later}");
             });
             return;
         }
