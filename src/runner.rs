@@ -125,6 +125,11 @@ impl Runner {
         let span = info_span!("run", job = %run.job, run = %uid);
         async {
             if run.status == RunStatus::Created {
+                // A list's inputs are stored while the run is still CREATED, in a
+                // transaction of their own after the tick row.
+                if inputs::is_list(&run) {
+                    self.store_inputs(&run).await?;
+                }
                 self.transition(uid, RunStatus::Queued, "accepted", None)
                     .await?;
             }

@@ -140,6 +140,15 @@ fn outcome_of(end: End, through_identity: bool) -> (InputOutcome, Option<LastErr
 }
 
 impl Runner {
+    /// Stores the run's inputs (once: a second call adds nothing).
+    pub(super) async fn store_inputs(&self, run: &RunRecord) -> Result<(), StoreError> {
+        let list: Vec<String> = run.body["inputs"]
+            .as_array()
+            .map(|a| a.iter().map(ToString::to_string).collect())
+            .unwrap_or_default();
+        persistently(|| self.store.add_inputs(run.id, list.clone())).await
+    }
+
     /// Pages each input not yet finished, in order, each from its own cursor and each within
     /// `run_timeout`; stops early only for what stops the whole run (a stop, the account).
     pub(super) async fn list_loop(
@@ -149,12 +158,12 @@ impl Runner {
         stop: &Stop,
         gate: &RunGate,
     ) -> Result<End, StoreError> {
-        let list: Vec<String> = run.body["inputs"]
-            .as_array()
-            .map(|a| a.iter().map(ToString::to_string).collect())
-            .unwrap_or_default();
-        persistently(|| self.store.add_inputs(run.id, list.clone())).await?;
-        let inputs = persistently(|| self.store.inputs(run.id)).await?;
+        let mut inputs = persistently(|| self.store.inputs(run.id)).await?;
+        if inputs.is_empty() {
+            // Stored when the run was accepted; a run queued before it could be has none yet.
+            self.store_inputs(run).await?;
+            inputs = persistently(|| self.store.inputs(run.id)).await?;
+        }
         let through_identity = catalog::v4()
             .action(&run.action_name)
             .and_then(|a| a.modes.live.as_ref())
