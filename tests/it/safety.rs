@@ -306,12 +306,13 @@ async fn two_processes_share_the_plan_rate_through_the_database() {
         .map(|w| (w[1] - w[0]).as_millis())
         .collect();
     eprintln!("plan-rate spacing across processes (ms): {spacing:?}");
-    // Arrival times at the server jitter on a loaded machine: one request late by 17 ms makes
-    // the next gap look 17 ms short (seen: 117 then 84). Every two consecutive gaps hold the
-    // plan's slots; a single gap is held to a floor that two unshared pacers (whose requests
-    // arrive 0-50 ms apart) still break.
+    // Arrival times at the server jitter on a loaded machine (seen in the full suite: 117
+    // then 84 ms), so gaps between neighbours say little. The span does: six requests through
+    // one pacer at 10/s take five slots (500 ms, less the first one's delay); two processes
+    // with pacers of their own send all six within about 200 ms.
+    let span = (starts[5] - starts[0]).as_millis();
     assert!(
-        spacing.windows(2).all(|w| w[0] + w[1] >= 2 * 85) && spacing.iter().all(|s| *s >= 60),
-        "together over the plan: {spacing:?}"
+        span >= 5 * 85,
+        "together over the plan: {span} ms for six requests, gaps {spacing:?}"
     );
 }
