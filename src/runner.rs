@@ -124,33 +124,16 @@ impl Runner {
         let run = self.get(uid).await?;
         let span = info_span!("run", job = %run.job, run = %uid);
         async {
-            if run.status == RunStatus::Created {
-                // A list's inputs are stored while the run is still CREATED, in a
-                // transaction of their own after the tick row.
-                if inputs::is_list(&run) {
-                    self.store_inputs(&run).await?;
-                }
-                self.transition(uid, RunStatus::Queued, "accepted", None)
-                    .await?;
-            }
-            if run.started_at.is_none()
-                && let Some(ping) = &limits.ping
-            {
-                self.ping(uid, ping, "start").await?;
-            }
-            let run = self
-                .transition(uid, RunStatus::Running, "started", None)
-                .await?;
-            info!(action = %run.action_name, pages = run.pages, "run started");
-            let paging = self.pages(&run, limits, stop);
-            // A run over a list times each input on its own (`inputs::list_loop`).
-            let whole = (!inputs::is_list(&run)).then_some(limits.run_timeout);
-            let result = tokio::select! {
-                r = within(whole, paging) => match r {
-                    Some(r) => r?,
-                    None => End::Stopped("run_timeout".into()),
-                },
-                () = stop.token.cancelled() => End::Stopped(stop.reason().to_string()),
+            // A list's inputs are stored while the run is still CREATED, in transactions of
+            // their own after the tick row; an inputs file gone bad makes the run INVALID.
+            let unreadable = if run.status == RunStatus::Created && inputs::is_list(&run) {
+                self.store_inputs(&run).await?.err()
+            } else {
+                None
+            };
+            let result = match unreadable {
+                Some(why) => End::Unreadable(why),
+                None => self.started(&run, limits, stop).await?,
             };
             let retryable = match &result {
                 End::Failed(f) => f.worth_retrying(),
@@ -184,6 +167,40 @@ impl Runner {
         }
         .instrument(span)
         .await
+    }
+
+    /// From CREATED or QUEUED to RUNNING, then the paging, within `run_timeout` and until
+    /// `stop`.
+    async fn started(
+        &self,
+        run: &RunRecord,
+        limits: &Limits,
+        stop: &Stop,
+    ) -> Result<End, StoreError> {
+        let uid = run.uid.as_str();
+        if run.status == RunStatus::Created {
+            self.transition(uid, RunStatus::Queued, "accepted", None)
+                .await?;
+        }
+        if run.started_at.is_none()
+            && let Some(ping) = &limits.ping
+        {
+            self.ping(uid, ping, "start").await?;
+        }
+        let run = self
+            .transition(uid, RunStatus::Running, "started", None)
+            .await?;
+        info!(action = %run.action_name, pages = run.pages, "run started");
+        let paging = self.pages(&run, limits, stop);
+        // A run over a list times each input on its own (`inputs::list_loop`).
+        let whole = (!inputs::is_list(&run)).then_some(limits.run_timeout);
+        Ok(tokio::select! {
+            r = within(whole, paging) => match r {
+                Some(r) => r?,
+                None => End::Stopped("run_timeout".into()),
+            },
+            () = stop.token.cancelled() => End::Stopped(stop.reason().to_string()),
+        })
     }
 
     /// [`Runner::execute`], and again after each retry's backoff, in this process (`trigger`,
@@ -587,6 +604,15 @@ impl Runner {
                 let (to, reason) = tally.status();
                 self.transition(uid, to, &reason, tally.error).await
             }
+            End::Unreadable(why) => {
+                warn!(error = %why, "inputs file unreadable");
+                let e = LastError {
+                    label: "INVALID_INPUTS_FILE".into(),
+                    message: cap(&why, 2000),
+                };
+                self.transition(uid, RunStatus::Invalid, "inputs_file", Some(e))
+                    .await
+            }
             End::Failed(f) => {
                 let to = f.run_status(stored);
                 warn!(status = %to, error = %f, "run failed");
@@ -697,6 +723,8 @@ enum End {
     Failed(ApiFailure),
     /// Every input of a run over a list was tried: how they ended.
     Inputs(inputs::Tally),
+    /// The run's inputs file vanished or no longer holds valid inputs: why.
+    Unreadable(String),
 }
 
 /// `f`, bounded by `limit` when there is one; `None` when the limit ran out.

@@ -67,7 +67,8 @@ impl RunStatus {
     /// failed on the way; a resumable terminal run goes back to QUEUED.
     pub fn can_move_to(self, to: RunStatus) -> bool {
         match (self, to) {
-            (Created, Queued | Stopped | Failed)
+            // INVALID: an inputs file that vanished or went bad before the first request.
+            (Created, Queued | Stopped | Failed | Invalid)
             | (Queued, Running | Stopped | Failed | Blocked) => true,
             (Running, t) => t.is_final(),
             (from, Queued) => from.is_resumable(),

@@ -18,6 +18,8 @@ pub struct Request {
     pub input: Option<Json>,
     /// A list of two or more inputs (a list of one is `input`).
     pub inputs: Option<Vec<Json>>,
+    /// `inputs_file`, resolved against the job file's directory; read by each run.
+    pub inputs_file: Option<String>,
     pub parameters: Option<Json>,
     pub identity_mode: Option<IdentityMode>,
     pub identity_ids: Option<Vec<String>>,
@@ -72,6 +74,38 @@ fn pick<'a, T: Clone>(
     })
 }
 
+/// What is wrong with one input of `act` read outside the job file (an inputs file, or a run
+/// reading it), each problem with the key it concerns (`None`: the input as a whole).
+pub fn input_problems(
+    act: &Action,
+    input: &serde_json::Map<String, Value>,
+) -> Vec<(Option<String>, String)> {
+    let mut out = Vec::new();
+    for (k, v) in input {
+        if k == "custom_data" && v.get("watchbell").is_some() {
+            out.push((
+                Some(k.clone()),
+                "custom_data.watchbell is watchbell's own key".into(),
+            ));
+        }
+        match act.input_property(k) {
+            Some((_, schema)) => out.extend(
+                schema::check(schema, v, k)
+                    .into_iter()
+                    .map(|p| (Some(k.clone()), format!("{}: {}", p.path, p.message))),
+            ),
+            None => out.push((Some(k.clone()), format!("unknown key {k:?}"))),
+        }
+    }
+    if act.matching_alternative(input).is_none() {
+        out.push((None, format!("needs {}", act.describe_alternatives())));
+    }
+    out
+}
+
+/// The most problems of one inputs file `check` lists.
+const MAX_FILE_PROBLEMS: usize = 20;
+
 /// The most inputs a remote schedule takes (the schedule schema's bound).
 const MAX_SCHEDULE_INPUTS: usize = 100;
 
@@ -97,6 +131,8 @@ impl Holder<'_, '_> {
             input: pick(own, def, |f| f.input.as_ref()).map(|a| a.value.into()),
             inputs: pick(own, def, |f| f.inputs.as_ref())
                 .map(|a| a.value.into_iter().map(Json::from).collect()),
+            inputs_file: pick(own, def, |f| f.inputs_file.as_ref())
+                .map(|a| self.d.dir.join(&a.value).to_string_lossy().into_owned()),
             parameters: pick(own, def, |f| f.parameters.as_ref()).map(|a| a.value.into()),
             identity_mode: pick(own, def, |f| f.identity_mode.as_ref()).map(|a| a.value),
             identity_ids: pick(own, def, |f| f.identity_ids.as_ref()).map(|a| a.value),
@@ -133,7 +169,29 @@ impl Holder<'_, '_> {
             return None;
         };
         let before = self.d.error_count();
+        let mut file = pick(own, def, |f| f.inputs_file.as_ref());
         let (one, list) = self.one_or_list(own, def);
+        let written =
+            one.as_ref().is_some_and(|(a, _)| a.own) || list.as_ref().is_some_and(|l| l.own);
+        let (one, list) = match &file {
+            Some(f) if f.own && written => {
+                self.error(
+                    f.from.key_span("inputs_file"),
+                    "input, inputs and inputs_file: write one of them".into(),
+                );
+                file = None;
+                (one, list)
+            }
+            // The job's own inputs_file wins over an input inherited from [defaults].
+            Some(f) if f.own => (None, None),
+            Some(_) if one.is_some() || list.is_some() => {
+                file = None;
+                (one, list)
+            }
+            _ => (one, list),
+        };
+        let file_asked = file.is_some();
+        let inputs_file = file.and_then(|f| self.inputs_file(action, act, (mode, m), f));
         let inputs = list.map(|list| {
             self.inputs(action, act, (mode, m), list)
                 .into_iter()
@@ -143,11 +201,12 @@ impl Holder<'_, '_> {
         let request = Request {
             input: match one {
                 Some((a, at)) => self.input(action, act, (mode, m), Some(a), at),
-                None if inputs.is_some() => None,
+                None if inputs.is_some() || file_asked => None,
                 None => self.input(action, act, (mode, m), None, "input"),
             }
             .map(Json::from),
             inputs,
+            inputs_file,
             parameters: self
                 .parameters(action, m, pick(own, def, |f| f.parameters.as_ref()))
                 .map(Json::from),
@@ -214,6 +273,66 @@ impl Holder<'_, '_> {
             (_, Some(list)) => (None, Some(list)),
             (one, None) => (one.map(|a| (a, "input")), None),
         }
+    }
+
+    /// An inputs file, read row by row and each row held to the schema; its path resolved
+    /// against the job file's directory, or `None` after reporting what is wrong as
+    /// `FILE:ROW:COL` at the key.
+    fn inputs_file(
+        &mut self,
+        action: &str,
+        act: &Action,
+        (mode, _): (ModeName, &Mode),
+        asked: Asked<String>,
+    ) -> Option<String> {
+        let span = asked.from.span("inputs_file");
+        let shown = asked.value;
+        if mode == ModeName::Schedule {
+            self.error(
+                span,
+                "inputs_file: not for runner = \"remote\" yet; write inputs = [...] (at most 100)"
+                    .into(),
+            );
+            return None;
+        }
+        if catalog::Count::of(action) == catalog::Count::Outreach {
+            self.error(
+                span,
+                format!("inputs_file: {action} writes on LinkedIn; a list of outreach inputs is not supported yet (each input must be sent at most once per job)"),
+            );
+            return None;
+        }
+        let path = self.d.dir.join(&shown);
+        let mut found = Vec::new();
+        let read =
+            super::inputs_file::read(&path, &|k| act.input_property(k).is_some(), &mut |row| {
+                match row {
+                    Err(p) => found.push(format!("{shown}:{p}")),
+                    Ok(r) => found.extend(input_problems(act, &r.input).into_iter().map(
+                        |(key, message)| {
+                            let col = key.map_or(1, |k| r.column(&k));
+                            format!("{shown}:{}:{col}: {message}", r.row)
+                        },
+                    )),
+                }
+                found.len() < MAX_FILE_PROBLEMS
+            });
+        match read {
+            Err(p) => found.push(format!("{shown}:{p}")),
+            Ok(0) if found.is_empty() => found.push(format!("{shown} has no inputs")),
+            Ok(_) if found.len() >= MAX_FILE_PROBLEMS => {
+                found.push(format!("{shown}: more problems not shown"));
+            }
+            Ok(_) => {}
+        }
+        if !found.is_empty() {
+            for f in found {
+                self.error(span.clone(), format!("inputs_file: {f}"));
+            }
+            return None;
+        }
+        let path = std::fs::canonicalize(&path).unwrap_or(path);
+        Some(path.to_string_lossy().into_owned())
     }
 
     /// Each input of a list held to the action's schema, as the inputs to send.
@@ -522,6 +641,9 @@ pub fn live_body_text(r: &Request) -> String {
     if let Some(list) = &r.inputs {
         let texts: Vec<&str> = list.iter().map(|j| &*j.0).collect();
         field("inputs", &format!("[{}]", texts.join(",")));
+    }
+    if let Some(file) = &r.inputs_file {
+        field("inputs_file", &quoted(file));
     }
     if let Some(p) = &r.parameters {
         field("parameters", &p.0);

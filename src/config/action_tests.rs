@@ -328,3 +328,64 @@ fn a_job_has_input_or_inputs_and_a_remote_list_keeps_the_schedules_bound() {
         "inputs: a job on a v1 endpoint",
     );
 }
+
+/// An inputs file is read row by row at `check`: each problem placed as `FILE:ROW:COL`
+/// beside the job's own position, the path resolved against the job file's directory.
+#[test]
+fn an_inputs_file_is_checked_row_by_row_where_each_problem_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &[u8]| std::fs::write(dir.path().join(name), text).unwrap();
+    write(
+        "good.csv",
+        b"google_maps_search_url,custom_data.row\nhttps://www.google.com/maps/search/a,1\n",
+    );
+    write(
+        "bad.csv",
+        b"google_maps_search_url\nnope\nhttps://www.google.com/maps/search/b\nx,y\n\xff\n",
+    );
+    write("cols.csv", b"google_maps_search_url,colour\n");
+    write("empty.jsonl", b"\n");
+    let file = dir.path().join("schedules.toml");
+    let parse = |inputs_file: &str| {
+        Config::parse(
+            file.to_str().unwrap(),
+            &job(&format!("{MAPS}inputs_file = \"{inputs_file}\"\n")),
+        )
+    };
+    let good = parse("good.csv").unwrap();
+    let body: serde_json::Value = serde_json::from_str(&good.jobs[0].live_body_text()).unwrap();
+    assert!(body["inputs_file"].as_str().unwrap().ends_with("good.csv"));
+    let errs = |name: &str| -> Vec<String> {
+        parse(name)
+            .unwrap_err()
+            .errors
+            .iter()
+            .map(|e| format!("{}:{}: {}", e.line, e.col, e.message))
+            .collect()
+    };
+    let bad = errs("bad.csv");
+    assert_eq!(bad.len(), 3, "{bad:#?}");
+    assert!(
+        bad[0].starts_with("5:15: inputs_file: bad.csv:2:1: google_maps_search_url:"),
+        "{bad:#?}"
+    );
+    assert_eq!(
+        bad[1],
+        "5:15: inputs_file: bad.csv:4:2: 2 fields where the header has 1"
+    );
+    assert_eq!(bad[2], "5:15: inputs_file: bad.csv:5:1: not UTF-8");
+    assert!(errs("cols.csv")[0].contains("cols.csv:1:2: unknown column \"colour\""));
+    assert_eq!(
+        errs("empty.jsonl"),
+        ["5:15: inputs_file: empty.jsonl has no inputs"]
+    );
+    assert!(errs("missing.csv")[0].contains("missing.csv:1:1: cannot read it"));
+    only(
+        &job(&format!(
+            "{MAPS}input = {}\ninputs_file = \"x.csv\"\n",
+            search("a")
+        )),
+        "6:1:",
+        "input, inputs and inputs_file: write one of them",
+    );
+}

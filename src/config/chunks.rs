@@ -19,6 +19,7 @@ pub(super) fn parse(path: &str, text: &str) -> Option<Config> {
     let starts = job_starts(text);
     let first = *starts.first()?;
     let mut d = Diags::new(text);
+    d.dir = super::dir_of(path);
     let head = {
         let (root, syntax) = DeTable::parse_recoverable(&text[..first]);
         let root = Section {

@@ -18,6 +18,7 @@ pub(super) const ACTION_KEYS: &[&str] = &[
     "action",
     "input",
     "inputs",
+    "inputs_file",
     "parameters",
     "identity_mode",
     "identity_ids",

@@ -51,6 +51,7 @@ pub(super) struct JobFields {
     pub(super) path: Option<serde_json::Value>,
     pub(super) input: Option<serde_json::Value>,
     pub(super) inputs: Option<Vec<serde_json::Value>>,
+    pub(super) inputs_file: Option<String>,
     pub(super) parameters: Option<serde_json::Value>,
     pub(super) identity_mode: Option<IdentityMode>,
     pub(super) identity_ids: Option<Vec<String>>,
@@ -85,6 +86,7 @@ const JOB_KEYS: &[&str] = &[
     "path",
     "input",
     "inputs",
+    "inputs_file",
     "parameters",
     "identity_mode",
     "identity_ids",
@@ -153,6 +155,33 @@ impl JobFields {
         self.key_spans.get(key).cloned()
     }
 
+    /// The keys of what the request carries: input (one, a list or a file), parameters, a v1
+    /// query and path.
+    fn read_request_key(&mut self, d: &mut Diags, key: &str, v: &Value) {
+        match key {
+            "input" | "parameters" | "query" | "path" => {
+                let value = if matches!(v.get_ref(), DeValue::Table(_)) {
+                    read::json(d, v, key)
+                } else {
+                    d.at(
+                        &v.span(),
+                        format!("{key}: expected a table, e.g. {{ key = \"value\" }}"),
+                    );
+                    None
+                };
+                match key {
+                    "input" => self.input = value,
+                    "parameters" => self.parameters = value,
+                    "query" => self.query = value,
+                    _ => self.path = value,
+                }
+            }
+            "inputs" => self.inputs = read_inputs(d, v),
+            "inputs_file" => self.inputs_file = read::string(d, v, key),
+            _ => {}
+        }
+    }
+
     fn read_key(&mut self, d: &mut Diags, key: &str, v: &Value, section: &str) {
         match key {
             "name" => self.name = read::string(d, v, key).and_then(|n| valid_name(d, v, n)),
@@ -182,24 +211,9 @@ impl JobFields {
             "endpoint" => {
                 self.endpoint = read::string(d, v, key).and_then(|e| valid_endpoint(d, v, e));
             }
-            "input" | "parameters" | "query" | "path" => {
-                let value = if matches!(v.get_ref(), DeValue::Table(_)) {
-                    read::json(d, v, key)
-                } else {
-                    d.at(
-                        &v.span(),
-                        format!("{key}: expected a table, e.g. {{ key = \"value\" }}"),
-                    );
-                    None
-                };
-                match key {
-                    "input" => self.input = value,
-                    "parameters" => self.parameters = value,
-                    "query" => self.query = value,
-                    _ => self.path = value,
-                }
+            "input" | "parameters" | "query" | "path" | "inputs" | "inputs_file" => {
+                self.read_request_key(d, key, v);
             }
-            "inputs" => self.inputs = read_inputs(d, v),
             "identity_mode" => {
                 let modes = [
                     ("direct", IdentityMode::Direct),

@@ -5,6 +5,7 @@ mod action;
 mod alerts;
 mod chunks;
 mod endpoint;
+pub mod inputs_file;
 mod job;
 mod read;
 mod safety;
@@ -17,7 +18,7 @@ use std::time::Duration;
 use reqwest::Url;
 use toml::de::DeTable;
 
-pub use action::{Json, Request};
+pub use action::{Json, Request, input_problems};
 pub use alerts::{HeaderValue, Notify, Retry, Webhook, redacted};
 use job::{JobFields, read_jobs};
 pub use read::{Diag, Diagnostics};
@@ -252,6 +253,7 @@ impl Job {
         (
             &r.input,
             &r.inputs,
+            &r.inputs_file,
             &r.parameters,
             &r.query,
             &r.path,
@@ -308,6 +310,14 @@ impl Job {
     pub fn live_body_text(&self) -> String {
         action::live_body_text(&self.request)
     }
+}
+
+/// The directory of the job file at `path` (`inputs_file` is relative to it).
+fn dir_of(path: &str) -> PathBuf {
+    Path::new(path)
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
 }
 
 /// Why a job file could not be used.
@@ -394,6 +404,7 @@ impl Config {
             return Ok(config);
         }
         let mut d = Diags::new(text);
+        d.dir = dir_of(path);
         let (root, syntax) = DeTable::parse_recoverable(text);
         for e in &syntax {
             d.at(&e.span().unwrap_or(0..0), e.message().trim().to_string());

@@ -46,6 +46,8 @@ pub struct Diags<'s> {
     warned: Vec<(usize, String)>,
     /// Where the text being read starts in `src` (a file read one `[[job]]` at a time).
     pub offset: usize,
+    /// The job file's directory: what `inputs_file` paths are relative to.
+    pub dir: std::path::PathBuf,
 }
 
 impl<'s> Diags<'s> {
@@ -59,6 +61,7 @@ impl<'s> Diags<'s> {
             found: Vec::new(),
             warned: Vec::new(),
             offset: 0,
+            dir: std::path::PathBuf::new(),
         }
     }
 

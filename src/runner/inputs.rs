@@ -13,10 +13,17 @@ use crate::lanes::RunGate;
 use crate::status::RunStatus;
 use crate::store::{InputOutcome, InputRecord, LastError, RunRecord, StoreError, persistently};
 
-/// True when the run's body carries a list of inputs.
+/// True when the run's body carries a list of inputs, or an inputs file.
 pub(super) fn is_list(run: &RunRecord) -> bool {
     run.body.get("inputs").is_some_and(Value::is_array)
+        || run.body.get("inputs_file").is_some_and(Value::is_string)
 }
+
+/// Inputs stored per transaction when a run reads its inputs file.
+const CHUNK: usize = 1000;
+
+/// Inputs read from the store at a time while paging them.
+const BATCH: u32 = 256;
 
 /// How the inputs of a run ended, and the run's status from them.
 #[derive(Debug, Default)]
@@ -30,38 +37,46 @@ pub(super) struct Tally {
     /// The error the run shows: the first failure left to retry, else the first refusal, else
     /// `max_pages`.
     pub(super) error: Option<LastError>,
+    refusal: Option<LastError>,
 }
 
 impl Tally {
+    #[cfg(test)]
     fn of(inputs: &[InputRecord]) -> Tally {
-        let mut t = Tally {
-            total: inputs.len(),
-            ..Tally::default()
-        };
-        let mut refusal = None;
+        let mut t = Tally::default();
         for i in inputs {
-            match i.outcome {
-                InputOutcome::Succeeded => t.succeeded += 1,
-                InputOutcome::Refused => t.refused += 1,
-                InputOutcome::Failed => t.failed += 1,
-                InputOutcome::Pending | InputOutcome::Unfinished => t.unfinished += 1,
+            t.add(i);
+        }
+        t.done()
+    }
+
+    fn add(&mut self, i: &InputRecord) {
+        self.total += 1;
+        match i.outcome {
+            InputOutcome::Succeeded => self.succeeded += 1,
+            InputOutcome::Refused => self.refused += 1,
+            InputOutcome::Failed => self.failed += 1,
+            InputOutcome::Pending | InputOutcome::Unfinished => self.unfinished += 1,
+        }
+        let Some(e) = &i.error else { return };
+        match i.outcome {
+            InputOutcome::Succeeded => self.max_pages = true,
+            InputOutcome::Refused => {
+                self.refusal.get_or_insert_with(|| e.clone());
             }
-            let Some(e) = &i.error else { continue };
-            match i.outcome {
-                InputOutcome::Succeeded => t.max_pages = true,
-                InputOutcome::Refused => {
-                    refusal.get_or_insert_with(|| e.clone());
-                }
-                _ => {
-                    t.error.get_or_insert_with(|| e.clone());
-                }
+            _ => {
+                self.error.get_or_insert_with(|| e.clone());
             }
         }
-        if t.max_pages && refusal.is_none() && t.error.is_none() {
-            t.error = Some(max_pages_error());
+    }
+
+    /// Every input added: the run's error chosen.
+    fn done(mut self) -> Tally {
+        if self.max_pages && self.refusal.is_none() && self.error.is_none() {
+            self.error = Some(max_pages_error());
         }
-        t.error = t.error.or(refusal);
-        t
+        self.error = self.error.take().or(self.refusal.take());
+        self
     }
 
     /// `SUCCEEDED` when every input succeeded, `INVALID` when every one was refused, `FAILED`
@@ -135,18 +150,43 @@ fn outcome_of(end: End, through_identity: bool) -> (InputOutcome, Option<LastErr
                 (InputOutcome::Unfinished, e, None)
             }
         }
-        End::Inputs(_) => unreachable!("an input is paged by page_loop"),
+        End::Inputs(_) | End::Unreadable(_) => unreachable!("an input is paged by page_loop"),
     }
 }
 
 impl Runner {
-    /// Stores the run's inputs (once: a second call adds nothing).
-    pub(super) async fn store_inputs(&self, run: &RunRecord) -> Result<(), StoreError> {
-        let list: Vec<String> = run.body["inputs"]
-            .as_array()
-            .map(|a| a.iter().map(ToString::to_string).collect())
-            .unwrap_or_default();
-        persistently(|| self.store.add_inputs(run.id, list.clone())).await
+    /// Stores the run's inputs (once: a second call adds nothing): its list, or its inputs
+    /// file read again now, a chunk at a time. `Ok(Err(why))`: the file has vanished or no
+    /// longer holds valid inputs, and the run is invalid.
+    pub(super) async fn store_inputs(
+        &self,
+        run: &RunRecord,
+    ) -> Result<Result<(), String>, StoreError> {
+        if let Some(list) = run.body["inputs"].as_array() {
+            let list: Vec<String> = list.iter().map(ToString::to_string).collect();
+            persistently(|| self.store.add_inputs(run.id, 0, list.clone())).await?;
+            return Ok(Ok(()));
+        }
+        let Some(path) = run.body["inputs_file"].as_str() else {
+            return Ok(Ok(()));
+        };
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<String>>(2);
+        let reading = {
+            let path = std::path::PathBuf::from(path);
+            let action = run.action_name.clone();
+            tokio::task::spawn_blocking(move || read_chunks(&path, &action, &tx))
+        };
+        let mut start = 0u32;
+        while let Some(chunk) = rx.recv().await {
+            let n = chunk.len() as u32;
+            persistently(|| self.store.add_inputs(run.id, start, chunk.clone())).await?;
+            start += n;
+        }
+        match reading.await {
+            Ok(Ok(())) => Ok(Ok(())),
+            Ok(Err(why)) => Ok(Err(format!("inputs_file {path}: {why}"))),
+            Err(e) => Ok(Err(format!("inputs_file {path}: {e}"))),
+        }
     }
 
     /// Pages each input not yet finished, in order, each from its own cursor and each within
@@ -158,19 +198,52 @@ impl Runner {
         stop: &Stop,
         gate: &RunGate,
     ) -> Result<End, StoreError> {
-        let mut inputs = persistently(|| self.store.inputs(run.id)).await?;
-        if inputs.is_empty() {
-            // Stored when the run was accepted; a run queued before it could be has none yet.
-            self.store_inputs(run).await?;
-            inputs = persistently(|| self.store.inputs(run.id)).await?;
-        }
         let through_identity = catalog::v4()
             .action(&run.action_name)
             .and_then(|a| a.modes.live.as_ref())
             .is_some_and(|m| m.takes("identity_mode") || m.takes("identity_ids"));
-        for input in inputs.iter().filter(|i| !i.outcome.is_final()) {
+        // A batch of inputs at a time: a list of 100,000 is never held whole.
+        let mut from = 0;
+        loop {
+            let batch = persistently(|| self.store.inputs_from(run.id, from, BATCH)).await?;
+            let Some(last) = batch.last() else { break };
+            from = last.index + 1;
+            if let Some(end) = self
+                .page_inputs(run, &batch, limits, stop, gate, through_identity)
+                .await?
+            {
+                return Ok(end);
+            }
+        }
+        let mut tally = Tally::default();
+        let mut from = 0;
+        loop {
+            let batch = persistently(|| self.store.inputs_from(run.id, from, BATCH)).await?;
+            let Some(last) = batch.last() else { break };
+            from = last.index + 1;
+            for i in &batch {
+                tally.add(i);
+            }
+        }
+        if tally.total == 0 {
+            return Ok(End::Unreadable("the run has no inputs stored".into()));
+        }
+        Ok(End::Inputs(tally.done()))
+    }
+
+    /// Pages the unfinished inputs of `batch`; `Some` when the whole run ends on one of them.
+    async fn page_inputs(
+        &self,
+        run: &RunRecord,
+        batch: &[InputRecord],
+        limits: &Limits,
+        stop: &Stop,
+        gate: &RunGate,
+        through_identity: bool,
+    ) -> Result<Option<End>, StoreError> {
+        for input in batch.iter().filter(|i| !i.outcome.is_final()) {
             if stop.is_stopped() {
-                return Ok(End::Stopped(stop.reason().to_string()));
+                return Ok(Some(End::Stopped(stop.reason().to_string())));
             }
             // The run's page count, as the last input left it.
             let now = self.get(&run.uid).await?;
@@ -198,12 +271,59 @@ impl Runner {
             })
             .await?;
             if let Some(end) = run_end {
-                return Ok(end);
+                return Ok(Some(end));
             }
         }
-        let inputs = persistently(|| self.store.inputs(run.id)).await?;
-        Ok(End::Inputs(Tally::of(&inputs)))
+        Ok(None)
     }
+}
+
+/// Reads the inputs file at `path` for a run of `action`, each row held to the action's
+/// schema, and sends its inputs in chunks; the first problem ends it as the reason.
+fn read_chunks(
+    path: &std::path::Path,
+    action: &str,
+    tx: &tokio::sync::mpsc::Sender<Vec<String>>,
+) -> Result<(), String> {
+    let act = catalog::v4().action(action);
+    let takes = |k: &str| act.is_none_or(|a| a.input_property(k).is_some());
+    let mut chunk = Vec::with_capacity(CHUNK);
+    let mut problem = None;
+    let read = crate::config::inputs_file::read(path, &takes, &mut |row| {
+        let row = match row {
+            Ok(row) => row,
+            Err(p) => {
+                problem = Some(p.to_string());
+                return false;
+            }
+        };
+        if let Some((key, why)) = act.and_then(|a| {
+            crate::config::input_problems(a, &row.input)
+                .into_iter()
+                .next()
+        }) {
+            let col = key.map_or(1, |k| row.column(&k));
+            problem = Some(format!("{}:{col}: {why}", row.row));
+            return false;
+        }
+        chunk.push(Value::Object(row.input).to_string());
+        if chunk.len() == CHUNK {
+            let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK));
+            return tx.blocking_send(full).is_ok();
+        }
+        true
+    });
+    let rows = read.map_err(|p| p.to_string())?;
+    if let Some(p) = problem {
+        return Err(p);
+    }
+    if rows == 0 {
+        return Err("no inputs".into());
+    }
+    if !chunk.is_empty() {
+        let _ = tx.blocking_send(chunk);
+    }
+    Ok(())
 }
 
 impl Leg {
@@ -212,6 +332,7 @@ impl Leg {
         let mut body = run.body.clone();
         if let Some(obj) = body.as_object_mut() {
             obj.remove("inputs");
+            obj.remove("inputs_file");
             obj.insert("input".into(), input.input.clone());
         }
         Leg {

@@ -146,10 +146,10 @@ impl Store {
 
     /// Stores a run over a list's inputs (JSON texts, in order), once, in a transaction of
     /// their own: the run stays CREATED until they are.
-    pub async fn add_inputs(&self, run_id: i64, inputs: Vec<String>) -> Result<()> {
+    pub async fn add_inputs(&self, run_id: i64, start: u32, inputs: Vec<String>) -> Result<()> {
         self.call(move |c| {
             let tx = super::write_tx(c)?;
-            super::inputs::add(&tx, run_id, &inputs)?;
+            super::inputs::add(&tx, run_id, start, &inputs)?;
             tx.commit()?;
             Ok(())
         })
@@ -167,6 +167,17 @@ impl Store {
     /// A run's inputs, in order (none for a run over one input).
     pub async fn inputs(&self, run_id: i64) -> Result<Vec<super::InputRecord>> {
         self.call(move |c| super::inputs::list(c, run_id)).await
+    }
+
+    /// At most `limit` of a run's inputs, in order, from index `from`.
+    pub async fn inputs_from(
+        &self,
+        run_id: i64,
+        from: u32,
+        limit: u32,
+    ) -> Result<Vec<super::InputRecord>> {
+        self.call(move |c| super::inputs::list_from(c, run_id, from, limit))
+            .await
     }
 
     /// Records where an input ended in this attempt of its run.

@@ -73,24 +73,35 @@ pub struct InputRecord {
     pub error: Option<LastError>,
 }
 
-/// Stores a run's inputs (JSON texts, in order), once: a second call adds nothing.
-pub fn add(conn: &Connection, run_id: i64, inputs: &[String]) -> Result<()> {
+/// Stores a run's inputs (JSON texts, in order) from index `start`, once: a second call adds
+/// nothing.
+pub fn add(conn: &Connection, run_id: i64, start: u32, inputs: &[String]) -> Result<()> {
     let mut ins = conn.prepare_cached(
         "INSERT OR IGNORE INTO run_inputs (run_id, idx, input) VALUES (?1, ?2, ?3)",
     )?;
     for (i, input) in inputs.iter().enumerate() {
-        ins.execute(params![run_id, i as i64, input])?;
+        ins.execute(params![run_id, i64::from(start) + i as i64, input])?;
     }
     Ok(())
 }
 
 /// A run's inputs, in order (none for a run over one input).
 pub fn list(conn: &Connection, run_id: i64) -> Result<Vec<InputRecord>> {
+    list_from(conn, run_id, 0, u32::MAX)
+}
+
+/// At most `limit` of a run's inputs, in order, from index `from`.
+pub fn list_from(
+    conn: &Connection,
+    run_id: i64,
+    from: u32,
+    limit: u32,
+) -> Result<Vec<InputRecord>> {
     let mut stmt = conn.prepare_cached(
         "SELECT idx, input, outcome, next_url, pages, items, error_label, error_message
-         FROM run_inputs WHERE run_id = ?1 ORDER BY idx",
+         FROM run_inputs WHERE run_id = ?1 AND idx >= ?2 ORDER BY idx LIMIT ?3",
     )?;
-    let rows = stmt.query_map([run_id], |r| {
+    let rows = stmt.query_map(params![run_id, from, limit], |r| {
         let text: String = r.get(1)?;
         let outcome: String = r.get(2)?;
         let label: Option<String> = r.get(6)?;

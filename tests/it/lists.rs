@@ -291,3 +291,48 @@ fn items_by_input(dir: &std::path::Path, run_id: i64) -> HashMap<u32, Vec<String
     })
     .unwrap()
 }
+
+/// A run over an inputs file reads it when accepted: each row an input with its
+/// `custom_data`; a file that has vanished since makes the run INVALID with the reason, and
+/// nothing is called.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_inputs_file_is_read_when_the_run_is_accepted_and_a_vanished_one_is_invalid() {
+    let server = Server::default();
+    let base = server.start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("in.csv");
+    let rows: Vec<String> = (0..5).map(|i| format!("{},{i}", search(i))).collect();
+    std::fs::write(
+        &csv,
+        format!(
+            "google_maps_search_url,custom_data.row\n{}\n",
+            rows.join("\n")
+        ),
+    )
+    .unwrap();
+    let r = runner(&dir, &base, "k", Pacer::unlimited());
+    let (limits, stop) = (LIMITS, watchbell::runner::Stop::new());
+    let run = create(&r, ACTION, json!({"inputs_file": csv.to_str().unwrap()})).await;
+    let done = r.execute(&run.uid, &limits, &stop).await.unwrap();
+    assert_eq!(done.status, RunStatus::Succeeded);
+    let inputs = r.store.inputs(run.id).await.unwrap();
+    assert_eq!(inputs.len(), 5);
+    assert_eq!(inputs[3].input["custom_data"]["row"], "3");
+    assert_eq!(done.items, u64::from(5 * PAGES * PER_PAGE));
+
+    let calls = server.calls().len();
+    std::fs::remove_file(&csv).unwrap();
+    let gone = create(&r, ACTION, json!({"inputs_file": csv.to_str().unwrap()})).await;
+    let done = r.execute(&gone.uid, &limits, &stop).await.unwrap();
+    assert_eq!(done.status, RunStatus::Invalid);
+    let e = done.last_error.unwrap();
+    assert_eq!(e.label, "INVALID_INPUTS_FILE");
+    assert!(
+        e.message.contains("in.csv: 1:1: cannot read it"),
+        "{}",
+        e.message
+    );
+    let history = r.store.transitions(gone.id).await.unwrap();
+    assert_eq!(history.last().unwrap().from.as_deref(), Some("CREATED"));
+    assert_eq!(server.calls().len(), calls, "nothing was called");
+}
