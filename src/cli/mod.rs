@@ -328,17 +328,20 @@ fn sandbox(opts: &crate::sandbox::Options) -> Outcome {
     use std::io::Write as _;
     let rt = tokio::runtime::Runtime::new().map_err(Failure::runtime)?;
     rt.block_on(async {
+        use tokio::signal::unix::{SignalKind, signal};
+        // Handled before the first line says where it listens: a script that signals as soon
+        // as it has read that line must not meet the default action (killed, not stopped).
+        let mut term = signal(SignalKind::terminate()).map_err(Failure::runtime)?;
+        let mut int = signal(SignalKind::interrupt()).map_err(Failure::runtime)?;
         let sb = crate::sandbox::Sandbox::start(opts.clone())
             .await
             .map_err(|e| Failure::runtime(format!("cannot listen on {}: {e}", opts.listen)))?;
         out!("listening on {}", sb.base_url());
         let _ = std::io::stdout().flush();
         tracing::info!(addr = %sb.addr(), pages = opts.pages, page_size = ?opts.page_size, "sandbox ready");
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .map_err(Failure::runtime)?;
         sb.run_until(async {
             let signal = tokio::select! {
-                _ = tokio::signal::ctrl_c() => "SIGINT",
+                _ = int.recv() => "SIGINT",
                 _ = term.recv() => "SIGTERM",
             };
             tracing::info!(signal, "sandbox stopping");
