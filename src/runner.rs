@@ -380,8 +380,7 @@ impl Runner {
             Err(f) => return Ok(End::Failed(f)),
         };
         let body = leg.body.as_ref();
-        let mut stored = persistently(|| self.store.pages(run.id)).await?;
-        stored.retain(|p| p.input == leg.input);
+        let stored = persistently(|| self.store.pages_of(run.id, leg.input)).await?;
         let mut pass = match leg.input {
             Some(_) if stored.is_empty() => Pass::first(run.pages + 1),
             _ => Pass::of(&stored, &first),

@@ -203,11 +203,8 @@ impl Runner {
             .and_then(|a| a.modes.live.as_ref())
             .is_some_and(|m| m.takes("identity_mode") || m.takes("identity_ids"));
         // A batch of inputs at a time: a list of 100,000 is never held whole.
-        let mut from = 0;
-        loop {
-            let batch = persistently(|| self.store.inputs_from(run.id, from, BATCH)).await?;
-            let Some(last) = batch.last() else { break };
-            from = last.index + 1;
+        let mut batches = Batches::of(run);
+        while let Some(batch) = batches.next(self).await? {
             if let Some(end) = self
                 .page_inputs(run, &batch, limits, stop, gate, through_identity)
                 .await?
@@ -216,11 +213,8 @@ impl Runner {
             }
         }
         let mut tally = Tally::default();
-        let mut from = 0;
-        loop {
-            let batch = persistently(|| self.store.inputs_from(run.id, from, BATCH)).await?;
-            let Some(last) = batch.last() else { break };
-            from = last.index + 1;
+        let mut batches = Batches::of(run);
+        while let Some(batch) = batches.next(self).await? {
             for i in &batch {
                 tally.add(i);
             }
@@ -278,6 +272,32 @@ impl Runner {
     }
 }
 
+/// A run's inputs, [`BATCH`] at a time, in order.
+struct Batches {
+    run_id: i64,
+    from: u32,
+}
+
+impl Batches {
+    fn of(run: &RunRecord) -> Batches {
+        Batches {
+            run_id: run.id,
+            from: 0,
+        }
+    }
+
+    /// The next batch; `None` after the last.
+    async fn next(&mut self, runner: &Runner) -> Result<Option<Vec<InputRecord>>, StoreError> {
+        let (id, from) = (self.run_id, self.from);
+        let batch = persistently(|| runner.store.inputs_from(id, from, BATCH)).await?;
+        let Some(last) = batch.last() else {
+            return Ok(None);
+        };
+        self.from = last.index + 1;
+        Ok(Some(batch))
+    }
+}
+
 /// Reads the inputs file at `path` for a run of `action`, each row held to the action's
 /// schema, and sends its inputs in chunks; the first problem ends it as the reason.
 fn read_chunks(
@@ -329,12 +349,17 @@ fn read_chunks(
 impl Leg {
     /// One input of a run over a list: the run's body with this input in place of the list.
     fn input(run: &RunRecord, input: &InputRecord) -> Leg {
-        let mut body = run.body.clone();
-        if let Some(obj) = body.as_object_mut() {
-            obj.remove("inputs");
-            obj.remove("inputs_file");
-            obj.insert("input".into(), input.input.clone());
-        }
+        // The rest of the body, without copying the list for every input.
+        let mut body: serde_json::Map<String, Value> = run
+            .body
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter(|(k, _)| !matches!(k.as_str(), "inputs" | "inputs_file"))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        body.insert("input".into(), input.input.clone());
+        let body = Value::Object(body);
         Leg {
             input: Some(input.index),
             body: Some(catalog::clean_live_body(&run.action_name, &body)),

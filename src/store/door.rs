@@ -196,6 +196,11 @@ impl Store {
         self.call(move |c| runs::pages(c, run_id)).await
     }
 
+    /// The pages of one input of a run over a list (`None`: of a run over one input).
+    pub async fn pages_of(&self, run_id: i64, input: Option<u32>) -> Result<Vec<PageRecord>> {
+        self.call(move |c| runs::pages_of(c, run_id, input)).await
+    }
+
     pub async fn transitions(&self, run_id: i64) -> Result<Vec<TransitionRecord>> {
         self.call(move |c| runs::transitions(c, run_id)).await
     }

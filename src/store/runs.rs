@@ -627,10 +627,25 @@ pub fn transitions(conn: &Connection, run_id: i64) -> Result<Vec<TransitionRecor
 }
 
 pub fn pages(conn: &Connection, run_id: i64) -> Result<Vec<PageRecord>> {
-    let mut stmt = conn.prepare(
-        "SELECT page_no, url, item_count, fetched_at, content_hash, input_idx FROM pages WHERE run_id = ?1 ORDER BY page_no",
-    )?;
-    let rows = stmt.query_map([run_id], |r| {
+    read_pages(conn, "", params![run_id])
+}
+
+/// The pages of one input of a run over a list (`None`: of a run over one input), read by
+/// index: a run over 100,000 inputs reads each one's pages, not the run's, per input.
+pub fn pages_of(conn: &Connection, run_id: i64, input: Option<u32>) -> Result<Vec<PageRecord>> {
+    read_pages(conn, "AND input_idx IS ?2", params![run_id, input])
+}
+
+fn read_pages(
+    conn: &Connection,
+    and: &str,
+    params: impl rusqlite::Params,
+) -> Result<Vec<PageRecord>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT page_no, url, item_count, fetched_at, content_hash, input_idx FROM pages
+         WHERE run_id = ?1 {and} ORDER BY page_no"
+    ))?;
+    let rows = stmt.query_map(params, |r| {
         Ok(PageRecord {
             page: r.get(0)?,
             url: r.get(1)?,

@@ -220,6 +220,7 @@ const STEPS: &[Step] = &[
         PRIMARY KEY (run_id, idx)
     ) WITHOUT ROWID;
     ALTER TABLE pages ADD COLUMN input_idx INTEGER;
+    CREATE INDEX pages_input ON pages(run_id, input_idx, page_no);
     ",
     ),
 ];
