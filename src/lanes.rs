@@ -81,6 +81,9 @@ pub struct RunGate {
     /// True between a granted `enter` and its `leave`: a run stopped mid-request (timeout,
     /// shutdown) drops its gate there, and the drop frees the slots.
     holding: AtomicBool,
+    /// The outreach input the next request sends: recorded in the transaction that lets it
+    /// go, then cleared (a later page of the same input is not a new send).
+    sending: std::sync::Mutex<Option<store::SentMark>>,
 }
 
 impl RunGate {
@@ -96,7 +99,7 @@ impl RunGate {
         RunGate {
             lanes: catalog::lanes(&run.action_name, &body),
             count: Count::of(&run.action_name),
-            holder: format!("{}/{}", run.owner.as_deref().unwrap_or("-"), run.uid),
+            holder: holder(run),
             metrics,
             store,
             safety,
@@ -104,6 +107,7 @@ impl RunGate {
             lease: request_timeout + Duration::from_secs(30),
             waited_ms: AtomicU64::new(0),
             holding: AtomicBool::new(false),
+            sending: std::sync::Mutex::new(None),
         }
     }
 
@@ -114,6 +118,21 @@ impl RunGate {
     /// How long this run has waited for its lanes so far.
     pub fn waited(&self) -> Duration {
         Duration::from_millis(self.waited_ms.load(Ordering::Relaxed))
+    }
+
+    /// The outreach input the run's next request sends (`None`: not one of a list's).
+    pub fn send_as(&self, mark: Option<store::SentMark>) {
+        *self
+            .sending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = mark;
+    }
+
+    fn sending(&self) -> Option<store::SentMark> {
+        self.sending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     fn ask(&self, now: DateTime<Utc>) -> LaneAsk {
@@ -129,6 +148,7 @@ impl RunGate {
             day,
             day_ends,
             lease: chrono::Duration::from_std(self.lease).unwrap_or(chrono::Duration::hours(1)),
+            sent: self.sending(),
         }
     }
 
@@ -227,10 +247,18 @@ impl RunGate {
 impl Gate for RunGate {
     fn enter(&self) -> Pin<Box<dyn Future<Output = Result<(), ApiFailure>> + Send + '_>> {
         Box::pin(async move {
-            if !self.lanes.is_empty() {
+            if self.lanes.is_empty() {
+                if let Some(mark) = self.sending() {
+                    let now = Clock::System.now();
+                    store::persistently(|| self.store.mark_sent(mark.clone(), now))
+                        .await
+                        .map_err(|e| ApiFailure::Transport(format!("sent inputs: {e}")))?;
+                }
+            } else {
                 self.take_lanes().await?;
                 self.holding.store(true, Ordering::Release);
             }
+            self.send_as(None);
             if let Some(i) = self.pace {
                 self.take_pace(i).await;
             }
@@ -268,6 +296,11 @@ impl Drop for RunGate {
             });
         }
     }
+}
+
+/// Who holds a run's identity slots: its process and the run.
+pub fn holder(run: &RunRecord) -> String {
+    format!("{}/{}", run.owner.as_deref().unwrap_or("-"), run.uid)
 }
 
 /// The local day of `now` in `tz` (`YYYY-MM-DD`) and the instant it ends.

@@ -191,7 +191,7 @@ impl Holder<'_, '_> {
             _ => (one, list),
         };
         let file_asked = file.is_some();
-        let inputs_file = file.and_then(|f| self.inputs_file(action, act, (mode, m), f));
+        let inputs_file = file.and_then(|f| self.inputs_file(act, (mode, m), f));
         let inputs = list.map(|list| {
             self.inputs(action, act, (mode, m), list)
                 .into_iter()
@@ -280,7 +280,6 @@ impl Holder<'_, '_> {
     /// `FILE:ROW:COL` at the key.
     fn inputs_file(
         &mut self,
-        action: &str,
         act: &Action,
         (mode, _): (ModeName, &Mode),
         asked: Asked<String>,
@@ -292,13 +291,6 @@ impl Holder<'_, '_> {
                 span,
                 "inputs_file: not for runner = \"remote\" yet; write inputs = [...] (at most 100)"
                     .into(),
-            );
-            return None;
-        }
-        if catalog::Count::of(action) == catalog::Count::Outreach {
-            self.error(
-                span,
-                format!("inputs_file: {action} writes on LinkedIn; a list of outreach inputs is not supported yet (each input must be sent at most once per job)"),
             );
             return None;
         }
@@ -348,16 +340,6 @@ impl Holder<'_, '_> {
             self.error(
                 from.span("inputs"),
                 "inputs: an empty list; write at least one input".into(),
-            );
-        }
-        // A resumed run could send an input the server may already have acted on: lists of
-        // outreach wait for the record of what a job sent.
-        if mode.0 == ModeName::Live && catalog::Count::of(action) == catalog::Count::Outreach {
-            self.error(
-                from.span("inputs"),
-                format!(
-                    "inputs: {action} writes on LinkedIn; a list of outreach inputs is not supported yet (each input must be sent at most once per job): one job per input, or runner = \"remote\""
-                ),
             );
         }
         if mode.0 == ModeName::Schedule && value.len() > MAX_SCHEDULE_INPUTS {

@@ -312,6 +312,12 @@ impl Dispatch {
                 continue;
             }
             warn!(job = %run.job, run = %run.uid, owner = run.owner.as_deref().unwrap_or("-"), status = "STOPPED", "run lost its owner");
+            // Its process died mid-request: the identity slots it held are free now, not when
+            // their lease ends.
+            let holder = crate::lanes::holder(&run);
+            if let Err(e) = self.runner.store.lane_free(holder).await {
+                log_store_error("could not free a lost run's identity slots", &e);
+            }
             match self.config.job(&run.job).cloned() {
                 Some(job) if job.resume_interrupted => {
                     self.adopt(&job, run.uid, "resumed after owner_lost")

@@ -9,9 +9,13 @@ use tracing::{info, warn};
 use super::{End, Leg, Limits, Runner, Stop};
 use crate::api::{ApiFailure, cap};
 use crate::catalog;
+use crate::catalog::Count;
 use crate::lanes::RunGate;
 use crate::status::RunStatus;
-use crate::store::{InputOutcome, InputRecord, LastError, RunRecord, StoreError, persistently};
+use crate::store::{
+    self, InputOutcome, InputRecord, LastError, RunRecord, SentMark, SentState, StoreError,
+    persistently,
+};
 
 /// True when the run's body carries a list of inputs, or an inputs file.
 pub(super) fn is_list(run: &RunRecord) -> bool {
@@ -53,9 +57,9 @@ impl Tally {
     fn add(&mut self, i: &InputRecord) {
         self.total += 1;
         match i.outcome {
-            InputOutcome::Succeeded => self.succeeded += 1,
+            InputOutcome::Succeeded | InputOutcome::AlreadySent => self.succeeded += 1,
             InputOutcome::Refused => self.refused += 1,
-            InputOutcome::Failed => self.failed += 1,
+            InputOutcome::Failed | InputOutcome::OutcomeUnknown => self.failed += 1,
             InputOutcome::Pending | InputOutcome::Unfinished => self.unfinished += 1,
         }
         let Some(e) = &i.error else { return };
@@ -235,18 +239,27 @@ impl Runner {
         gate: &RunGate,
         through_identity: bool,
     ) -> Result<Option<End>, StoreError> {
+        let outreach = Count::of(&run.action_name) == Count::Outreach;
         for input in batch.iter().filter(|i| !i.outcome.is_final()) {
             if stop.is_stopped() {
                 return Ok(Some(End::Stopped(stop.reason().to_string())));
             }
-            // The run's page count, as the last input left it.
-            let now = self.get(&run.uid).await?;
-            let leg = Leg::input(&now, input);
-            let paging = self.page_loop(&now, &leg, limits, stop, gate);
-            // An input out of time is resumed from its cursor by `retry` or `runs resume`.
-            let timed = tokio::time::timeout(limits.run_timeout, paging).await;
-            let (outcome, error, run_end) = if let Ok(end) = timed {
-                outcome_of(end?, through_identity)
+            let mark = outreach.then(|| SentMark {
+                job: run.job.clone(),
+                input: store::sent_key(&input.input),
+                run_id: run.id,
+                index: input.index,
+            });
+            if let Some(mark) = &mark
+                && self.sent_before(mark).await?
+            {
+                continue;
+            }
+            gate.send_as(mark.clone());
+            let (end, answered) = self.page_input(run, input, limits, stop, gate).await?;
+            gate.send_as(None);
+            let (outcome, error, run_end) = if let Some(end) = end {
+                outcome_of(end, through_identity)
             } else {
                 let e = LastError {
                     label: "RUN_TIMEOUT".into(),
@@ -254,21 +267,131 @@ impl Runner {
                 };
                 (InputOutcome::Unfinished, Some(e), None)
             };
+            let outcome = if let Some(mark) = mark {
+                self.settle_sent(mark, outcome, error.clone(), answered)
+                    .await?
+            } else {
+                persistently(|| {
+                    self.store
+                        .set_input_outcome(run.id, input.index, outcome, error.clone())
+                })
+                .await?;
+                outcome
+            };
             if outcome != InputOutcome::Succeeded || error.is_some() {
                 warn!(input = input.index, outcome = %outcome, error = ?error.as_ref().map(|e| &e.label), "input ended");
             } else {
                 info!(input = input.index, "input ended");
             }
-            persistently(|| {
-                self.store
-                    .set_input_outcome(run.id, input.index, outcome, error.clone())
-            })
-            .await?;
             if let Some(end) = run_end {
                 return Ok(Some(end));
             }
         }
         Ok(None)
+    }
+
+    /// Pages one input within `run_timeout`: its end (`None`: out of time; resumed from its
+    /// cursor by `retry` or `runs resume`), and whether the server answered it with a refusal
+    /// (a 4xx: nothing was acted on).
+    async fn page_input(
+        &self,
+        run: &RunRecord,
+        input: &InputRecord,
+        limits: &Limits,
+        stop: &Stop,
+        gate: &RunGate,
+    ) -> Result<(Option<End>, bool), StoreError> {
+        // The run's page count, as the last input left it.
+        let now = self.get(&run.uid).await?;
+        let leg = Leg::input(&now, input);
+        let paging = self.page_loop(&now, &leg, limits, stop, gate);
+        let Ok(end) = tokio::time::timeout(limits.run_timeout, paging).await else {
+            return Ok((None, false));
+        };
+        let end = end?;
+        let answered = matches!(&end, End::Failed(ApiFailure::Http { status, .. }) if (400..500).contains(status))
+            || matches!(&end, End::Failed(ApiFailure::RateLimited { .. }));
+        Ok((Some(end), answered))
+    }
+
+    /// True when the job's record says `mark`'s input went out before: the input is ended
+    /// without a request, `already_sent`, or `outcome_unknown` when this run's own request
+    /// was in flight when its process died.
+    async fn sent_before(&self, mark: &SentMark) -> Result<bool, StoreError> {
+        let (job, key) = (mark.job.clone(), mark.input.clone());
+        let Some(row) = persistently(|| self.store.sent(&job, &key)).await? else {
+            return Ok(false);
+        };
+        if row.run_id == mark.run_id && row.index == mark.index && row.state == SentState::InFlight
+        {
+            let e = LastError {
+                label: "OUTCOME_UNKNOWN".into(),
+                message: "its request was in flight when the run's process ended; not sent again"
+                    .into(),
+            };
+            warn!(
+                input = mark.index,
+                "outreach input in flight at a crash: outcome unknown, not sent again"
+            );
+            let unknown = (
+                InputOutcome::OutcomeUnknown,
+                Some(SentState::OutcomeUnknown),
+            );
+            persistently(|| {
+                self.store
+                    .settle_sent(mark.clone(), unknown.0, Some(e.clone()), unknown.1)
+            })
+            .await?;
+        } else {
+            info!(
+                input = mark.index,
+                first_run = row.run_id,
+                state = row.state.as_str(),
+                "outreach input sent before: not sent again"
+            );
+            persistently(|| {
+                self.store.set_input_outcome(
+                    mark.run_id,
+                    mark.index,
+                    InputOutcome::AlreadySent,
+                    None,
+                )
+            })
+            .await?;
+        }
+        Ok(true)
+    }
+
+    /// Ends an outreach input and its record: sent when it succeeded, refused when refused,
+    /// forgotten when its request never went or was answered with a refusal, else
+    /// `outcome_unknown` (it may have reached the server). The outcome as recorded.
+    async fn settle_sent(
+        &self,
+        mark: SentMark,
+        outcome: InputOutcome,
+        error: Option<LastError>,
+        answered: bool,
+    ) -> Result<InputOutcome, StoreError> {
+        let (job, key) = (mark.job.clone(), mark.input.clone());
+        let went = persistently(|| self.store.sent(&job, &key))
+            .await?
+            .is_some_and(|r| r.run_id == mark.run_id && r.index == mark.index);
+        let (outcome, state) = match outcome {
+            _ if !went => (outcome, None),
+            InputOutcome::Succeeded => (outcome, Some(SentState::Sent)),
+            InputOutcome::Refused => (outcome, Some(SentState::Refused)),
+            _ if answered => (outcome, None),
+            _ => (
+                InputOutcome::OutcomeUnknown,
+                Some(SentState::OutcomeUnknown),
+            ),
+        };
+        persistently(|| {
+            self.store
+                .settle_sent(mark.clone(), outcome, error.clone(), state)
+        })
+        .await?;
+        Ok(outcome)
     }
 }
 

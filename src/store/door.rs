@@ -192,6 +192,31 @@ impl Store {
             .await
     }
 
+    /// An outreach job's record of an input (its [`super::sent_key`]).
+    pub async fn sent(&self, job: &str, input: &str) -> Result<Option<super::SentRow>> {
+        let (job, input) = (job.to_string(), input.to_string());
+        self.call(move |c| super::sent::lookup(c, &job, &input))
+            .await
+    }
+
+    /// Records an outreach input as in flight (a request through no lane, whose `lane_enter`
+    /// would have recorded it).
+    pub async fn mark_sent(&self, mark: super::SentMark, now: DateTime<Utc>) -> Result<()> {
+        self.call(move |c| super::sent::mark(c, &mark, now)).await
+    }
+
+    /// Ends an outreach input: its outcome, and its record set to `state` or removed, at once.
+    pub async fn settle_sent(
+        &self,
+        mark: super::SentMark,
+        outcome: super::InputOutcome,
+        error: Option<LastError>,
+        state: Option<super::SentState>,
+    ) -> Result<()> {
+        self.call(move |c| super::sent::settle(c, &mark, outcome, error.as_ref(), state))
+            .await
+    }
+
     pub async fn pages(&self, run_id: i64) -> Result<Vec<PageRecord>> {
         self.call(move |c| runs::pages(c, run_id)).await
     }
@@ -493,6 +518,12 @@ impl Store {
 impl Store {
     pub async fn lane_enter(&self, ask: LaneAsk, now: DateTime<Utc>) -> Result<Entry> {
         self.call(move |c| lanes::lane_enter(c, &ask, now)).await
+    }
+
+    /// Frees every identity slot `holder` holds (its process is gone).
+    pub async fn lane_free(&self, holder: String) -> Result<usize> {
+        self.call(move |c| Ok(c.execute("DELETE FROM lane_slots WHERE holder = ?1", [&holder])?))
+            .await
     }
 
     pub async fn lane_leave(

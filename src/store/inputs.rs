@@ -22,6 +22,11 @@ pub enum InputOutcome {
     Failed,
     /// Errors left after request retries, or the run stopped on it: resumed from its cursor.
     Unfinished,
+    /// An outreach input this job sent before (or whose send is unknown): not sent again.
+    AlreadySent,
+    /// An outreach input whose request may have reached the server (in flight at a crash or
+    /// stop, a timeout, a 5xx): counted as sent, never sent again.
+    OutcomeUnknown,
 }
 
 impl InputOutcome {
@@ -32,6 +37,8 @@ impl InputOutcome {
             InputOutcome::Refused => "refused",
             InputOutcome::Failed => "failed",
             InputOutcome::Unfinished => "unfinished",
+            InputOutcome::AlreadySent => "already_sent",
+            InputOutcome::OutcomeUnknown => "outcome_unknown",
         }
     }
 
@@ -41,13 +48,21 @@ impl InputOutcome {
             "refused" => InputOutcome::Refused,
             "failed" => InputOutcome::Failed,
             "unfinished" => InputOutcome::Unfinished,
+            "already_sent" => InputOutcome::AlreadySent,
+            "outcome_unknown" => InputOutcome::OutcomeUnknown,
             _ => InputOutcome::Pending,
         }
     }
 
     /// True when no later attempt of the run calls it again.
     pub fn is_final(self) -> bool {
-        matches!(self, InputOutcome::Succeeded | InputOutcome::Refused)
+        matches!(
+            self,
+            InputOutcome::Succeeded
+                | InputOutcome::Refused
+                | InputOutcome::AlreadySent
+                | InputOutcome::OutcomeUnknown
+        )
     }
 }
 

@@ -27,6 +27,8 @@ pub struct LaneAsk {
     pub day_ends: DateTime<Utc>,
     /// How long a slot is held if its holder dies mid-request.
     pub lease: chrono::Duration,
+    /// The outreach input this request sends, recorded in the transaction that lets it go.
+    pub sent: Option<super::sent::SentMark>,
 }
 
 /// The answer to a [`LaneAsk`].
@@ -141,6 +143,9 @@ pub fn lane_enter(conn: &mut Connection, ask: &LaneAsk, now: DateTime<Utc>) -> R
             ),
             params![lane, ask.day],
         )?;
+    }
+    if let Some(mark) = &ask.sent {
+        super::sent::mark(&tx, mark, now)?;
     }
     tx.commit()?;
     Ok(Entry::Entered)
@@ -299,6 +304,7 @@ mod tests {
             day: "2026-05-01".into(),
             day_ends: parse_ts("2026-05-02T00:00:00Z").unwrap(),
             lease: chrono::Duration::minutes(1),
+            sent: None,
         }
     }
 

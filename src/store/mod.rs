@@ -19,6 +19,7 @@ mod links;
 mod prune;
 mod runs;
 mod schema;
+mod sent;
 mod ticks;
 
 use std::collections::VecDeque;
@@ -40,6 +41,7 @@ pub use runs::{
     ItemQuery, ItemRow, JobHealth, LEASE, LastError, NewRun, PageRecord, RunFilter, RunRecord,
     TransitionRecord, content_hash, hash_texts, new_uid,
 };
+pub use sent::{SentMark, SentRow, SentState, key as sent_key};
 pub use ticks::{Recorded, Skip, TickRecord};
 
 use crate::status::RunStatus;

@@ -223,6 +223,21 @@ const STEPS: &[Step] = &[
     CREATE INDEX pages_input ON pages(run_id, input_idx, page_no);
     ",
     ),
+    // 13: what an outreach job has sent from its lists, by input: each input at most once per
+    // job, ever. A row is written in the transaction that lets its request go (`lane_enter`).
+    Step::Sql(
+        r"
+    CREATE TABLE sent_inputs (
+        job        TEXT NOT NULL,
+        input      TEXT NOT NULL,
+        run_id     INTEGER NOT NULL,
+        input_idx  INTEGER NOT NULL,
+        state      TEXT NOT NULL,
+        at         TEXT NOT NULL,
+        PRIMARY KEY (job, input)
+    ) WITHOUT ROWID;
+    ",
+    ),
 ];
 
 /// The schema version this build knows.

@@ -31,6 +31,8 @@ const PER_PAGE: u32 = 2;
 struct Server {
     calls: Arc<Mutex<HashMap<(String, u32), u32>>>,
     delay: Duration,
+    /// Pages per input when not `PAGES`.
+    pages: Option<u32>,
 }
 
 #[derive(serde::Deserialize)]
@@ -59,10 +61,12 @@ impl Server {
     }
 
     async fn answer(&self, name: &str, page: u32, body: &str, base: &str) -> Response {
-        tokio::time::sleep(self.delay).await;
         let body: Value = serde_json::from_str(body).unwrap();
-        let input = body["input"]["google_maps_search_url"]
-            .as_str()
+        // The input's one URL, whatever its key.
+        let input = body["input"]
+            .as_object()
+            .and_then(|o| o.iter().find(|(k, _)| *k != "custom_data"))
+            .and_then(|(_, v)| v.as_str())
             .unwrap_or("")
             .to_string();
         *self
@@ -71,6 +75,8 @@ impl Server {
             .unwrap()
             .entry((input.clone(), page))
             .or_default() += 1;
+        // Counted on arrival: a request in flight at a kill was received.
+        tokio::time::sleep(self.delay).await;
         if input.contains("refuse") {
             let e = json!({"error_label": "INVALID_INPUT", "error_scope": "input", "error_ref": "ERR-1",
                 "message": "no such search", "status_code": 400, "params": {}});
@@ -83,7 +89,7 @@ impl Server {
             })
             .collect();
         let mut headers = HeaderMap::new();
-        if page < PAGES {
+        if page < self.pages.unwrap_or(PAGES) {
             let next = format!("{base}/v4/actions/{name}/run/live?page={}", page + 1);
             headers.insert("x-pagination-next", HeaderValue::from_str(&next).unwrap());
         }
@@ -93,6 +99,19 @@ impl Server {
     fn calls(&self) -> HashMap<(String, u32), u32> {
         self.calls.lock().unwrap().clone()
     }
+}
+
+/// An outreach action: each of its requests sends an invitation.
+const OUTREACH: &str = "linkedin-connect-profile";
+
+fn profile(i: usize) -> String {
+    format!("https://www.linkedin.com/in/p{i}")
+}
+
+fn profiles(n: usize) -> Vec<Value> {
+    (0..n)
+        .map(|i| json!({"linkedin_profile_url": profile(i)}))
+        .collect()
 }
 
 fn search(i: usize) -> String {
@@ -335,4 +354,133 @@ async fn an_inputs_file_is_read_when_the_run_is_accepted_and_a_vanished_one_is_i
     let history = r.store.transitions(gone.id).await.unwrap();
     assert_eq!(history.last().unwrap().from.as_deref(), Some("CREATED"));
     assert_eq!(server.calls().len(), calls, "nothing was called");
+}
+
+/// An outreach list of 10 under `daily_cap.outreach = 4`: the first day's run sends inputs
+/// 0-3 and stops at the cap; the next day's run (another local day: the caps' timezone moved
+/// from UTC+14 to UTC-12) skips those and sends 4-7; a third run that day sends nothing. No
+/// profile is ever called twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outreach_list_sends_each_input_once_ever_and_the_cap_leaves_the_rest_to_the_next_day() {
+    use InputOutcome::{AlreadySent, Succeeded, Unfinished};
+    let server = Server {
+        pages: Some(1),
+        ..Server::default()
+    };
+    let base = server.start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut r = runner(&dir, &base, "k", Pacer::unlimited());
+    let (limits, stop) = (LIMITS, watchbell::runner::Stop::new());
+    let day = |r: &mut watchbell::runner::Runner, tz| {
+        r.safety = watchbell::config::Safety {
+            outreach: 4,
+            tz,
+            ..crate::support::fast_safety()
+        };
+    };
+    let sent = |server: &Server| {
+        let calls = server.calls();
+        assert!(calls.values().all(|n| *n == 1), "{calls:?}");
+        let mut sent: Vec<String> = calls.into_keys().map(|(p, _)| p).collect();
+        sent.sort();
+        sent
+    };
+    let outcomes = |id| {
+        let inputs = read(dir.path(), |c| c.inputs(id).unwrap()).unwrap();
+        inputs.iter().map(|i| i.outcome).collect::<Vec<_>>()
+    };
+    day(&mut r, chrono_tz::Pacific::Kiritimati);
+    let first = create(&r, OUTREACH, json!({"inputs": profiles(10)})).await;
+    let done = r.execute(&first.uid, &limits, &stop).await.unwrap();
+    assert_eq!(done.status, RunStatus::Stopped);
+    assert_eq!(done.last_error.unwrap().label, "DAILY_CAP");
+    assert_eq!(sent(&server), (0..4).map(profile).collect::<Vec<_>>());
+    let o = outcomes(first.id);
+    assert_eq!(o[..4], [Succeeded; 4]);
+    assert_eq!(o[4], Unfinished);
+
+    day(&mut r, chrono_tz::Etc::GMTPlus12);
+    let second = create(&r, OUTREACH, json!({"inputs": profiles(10)})).await;
+    let done = r.execute(&second.uid, &limits, &stop).await.unwrap();
+    assert_eq!(done.status, RunStatus::Stopped);
+    assert_eq!(sent(&server), (0..8).map(profile).collect::<Vec<_>>());
+    let o = outcomes(second.id);
+    assert_eq!(o[..4], [AlreadySent; 4]);
+    assert_eq!(o[4..8], [Succeeded; 4]);
+    assert!(!o[8].is_final());
+
+    // The same day again: the cap is spent, and what was sent is not sent again.
+    let third = create(&r, OUTREACH, json!({"inputs": profiles(10)})).await;
+    let done = r.execute(&third.uid, &limits, &stop).await.unwrap();
+    assert_eq!(done.status, RunStatus::Stopped);
+    assert_eq!(sent(&server).len(), 8);
+    assert_eq!(outcomes(third.id)[..8], [AlreadySent; 8]);
+}
+
+/// The outreach variant of the kill test: a list of 10 invitations killed with SIGKILL while a
+/// request is in flight and resumed by the daemon sends no profile twice; the input in flight
+/// at the kill is `outcome_unknown`, every other one succeeded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outreach_list_killed_in_flight_sends_nothing_twice() {
+    let server = Server {
+        delay: Duration::from_millis(400),
+        pages: Some(1),
+        ..Server::default()
+    };
+    let base = server.start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let inputs: Vec<String> = (0..10)
+        .map(|i| format!("{{ linkedin_profile_url = \"{}\" }}", profile(i)))
+        .collect();
+    let toml = format!(
+        "[api]\nbase_url = \"{base}\"\nplan = \"highest\"\n{FAST_SAFETY}\n[[job]]\nname = \"invite\"\ncron = \"0 0 1 1 *\"\naction = \"{OUTREACH}\"\nidentity_mode = \"auto\"\ninputs = [{}]\n",
+        inputs.join(",\n  ")
+    );
+    std::fs::write(d.join("schedules.toml"), toml).unwrap();
+    let mut trigger = process(d, &["trigger", "invite"], "trigger.log");
+    eventually(WAIT, || {
+        // Three answered, the fourth (or fifth) on its way.
+        let far = server.calls().len() >= 4;
+        async move { far }
+    })
+    .await;
+    trigger.kill().unwrap();
+    trigger.wait().unwrap();
+    let mut daemon = process(d, &["run"], "daemon.log");
+    let run = || {
+        read(d, |c| {
+            c.list_runs(&watchbell::store::RunFilter::default())
+                .unwrap()
+                .pop()
+        })
+        .flatten()
+        .unwrap()
+    };
+    eventually(WAIT, || {
+        let done = run().status.is_final();
+        async move { done }
+    })
+    .await;
+    let calls = server.calls();
+    assert_eq!(calls.len(), 10, "{calls:?}");
+    assert!(calls.values().all(|n| *n == 1), "sent twice: {calls:?}");
+    let inputs = read(d, |c| c.inputs(run().id).unwrap()).unwrap();
+    let unknown = inputs
+        .iter()
+        .filter(|i| i.outcome == InputOutcome::OutcomeUnknown)
+        .count();
+    let succeeded = inputs
+        .iter()
+        .filter(|i| i.outcome == InputOutcome::Succeeded)
+        .count();
+    assert!(unknown <= 1 && unknown + succeeded == 10, "{inputs:?}");
+    let expect = if unknown == 1 {
+        RunStatus::PartialSucceeded
+    } else {
+        RunStatus::Succeeded
+    };
+    assert_eq!(run().status, expect);
+    signal(&daemon, "-TERM");
+    assert!(wait_exit(&mut daemon).await.success());
 }
