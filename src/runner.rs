@@ -126,12 +126,20 @@ impl Runner {
         async {
             // A list's inputs are stored while the run is still CREATED, in transactions of
             // their own after the tick row; an inputs file gone bad makes the run INVALID.
-            let unreadable = if run.status == RunStatus::Created && inputs::is_list(&run) {
+            // A run fired by a tick or a firing is created QUEUED: what decides is whether its
+            // inputs are stored yet.
+            let unstored = inputs::is_list(&run)
+                && matches!(run.status, RunStatus::Created | RunStatus::Queued)
+                && persistently(|| self.store.inputs_from(run.id, 0, 1))
+                    .await?
+                    .is_empty();
+            let unreadable = if unstored {
                 self.store_inputs(&run).await?.err()
             } else {
                 None
             };
             let result = match unreadable {
+                Some(why) if inputs::is_chained(&run) => End::NoInputs(why),
                 Some(why) => End::Unreadable(why),
                 None => self.started(&run, limits, stop).await?,
             };
@@ -612,6 +620,15 @@ impl Runner {
                 self.transition(uid, RunStatus::Invalid, "inputs_file", Some(e))
                     .await
             }
+            End::NoInputs(why) => {
+                info!(why = %why, "nothing to do");
+                let e = LastError {
+                    label: "NO_INPUTS".into(),
+                    message: why,
+                };
+                self.transition(uid, RunStatus::Invalid, "no_inputs", Some(e))
+                    .await
+            }
             End::Failed(f) => {
                 let to = f.run_status(stored);
                 warn!(status = %to, error = %f, "run failed");
@@ -724,6 +741,8 @@ enum End {
     Inputs(inputs::Tally),
     /// The run's inputs file vanished or no longer holds valid inputs: why.
     Unreadable(String),
+    /// A chained run found nothing waiting from its source (another run took it first).
+    NoInputs(String),
 }
 
 /// `f`, bounded by `limit` when there is one; `None` when the limit ran out.

@@ -67,9 +67,10 @@ impl RunStatus {
     /// failed on the way; a resumable terminal run goes back to QUEUED.
     pub fn can_move_to(self, to: RunStatus) -> bool {
         match (self, to) {
-            // INVALID: an inputs file that vanished or went bad before the first request.
+            // INVALID: an inputs file that vanished or went bad (or a chained run found nothing
+            // waiting) before the first request; a ticked run is created QUEUED.
             (Created, Queued | Stopped | Failed | Invalid)
-            | (Queued, Running | Stopped | Failed | Blocked) => true,
+            | (Queued, Running | Stopped | Failed | Blocked | Invalid) => true,
             (Running, t) => t.is_final(),
             (from, Queued) => from.is_resumable(),
             _ => false,

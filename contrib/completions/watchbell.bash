@@ -34,6 +34,9 @@ _watchbell() {
             watchbell,help)
                 cmd="watchbell__subcmd__help"
                 ;;
+            watchbell,inputs)
+                cmd="watchbell__subcmd__inputs"
+                ;;
             watchbell,lanes)
                 cmd="watchbell__subcmd__lanes"
                 ;;
@@ -84,6 +87,9 @@ _watchbell() {
                 ;;
             watchbell__subcmd__help,help)
                 cmd="watchbell__subcmd__help__subcmd__help"
+                ;;
+            watchbell__subcmd__help,inputs)
+                cmd="watchbell__subcmd__help__subcmd__inputs"
                 ;;
             watchbell__subcmd__help,lanes)
                 cmd="watchbell__subcmd__help__subcmd__lanes"
@@ -191,7 +197,7 @@ _watchbell() {
 
     case "${cmd}" in
         watchbell)
-            opts="-h -V --config --db --log-format --help --version run check next trigger runs status export sync ticks actions prune backfill completions man lanes sandbox help"
+            opts="-h -V --config --db --log-format --help --version run check next trigger runs status export sync ticks actions prune backfill completions man lanes inputs sandbox help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -367,7 +373,7 @@ _watchbell() {
             return 0
             ;;
         watchbell__subcmd__help)
-            opts="run check next trigger runs status export sync ticks actions prune backfill completions man lanes sandbox help"
+            opts="run check next trigger runs status export sync ticks actions prune backfill completions man lanes inputs sandbox help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -451,6 +457,20 @@ _watchbell() {
             return 0
             ;;
         watchbell__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        watchbell__subcmd__help__subcmd__inputs)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -695,6 +715,32 @@ _watchbell() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        watchbell__subcmd__inputs)
+            opts="-h --json --config --db --log-format --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --db)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;

@@ -9,6 +9,7 @@ macro_rules! out {
 mod actions;
 mod backfill;
 mod daemon;
+mod inputs;
 mod lanes;
 mod next;
 mod prune;
@@ -177,6 +178,14 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// A chained job's inputs from its source job: pending, held by a run, consumed, failed.
+    Inputs {
+        /// The chained job, as the job file names it.
+        job: String,
+        /// As one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
     /// A local Captain Data simulator: v4 actions, runs and schedules, and v1 endpoints.
     Sandbox(crate::sandbox::Options),
 }
@@ -267,6 +276,7 @@ pub fn run(cli: Cli) -> ExitCode {
                 .map(|LanesCommand::Resume { lane }| lane.as_str());
             lanes::run(&cli, resume, *json)
         }
+        Command::Inputs { job, json } => inputs::run(&cli, job, *json),
         Command::Sandbox(opts) => sandbox(opts),
     };
     crate::progress::finish();

@@ -75,6 +75,11 @@ pub fn trigger(cli: &Cli, job_name: &str, with_sandbox: bool) -> Outcome {
     let job = config.job(job_name).expect("checked above").clone();
     rt.block_on(async {
         let owner = crate::owner::this_process(runner.clock.now());
+        let (links, afters) = config.links();
+        runner
+            .store
+            .set_links(links, afters, runner.clock.now())
+            .await?;
         let new = job.new_run(Trigger::Manual, None, Some(owner.clone()));
         let run = runner.store.create_run(new, runner.clock.now()).await?;
         crate::progress::above(|| eprintln!("run {} created for job {}", run.uid, job.name));

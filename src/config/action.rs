@@ -20,6 +20,8 @@ pub struct Request {
     pub inputs: Option<Vec<Json>>,
     /// `inputs_file`, resolved against the job file's directory; read by each run.
     pub inputs_file: Option<String>,
+    /// `inputs_from`: each run's inputs are the source job's new items, mapped.
+    pub inputs_from: Option<super::InputsFrom>,
     pub parameters: Option<Json>,
     pub identity_mode: Option<IdentityMode>,
     pub identity_ids: Option<Vec<String>>,
@@ -169,8 +171,16 @@ impl Holder<'_, '_> {
             return None;
         };
         let before = self.d.error_count();
+        let chained = self.inputs_from(mode, own);
         let mut file = pick(own, def, |f| f.inputs_file.as_ref());
         let (one, list) = self.one_or_list(own, def);
+        if let Some(from) = chained {
+            let request = Request {
+                inputs_from: Some(from),
+                ..self.settings(action, m, own, def)
+            };
+            return (self.d.error_count() == before).then_some(request);
+        }
         let written =
             one.as_ref().is_some_and(|(a, _)| a.own) || list.as_ref().is_some_and(|l| l.own);
         let (one, list) = match &file {
@@ -207,13 +217,21 @@ impl Holder<'_, '_> {
             .map(Json::from),
             inputs,
             inputs_file,
-            parameters: self
-                .parameters(action, m, pick(own, def, |f| f.parameters.as_ref()))
-                .map(Json::from),
-            identity_mode: self.identity_mode(action, m, own, def),
-            identity_ids: self.identity_ids(action, m, own, def),
-            ..Request::default()
+            ..self.settings(action, m, own, def)
         };
+        self.check_direct(action, m, &request, own, def);
+        (self.d.error_count() == before).then_some(request)
+    }
+
+    /// An action through an identity in `direct` mode needs identity ids.
+    fn check_direct(
+        &mut self,
+        action: &str,
+        m: &Mode,
+        request: &Request,
+        own: &JobFields,
+        def: &JobFields,
+    ) {
         if m.takes("identity_mode")
             && request.identity_mode.unwrap_or(IdentityMode::Direct) == IdentityMode::Direct
             && request.identity_ids.as_ref().is_none_or(Vec::is_empty)
@@ -229,7 +247,40 @@ impl Holder<'_, '_> {
                 ),
             );
         }
-        (self.d.error_count() == before).then_some(request)
+    }
+
+    /// What a request carries beside its inputs: parameters and identities.
+    fn settings(&mut self, action: &str, m: &Mode, own: &JobFields, def: &JobFields) -> Request {
+        Request {
+            parameters: self
+                .parameters(action, m, pick(own, def, |f| f.parameters.as_ref()))
+                .map(Json::from),
+            identity_mode: self.identity_mode(action, m, own, def),
+            identity_ids: self.identity_ids(action, m, own, def),
+            ..Request::default()
+        }
+    }
+
+    /// The job's `inputs_from`, when it has one and nothing else gives it inputs.
+    fn inputs_from(&mut self, mode: ModeName, own: &JobFields) -> Option<super::InputsFrom> {
+        let from = own.inputs_from.clone()?;
+        let span = own.span("inputs_from");
+        if mode == ModeName::Schedule {
+            self.error(
+                span,
+                "inputs_from: not for runner = \"remote\" (a remote schedule sends fixed inputs)"
+                    .into(),
+            );
+            return None;
+        }
+        if own.input.is_some() || own.inputs.is_some() || own.inputs_file.is_some() {
+            self.error(
+                span,
+                "input, inputs, inputs_file and inputs_from: write one of them".into(),
+            );
+            return None;
+        }
+        Some(from)
     }
 
     /// The job's input: `input`, or `inputs` (a list of one is its one input, written at
@@ -626,6 +677,15 @@ pub fn live_body_text(r: &Request) -> String {
     }
     if let Some(file) = &r.inputs_file {
         field("inputs_file", &quoted(file));
+    }
+    if let Some(from) = &r.inputs_from {
+        let map: serde_json::Map<String, Value> = from
+            .map
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::from(v.as_str())))
+            .collect();
+        let v = serde_json::json!({"job": from.job, "map": map, "backlog": from.backlog});
+        field("inputs_from", &v.to_string());
     }
     if let Some(p) = &r.parameters {
         field("parameters", &p.0);

@@ -52,6 +52,8 @@ pub(super) struct JobFields {
     pub(super) input: Option<serde_json::Value>,
     pub(super) inputs: Option<Vec<serde_json::Value>>,
     pub(super) inputs_file: Option<String>,
+    pub(super) inputs_from: Option<super::InputsFrom>,
+    after: Option<String>,
     pub(super) parameters: Option<serde_json::Value>,
     pub(super) identity_mode: Option<IdentityMode>,
     pub(super) identity_ids: Option<Vec<String>>,
@@ -87,6 +89,8 @@ const JOB_KEYS: &[&str] = &[
     "input",
     "inputs",
     "inputs_file",
+    "inputs_from",
+    "after",
     "parameters",
     "identity_mode",
     "identity_ids",
@@ -214,6 +218,8 @@ impl JobFields {
             "input" | "parameters" | "query" | "path" | "inputs" | "inputs_file" => {
                 self.read_request_key(d, key, v);
             }
+            "inputs_from" => self.inputs_from = super::InputsFrom::read(d, v),
+            "after" => self.after = read::string(d, v, key),
             "identity_mode" => {
                 let modes = [
                     ("direct", IdentityMode::Direct),
@@ -404,11 +410,21 @@ pub(super) fn read_jobs(
         d.at(&v.span(), "job: expected [[job]] entries");
         return;
     };
+    let mut written = Vec::new();
     for (i, entry) in entries.iter().enumerate() {
         let Some(s) = read::table(d, entry, "job", format!("job #{}", i + 1)) else {
             continue;
         };
         let fields = JobFields::read(d, &s);
+        if let Some((name, _)) = &fields.name
+            && (fields.inputs_from.is_some() || fields.after.is_some())
+        {
+            written.push(super::chain::Written {
+                job: name.clone(),
+                inputs_from: fields.inputs_from.as_ref().and(fields.span("inputs_from")),
+                after: fields.after.clone().zip(fields.span("after")),
+            });
+        }
         if let Some((name, span)) = &fields.name {
             if let Some(line) = seen.get(name) {
                 d.at(
@@ -423,6 +439,7 @@ pub(super) fn read_jobs(
             jobs.push(job);
         }
     }
+    super::chain::check(d, jobs, &written);
 }
 
 /// The job's own value, else the one from `[defaults]`.
@@ -451,6 +468,22 @@ fn generation(d: &mut Diags, f: &JobFields, def: &JobFields) -> (Option<String>,
         }
     }
     (endpoint, action)
+}
+
+/// `inputs_from` is for v4 actions, `after` for local jobs.
+fn check_chain_keys(d: &mut Diags, f: &JobFields, endpoint: bool, runner: Runner) {
+    if let (true, Some(span)) = (endpoint, f.span("inputs_from")) {
+        d.at(
+            &span,
+            "inputs_from: for v4 actions only; a v1 endpoint job takes query and path",
+        );
+    }
+    if let (Runner::Remote, Some(span)) = (runner, f.span("after")) {
+        d.at(
+            &span,
+            "after: not for runner = \"remote\" (the vendor fires remote schedules by cron only)",
+        );
+    }
 }
 
 /// A job's own keys over `[defaults]` over built-in defaults; then the checks that need both.
@@ -497,6 +530,7 @@ fn merge(
         Runner::Local => ModeName::Live,
         Runner::Remote => ModeName::Schedule,
     };
+    check_chain_keys(d, f, endpoint.is_some(), runner);
     let request = if let Some(e) = &endpoint {
         super::endpoint::request(d, &here, e, f, def)
     } else {
@@ -557,5 +591,6 @@ fn merge(
         retry: f.retry.or(def.retry),
         runner,
         remote_schedule: either(f.remote_schedule.as_ref(), def.remote_schedule.as_ref()),
+        after: f.after.clone(),
     })
 }

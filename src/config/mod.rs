@@ -3,6 +3,7 @@
 
 mod action;
 mod alerts;
+mod chain;
 mod chunks;
 mod endpoint;
 pub mod inputs_file;
@@ -20,6 +21,7 @@ use toml::de::DeTable;
 
 pub use action::{Json, Request, input_problems};
 pub use alerts::{HeaderValue, Notify, Retry, Webhook, redacted};
+pub use chain::InputsFrom;
 use job::{JobFields, read_jobs};
 pub use read::{Diag, Diagnostics};
 use read::{Diags, Section, Value};
@@ -229,8 +231,35 @@ pub struct Job {
     pub retry: Option<Retry>,
     pub runner: Runner,
     pub remote_schedule: Option<String>,
+    /// `after = "SRC"`: a run of SRC that ends well fires this job.
+    pub after: Option<String>,
     /// The line of the job's `[[job]]` entry, for messages.
     pub line: usize,
+}
+
+impl Config {
+    /// The chains of the job file as the store keeps them: each `inputs_from` link, and each
+    /// `after` link (job, source).
+    pub fn links(&self) -> (Vec<crate::store::ChainLink>, Vec<(String, String)>) {
+        let links = self
+            .jobs
+            .iter()
+            .filter_map(|j| {
+                let from = j.request.inputs_from.as_ref()?;
+                Some(crate::store::ChainLink {
+                    job: j.name.clone(),
+                    src: from.job.clone(),
+                    backlog: from.backlog,
+                })
+            })
+            .collect();
+        let afters = self
+            .jobs
+            .iter()
+            .filter_map(|j| Some((j.name.clone(), j.after.clone()?)))
+            .collect();
+        (links, afters)
+    }
 }
 
 impl Job {
@@ -254,6 +283,8 @@ impl Job {
             &r.input,
             &r.inputs,
             &r.inputs_file,
+            &r.inputs_from,
+            &self.after,
             &r.parameters,
             &r.query,
             &r.path,

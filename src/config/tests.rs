@@ -487,3 +487,75 @@ fn v1_tiers_are_plans_and_rate_limit_overrides_them() {
         "titanium",
     );
 }
+
+const SEARCH: &str = r#"
+[[job]]
+name = "places"
+cron = "0 9 * * *"
+action = "googlemaps-search-places"
+input = { google_maps_search_url = "https://www.google.com/maps/search/pizza" }
+"#;
+
+fn extract(from: &str, field: &str, after: &str) -> String {
+    format!(
+        "{SEARCH}\n[[job]]\nname = \"extract\"\ncron = \"0 10 * * *\"\naction = \"googlemaps-extract-place\"\n{after}inputs_from = {{ job = \"{from}\", map = {{ google_maps_place_url = \"{field}\" }} }}\n"
+    )
+}
+
+#[test]
+fn a_chain_reads_its_source_and_map() {
+    let c = Config::parse(
+        "schedules.toml",
+        &extract("places", "google_maps_place_url", "after = \"places\"\n"),
+    )
+    .unwrap();
+    let j = c.job("extract").unwrap();
+    let from = j.request.inputs_from.as_ref().unwrap();
+    assert_eq!(from.job, "places");
+    assert_eq!(from.map["google_maps_place_url"], "google_maps_place_url");
+    assert_eq!(j.after.as_deref(), Some("places"));
+    assert!(j.live_body()["inputs_from"]["job"] == "places");
+    let (links, afters) = c.links();
+    assert_eq!(links.len(), 1);
+    assert_eq!(afters, [("extract".to_string(), "places".to_string())]);
+}
+
+#[test]
+fn a_chain_is_held_to_its_source() {
+    let e = errors(&extract("nowhere", "google_maps_place_url", ""));
+    assert!(
+        e.iter().any(|e| e.contains("no job named \"nowhere\"")),
+        "{e:?}"
+    );
+    let e = errors(&extract("places", "google_maps_place", ""));
+    assert!(
+        e.iter().any(
+            |e| e.contains("\"google_maps_place\" is not a result field of places")
+                && e.contains("did you mean \"google_maps_place_url\"")
+        ),
+        "{e:?}"
+    );
+    let e = errors(&extract(
+        "places",
+        "google_maps_place_url",
+        "after = \"missing\"\n",
+    ));
+    assert!(e.iter().any(|e| e.contains("after: no job named")), "{e:?}");
+    let both = extract("places", "google_maps_place_url", "")
+        .replace("action = \"googlemaps-extract-place\"\n", "action = \"googlemaps-extract-place\"\ninput = { google_maps_place_url = \"https://www.google.com/maps/place/x\" }\n");
+    let e = errors(&both);
+    assert!(e.iter().any(|e| e.contains("write one of them")), "{e:?}");
+}
+
+#[test]
+fn a_chain_that_comes_back_to_itself_is_refused() {
+    let text = extract("places", "google_maps_place_url", "").replace(
+        "input = { google_maps_search_url = \"https://www.google.com/maps/search/pizza\" }\n",
+        "input = { google_maps_search_url = \"https://www.google.com/maps/search/pizza\" }\nafter = \"extract\"\n",
+    );
+    let e = errors(&text);
+    assert!(
+        e.iter().any(|e| e.contains("a chain of jobs is a cycle")),
+        "{e:?}"
+    );
+}

@@ -277,7 +277,8 @@ impl Dispatch {
         self.tracker.spawn_on(task, super::workers::handle());
     }
 
-    pub fn on_done(&mut self, done: &Done) {
+    /// Forgets a finished run; true when firings of `after` jobs are worth a look soon.
+    pub fn on_done(&mut self, done: &Done) -> bool {
         if let Some(list) = self.active.get_mut(&done.job) {
             let before = list.len();
             list.retain(|a| a.uid != done.uid);
@@ -287,6 +288,7 @@ impl Dispatch {
             }
         }
         self.runner.client.metrics().set_in_flight(self.in_flight());
+        self.has_after_jobs()
     }
 
     /// Runs whose owner is gone become STOPPED (`owner_lost`) and, when their job says so, are
@@ -344,6 +346,7 @@ impl Dispatch {
             self.runner.store.renew_leases(&self.owner, now).await?;
         }
         self.recover().await?;
+        self.fire_after().await?;
         let blocked = self.runner.store.blocked_due(now).await?;
         for run in blocked {
             if let Some(job) = self.config.job(&run.job).cloned() {
@@ -351,6 +354,53 @@ impl Dispatch {
             }
         }
         Ok(())
+    }
+
+    /// Firings of `after` jobs (written when their source's run ended well, by whichever
+    /// process ran it) become runs: all of a job's firings merged into one, when it has
+    /// something to do; a firing that meets a run of its job in flight waits for it.
+    async fn fire_after(&mut self) -> Result<(), StoreError> {
+        let firings = self.runner.store.firings().await?;
+        let mut by_job = std::collections::BTreeMap::<String, Vec<i64>>::new();
+        for f in firings {
+            by_job.entry(f.job).or_default().push(f.id);
+        }
+        let now = self.now();
+        for (name, ids) in by_job {
+            let Some(job) = self.config.job(&name).cloned() else {
+                continue; // not in this job file (yet): left for a daemon that has it
+            };
+            if self.active.contains_key(&name) {
+                continue;
+            }
+            let idle = !job.enabled
+                || (job.request.inputs_from.is_some()
+                    && self.runner.store.chain_pending(&name).await? == 0);
+            if idle {
+                info!(job = %name, firings = ids.len(), reason = if job.enabled { "no_inputs" } else { "disabled" }, "after: nothing to fire");
+                self.runner.store.settle_firings(ids, None).await?;
+                continue;
+            }
+            let new = job.new_run(crate::store::Trigger::After, None, Some(self.owner.clone()));
+            let merged = ids.len();
+            let uid = self.runner.store.fire_after(ids, new, now).await?;
+            info!(job = %name, run = %uid, firings = merged, "after: run fired");
+            self.spawn(&job, uid);
+        }
+        Ok(())
+    }
+
+    /// True when some job of the file runs `after` another.
+    pub fn has_after_jobs(&self) -> bool {
+        self.config.jobs.iter().any(|j| j.after.is_some())
+    }
+
+    /// Makes the store's chain links those of the job file.
+    pub async fn set_links(&self) {
+        let (links, afters) = self.config.links();
+        if let Err(e) = self.runner.store.set_links(links, afters, self.now()).await {
+            log_store_error("could not record the job file's chains", &e);
+        }
     }
 
     /// When maintenance should run next: within [`super::MAINTENANCE`] while runs are in
@@ -374,7 +424,14 @@ impl Dispatch {
         let wait = due.map_or(super::SLOW_LOOK, |at| {
             (at - self.now()).to_std().unwrap_or_default()
         });
-        now + wait.min(super::SLOW_LOOK)
+        // Firings of `after` jobs may be written by another process (a `trigger` of their
+        // source): looked for every couple of seconds.
+        let look = if self.has_after_jobs() {
+            super::AFTER_LOOK
+        } else {
+            super::SLOW_LOOK
+        };
+        now + wait.min(look)
     }
 
     /// Runs in flight in this process.

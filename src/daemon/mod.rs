@@ -30,6 +30,12 @@ pub use dispatch::{entries, last_ticks};
 const MAINTENANCE: Duration = Duration::from_secs(10);
 /// How often maintenance looks when nothing is due: an idle daemon sleeps this long.
 const SLOW_LOOK: Duration = Duration::from_mins(5);
+
+/// How soon after a run of this process ends firings of `after` jobs are looked for.
+const AFTER_SOON: Duration = Duration::from_millis(100);
+
+/// How often firings of `after` jobs are looked for, when the job file has some.
+const AFTER_LOOK: Duration = Duration::from_secs(2);
 /// How long stopped runs get to record their final status once told to stop.
 const STOP_WAIT: Duration = Duration::from_secs(10);
 /// How soon work that met a database fault (ticks, a reload) is tried again.
@@ -67,6 +73,7 @@ impl Daemon {
         info!(owner = %owner, jobs = config.jobs.len(), db = %runner.store.path().display(), "daemon starting");
         let source = config.source;
         let mut d = dispatch::Dispatch::new(runner, config, owner);
+        d.set_links().await;
         if let Err(e) = d.recover().await {
             log_store_error("could not recover lost runs; maintenance will retry", &e);
         }
@@ -114,7 +121,10 @@ impl Daemon {
                     info!(ticks = batch.len(), "recording ticks kept back by a database fault");
                     kept.record(&mut d, batch).await;
                 }
-                Some(done) = d.done.recv() => d.on_done(&done),
+                // A run that ended well may have fired `after` jobs: look soon.
+                Some(done) = d.done.recv() => if d.on_done(&done) {
+                    chores_at = chores_at.min(tokio::time::Instant::now() + AFTER_SOON);
+                },
                 Some(()) = reloads.recv() => {
                     reload(&mut d, &config_path, "signal", &cmd_tx).await;
                     remote_sync(&d, &sync_running, "reload");

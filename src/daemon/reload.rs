@@ -197,6 +197,7 @@ pub async fn apply(
             // New and changed jobs start from now; unchanged ones keep their timers anyway.
             let entries = super::entries(&new, &std::collections::HashMap::new());
             d.set_config(new);
+            d.set_links().await;
             let _ = scheduler.send(Command::Reload(entries)).await;
         }
     }

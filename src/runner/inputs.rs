@@ -17,10 +17,16 @@ use crate::store::{
     persistently,
 };
 
-/// True when the run's body carries a list of inputs, or an inputs file.
+/// True when the run's body carries a list of inputs, an inputs file, or `inputs_from`.
 pub(super) fn is_list(run: &RunRecord) -> bool {
     run.body.get("inputs").is_some_and(Value::is_array)
         || run.body.get("inputs_file").is_some_and(Value::is_string)
+        || is_chained(run)
+}
+
+/// True when the run's inputs are its source job's new items (`inputs_from`).
+pub(super) fn is_chained(run: &RunRecord) -> bool {
+    run.body.get("inputs_from").is_some_and(Value::is_object)
 }
 
 /// Inputs stored per transaction when a run reads its inputs file.
@@ -154,7 +160,9 @@ fn outcome_of(end: End, through_identity: bool) -> (InputOutcome, Option<LastErr
                 (InputOutcome::Unfinished, e, None)
             }
         }
-        End::Inputs(_) | End::Unreadable(_) => unreachable!("an input is paged by page_loop"),
+        End::Inputs(_) | End::Unreadable(_) | End::NoInputs(_) => {
+            unreachable!("an input is paged by page_loop")
+        }
     }
 }
 
@@ -170,6 +178,9 @@ impl Runner {
             let list: Vec<String> = list.iter().map(ToString::to_string).collect();
             persistently(|| self.store.add_inputs(run.id, 0, list.clone())).await?;
             return Ok(Ok(()));
+        }
+        if is_chained(run) {
+            return self.take_chain(run).await;
         }
         let Some(path) = run.body["inputs_file"].as_str() else {
             return Ok(Ok(()));
@@ -191,6 +202,38 @@ impl Runner {
             Ok(Err(why)) => Ok(Err(format!("inputs_file {path}: {why}"))),
             Err(e) => Ok(Err(format!("inputs_file {path}: {e}"))),
         }
+    }
+
+    /// Holds what waits for the run's job from its source and stores it as the run's inputs,
+    /// each item mapped and held to the action's schema (one that breaks it is refused, with no
+    /// request). `Ok(Err(why))`: nothing was waiting.
+    async fn take_chain(&self, run: &RunRecord) -> Result<Result<(), String>, StoreError> {
+        let from: crate::config::InputsFrom =
+            match serde_json::from_value(run.body["inputs_from"].clone()) {
+                Ok(f) => f,
+                Err(e) => return Ok(Err(format!("inputs_from: {e}"))),
+            };
+        let action = run.action_name.clone();
+        let src = from.job.clone();
+        let map: std::sync::Arc<store::MapItem> = std::sync::Arc::new(move |text: &str| {
+            let item: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+            let input = from.input_of(&item)?;
+            if let Some(act) = catalog::v4().action(&action)
+                && let Some((key, why)) = crate::config::input_problems(act, &input)
+                    .into_iter()
+                    .next()
+            {
+                let at = key.map(|k| format!("{k}: ")).unwrap_or_default();
+                return Err(format!("mapped input {at}{why}"));
+            }
+            Ok(Value::Object(input).to_string())
+        });
+        let n = persistently(|| self.store.take_chain(run.id, &run.job, map.clone())).await?;
+        if n == 0 {
+            return Ok(Err(format!("nothing waiting from {src}")));
+        }
+        info!(inputs = n, src = %src, "inputs taken from the source job");
+        Ok(Ok(()))
     }
 
     /// Pages each input not yet finished, in order, each from its own cursor and each within
@@ -243,6 +286,9 @@ impl Runner {
         for input in batch.iter().filter(|i| !i.outcome.is_final()) {
             if stop.is_stopped() {
                 return Ok(Some(End::Stopped(stop.reason().to_string())));
+            }
+            if !persistently(|| self.store.holds(run.id, input.index)).await? {
+                continue; // released when the run ended before; the next run takes it
             }
             let mark = outreach.then(|| SentMark {
                 job: run.job.clone(),

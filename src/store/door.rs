@@ -188,7 +188,73 @@ impl Store {
         outcome: super::InputOutcome,
         error: Option<LastError>,
     ) -> Result<()> {
-        self.call(move |c| super::inputs::set_outcome(c, run_id, index, outcome, error.as_ref()))
+        self.call(move |c| {
+            let tx = super::write_tx(c)?;
+            super::inputs::set_outcome(&tx, run_id, index, outcome, error.as_ref())?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Makes the store's chain links those of the job file (see `chain::set_links`).
+    pub async fn set_links(
+        &self,
+        links: Vec<super::ChainLink>,
+        afters: Vec<(String, String)>,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        self.call(move |c| super::chain::set_links(c, &links, &afters, now))
+            .await
+    }
+
+    /// Items waiting for a chained job.
+    pub async fn chain_pending(&self, job: &str) -> Result<u64> {
+        let job = job.to_string();
+        self.call(move |c| super::chain::pending(c, &job)).await
+    }
+
+    /// Holds what waits for the run's job and stores it as the run's inputs; how many.
+    pub async fn take_chain(
+        &self,
+        run_id: i64,
+        job: &str,
+        map: std::sync::Arc<super::MapItem>,
+    ) -> Result<u32> {
+        let job = job.to_string();
+        self.call(move |c| super::chain::take(c, run_id, &job, &*map))
+            .await
+    }
+
+    /// True when the run still holds the item behind its input (always, for unchained runs).
+    pub async fn holds(&self, run_id: i64, index: u32) -> Result<bool> {
+        self.call(move |c| super::chain::holds(c, run_id, index))
+            .await
+    }
+
+    pub async fn firings(&self) -> Result<Vec<super::Firing>> {
+        self.call(|c| super::chain::firings(c)).await
+    }
+
+    /// Creates the run firings `ids` start (QUEUED) and marks them fired, at once.
+    pub async fn fire_after(
+        &self,
+        ids: Vec<i64>,
+        new: NewRun,
+        now: DateTime<Utc>,
+    ) -> Result<String> {
+        self.call(move |c| super::chain::fire(c, &ids, &new, now))
+            .await
+    }
+
+    /// A job's chained inputs counted by state.
+    pub async fn chain_report(&self, job: &str) -> Result<super::ChainReport> {
+        let job = job.to_string();
+        self.call(move |c| super::chain::report(c, &job)).await
+    }
+
+    pub async fn settle_firings(&self, ids: Vec<i64>, run_uid: Option<String>) -> Result<()> {
+        self.call(move |c| super::chain::settle_firings(c, &ids, run_uid.as_deref()))
             .await
     }
 
@@ -656,6 +722,11 @@ impl Reader {
 
     pub fn remote_statuses(&self) -> Result<Vec<(String, String, Option<String>)>> {
         links::remote_statuses(&self.conn)
+    }
+
+    /// A chained job's inputs counted by state.
+    pub fn chain_report(&self, job: &str) -> Result<super::ChainReport> {
+        super::chain::report(&self.conn, job)
     }
 
     pub fn lanes(&self, day: &str, now: DateTime<Utc>) -> Result<Vec<LaneReport>> {

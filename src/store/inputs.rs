@@ -158,7 +158,7 @@ pub fn set_outcome(
         error.map(|e| e.label.as_str()),
         error.map(|e| e.message.as_str())
     ])?;
-    Ok(())
+    super::chain::on_outcome(conn, run_id, index, outcome)
 }
 
 /// The items stored for one input of a run, in order.

@@ -71,6 +71,8 @@ text_enum!(
         Manual = "manual",
         /// `watchbell backfill`: a past tick that had no run.
         Backfill = "backfill",
+        /// A run of the job's `after` source ended well.
+        After = "after",
     }
 );
 
@@ -87,6 +89,8 @@ text_enum!(
         DaemonDown = "daemon_down",
         /// The account had no credits left when the tick came (as last read from the API).
         NoCredits = "no_credits",
+        /// A chained job (`inputs_from`) had nothing waiting from its source.
+        NoInputs = "no_inputs",
     }
 );
 

@@ -8,6 +8,7 @@
 //! for the store's patience; the fault is kept in [`Health`] for `/healthz` and the logs.
 
 pub mod account;
+mod chain;
 mod deliveries;
 mod door;
 pub mod files;
@@ -30,6 +31,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::{Connection, ErrorCode, TransactionBehavior};
 
+pub use chain::{ChainLink, ChainReport, Firing, MapItem};
 pub use deliveries::{Delivery, MAX_ATTEMPTS};
 pub use door::{NewPage, Reader, TickBatch, open_read_only, persistently};
 pub use inputs::{InputOutcome, InputRecord};

@@ -298,6 +298,9 @@ pub fn transition(
         params![id, from.as_str(), to.as_str(), t, reason],
     )?;
     let run = get_run(&tx, uid)?.ok_or_else(|| StoreError::NotFound(uid.to_string()))?;
+    if to.is_final() {
+        super::chain::on_final(&tx, id, &run.job, to, now)?;
+    }
     tx.commit()?;
     Ok(run)
 }
@@ -377,6 +380,7 @@ pub fn insert_page(
             page: page.page_no,
         });
     }
+    let takers = super::chain::takers(tx, &job)?;
     let mut seen = tx.prepare_cached(
         "INSERT OR IGNORE INTO seen (job, key, first_run_id) VALUES (?1, ?2, ?3)",
     )?;
@@ -389,6 +393,10 @@ pub fn insert_page(
             Some(k) => seen.execute(params![job, k.cast_signed(), id])? == 1,
             None => false,
         };
+        if new && !takers.is_empty() {
+            let at = (id, page.page_no, i as i64);
+            super::chain::queue_new(tx, &takers, &job, page.keys[i], at)?;
+        }
         ins.execute(params![id, page.page_no, i as i64, item, new])?;
     }
     tx.prepare_cached(

@@ -238,6 +238,48 @@ const STEPS: &[Step] = &[
     ) WITHOUT ROWID;
     ",
     ),
+    // 14: chained jobs: each job's source (`inputs_from`) and the source's new items queued for
+    // it, with what became of each; `after` links and the firings they write; each input of a
+    // chained run with the item it came from.
+    Step::Sql(
+        r"
+    CREATE TABLE chain_links (
+        job    TEXT PRIMARY KEY,
+        src    TEXT NOT NULL,
+        since  TEXT NOT NULL
+    );
+    CREATE INDEX chain_links_src ON chain_links(src);
+    CREATE TABLE chain_items (
+        job         TEXT NOT NULL,
+        key         INTEGER NOT NULL,
+        src         TEXT NOT NULL,
+        src_run_id  INTEGER NOT NULL,
+        page_no     INTEGER NOT NULL,
+        idx         INTEGER NOT NULL,
+        state       TEXT NOT NULL DEFAULT 'pending',
+        run_id      INTEGER,
+        tries       INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (job, key)
+    ) WITHOUT ROWID;
+    CREATE INDEX chain_items_state ON chain_items(job, state, src_run_id, page_no, idx);
+    CREATE INDEX chain_items_run ON chain_items(run_id) WHERE run_id IS NOT NULL;
+    CREATE TABLE after_links (
+        job  TEXT PRIMARY KEY,
+        src  TEXT NOT NULL
+    );
+    CREATE INDEX after_links_src ON after_links(src);
+    CREATE TABLE firings (
+        id          INTEGER PRIMARY KEY,
+        job         TEXT NOT NULL,
+        src_run_id  INTEGER NOT NULL,
+        at          TEXT NOT NULL,
+        outcome     TEXT,
+        run_uid     TEXT
+    );
+    CREATE INDEX firings_open ON firings(id) WHERE outcome IS NULL;
+    ALTER TABLE run_inputs ADD COLUMN src_key INTEGER;
+    ",
+    ),
 ];
 
 /// The schema version this build knows.
@@ -264,6 +306,12 @@ pub(super) fn migrate_to(conn: &mut Connection, path: &Path, version: i64) -> Re
         .skip(found as usize)
     {
         let tx = super::write_tx(conn)?;
+        // Another process (a `trigger` started beside a new daemon) may have taken this step
+        // while this one waited for the write lock: the version is read again under it.
+        let now: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if now > i as i64 {
+            continue;
+        }
         match step {
             Step::Sql(sql) => tx.execute_batch(sql)?,
             Step::Code(f) => f(&tx)?,

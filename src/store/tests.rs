@@ -348,3 +348,52 @@ fn runs_elsewhere_are_counted_from_the_open_runs_index_not_a_scan() {
         .unwrap();
     assert_eq!(counts, [("a".into(), 1), ("b".into(), 1)].into());
 }
+
+/// A chained job's tick with nothing waiting from its source is skipped `no_inputs`; one
+/// after its source stored new items fires. Items its source stored before the job appeared
+/// are not its inputs (no `backlog`), and an item new to the source is queued once.
+#[test]
+fn a_chained_tick_fires_only_when_its_source_stored_something_new() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(&dir);
+    let now = t("2026-01-01T00:00:00Z");
+    let store_new = |s: &Store, keys: Vec<u64>| {
+        let run = s
+            .call_blocking(move |c| create_run(c, &new_run("src"), now))
+            .unwrap();
+        let items: Vec<String> = keys.iter().map(|k| format!("{{\"k\":{k}}}")).collect();
+        s.call_blocking(move |c| {
+            let p = PageToStore {
+                keys: &keys,
+                ..page(&items)
+            };
+            store_page(c, &run.uid, &p, now)
+        })
+        .unwrap();
+    };
+    store_new(&s, vec![1, 2]); // before the chain existed
+    let link = ChainLink {
+        job: "dst".into(),
+        src: "src".into(),
+        backlog: false,
+    };
+    s.call_blocking(move |c| chain::set_links(c, std::slice::from_ref(&link), &[], now))
+        .unwrap();
+    let tick = |s: &Store, at: &str| {
+        let nominal = t(at);
+        let nr = new_run("dst");
+        s.call_blocking(move |c| record_ticks(c, &[], &[(nominal, nr.clone())], nominal))
+            .unwrap()
+            .fired
+            .pop()
+            .unwrap()
+    };
+    assert_eq!(tick(&s, "2026-01-01T01:00:00Z"), None);
+    let skipped = s
+        .call_blocking(|c| list_ticks(c, Some("dst"), None))
+        .unwrap();
+    assert_eq!(skipped[0].reason, Some(SkipReason::NoInputs));
+    store_new(&s, vec![2, 3, 3]); // 2 is not new to the source; 3 is, once
+    assert_eq!(s.call_blocking(|c| chain::pending(c, "dst")).unwrap(), 1);
+    assert!(tick(&s, "2026-01-01T02:00:00Z").is_some());
+}

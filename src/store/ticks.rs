@@ -73,6 +73,14 @@ pub fn record_ticks(
             out.fired.push(None);
             continue;
         }
+        if super::chain::is_taker(&tx, &new.job)? && super::chain::pending(&tx, &new.job)? == 0 {
+            tx.execute(
+                "INSERT INTO ticks (job, scheduled_for, outcome, reason) VALUES (?1, ?2, 'skipped', ?3)",
+                params![new.job, ts(*nominal), SkipReason::NoInputs],
+            )?;
+            out.fired.push(None);
+            continue;
+        }
         let uid = insert_run(&tx, new, now)?;
         mark_queued(&tx, &uid, "tick", now)?;
         tx.execute(

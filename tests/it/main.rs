@@ -2,6 +2,7 @@
 
 mod alerting;
 mod catalog;
+mod chains;
 mod cli;
 mod daemon;
 mod faults;
