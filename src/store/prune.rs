@@ -1,8 +1,9 @@
 //! Retention: finished runs older than `[daemon] retain` go, with their items, pages,
 //! transitions and delivered callbacks. What stays: tick rows (small, and they stop a backfill
 //! from firing a pruned range again), each job's last run, the seen-record (so old items do not
-//! become new), and every run that may still continue (BLOCKED, QUEUED, RUNNING, callbacks not
-//! yet delivered). The space is given back to the file system (incremental vacuum).
+//! become new), every run that may still continue (BLOCKED, QUEUED, RUNNING, callbacks not
+//! yet delivered), every run holding an item a chained job has not yet consumed or failed, and
+//! the chained jobs' records of what they consumed or failed. The space is given back to the file system (incremental vacuum).
 
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, params};
@@ -32,7 +33,8 @@ const DOOMED: &str = "SELECT r.id FROM runs r
      WHERE r.created_at < ?1
        AND r.status IN ('SUCCEEDED', 'PARTIAL_SUCCEEDED', 'FAILED', 'INVALID', 'STOPPED')
        AND r.id != (SELECT l.id FROM runs l WHERE l.job = r.job ORDER BY l.created_at DESC, l.id DESC LIMIT 1)
-       AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.run_id = r.id AND d.state = 'pending')";
+       AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.run_id = r.id AND d.state = 'pending')
+       AND NOT EXISTS (SELECT 1 FROM chain_items c WHERE c.src_run_id = r.id AND c.state IN ('pending', 'held'))";
 
 fn count(conn: &Connection, sql: &str, before: &str) -> Result<u64> {
     Ok(conn.query_row(sql, [before], |r| r.get::<_, i64>(0))? as u64)
@@ -63,7 +65,7 @@ pub fn prune(conn: &mut Connection, before: DateTime<Utc>, dry_run: bool) -> Res
     }
     let tx = write_tx(conn)?;
     tx.execute(&format!("CREATE TEMP TABLE doomed AS {DOOMED}"), params![b])?;
-    for table in ["deliveries", "items", "pages", "transitions"] {
+    for table in ["deliveries", "items", "pages", "transitions", "run_inputs"] {
         tx.execute(
             &format!("DELETE FROM {table} WHERE run_id IN (SELECT id FROM doomed)"),
             [],

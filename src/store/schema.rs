@@ -263,6 +263,7 @@ const STEPS: &[Step] = &[
     ) WITHOUT ROWID;
     CREATE INDEX chain_items_state ON chain_items(job, state, src_run_id, page_no, idx);
     CREATE INDEX chain_items_run ON chain_items(run_id) WHERE run_id IS NOT NULL;
+    CREATE INDEX chain_items_src ON chain_items(src_run_id) WHERE state IN ('pending', 'held');
     CREATE TABLE after_links (
         job  TEXT PRIMARY KEY,
         src  TEXT NOT NULL

@@ -397,3 +397,66 @@ fn a_chained_tick_fires_only_when_its_source_stored_something_new() {
     assert_eq!(s.call_blocking(|c| chain::pending(c, "dst")).unwrap(), 1);
     assert!(tick(&s, "2026-01-01T02:00:00Z").is_some());
 }
+
+/// Prune keeps a source run whose items a chained job has not consumed or failed yet, and
+/// keeps the job's record of what it consumed once the run goes.
+#[test]
+fn prune_keeps_what_a_chain_still_needs() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(&dir);
+    let now = t("2026-01-01T00:00:00Z");
+    let link = ChainLink {
+        job: "dst".into(),
+        src: "src".into(),
+        backlog: false,
+    };
+    s.call_blocking(move |c| chain::set_links(c, std::slice::from_ref(&link), &[], now))
+        .unwrap();
+    let mut runs = Vec::new();
+    for key in [7u64, 8] {
+        let run = s
+            .call_blocking(move |c| create_run(c, &new_run("src"), now))
+            .unwrap();
+        let (uid, items) = (run.uid.clone(), vec![format!("{{\"k\":{key}}}")]);
+        s.call_blocking(move |c| {
+            let keys = [key];
+            store_page(
+                c,
+                &uid,
+                &PageToStore {
+                    keys: &keys,
+                    ..page(&items)
+                },
+                now,
+            )?;
+            transition(c, &uid, Queued, "go", None, now)?;
+            transition(c, &uid, Running, "go", None, now)?;
+            transition(c, &uid, Succeeded, "done", None, now).map(|_| ())
+        })
+        .unwrap();
+        runs.push(run.id);
+    }
+    let later = t("2026-02-01T00:00:00Z");
+    let pruned = s
+        .call_blocking(move |c| prune::prune(c, later, false))
+        .unwrap();
+    assert_eq!(
+        pruned.runs, 0,
+        "the first run holds an item dst has not taken"
+    );
+    let first = runs[0];
+    s.call_blocking(move |c| {
+        c.execute(
+            "UPDATE chain_items SET state = 'consumed' WHERE src_run_id = ?1",
+            [first],
+        )?;
+        Ok(())
+    })
+    .unwrap();
+    let pruned = s
+        .call_blocking(move |c| prune::prune(c, later, false))
+        .unwrap();
+    assert_eq!(pruned.runs, 1);
+    let report = s.call_blocking(|c| chain::report(c, "dst")).unwrap();
+    assert_eq!((report.consumed, report.pending), (1, 1));
+}
