@@ -97,8 +97,8 @@ pub fn definition(job: &Job) -> Value {
         "identity_mode": r.identity_mode.map(IdentityMode::as_str),
         "identity_ids": r.identity_ids,
         "callback": callback,
-        "cron": job.schedule.cron.as_str(),
-        "timezone": job.schedule.tz.name(),
+        "cron": job.cron_schedule().cron.as_str(),
+        "timezone": job.cron_schedule().tz.name(),
     })
 }
 
@@ -121,7 +121,7 @@ pub fn create_body(job: &Job, now: DateTime<Utc>) -> Value {
     let obj = body.as_object_mut().expect("an object");
     obj.remove("action");
     obj.retain(|_, v| !v.is_null());
-    if let Some(next) = job.schedule.next_after(now) {
+    if let Some(next) = job.cron_schedule().next_after(now) {
         obj.insert(
             "schedule_at".into(),
             json!(next.at.to_rfc3339_opts(SecondsFormat::Secs, true)),
@@ -147,8 +147,8 @@ fn legacy_hash(job: &Job) -> String {
         "identity_mode": r.identity_mode.unwrap_or(IdentityMode::Direct).as_str(),
         "identity_ids": r.identity_ids,
         "callback": callback,
-        "cron": job.schedule.cron.as_str(),
-        "timezone": job.schedule.tz.name(),
+        "cron": job.cron_schedule().cron.as_str(),
+        "timezone": job.cron_schedule().tz.name(),
     });
     fnv(&format!("{}\n{body}", job.action))
 }
@@ -279,18 +279,18 @@ pub fn plan(config: &Config, links: &[Link], remote: &[RemoteSchedule], prune: b
 fn drift(job: &Job, s: &RemoteSchedule, link: Option<&Link>) -> Vec<String> {
     let mut d = Vec::new();
     if let Some(cron) = &s.cron
-        && cron.trim() != job.schedule.cron.as_str()
+        && cron.trim() != job.cron_schedule().cron.as_str()
     {
         d.push(format!(
             "cron {cron:?} in the account, {:?} in the file",
-            job.schedule.cron.as_str()
+            job.cron_schedule().cron.as_str()
         ));
     }
-    if s.timezone.is_some() && s.timezone() != job.schedule.tz.name() {
+    if s.timezone.is_some() && s.timezone() != job.cron_schedule().tz.name() {
         d.push(format!(
             "timezone {} in the account, {} in the file",
             s.timezone(),
-            job.schedule.tz.name()
+            job.cron_schedule().tz.name()
         ));
     }
     if !s.action_name.is_empty() && s.action_name != job.action {

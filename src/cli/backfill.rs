@@ -67,9 +67,16 @@ pub fn run(cli: &Cli, args: &BackfillArgs) -> Outcome {
     if from >= to {
         return Err(Failure::usage("--from must come before --to".to_string()));
     }
+    let Some(schedule) = &job.schedule else {
+        return Err(Failure::usage(format!(
+            "{} has no cron: it fires {}, and has no past ticks to fill",
+            job.name,
+            job.fires()
+        )));
+    };
     let mut ticks = Vec::new();
     let mut at = from - chrono::Duration::milliseconds(1);
-    while let Some(fire) = job.schedule.next_after(at).filter(|f| f.at < to) {
+    while let Some(fire) = schedule.next_after(at).filter(|f| f.at < to) {
         ticks.push(fire.at);
         at = fire.at;
         if ticks.len() > 100_000 {

@@ -42,7 +42,11 @@ pub fn run(cli: &Cli, with_sandbox: bool) -> Outcome {
             // The simulator stands in for the remote API: it serves from the run threads,
             // below the tick path (`daemon::workers`).
             let sb = crate::daemon::workers::handle()
-                .spawn(Sandbox::start(sandbox_options(&config)))
+                .spawn(Sandbox::start(Options {
+                    // Each search finds something new, so chained jobs have work.
+                    new_per_run: 2,
+                    ..sandbox_options(&config)
+                }))
                 .await
                 .map_err(Failure::runtime)?
                 .map_err(|e| Failure::runtime(format!("cannot start the sandbox: {e}")))?;

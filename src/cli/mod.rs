@@ -298,14 +298,21 @@ fn check(path: &Path) -> Outcome {
     }
     out!("{}: ok, {} job(s)", path.display(), config.jobs.len());
     for job in &config.jobs {
-        out!(
-            "  {:<24} {:<16} {:<18} {}{}",
-            job.name,
-            job.schedule.cron.as_str(),
-            job.schedule.tz.name(),
-            job.schedule.cron.describe(),
-            if job.enabled { "" } else { " (disabled)" }
-        );
+        let off = if job.enabled { "" } else { " (disabled)" };
+        match &job.schedule {
+            Some(s) => out!(
+                "  {:<24} {:<16} {:<18} {}{}{off}",
+                job.name,
+                s.cron.as_str(),
+                s.tz.name(),
+                s.cron.describe(),
+                job.after
+                    .as_ref()
+                    .map(|a| format!(", and after {a}"))
+                    .unwrap_or_default(),
+            ),
+            None => out!("  {:<24} {}{off}", job.name, job.fires()),
+        }
     }
     Ok(())
 }

@@ -57,7 +57,12 @@ pub fn run(cli: &Cli, args: &NextArgs) -> Outcome {
             .jobs
             .into_iter()
             .filter(|j| args.job.as_ref().is_none_or(|n| *n == j.name))
-            .map(|j| (Some(j.name), j.schedule))
+            .filter_map(|j| {
+                if j.schedule.is_none() {
+                    out!("{}: fires {}, no cron", j.name, j.fires());
+                }
+                Some((Some(j.name), j.schedule?))
+            })
             .collect();
         if jobs.is_empty()
             && let Some(name) = &args.job

@@ -125,10 +125,13 @@ fn table(
                 |(_, s)| format!("remote {}", s.as_deref().unwrap_or("?")),
             ),
             Some(job) if !job.enabled => "disabled".to_string(),
-            Some(job) => job.schedule.next_after(now).map_or_else(
-                || "never".into(),
-                |f| f.local.format("%a %d %H:%M %Z").to_string(),
-            ),
+            Some(job) => match &job.schedule {
+                None => job.fires(),
+                Some(s) => s.next_after(now).map_or_else(
+                    || "never".into(),
+                    |f| f.local.format("%a %d %H:%M %Z").to_string(),
+                ),
+            },
         };
         let on = match job {
             Some(job) if !job.enabled => "no",
@@ -215,16 +218,19 @@ fn detail(
             None => Ok(()),
         };
     };
-    out!(
-        "{}  {}  {}  {}",
-        job.name,
-        job.schedule.cron,
-        job.schedule.tz.name(),
-        job.action
-    );
-    out!("next ticks:");
-    let utc = job.schedule.tz == chrono_tz::UTC || job.schedule.tz == chrono_tz::Etc::UTC;
-    for f in job.schedule.upcoming(now, 5) {
+    match &job.schedule {
+        Some(s) => out!("{}  {}  {}  {}", job.name, s.cron, s.tz.name(), job.action),
+        None => out!("{}  {}  {}", job.name, job.fires(), job.action),
+    }
+    let upcoming = job
+        .schedule
+        .as_ref()
+        .map_or((chrono_tz::UTC, Vec::new()), |s| (s.tz, s.upcoming(now, 5)));
+    if job.schedule.is_some() {
+        out!("next ticks:");
+    }
+    let utc = upcoming.0 == chrono_tz::UTC || upcoming.0 == chrono_tz::Etc::UTC;
+    for f in upcoming.1 {
         let local = f.local.format("%a %Y-%m-%d %H:%M:%S %Z");
         if utc {
             out!("  {local}");

@@ -470,6 +470,43 @@ fn generation(d: &mut Diags, f: &JobFields, def: &JobFields) -> (Option<String>,
     (endpoint, action)
 }
 
+/// The job's schedule from its cron (`Ok(None)`: none, fired only `after` another), with the
+/// checks that need it; `Err` when it is in error (reported).
+fn schedule(
+    d: &mut Diags,
+    (f, def): (&JobFields, &JobFields),
+    here: &Range<usize>,
+    (name, cron, has_cron): (&str, Option<CronExpr>, bool),
+    action: Option<&str>,
+) -> Result<Option<Schedule>, ()> {
+    let tz = f.timezone.or(def.timezone).unwrap_or(Tz::UTC);
+    let jitter = f.jitter.or(def.jitter).unwrap_or_default();
+    let schedule = match cron {
+        Some(cron) => Schedule::new(
+            name,
+            cron,
+            tz,
+            f.gap.or(def.gap).unwrap_or_default(),
+            f.fold.or(def.fold).unwrap_or_default(),
+            jitter,
+        ),
+        None if f.after.is_some() && !has_cron => return Ok(None),
+        None => return Err(()),
+    };
+    if !jitter.is_zero() {
+        let span = f
+            .span("jitter")
+            .or(def.span("jitter"))
+            .unwrap_or(here.clone());
+        check_jitter(d, &span, jitter, &schedule).ok_or(())?;
+    }
+    let overlap = f.overlap.or(def.overlap).unwrap_or(Overlap::Skip);
+    if let Some(a) = action {
+        warn_outreach(d, here, a, &schedule, overlap);
+    }
+    Ok(Some(schedule))
+}
+
 /// `inputs_from` is for v4 actions, `after` for local jobs.
 fn check_chain_keys(d: &mut Diags, f: &JobFields, endpoint: bool, runner: Runner) {
     if let (true, Some(span)) = (endpoint, f.span("inputs_from")) {
@@ -504,8 +541,8 @@ fn merge(
         missing("name");
     }
     let cron = f.cron.clone().or_else(|| def.cron.clone());
-    if cron.is_none() && s.get("cron").is_none() {
-        missing("cron");
+    if cron.is_none() && s.get("cron").is_none() && f.after.is_none() {
+        missing("cron (or after, for a job fired when another ends)");
     }
     let named = s.get("action").is_some() || s.get("endpoint").is_some();
     if !named && f.action.is_none() && def.action.is_none() && def.endpoint.is_none() {
@@ -545,27 +582,17 @@ fn merge(
         })
     };
     let name = name?;
-    let tz = f.timezone.or(def.timezone).unwrap_or(Tz::UTC);
     let jitter = f.jitter.or(def.jitter).unwrap_or_default();
-    let schedule = Schedule::new(
-        &name,
-        cron?,
-        tz,
-        f.gap.or(def.gap).unwrap_or_default(),
-        f.fold.or(def.fold).unwrap_or_default(),
-        jitter,
-    );
-    if !jitter.is_zero() {
-        let span = f
-            .span("jitter")
-            .or(def.span("jitter"))
-            .unwrap_or(here.clone());
-        check_jitter(d, &span, jitter, &schedule)?;
-    }
     let overlap = f.overlap.or(def.overlap).unwrap_or(Overlap::Skip);
-    if let Some(a) = &action {
-        warn_outreach(d, &here, a, &schedule, overlap);
-    }
+    let has_cron = s.get("cron").is_some();
+    let schedule = schedule(
+        d,
+        (f, def),
+        &here,
+        (&name, cron, has_cron),
+        action.as_deref(),
+    )
+    .ok()?;
     Some(Job {
         line: d.line_of(here.start),
         name,

@@ -209,7 +209,8 @@ pub enum Runner {
 #[derive(Clone, Debug)]
 pub struct Job {
     pub name: String,
-    pub schedule: Schedule,
+    /// Its cron; `None` for a job fired only `after` another.
+    pub schedule: Option<Schedule>,
     pub action: String,
     /// What the request carries: the keys the job set that its action takes.
     pub request: Request,
@@ -263,20 +264,38 @@ impl Config {
 }
 
 impl Job {
+    /// The schedule of a remote job (a remote job always has a cron: `check` holds it).
+    pub fn cron_schedule(&self) -> &Schedule {
+        self.schedule
+            .as_ref()
+            .expect("a remote job has a cron (check refuses one without)")
+    }
+
+    /// How the job fires, for people: its cron and zone, or `after SRC`.
+    pub fn fires(&self) -> String {
+        match (&self.schedule, &self.after) {
+            (Some(s), None) => format!("{} ({})", s.cron, s.tz.name()),
+            (Some(s), Some(a)) => format!("{} ({}) and after {a}", s.cron, s.tz.name()),
+            (None, a) => format!("after {}", a.as_deref().unwrap_or("?")),
+        }
+    }
+
     /// Everything the user wrote for this job, hashed: equal fingerprints mean an unchanged job
     /// (its line in the file aside), so a reload can keep its timer.
     pub fn fingerprint(&self) -> u64 {
         use std::hash::{DefaultHasher, Hash, Hasher};
         let mut h = DefaultHasher::new();
-        let s = &self.schedule;
-        (
-            &self.name,
-            s.cron.as_str(),
-            s.tz.name(),
-            format!("{:?}{:?}", s.gap, s.fold),
-        )
-            .hash(&mut h);
-        (s.jitter_offset, &self.action).hash(&mut h);
+        self.name.hash(&mut h);
+        if let Some(s) = &self.schedule {
+            (
+                s.cron.as_str(),
+                s.tz.name(),
+                format!("{:?}{:?}", s.gap, s.fold),
+                s.jitter_offset,
+            )
+                .hash(&mut h);
+        }
+        self.action.hash(&mut h);
         // The request as the file wrote it: compact JSON texts, hashed as they are.
         let r = &self.request;
         (

@@ -58,10 +58,10 @@ fn a_good_file_is_read_with_defaults_applied() {
     assert_eq!(c.api.key, KeySource::Env(DEFAULT_KEY_ENV.into()));
     assert_eq!(c.daemon.max_concurrent_runs, 4);
     let j = c.job("cto-search").unwrap();
-    assert_eq!(j.schedule.tz, chrono_tz::Europe::Paris);
+    assert_eq!(j.cron_schedule().tz, chrono_tz::Europe::Paris);
     assert_eq!(j.catchup, Duration::from_mins(10));
-    assert_eq!(j.schedule.gap, Gap::Skip);
-    assert_eq!(j.schedule.fold, Fold::Both);
+    assert_eq!(j.cron_schedule().gap, Gap::Skip);
+    assert_eq!(j.cron_schedule().fold, Fold::Both);
     assert_eq!(
         j.request.parameters.as_ref().unwrap().value()["seniority"][1],
         "vp"
@@ -70,8 +70,8 @@ fn a_good_file_is_read_with_defaults_applied() {
     assert_eq!(j.max_pages, 500);
     assert_eq!(j.line, 9);
     let e = c.job("every-second").unwrap();
-    assert_eq!(e.schedule.tz, Tz::UTC);
-    assert!(e.schedule.cron.has_seconds());
+    assert_eq!(e.cron_schedule().tz, Tz::UTC);
+    assert!(e.cron_schedule().cron.has_seconds());
     assert_eq!(e.request, Request::default());
     assert_eq!(e.live_body(), serde_json::json!({}));
 }
@@ -185,7 +185,10 @@ fn two_key_sources_are_refused() {
 fn missing_required_keys_are_named() {
     let errs = errors("[[job]]\nname = \"a\"\n");
     assert_eq!(errs.len(), 2, "{errs:#?}");
-    assert!(errs.iter().any(|e| e.contains("cron is required")));
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("cron (or after, for a job fired when another ends) is required"))
+    );
     assert!(
         errs.iter()
             .any(|e| e.contains("action (or endpoint, for a v1 job) is required"))
@@ -558,4 +561,18 @@ fn a_chain_that_comes_back_to_itself_is_refused() {
         e.iter().any(|e| e.contains("a chain of jobs is a cycle")),
         "{e:?}"
     );
+}
+
+#[test]
+fn a_job_fired_after_another_needs_no_cron_and_one_with_neither_is_refused() {
+    let text = extract("places", "google_maps_place_url", "after = \"places\"\n")
+        .replace("cron = \"0 10 * * *\"\n", "");
+    let c = Config::parse("schedules.toml", &text).unwrap();
+    let j = c.job("extract").unwrap();
+    assert!(j.schedule.is_none());
+    assert_eq!(j.fires(), "after places");
+    let text =
+        extract("places", "google_maps_place_url", "").replace("cron = \"0 10 * * *\"\n", "");
+    let e = errors(&text);
+    assert!(e.iter().any(|e| e.contains("cron (or after")), "{e:?}");
 }

@@ -70,7 +70,10 @@ pub fn decide<'c>(batch: Vec<Due>, view: &View<'c, '_>) -> Verdicts<'c> {
         if due.unlisted > 0 {
             v.unlisted.push((job.name.clone(), due.unlisted));
         }
-        let late = view.now - job.schedule.fire_instant(due.nominal);
+        let Some(schedule) = &job.schedule else {
+            continue; // lost its cron in a reload since the tick was computed
+        };
+        let late = view.now - schedule.fire_instant(due.nominal);
         let in_flight = (view.in_flight)(&job.name);
         let reason = if late > LATE && view.now - due.nominal > window {
             Some(SkipReason::CatchupWindow)

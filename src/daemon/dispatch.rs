@@ -74,11 +74,13 @@ pub fn entries<S: std::hash::BuildHasher>(
         .jobs
         .iter()
         .filter(|j| j.runner == RunnerKind::Local)
-        .map(|j| Entry {
-            name: j.name.clone(),
-            schedule: j.schedule.clone(),
-            fingerprint: j.fingerprint(),
-            after: last.get(&j.name).copied(),
+        .filter_map(|j| {
+            Some(Entry {
+                name: j.name.clone(),
+                schedule: j.schedule.clone()?,
+                fingerprint: j.fingerprint(),
+                after: last.get(&j.name).copied(),
+            })
         })
         .collect()
 }
@@ -204,7 +206,11 @@ impl Dispatch {
                 debug!(job = %job.name, nominal = %nominal, "tick already recorded");
                 continue;
             };
-            let late = rec.at - job.schedule.fire_instant(*nominal);
+            let late = rec.at
+                - job
+                    .schedule
+                    .as_ref()
+                    .map_or(rec.at, |s| s.fire_instant(*nominal));
             self.runner.client.metrics().count(
                 "watchbell_ticks_total",
                 &[("outcome", "fired"), ("reason", "")],

@@ -494,7 +494,7 @@ async fn job_gauges(
             .filter_map(|j| {
                 Some((
                     j.name.clone(),
-                    secs(j.schedule.next_after(now).map(|f| f.at))?,
+                    secs(j.schedule.as_ref()?.next_after(now).map(|f| f.at))?,
                 ))
             })
             .collect(),
