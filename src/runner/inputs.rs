@@ -65,7 +65,9 @@ impl Tally {
         match i.outcome {
             InputOutcome::Succeeded | InputOutcome::AlreadySent => self.succeeded += 1,
             InputOutcome::Refused => self.refused += 1,
-            InputOutcome::Failed | InputOutcome::OutcomeUnknown => self.failed += 1,
+            InputOutcome::Failed | InputOutcome::OutcomeUnknown | InputOutcome::Released => {
+                self.failed += 1;
+            }
             InputOutcome::Pending | InputOutcome::Unfinished => self.unfinished += 1,
         }
         let Some(e) = &i.error else { return };
@@ -286,9 +288,6 @@ impl Runner {
         for input in batch.iter().filter(|i| !i.outcome.is_final()) {
             if stop.is_stopped() {
                 return Ok(Some(End::Stopped(stop.reason().to_string())));
-            }
-            if !persistently(|| self.store.holds(run.id, input.index)).await? {
-                continue; // released when the run ended before; the next run takes it
             }
             let mark = outreach.then(|| SentMark {
                 job: run.job.clone(),

@@ -221,6 +221,12 @@ pub fn on_final(
          WHERE run_id = ?1 AND state = 'held'",
     )?
     .execute(params![run_id, MAX_TRIES])?;
+    // Its inputs say so: a later resume of the run skips them.
+    tx.prepare_cached(
+        "UPDATE run_inputs SET outcome = 'released' WHERE run_id = ?1 AND src_key IS NOT NULL
+           AND outcome IN ('pending', 'unfinished', 'failed')",
+    )?
+    .execute([run_id])?;
     if matches!(to, RunStatus::Succeeded | RunStatus::PartialSucceeded) {
         tx.prepare_cached(
             "INSERT INTO firings (job, src_run_id, at) SELECT job, ?1, ?2 FROM after_links WHERE src = ?3",
@@ -228,23 +234,6 @@ pub fn on_final(
         .execute(params![run_id, ts(now), job])?;
     }
     Ok(())
-}
-
-/// True when the run still holds the item behind its input `index` (a released one is skipped
-/// by a later resume). Inputs of other runs (not chained) are always held.
-pub fn holds(conn: &Connection, run_id: i64, index: u32) -> Result<bool> {
-    let state: Option<Option<String>> = conn
-        .prepare_cached(
-            "SELECT c.state FROM run_inputs ri LEFT JOIN chain_items c ON c.key = ri.src_key
-               AND c.job = (SELECT job FROM runs WHERE id = ?1)
-             WHERE ri.run_id = ?1 AND ri.idx = ?2 AND ri.src_key IS NOT NULL",
-        )?
-        .query_row(params![run_id, index], |r| r.get(0))
-        .optional()?;
-    Ok(match state {
-        None => true,
-        Some(s) => s.as_deref() == Some("held"),
-    })
 }
 
 /// A firing waiting for its job.

@@ -226,12 +226,6 @@ impl Store {
             .await
     }
 
-    /// True when the run still holds the item behind its input (always, for unchained runs).
-    pub async fn holds(&self, run_id: i64, index: u32) -> Result<bool> {
-        self.call(move |c| super::chain::holds(c, run_id, index))
-            .await
-    }
-
     pub async fn firings(&self) -> Result<Vec<super::Firing>> {
         self.call(|c| super::chain::firings(c)).await
     }

@@ -27,6 +27,8 @@ pub enum InputOutcome {
     /// An outreach input whose request may have reached the server (in flight at a crash or
     /// stop, a timeout, a 5xx): counted as sent, never sent again.
     OutcomeUnknown,
+    /// A chained input its run gave back when it ended (to the job's next run).
+    Released,
 }
 
 impl InputOutcome {
@@ -39,6 +41,7 @@ impl InputOutcome {
             InputOutcome::Unfinished => "unfinished",
             InputOutcome::AlreadySent => "already_sent",
             InputOutcome::OutcomeUnknown => "outcome_unknown",
+            InputOutcome::Released => "released",
         }
     }
 
@@ -50,6 +53,7 @@ impl InputOutcome {
             "unfinished" => InputOutcome::Unfinished,
             "already_sent" => InputOutcome::AlreadySent,
             "outcome_unknown" => InputOutcome::OutcomeUnknown,
+            "released" => InputOutcome::Released,
             _ => InputOutcome::Pending,
         }
     }
@@ -62,6 +66,7 @@ impl InputOutcome {
                 | InputOutcome::Refused
                 | InputOutcome::AlreadySent
                 | InputOutcome::OutcomeUnknown
+                | InputOutcome::Released
         )
     }
 }

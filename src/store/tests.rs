@@ -460,3 +460,70 @@ fn prune_keeps_what_a_chain_still_needs() {
     let report = s.call_blocking(|c| chain::report(c, "dst")).unwrap();
     assert_eq!((report.consumed, report.pending), (1, 1));
 }
+
+/// A chained run holds what waits; an input that succeeds consumes its item; the run's end
+/// releases the rest (pending again, failed after three runs) and marks those inputs released.
+#[test]
+fn a_chained_run_consumes_what_succeeded_and_releases_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(&dir);
+    let now = t("2026-01-01T00:00:00Z");
+    let link = ChainLink {
+        job: "dst".into(),
+        src: "src".into(),
+        backlog: false,
+    };
+    s.call_blocking(move |c| chain::set_links(c, std::slice::from_ref(&link), &[], now))
+        .unwrap();
+    let src = s
+        .call_blocking(move |c| create_run(c, &new_run("src"), now))
+        .unwrap();
+    let items: Vec<String> = (0..3).map(|k| format!("{{\"k\":{k}}}")).collect();
+    s.call_blocking(move |c| {
+        let keys = [10, 11, 12];
+        store_page(
+            c,
+            &src.uid,
+            &PageToStore {
+                keys: &keys,
+                ..page(&items)
+            },
+            now,
+        )
+    })
+    .unwrap();
+    for attempt in 1..=3 {
+        let run = s
+            .call_blocking(move |c| create_run(c, &new_run("dst"), now))
+            .unwrap();
+        let id = run.id;
+        let taken = s
+            .call_blocking(move |c| chain::take(c, id, "dst", &|text: &str| Ok(text.to_string())))
+            .unwrap();
+        assert_eq!(taken, if attempt == 1 { 3 } else { 2 });
+        if attempt == 1 {
+            s.call_blocking(move |c| {
+                super::inputs::set_outcome(c, id, 0, InputOutcome::Succeeded, None)
+            })
+            .unwrap();
+        }
+        let uid = run.uid.clone();
+        s.call_blocking(move |c| {
+            transition(c, &uid, Queued, "go", None, now)?;
+            transition(c, &uid, Running, "go", None, now)?;
+            transition(c, &uid, Failed, "gave up", None, now).map(|_| ())
+        })
+        .unwrap();
+        let outcomes = s
+            .call_blocking(move |c| super::inputs::list(c, id))
+            .unwrap();
+        assert!(
+            outcomes
+                .iter()
+                .filter(|i| i.outcome != InputOutcome::Succeeded)
+                .all(|i| i.outcome == InputOutcome::Released)
+        );
+    }
+    let report = s.call_blocking(|c| chain::report(c, "dst")).unwrap();
+    assert_eq!((report.consumed, report.failed, report.pending), (1, 2, 0));
+}

@@ -1,7 +1,11 @@
 //! Tick precision and cost: watchbell's daemon and tokio-cron-scheduler driven the same way, in
 //! the same run, each scenario in a fresh child process so CPU seconds and peak RSS are its own.
 //!
-//! Scenarios: 1,000 per-second jobs; 10,000 jobs due at the same instant; 10,000 idle yearly jobs.
+//! Scenarios: 1,000 per-second jobs; 10,000 jobs due at the same instant; 10,000 idle yearly jobs;
+//! 10,000 per-second jobs saturating the runs; and 1,000 per-second jobs beside a job whose
+//! inputs file has 100,000 rows (`list`), against the same 1,000 jobs alone (`list-baseline`),
+//! both paced at 1,000 requests a second: the list's run pages its inputs throughout the window,
+//! and the per-second jobs' ticks (the list job's own are left out) are compared.
 //! watchbell's lateness comes from its ticks table (fired_at - scheduled_for); its runs go to a
 //! sandbox answering one page of one item at once. The sandbox stands in for the remote API: it
 //! runs in a process of its own (so the RSS figures are the daemon's alone), serving from
@@ -23,7 +27,14 @@ enum Scenario {
     SameInstant,
     IdleYearly,
     Saturated,
+    /// 1,000 per-second jobs and a 100,000-input list, paced at 1,000/s.
+    List,
+    /// The same 1,000 per-second jobs alone, paced at 1,000/s.
+    ListBaseline,
 }
+
+/// Rows of the list scenario's inputs file.
+const LIST_ROWS: usize = 100_000;
 
 impl Scenario {
     fn parse(s: &str) -> Scenario {
@@ -31,12 +42,14 @@ impl Scenario {
             "per-second" => Scenario::PerSecond,
             "same-instant" => Scenario::SameInstant,
             "saturated" => Scenario::Saturated,
+            "list" => Scenario::List,
+            "list-baseline" => Scenario::ListBaseline,
             _ => Scenario::IdleYearly,
         }
     }
     fn jobs(self) -> usize {
         match self {
-            Scenario::PerSecond => 1_000,
+            Scenario::PerSecond | Scenario::List | Scenario::ListBaseline => 1_000,
             _ => 10_000,
         }
     }
@@ -65,6 +78,8 @@ struct Outcome {
     cpu_s: f64,
     /// From process start to the measured window (includes 1.5 s of settling).
     startup_s: f64,
+    /// Pages the list's run stored in the window (one input each).
+    list_pages: u32,
 }
 
 /// The window a scenario measures: (expression, seconds to run, target instant if any).
@@ -77,6 +92,7 @@ fn plan(s: Scenario, now: DateTime<Utc>) -> (String, u64, Option<DateTime<Utc>>)
         }
         Scenario::IdleYearly => ("0 0 0 1 1 *".into(), 60, None),
         Scenario::Saturated => ("* * * * * *".into(), 10, None),
+        Scenario::List | Scenario::ListBaseline => ("* * * * * *".into(), 20, None),
     }
 }
 
@@ -123,6 +139,14 @@ async fn watchbell(s: Scenario) -> Outcome {
     for i in 0..s.jobs() {
         toml.push_str(&format!("[[job]]\nname = \"j{i}\"\ncron = \"{expr}\"\naction = \"googlemaps-search-places\"\ninput = {{ google_maps_search_url = \"https://www.google.com/maps/search/j{i}\" }}\n"));
     }
+    if matches!(s, Scenario::List) {
+        let mut csv = String::from("google_maps_search_url,custom_data.row\n");
+        for i in 0..LIST_ROWS {
+            csv.push_str(&format!("https://www.google.com/maps/search/row{i},{i}\n"));
+        }
+        std::fs::write(dir.path().join("rows.csv"), csv).unwrap();
+        toml.push_str("[[job]]\nname = \"list\"\ncron = \"* * * * * *\"\naction = \"googlemaps-search-places\"\ninputs_file = \"rows.csv\"\n");
+    }
     let path = dir.path().join("schedules.toml");
     std::fs::write(&path, toml).unwrap();
     let config = watchbell::config::Config::load(&path).unwrap();
@@ -130,7 +154,10 @@ async fn watchbell(s: Scenario) -> Outcome {
     let client = watchbell::api::Client::new(
         base_url,
         watchbell::api::ApiKey::new(&key),
-        Arc::new(watchbell::api::Pacer::unlimited()),
+        Arc::new(match s {
+            Scenario::List | Scenario::ListBaseline => watchbell::api::Pacer::new(1000.0),
+            _ => watchbell::api::Pacer::unlimited(),
+        }),
         Duration::from_secs(30),
         Clock::System,
     )
@@ -167,18 +194,25 @@ async fn watchbell(s: Scenario) -> Outcome {
     task.await.unwrap().unwrap();
     drop(sandbox.stdin.take());
     let _ = sandbox.wait();
+    let list_pages = store
+        .list_runs(watchbell::store::RunFilter { job: Some("list".into()), ..Default::default() })
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.pages)
+        .sum();
     let ticks = store.ticks(None, None).await.unwrap();
     let mut lateness_ms = Vec::new();
     for t in &ticks {
         let nominal = watchbell::store::parse_ts(&t.scheduled_for).unwrap();
-        if nominal <= start || nominal > end - chrono::Duration::seconds(1) {
+        if nominal <= start || nominal > end - chrono::Duration::seconds(1) || t.job == "list" {
             continue;
         }
         if let Some(f) = t.fired_at.as_deref().and_then(watchbell::store::parse_ts) {
             lateness_ms.push((f - nominal).num_microseconds().unwrap() as f64 / 1000.0);
         }
     }
-    Outcome { lateness_ms, expected: expected(s, start, end), window_s: (end - start).num_milliseconds() as f64 / 1000.0, cpu_s, startup_s }
+    Outcome { lateness_ms, expected: expected(s, start, end), window_s: (end - start).num_milliseconds() as f64 / 1000.0, cpu_s, startup_s, list_pages }
 }
 
 /// How long to measure: `secs`, or until three seconds after the target instant.
@@ -193,7 +227,7 @@ fn window(secs: u64, target: Option<DateTime<Utc>>) -> Duration {
 fn expected(s: Scenario, start: DateTime<Utc>, end: DateTime<Utc>) -> usize {
     let cutoff = end - chrono::Duration::seconds(1);
     match s {
-        Scenario::PerSecond => {
+        Scenario::PerSecond | Scenario::List | Scenario::ListBaseline => {
             let secs = (cutoff.timestamp() - start.timestamp()).max(0) as usize;
             secs * s.jobs()
         }
@@ -243,7 +277,7 @@ async fn tokio_cron_scheduler(s: Scenario) -> Outcome {
         *per_second.entry(nominal.timestamp()).or_default() += 1;
         lateness_ms.push((c - nominal).num_microseconds().unwrap() as f64 / 1000.0);
     }
-    Outcome { lateness_ms, expected: expected(s, start, end), window_s: (end - start).num_milliseconds() as f64 / 1000.0, cpu_s, startup_s }
+    Outcome { lateness_ms, expected: expected(s, start, end), window_s: (end - start).num_milliseconds() as f64 / 1000.0, cpu_s, startup_s, list_pages: 0 }
 }
 
 fn child(scenario: &str, which: &str) {
@@ -266,6 +300,7 @@ fn child(scenario: &str, which: &str) {
             "fired": fired, "expected": o.expected, "missed": o.expected.saturating_sub(fired),
             "p50": pct(0.5), "p99": pct(0.99), "max": o.lateness_ms.last().copied().unwrap_or(f64::NAN),
             "cpu_s": o.cpu_s, "window_s": o.window_s, "peak_rss_mib": peak_rss_mib(), "startup_s": o.startup_s,
+            "list_pages": o.list_pages,
         })
     );
 }
@@ -289,11 +324,15 @@ fn main() {
         ("same-instant", "10,000 jobs due at one instant"),
         ("idle-yearly", "10,000 idle yearly jobs, 60 s"),
         ("saturated", "10,000 per-second jobs, runs saturating"),
+        ("list-baseline", "1,000 per-second jobs at 1,000/s, 20 s"),
+        ("list", "the same beside a 100,000-row list"),
     ];
     // `watchbell-tick-bench SCENARIO` runs that scenario alone.
     let only = args.get(1).cloned();
+    let mut list_p99 = HashMap::new();
     for (scenario, label) in names.into_iter().filter(|(s, _)| only.as_deref().is_none_or(|o| o == *s)) {
-        for which in ["watchbell", "tokio-cron-scheduler"] {
+        let list = matches!(Scenario::parse(scenario), Scenario::List | Scenario::ListBaseline);
+        for which in ["watchbell", "tokio-cron-scheduler"].into_iter().filter(|w| !list || *w == "watchbell") {
             let out = std::process::Command::new(&me).args([scenario, which]).output().unwrap();
             let text = String::from_utf8_lossy(&out.stdout);
             let Some(line) = text.lines().last().filter(|l| l.starts_with('{')) else {
@@ -307,6 +346,15 @@ fn main() {
                 v["fired"], v["missed"], f("p50"), f("p99"), f("max"), f("cpu_s"),
                 100.0 * f("cpu_s") / f("window_s"), f("peak_rss_mib"), f("startup_s")
             );
+            if list {
+                list_p99.insert(scenario, (f("p99"), f("peak_rss_mib"), v["list_pages"].as_u64().unwrap_or(0)));
+            }
         }
+    }
+    if let (Some(base), Some(with)) = (list_p99.get("list-baseline"), list_p99.get("list")) {
+        println!(
+            "with the 100,000-row list: per-second p99 {:.2}x the same run without it (goal <= 1.2x), peak RSS {:.2}x; the list stored {} pages ({} inputs) in the window",
+            with.0 / base.0, with.1 / base.1, with.2, with.2
+        );
     }
 }
