@@ -105,6 +105,18 @@ pub fn input_problems(
     out
 }
 
+/// The inputs of a checked inputs file, `custom_data` included.
+fn file_rows(path: &std::path::Path, act: &Action) -> Vec<Value> {
+    let mut rows = Vec::new();
+    let _ = super::inputs_file::read(path, &|k| act.input_property(k).is_some(), &mut |row| {
+        if let Ok(r) = row {
+            rows.push(Value::Object(r.input));
+        }
+        true
+    });
+    rows
+}
+
 /// The most problems of one inputs file `check` lists.
 const MAX_FILE_PROBLEMS: usize = 20;
 
@@ -201,15 +213,29 @@ impl Holder<'_, '_> {
             _ => (one, list),
         };
         let file_asked = file.is_some();
-        let inputs_file = file.and_then(|f| self.inputs_file(act, (mode, m), f));
-        let inputs = list.map(|list| {
+        let mut inputs_file = file.and_then(|f| self.inputs_file(act, (mode, m), f));
+        let mut inputs = list.map(|list| {
             self.inputs(action, act, (mode, m), list)
                 .into_iter()
                 .map(Json::from)
                 .collect()
         });
+        // A remote schedule carries its inputs: the file's rows (checked, at most 100) are
+        // read now, and a file of one row is that one input, as `inputs = [X]` is.
+        let mut one_row = None;
+        if mode == ModeName::Schedule
+            && let Some(path) = inputs_file.take()
+        {
+            let mut rows = file_rows(std::path::Path::new(&path), act);
+            if rows.len() == 1 {
+                one_row = rows.pop();
+            } else {
+                inputs = Some(rows.into_iter().map(Json::from).collect());
+            }
+        }
         let request = Request {
             input: match one {
+                _ if one_row.is_some() => one_row,
                 Some((a, at)) => self.input(action, act, (mode, m), Some(a), at),
                 None if inputs.is_some() || file_asked => None,
                 None => self.input(action, act, (mode, m), None, "input"),
@@ -337,14 +363,6 @@ impl Holder<'_, '_> {
     ) -> Option<String> {
         let span = asked.from.span("inputs_file");
         let shown = asked.value;
-        if mode == ModeName::Schedule {
-            self.error(
-                span,
-                "inputs_file: not for runner = \"remote\" yet; write inputs = [...] (at most 100)"
-                    .into(),
-            );
-            return None;
-        }
         let path = self.d.dir.join(&shown);
         let mut found = Vec::new();
         let read =
@@ -365,6 +383,11 @@ impl Holder<'_, '_> {
             Ok(0) if found.is_empty() => found.push(format!("{shown} has no inputs")),
             Ok(_) if found.len() >= MAX_FILE_PROBLEMS => {
                 found.push(format!("{shown}: more problems not shown"));
+            }
+            Ok(n) if mode == ModeName::Schedule && n > MAX_SCHEDULE_INPUTS as u64 => {
+                found.push(format!(
+                    "{shown} has {n} rows; a remote schedule takes at most {MAX_SCHEDULE_INPUTS}"
+                ))
             }
             Ok(_) => {}
         }

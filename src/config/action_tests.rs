@@ -389,3 +389,42 @@ fn an_inputs_file_is_checked_row_by_row_where_each_problem_is() {
         "input, inputs and inputs_file: write one of them",
     );
 }
+
+/// A remote job's inputs file is read at `check` and sent as the schedule's inputs (at most
+/// 100); a file of one row is that one input, as `inputs = [X]` is.
+#[test]
+fn a_remote_jobs_inputs_file_becomes_its_schedules_inputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let rows = |n: usize| {
+        let mut csv = String::from("google_maps_search_url,custom_data.row\n");
+        for i in 0..n {
+            csv.push_str(&format!("https://www.google.com/maps/search/q{i},{i}\n"));
+        }
+        csv
+    };
+    for n in [1, 3, 101] {
+        std::fs::write(dir.path().join(format!("r{n}.csv")), rows(n)).unwrap();
+    }
+    let file = dir.path().join("schedules.toml");
+    let parse = |n: usize| {
+        Config::parse(
+            file.to_str().unwrap(),
+            &job(&format!(
+                "{MAPS}inputs_file = \"r{n}.csv\"\nrunner = \"remote\"\nwebhook = {{ url = \"https://e.com/h\" }}\n"
+            )),
+        )
+    };
+    let now = crate::clock::Clock::System.now();
+    let three = parse(3).unwrap();
+    let body = crate::sync::create_body(&three.jobs[0], now);
+    let inputs = body["inputs"].as_array().unwrap();
+    assert_eq!(inputs.len(), 3);
+    assert_eq!(inputs[2]["custom_data"]["row"], "2");
+    let one = parse(1).unwrap();
+    assert!(one.jobs[0].request.input.is_some() && one.jobs[0].request.inputs.is_none());
+    let e = parse(101).unwrap_err().to_string();
+    assert!(
+        e.contains("r101.csv has 101 rows; a remote schedule takes at most 100"),
+        "{e}"
+    );
+}
