@@ -105,6 +105,22 @@ pub fn input_problems(
     out
 }
 
+/// A remote schedule carries its inputs: a checked inputs file's rows (at most 100) become
+/// the request's `inputs`, or its one input (returned) when there is one row, as `inputs =
+/// [X]` is `input = X`.
+fn schedule_rows(
+    file: Option<String>,
+    act: &Action,
+    inputs: &mut Option<Vec<Json>>,
+) -> Option<Value> {
+    let mut rows = file_rows(std::path::Path::new(&file?), act);
+    if rows.len() == 1 {
+        return rows.pop();
+    }
+    *inputs = Some(rows.into_iter().map(Json::from).collect());
+    None
+}
+
 /// The inputs of a checked inputs file, `custom_data` included.
 fn file_rows(path: &std::path::Path, act: &Action) -> Vec<Value> {
     let mut rows = Vec::new();
@@ -220,19 +236,11 @@ impl Holder<'_, '_> {
                 .map(Json::from)
                 .collect()
         });
-        // A remote schedule carries its inputs: the file's rows (checked, at most 100) are
-        // read now, and a file of one row is that one input, as `inputs = [X]` is.
-        let mut one_row = None;
-        if mode == ModeName::Schedule
-            && let Some(path) = inputs_file.take()
-        {
-            let mut rows = file_rows(std::path::Path::new(&path), act);
-            if rows.len() == 1 {
-                one_row = rows.pop();
-            } else {
-                inputs = Some(rows.into_iter().map(Json::from).collect());
-            }
-        }
+        let one_row = if mode == ModeName::Schedule {
+            schedule_rows(inputs_file.take(), act, &mut inputs)
+        } else {
+            None
+        };
         let request = Request {
             input: match one {
                 _ if one_row.is_some() => one_row,
@@ -387,7 +395,7 @@ impl Holder<'_, '_> {
             Ok(n) if mode == ModeName::Schedule && n > MAX_SCHEDULE_INPUTS as u64 => {
                 found.push(format!(
                     "{shown} has {n} rows; a remote schedule takes at most {MAX_SCHEDULE_INPUTS}"
-                ))
+                ));
             }
             Ok(_) => {}
         }

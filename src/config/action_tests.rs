@@ -394,11 +394,12 @@ fn an_inputs_file_is_checked_row_by_row_where_each_problem_is() {
 /// 100); a file of one row is that one input, as `inputs = [X]` is.
 #[test]
 fn a_remote_jobs_inputs_file_becomes_its_schedules_inputs() {
+    use std::fmt::Write as _;
     let dir = tempfile::tempdir().unwrap();
     let rows = |n: usize| {
         let mut csv = String::from("google_maps_search_url,custom_data.row\n");
         for i in 0..n {
-            csv.push_str(&format!("https://www.google.com/maps/search/q{i},{i}\n"));
+            let _ = writeln!(csv, "https://www.google.com/maps/search/q{i},{i}");
         }
         csv
     };
