@@ -24,6 +24,9 @@ pub struct Pass {
     /// True when pages of an earlier pass (of the same run, or of the same input of a run over
     /// a list) were stored: items may repeat.
     restarted: bool,
+    /// Pages stored in this pass (an input's pages need not be numbered in a row: inputs paged
+    /// at once share the run's numbers).
+    pub count: u32,
 }
 
 impl Pass {
@@ -39,6 +42,7 @@ impl Pass {
         Pass {
             start,
             restarted: stored.iter().any(|p| p.page < start),
+            count: mine().count() as u32,
             visited: mine().map(|p| p.url.clone()).collect(),
             seen: mine()
                 .filter_map(|p| p.content_hash.clone().map(|h| (h, p.page)))
@@ -66,11 +70,6 @@ impl Pass {
     /// True when this pass started again after an earlier one: items may repeat.
     pub fn is_repeat(&self) -> bool {
         self.restarted
-    }
-
-    /// Pages of this pass so far, when the last stored page is `page_no`.
-    pub fn pages(&self, page_no: u32) -> u32 {
-        (page_no + 1).saturating_sub(self.start)
     }
 }
 
@@ -113,10 +112,10 @@ mod tests {
         assert!(p.is_repeat());
         assert_eq!(p.visited.len(), 2);
         assert_eq!(p.seen.get("b"), Some(&4));
-        assert_eq!(p.pages(4), 2);
+        assert_eq!(p.count, 2);
         let one = Pass::of(&stored[..2], "F");
-        assert_eq!((one.start, one.is_repeat(), one.pages(2)), (1, false, 2));
-        assert_eq!(Pass::of(&[], "F").pages(0), 0);
+        assert_eq!((one.start, one.is_repeat(), one.count), (1, false, 2));
+        assert_eq!(Pass::of(&[], "F").count, 0);
     }
 
     #[test]

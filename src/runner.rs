@@ -32,6 +32,8 @@ pub struct Limits {
     pub retry: Option<Retry>,
     pub notify: Option<Notify>,
     pub ping: Option<Url>,
+    /// Inputs of a list paged at once (identity-free actions).
+    pub input_concurrency: u32,
 }
 
 impl Limits {
@@ -43,6 +45,7 @@ impl Limits {
             retry: job.retry,
             notify: job.notify.as_deref().cloned(),
             ping: job.ping.as_deref().cloned(),
+            input_concurrency: job.input_concurrency,
         }
     }
 
@@ -54,6 +57,7 @@ impl Limits {
             retry: None,
             notify: None,
             ping: None,
+            input_concurrency: 1,
         }
     }
 }
@@ -430,7 +434,7 @@ impl Runner {
                     known = Some(self.stored_keys(run, leg.input).await?);
                 }
             }
-            if pass.pages(page_no) >= limits.max_pages {
+            if pass.count >= limits.max_pages {
                 break End::MaxPages;
             }
             let url = match self.sendable(&url_text) {
@@ -456,7 +460,8 @@ impl Runner {
                     page: earlier,
                 });
             }
-            page_no += 1;
+            page_no = leg.number_after(page_no);
+            pass.count += 1;
             pass.seen.insert(hash.clone(), page_no);
             let fetched = page.items.len() as u64;
             let items = Items::of(&run.action_name, page.items, texts, hash).unseen(known.as_mut());
@@ -764,9 +769,21 @@ struct Leg {
     input_value: serde_json::Value,
     /// The cursor after the last stored page of this leg.
     next: Option<String>,
+    /// The run's last page number, shared by the inputs of a list paged at once; `None`: the
+    /// leg numbers its pages on from the run's count.
+    numbers: Option<Arc<std::sync::atomic::AtomicU32>>,
 }
 
 impl Leg {
+    /// The number of the leg's next page, its last being `last`: the next of the run's shared
+    /// numbers when inputs are paged at once.
+    fn number_after(&self, last: u32) -> u32 {
+        match &self.numbers {
+            Some(n) => n.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1,
+            None => last + 1,
+        }
+    }
+
     /// A run over one input. A v4 live run POSTs its body (stored before the catalog was
     /// enforced: sent as the action accepts it); a v1 endpoint is a GET whose query is in the
     /// URL.
@@ -777,6 +794,7 @@ impl Leg {
                 .then(|| catalog::clean_live_body(&run.action_name, &run.body)),
             input_value: run.body["input"].clone(),
             next: run.next_url.clone(),
+            numbers: None,
         }
     }
 }

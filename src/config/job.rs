@@ -54,6 +54,7 @@ pub(super) struct JobFields {
     pub(super) inputs_file: Option<String>,
     pub(super) inputs_from: Option<super::InputsFrom>,
     after: Option<String>,
+    input_concurrency: Option<u32>,
     pub(super) parameters: Option<serde_json::Value>,
     pub(super) identity_mode: Option<IdentityMode>,
     pub(super) identity_ids: Option<Vec<String>>,
@@ -91,6 +92,7 @@ const JOB_KEYS: &[&str] = &[
     "inputs_file",
     "inputs_from",
     "after",
+    "input_concurrency",
     "parameters",
     "identity_mode",
     "identity_ids",
@@ -220,6 +222,9 @@ impl JobFields {
             }
             "inputs_from" => self.inputs_from = super::InputsFrom::read(d, v),
             "after" => self.after = read::string(d, v, key),
+            "input_concurrency" => {
+                self.input_concurrency = read::integer(d, v, key, 1, 64).map(|n| n as u32);
+            }
             "identity_mode" => {
                 let modes = [
                     ("direct", IdentityMode::Direct),
@@ -507,8 +512,23 @@ fn schedule(
     Ok(Some(schedule))
 }
 
-/// `inputs_from` is for v4 actions, `after` for local jobs.
+/// `inputs_from` is for v4 actions, `after` for local jobs, `input_concurrency` above 1 for
+/// actions through no identity (one request at a time is an identity's rule).
 fn check_chain_keys(d: &mut Diags, f: &JobFields, endpoint: bool, runner: Runner) {
+    if let (Some(n), Some(span)) = (f.input_concurrency, f.span("input_concurrency"))
+        && n > 1
+        && let Some(name) = f.action.as_deref()
+        && crate::catalog::v4()
+            .action(name)
+            .is_some_and(crate::catalog::Action::takes_identities)
+    {
+        d.at(
+            &span,
+            format!(
+                "input_concurrency: {name} acts through a LinkedIn identity, whose requests go one at a time; leave it at 1"
+            ),
+        );
+    }
     if let (true, Some(span)) = (endpoint, f.span("inputs_from")) {
         d.at(
             &span,
@@ -619,5 +639,6 @@ fn merge(
         runner,
         remote_schedule: either(f.remote_schedule.as_ref(), def.remote_schedule.as_ref()),
         after: f.after.clone(),
+        input_concurrency: f.input_concurrency.or(def.input_concurrency).unwrap_or(1),
     })
 }

@@ -234,6 +234,8 @@ pub struct Job {
     pub remote_schedule: Option<String>,
     /// `after = "SRC"`: a run of SRC that ends well fires this job.
     pub after: Option<String>,
+    /// Inputs of a list paged at once (identity-free actions).
+    pub input_concurrency: u32,
     /// The line of the job's `[[job]]` entry, for messages.
     pub line: usize,
 }
@@ -304,6 +306,7 @@ impl Job {
             &r.inputs_file,
             &r.inputs_from,
             &self.after,
+            self.input_concurrency,
             &r.parameters,
             &r.query,
             &r.path,

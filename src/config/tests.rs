@@ -576,3 +576,23 @@ fn a_job_fired_after_another_needs_no_cron_and_one_with_neither_is_refused() {
     let e = errors(&text);
     assert!(e.iter().any(|e| e.contains("cron (or after")), "{e:?}");
 }
+
+#[test]
+fn inputs_paged_at_once_are_for_actions_through_no_identity() {
+    let c = Config::parse(
+        "schedules.toml",
+        &format!("{SEARCH}input_concurrency = 4\n"),
+    )
+    .unwrap();
+    assert_eq!(c.job("places").unwrap().input_concurrency, 4);
+    let text = "[[job]]\nname = \"v\"\ncron = \"0 9 * * *\"\naction = \"linkedin-extract-people\"\ninput = { linkedin_profile_url = \"https://www.linkedin.com/in/x\" }\nidentity_mode = \"auto\"\ninput_concurrency = 2\n";
+    let e = errors(text);
+    assert!(
+        e.iter().any(|e| e.starts_with(
+            "7:21: input_concurrency: linkedin-extract-people acts through a LinkedIn identity"
+        )),
+        "{e:?}"
+    );
+    let e = errors(&format!("{SEARCH}input_concurrency = 0\n"));
+    assert!(e.iter().any(|e| e.contains("input_concurrency")), "{e:?}");
+}

@@ -3,6 +3,9 @@
 //! "Input lists and chained jobs"). The inputs are stored with the run in a transaction of
 //! their own before the first request; a finished input is never called again in the run.
 
+use std::sync::Arc;
+use std::sync::atomic::AtomicU32;
+
 use serde_json::Value;
 use tracing::{info, warn};
 
@@ -251,13 +254,29 @@ impl Runner {
             .action(&run.action_name)
             .and_then(|a| a.modes.live.as_ref())
             .is_some_and(|m| m.takes("identity_mode") || m.takes("identity_ids"));
+        let outreach = Count::of(&run.action_name) == Count::Outreach;
+        // Inputs paged at once share the run's page numbers, from the last one stored.
+        let last_page = persistently(|| self.store.last_page(run.id)).await?;
+        let list = List {
+            run,
+            limits,
+            stop,
+            gate,
+            through_identity,
+            outreach,
+            numbers: Arc::new(AtomicU32::new(last_page)),
+            // Through an identity, one request at a time is the lane's rule anyway; an
+            // outreach input's record needs its request alone at the gate.
+            at_once: if through_identity || outreach {
+                1
+            } else {
+                limits.input_concurrency.max(1) as usize
+            },
+        };
         // A batch of inputs at a time: a list of 100,000 is never held whole.
         let mut batches = Batches::of(run);
         while let Some(batch) = batches.next(self).await? {
-            if let Some(end) = self
-                .page_inputs(run, &batch, limits, stop, gate, through_identity)
-                .await?
-            {
+            if let Some(end) = self.page_inputs(&list, &batch).await? {
                 return Ok(end);
             }
         }
@@ -274,65 +293,85 @@ impl Runner {
         Ok(End::Inputs(tally.done()))
     }
 
-    /// Pages the unfinished inputs of `batch`; `Some` when the whole run ends on one of them.
+    /// Pages the unfinished inputs of `batch`, `at_once` at a time; `Some` when the whole run
+    /// ends on one of them (inputs in flight then are dropped where they are: each page is
+    /// stored with its cursor, so they resume there).
     async fn page_inputs(
         &self,
-        run: &RunRecord,
+        list: &List<'_>,
         batch: &[InputRecord],
-        limits: &Limits,
-        stop: &Stop,
-        gate: &RunGate,
-        through_identity: bool,
     ) -> Result<Option<End>, StoreError> {
-        let outreach = Count::of(&run.action_name) == Count::Outreach;
-        for input in batch.iter().filter(|i| !i.outcome.is_final()) {
-            if stop.is_stopped() {
-                return Ok(Some(End::Stopped(stop.reason().to_string())));
+        use futures_util::stream::{FuturesUnordered, StreamExt};
+        let mut running = FuturesUnordered::new();
+        let mut next = 0;
+        loop {
+            while running.len() < list.at_once && next < batch.len() {
+                let input = &batch[next];
+                next += 1;
+                if !input.outcome.is_final() {
+                    running.push(self.one_input(list, input));
+                }
             }
-            let mark = outreach.then(|| SentMark {
-                job: run.job.clone(),
-                input: store::sent_key(&input.input),
-                run_id: run.id,
-                index: input.index,
-            });
-            if let Some(mark) = &mark
-                && self.sent_before(mark).await?
-            {
-                continue;
-            }
-            gate.send_as(mark.clone());
-            let (end, answered) = self.page_input(run, input, limits, stop, gate).await?;
-            gate.send_as(None);
-            let (outcome, error, run_end) = if let Some(end) = end {
-                outcome_of(end, through_identity)
-            } else {
-                let e = LastError {
-                    label: "RUN_TIMEOUT".into(),
-                    message: format!("input {} did not finish within run_timeout", input.index),
-                };
-                (InputOutcome::Unfinished, Some(e), None)
+            let Some(end) = running.next().await else {
+                return Ok(None);
             };
-            let outcome = if let Some(mark) = mark {
-                self.settle_sent(mark, outcome, error.clone(), answered)
-                    .await?
-            } else {
-                persistently(|| {
-                    self.store
-                        .set_input_outcome(run.id, input.index, outcome, error.clone())
-                })
-                .await?;
-                outcome
-            };
-            if outcome != InputOutcome::Succeeded || error.is_some() {
-                warn!(input = input.index, outcome = %outcome, error = ?error.as_ref().map(|e| &e.label), "input ended");
-            } else {
-                info!(input = input.index, "input ended");
-            }
-            if let Some(end) = run_end {
+            if let Some(end) = end? {
                 return Ok(Some(end));
             }
         }
-        Ok(None)
+    }
+
+    /// Pages one input of the list and records how it ended; `Some` when the whole run ends on
+    /// it.
+    async fn one_input(
+        &self,
+        list: &List<'_>,
+        input: &InputRecord,
+    ) -> Result<Option<End>, StoreError> {
+        let (run, stop, gate) = (list.run, list.stop, list.gate);
+        if stop.is_stopped() {
+            return Ok(Some(End::Stopped(stop.reason().to_string())));
+        }
+        let mark = list.outreach.then(|| SentMark {
+            job: run.job.clone(),
+            input: store::sent_key(&input.input),
+            run_id: run.id,
+            index: input.index,
+        });
+        if let Some(mark) = &mark
+            && self.sent_before(mark).await?
+        {
+            return Ok(None);
+        }
+        gate.send_as(mark.clone());
+        let (end, answered) = self.page_input(list, input).await?;
+        gate.send_as(None);
+        let (outcome, error, run_end) = if let Some(end) = end {
+            outcome_of(end, list.through_identity)
+        } else {
+            let e = LastError {
+                label: "RUN_TIMEOUT".into(),
+                message: format!("input {} did not finish within run_timeout", input.index),
+            };
+            (InputOutcome::Unfinished, Some(e), None)
+        };
+        let outcome = if let Some(mark) = mark {
+            self.settle_sent(mark, outcome, error.clone(), answered)
+                .await?
+        } else {
+            persistently(|| {
+                self.store
+                    .set_input_outcome(run.id, input.index, outcome, error.clone())
+            })
+            .await?;
+            outcome
+        };
+        if outcome != InputOutcome::Succeeded || error.is_some() {
+            warn!(input = input.index, outcome = %outcome, error = ?error.as_ref().map(|e| &e.label), "input ended");
+        } else {
+            info!(input = input.index, "input ended");
+        }
+        Ok(run_end)
     }
 
     /// Pages one input within `run_timeout`: its end (`None`: out of time; resumed from its
@@ -340,16 +379,14 @@ impl Runner {
     /// (a 4xx: nothing was acted on).
     async fn page_input(
         &self,
-        run: &RunRecord,
+        list: &List<'_>,
         input: &InputRecord,
-        limits: &Limits,
-        stop: &Stop,
-        gate: &RunGate,
     ) -> Result<(Option<End>, bool), StoreError> {
-        // The run's page count, as the last input left it.
+        let (run, limits) = (list.run, list.limits);
+        // The run's counts, as the inputs before left them.
         let now = self.get(&run.uid).await?;
-        let leg = Leg::input(&now, input);
-        let paging = self.page_loop(&now, &leg, limits, stop, gate);
+        let leg = Leg::input(&now, input, list.numbers.clone());
+        let paging = self.page_loop(&now, &leg, limits, list.stop, list.gate);
         let Ok(end) = tokio::time::timeout(limits.run_timeout, paging).await else {
             return Ok((None, false));
         };
@@ -440,6 +477,20 @@ impl Runner {
     }
 }
 
+/// What paging a run's list needs, shared by its inputs in flight.
+struct List<'a> {
+    run: &'a RunRecord,
+    limits: &'a Limits,
+    stop: &'a Stop,
+    gate: &'a RunGate,
+    through_identity: bool,
+    outreach: bool,
+    /// The run's last page number.
+    numbers: Arc<AtomicU32>,
+    /// Inputs paged at once.
+    at_once: usize,
+}
+
 /// A run's inputs, [`BATCH`] at a time, in order.
 struct Batches {
     run_id: i64,
@@ -516,7 +567,7 @@ fn read_chunks(
 
 impl Leg {
     /// One input of a run over a list: the run's body with this input in place of the list.
-    fn input(run: &RunRecord, input: &InputRecord) -> Leg {
+    fn input(run: &RunRecord, input: &InputRecord, numbers: Arc<AtomicU32>) -> Leg {
         // The rest of the body, without copying the list for every input.
         let mut body: serde_json::Map<String, Value> = run
             .body
@@ -533,6 +584,7 @@ impl Leg {
             body: Some(catalog::clean_live_body(&run.action_name, &body)),
             input_value: input.input.clone(),
             next: input.next_url.clone(),
+            numbers: Some(numbers),
         }
     }
 }

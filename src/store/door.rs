@@ -252,6 +252,17 @@ impl Store {
             .await
     }
 
+    /// The run's last page number (0 before its first page).
+    pub async fn last_page(&self, run_id: i64) -> Result<u32> {
+        self.call(move |c| {
+            Ok(
+                c.prepare_cached("SELECT COALESCE(MAX(page_no), 0) FROM pages WHERE run_id = ?1")?
+                    .query_row([run_id], |r| r.get(0))?,
+            )
+        })
+        .await
+    }
+
     /// An outreach job's record of an input (its [`super::sent_key`]).
     pub async fn sent(&self, job: &str, input: &str) -> Result<Option<super::SentRow>> {
         let (job, input) = (job.to_string(), input.to_string());

@@ -33,6 +33,8 @@ struct Server {
     delay: Duration,
     /// Pages per input when not `PAGES`.
     pages: Option<u32>,
+    /// Requests being answered now, and the most at once.
+    in_flight: Arc<Mutex<(u32, u32)>>,
 }
 
 #[derive(serde::Deserialize)]
@@ -76,7 +78,13 @@ impl Server {
             .entry((input.clone(), page))
             .or_default() += 1;
         // Counted on arrival: a request in flight at a kill was received.
+        {
+            let mut f = self.in_flight.lock().unwrap();
+            f.0 += 1;
+            f.1 = f.1.max(f.0);
+        }
         tokio::time::sleep(self.delay).await;
+        self.in_flight.lock().unwrap().0 -= 1;
         if input.contains("refuse") {
             let e = json!({"error_label": "INVALID_INPUT", "error_scope": "input", "error_ref": "ERR-1",
                 "message": "no such search", "status_code": 400, "params": {}});
@@ -483,4 +491,47 @@ async fn an_outreach_list_killed_in_flight_sends_nothing_twice() {
     assert_eq!(run().status, expect);
     signal(&daemon, "-TERM");
     assert!(wait_exit(&mut daemon).await.success());
+}
+
+/// `input_concurrency = 4` on an identity-free action: inputs are paged four at a time (the
+/// server sees requests at once), every page gets its own number, and every input's items are
+/// stored once and attributed to it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inputs_paged_at_once_each_keep_their_own_pages() {
+    let server = Server {
+        delay: Duration::from_millis(40),
+        ..Server::default()
+    };
+    let base = server.start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let r = runner(&dir, &base, "k", Pacer::unlimited());
+    let inputs: Vec<Value> = (0..12)
+        .map(|i| json!({"google_maps_search_url": search(i)}))
+        .collect();
+    let run = create(&r, ACTION, json!({"inputs": inputs})).await;
+    let limits = watchbell::runner::Limits {
+        input_concurrency: 4,
+        ..LIMITS
+    };
+    let done = r
+        .execute(&run.uid, &limits, &watchbell::runner::Stop::new())
+        .await
+        .unwrap();
+    assert_eq!(done.status, RunStatus::Succeeded);
+    let most = server.in_flight.lock().unwrap().1;
+    assert!((2..=4).contains(&most), "{most} requests at once");
+    let pages = r.store.pages(run.id).await.unwrap();
+    let numbers: HashSet<u32> = pages.iter().map(|p| p.page).collect();
+    assert_eq!(numbers.len(), 12 * PAGES as usize);
+    assert_eq!(numbers.iter().max().copied(), Some(12 * PAGES));
+    let per_input = items_by_input(dir.path(), run.id);
+    for i in 0..12u32 {
+        let ids = &per_input[&i];
+        assert_eq!(ids.len(), (PAGES * PER_PAGE) as usize, "input {i}");
+        assert!(
+            ids.iter()
+                .all(|id| id.starts_with(&format!("{}|", search(i as usize))))
+        );
+    }
+    assert!(server.calls().values().all(|n| *n == 1));
 }
