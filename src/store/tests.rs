@@ -527,3 +527,44 @@ fn a_chained_run_consumes_what_succeeded_and_releases_the_rest() {
     let report = s.call_blocking(|c| chain::report(c, "dst")).unwrap();
     assert_eq!((report.consumed, report.failed, report.pending), (1, 2, 0));
 }
+
+/// With `backlog = true`, a chained job also takes what its source stored before it appeared.
+#[test]
+fn a_backlog_takes_the_sources_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(&dir);
+    let now = t("2026-01-01T00:00:00Z");
+    let src = s
+        .call_blocking(move |c| create_run(c, &new_run("src"), now))
+        .unwrap();
+    let items: Vec<String> = (0..3).map(|k| format!("{{\"k\":{k}}}")).collect();
+    s.call_blocking(move |c| {
+        let keys = [1, 2, 2];
+        store_page(
+            c,
+            &src.uid,
+            &PageToStore {
+                keys: &keys,
+                ..page(&items)
+            },
+            now,
+        )
+    })
+    .unwrap();
+    let links = [
+        ChainLink {
+            job: "late".into(),
+            src: "src".into(),
+            backlog: false,
+        },
+        ChainLink {
+            job: "all".into(),
+            src: "src".into(),
+            backlog: true,
+        },
+    ];
+    s.call_blocking(move |c| chain::set_links(c, &links, &[], now))
+        .unwrap();
+    let pending = |job: &'static str| s.call_blocking(move |c| chain::pending(c, job)).unwrap();
+    assert_eq!((pending("late"), pending("all")), (0, 2));
+}
