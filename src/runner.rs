@@ -392,7 +392,12 @@ impl Runner {
             Err(f) => return Ok(End::Failed(f)),
         };
         let body = leg.body.as_ref();
-        let stored = persistently(|| self.store.pages_of(run.id, leg.input)).await?;
+        // An input of a list never paged has nothing stored to read.
+        let stored = if leg.untouched {
+            Vec::new()
+        } else {
+            persistently(|| self.store.pages_of(run.id, leg.input)).await?
+        };
         let mut pass = match leg.input {
             Some(_) if stored.is_empty() => Pass::first(run.pages + 1),
             _ => Pass::of(&stored, &first),
@@ -410,7 +415,7 @@ impl Runner {
         } else {
             leg.next.clone() // `None`: every page was already stored
         };
-        let mut total = run.items;
+        let mut total = leg.items;
         // The last page is stored while the next is fetched, so a run waits for the longer of
         // the two instead of their sum. Every way out of the loop waits for it first.
         let mut storing: Option<Storing<'_>> = None;
@@ -772,6 +777,10 @@ struct Leg {
     /// The run's last page number, shared by the inputs of a list paged at once; `None`: the
     /// leg numbers its pages on from the run's count.
     numbers: Option<Arc<std::sync::atomic::AtomicU32>>,
+    /// True for an input of a list with no page stored yet.
+    untouched: bool,
+    /// Items stored so far: the run's, or the input's (the `total` its log lines give).
+    items: u64,
 }
 
 impl Leg {
@@ -795,6 +804,8 @@ impl Leg {
             input_value: run.body["input"].clone(),
             next: run.next_url.clone(),
             numbers: None,
+            untouched: false,
+            items: run.items,
         }
     }
 }

@@ -383,10 +383,8 @@ impl Runner {
         input: &InputRecord,
     ) -> Result<(Option<End>, bool), StoreError> {
         let (run, limits) = (list.run, list.limits);
-        // The run's counts, as the inputs before left them.
-        let now = self.get(&run.uid).await?;
-        let leg = Leg::input(&now, input, list.numbers.clone());
-        let paging = self.page_loop(&now, &leg, limits, list.stop, list.gate);
+        let leg = Leg::input(run, input, list.numbers.clone());
+        let paging = self.page_loop(run, &leg, limits, list.stop, list.gate);
         let Ok(end) = tokio::time::timeout(limits.run_timeout, paging).await else {
             return Ok((None, false));
         };
@@ -585,6 +583,8 @@ impl Leg {
             input_value: input.input.clone(),
             next: input.next_url.clone(),
             numbers: Some(numbers),
+            untouched: input.pages == 0,
+            items: input.items,
         }
     }
 }

@@ -330,7 +330,7 @@ fn main() {
     // `watchbell-tick-bench SCENARIO` runs that scenario alone.
     let only = args.get(1).cloned();
     let mut list_p99 = HashMap::new();
-    for (scenario, label) in names.into_iter().filter(|(s, _)| only.as_deref().is_none_or(|o| o == *s)) {
+    for (scenario, label) in names.into_iter().filter(|(s, _)| only.as_deref().is_none_or(|o| s.starts_with(o))) {
         let list = matches!(Scenario::parse(scenario), Scenario::List | Scenario::ListBaseline);
         for which in ["watchbell", "tokio-cron-scheduler"].into_iter().filter(|w| !list || *w == "watchbell") {
             let out = std::process::Command::new(&me).args([scenario, which]).output().unwrap();
