@@ -392,12 +392,7 @@ impl Runner {
             Err(f) => return Ok(End::Failed(f)),
         };
         let body = leg.body.as_ref();
-        // An input of a list never paged has nothing stored to read.
-        let stored = if leg.untouched {
-            Vec::new()
-        } else {
-            persistently(|| self.store.pages_of(run.id, leg.input)).await?
-        };
+        let stored = self.stored_pages(run, leg).await?;
         let mut pass = match leg.input {
             Some(_) if stored.is_empty() => Pass::first(run.pages + 1),
             _ => Pass::of(&stored, &first),
@@ -493,6 +488,18 @@ impl Runner {
             s.await?;
         }
         Ok(end)
+    }
+
+    /// The pages `leg` stored before; an input of a list never paged has none to read.
+    async fn stored_pages(
+        &self,
+        run: &RunRecord,
+        leg: &Leg,
+    ) -> Result<Vec<store::PageRecord>, StoreError> {
+        if leg.untouched {
+            return Ok(Vec::new());
+        }
+        persistently(|| self.store.pages_of(run.id, leg.input)).await
     }
 
     /// Fetches the page at `url` while the last one is stored (`storing`, whose error comes
