@@ -355,9 +355,12 @@ impl Runner {
             };
             (InputOutcome::Unfinished, Some(e), None)
         };
+        let recorded = outcome == InputOutcome::Succeeded && error.is_none();
         let outcome = if let Some(mark) = mark {
             self.settle_sent(mark, outcome, error.clone(), answered)
                 .await?
+        } else if recorded {
+            outcome // with its last page
         } else {
             persistently(|| {
                 self.store

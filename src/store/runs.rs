@@ -408,6 +408,11 @@ pub fn insert_page(
             "UPDATE run_inputs SET next_url = ?3, pages = pages + 1, items = items + ?4 WHERE run_id = ?1 AND idx = ?2",
         )?
         .execute(params![id, input, page.next_url, page.items.len() as i64])?;
+        if page.next_url.is_none() {
+            // Its last page: the input succeeded, recorded with it (one write per page, not
+            // two, on the store's one thread).
+            super::inputs::set_outcome(tx, id, input, super::InputOutcome::Succeeded, None)?;
+        }
     }
     if let Some((url, body)) = page.callback {
         super::deliveries::enqueue(tx, uid, super::DeliveryKind::Callback, url, body, now)?;
