@@ -10,7 +10,9 @@ use watchbell::sandbox::Options;
 use watchbell::status::RunStatus;
 use watchbell::store::{RunFilter, RunRecord};
 
-use crate::support::{self, eventually, job_file, read, sandbox, signal, wait_exit, watchbell};
+use crate::support::{
+    self, eventually, job_file, read, sandbox, signal, spawn, wait_exit, watchbell,
+};
 
 const NEW_PER_RUN: u32 = 3;
 
@@ -24,24 +26,6 @@ fn runs_of(dir: &std::path::Path, job: &str) -> Vec<RunRecord> {
         .unwrap()
     })
     .unwrap_or_default()
-}
-
-fn daemon(dir: &std::path::Path, key: &str) -> std::process::Child {
-    let log = std::fs::File::options()
-        .create(true)
-        .append(true)
-        .open(dir.join("daemon.log"))
-        .unwrap();
-    std::process::Command::new(assert_cmd::cargo::cargo_bin("watchbell"))
-        .current_dir(dir)
-        .env("CAPTAIN_DATA_API_KEY", key)
-        .env("RUST_LOG", "info")
-        .env_remove("NOTIFY_SOCKET")
-        .arg("run")
-        .stdout(std::process::Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap()
 }
 
 fn trigger(dir: &std::path::Path, key: &str, job: &str) {
@@ -86,7 +70,7 @@ async fn a_search_feeds_an_extract_that_takes_each_new_place_once_across_a_kill(
     );
     let key = sb.api_key().to_string();
 
-    let mut bell = daemon(&d, &key);
+    let mut bell = spawn(&d, &sb, "daemon.log");
     let succeeded = |job: &str, n: usize| {
         let runs = runs_of(&d, job);
         let done = runs
@@ -107,7 +91,7 @@ async fn a_search_feeds_an_extract_that_takes_each_new_place_once_across_a_kill(
             .await
             .unwrap();
         if round == 3 {
-            bell = daemon(&d, &key);
+            bell = spawn(&d, &sb, "daemon-again.log");
         }
         eventually(Duration::from_mins(1), || succeeded("extract", round)).await;
     }
