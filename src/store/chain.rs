@@ -210,29 +210,39 @@ pub fn on_outcome(tx: &Connection, run_id: i64, index: u32, outcome: InputOutcom
 /// that runs `after` its job.
 pub fn on_final(
     tx: &Connection,
-    run_id: i64,
-    job: &str,
+    run: &super::RunRecord,
     to: RunStatus,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    tx.prepare_cached(
-        "UPDATE chain_items SET tries = tries + 1, run_id = NULL,
-            state = CASE WHEN tries + 1 >= ?2 THEN 'failed' ELSE 'pending' END
-         WHERE run_id = ?1 AND state = 'held'",
-    )?
-    .execute(params![run_id, MAX_TRIES])?;
-    // Its inputs say so: a later resume of the run skips them.
-    tx.prepare_cached(
-        "UPDATE run_inputs SET outcome = 'released' WHERE run_id = ?1 AND src_key IS NOT NULL
-           AND outcome IN ('pending', 'unfinished', 'failed')",
-    )?
-    .execute([run_id])?;
+    let (run_id, job) = (run.id, run.job.as_str());
+    // Only a chained run holds items: every other run's end (a thousand a second under load)
+    // skips the two updates.
+    if run.body.get("inputs_from").is_some() {
+        release(tx, run_id)?;
+    }
     if matches!(to, RunStatus::Succeeded | RunStatus::PartialSucceeded) {
         tx.prepare_cached(
             "INSERT INTO firings (job, src_run_id, at) SELECT job, ?1, ?2 FROM after_links WHERE src = ?3",
         )?
         .execute(params![run_id, ts(now), job])?;
     }
+    Ok(())
+}
+
+/// Gives back the items a chained run holds (failed after [`MAX_TRIES`] runs), and marks its
+/// inputs that were not done released: a later resume of the run skips them.
+fn release(tx: &Connection, run_id: i64) -> Result<()> {
+    tx.prepare_cached(
+        "UPDATE chain_items SET tries = tries + 1, run_id = NULL,
+            state = CASE WHEN tries + 1 >= ?2 THEN 'failed' ELSE 'pending' END
+         WHERE run_id = ?1 AND state = 'held'",
+    )?
+    .execute(params![run_id, MAX_TRIES])?;
+    tx.prepare_cached(
+        "UPDATE run_inputs SET outcome = 'released' WHERE run_id = ?1 AND src_key IS NOT NULL
+           AND outcome IN ('pending', 'unfinished', 'failed')",
+    )?
+    .execute([run_id])?;
     Ok(())
 }
 

@@ -299,7 +299,7 @@ pub fn transition(
     )?;
     let run = get_run(&tx, uid)?.ok_or_else(|| StoreError::NotFound(uid.to_string()))?;
     if to.is_final() {
-        super::chain::on_final(&tx, id, &run.job, to, now)?;
+        super::chain::on_final(&tx, &run, to, now)?;
     }
     tx.commit()?;
     Ok(run)

@@ -492,9 +492,17 @@ fn a_chained_run_consumes_what_succeeded_and_releases_the_rest() {
         )
     })
     .unwrap();
+    // A run of a job with inputs_from, as the job file makes it.
+    let chained = NewRun {
+        body:
+            serde_json::json!({"inputs_from": {"job": "src", "map": {"q": "k"}, "backlog": false}})
+                .to_string(),
+        ..new_run("dst")
+    };
     for attempt in 1..=3 {
+        let chained = chained.clone();
         let run = s
-            .call_blocking(move |c| create_run(c, &new_run("dst"), now))
+            .call_blocking(move |c| create_run(c, &chained, now))
             .unwrap();
         let id = run.id;
         let taken = s
