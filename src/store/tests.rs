@@ -349,6 +349,36 @@ fn runs_elsewhere_are_counted_from_the_open_runs_index_not_a_scan() {
     assert_eq!(counts, [("a".into(), 1), ("b".into(), 1)].into());
 }
 
+/// A run of job `src` that stored one page: an item `{"k": KEY}` for each of `keys`, each
+/// keyed by its number.
+fn source_run(s: &Store, keys: Vec<u64>, now: DateTime<Utc>) -> RunRecord {
+    let run = s
+        .call_blocking(move |c| create_run(c, &new_run("src"), now))
+        .unwrap();
+    let uid = run.uid.clone();
+    let items: Vec<String> = keys.iter().map(|k| format!("{{\"k\":{k}}}")).collect();
+    s.call_blocking(move |c| {
+        let p = PageToStore {
+            keys: &keys,
+            ..page(&items)
+        };
+        store_page(c, &uid, &p, now)
+    })
+    .unwrap();
+    run
+}
+
+/// Makes `job` take the new items of `src` from `now` on (or its whole history, `backlog`).
+fn link(s: &Store, job: &str, backlog: bool, now: DateTime<Utc>) {
+    let link = ChainLink {
+        job: job.into(),
+        src: "src".into(),
+        backlog,
+    };
+    s.call_blocking(move |c| chain::set_links(c, std::slice::from_ref(&link), &[], now))
+        .unwrap();
+}
+
 /// A chained job's tick with nothing waiting from its source is skipped `no_inputs`; one
 /// after its source stored new items fires. Items its source stored before the job appeared
 /// are not its inputs (no `backlog`), and an item new to the source is queued once.
@@ -357,28 +387,8 @@ fn a_chained_tick_fires_only_when_its_source_stored_something_new() {
     let dir = tempfile::tempdir().unwrap();
     let s = open(&dir);
     let now = t("2026-01-01T00:00:00Z");
-    let store_new = |s: &Store, keys: Vec<u64>| {
-        let run = s
-            .call_blocking(move |c| create_run(c, &new_run("src"), now))
-            .unwrap();
-        let items: Vec<String> = keys.iter().map(|k| format!("{{\"k\":{k}}}")).collect();
-        s.call_blocking(move |c| {
-            let p = PageToStore {
-                keys: &keys,
-                ..page(&items)
-            };
-            store_page(c, &run.uid, &p, now)
-        })
-        .unwrap();
-    };
-    store_new(&s, vec![1, 2]); // before the chain existed
-    let link = ChainLink {
-        job: "dst".into(),
-        src: "src".into(),
-        backlog: false,
-    };
-    s.call_blocking(move |c| chain::set_links(c, std::slice::from_ref(&link), &[], now))
-        .unwrap();
+    source_run(&s, vec![1, 2], now); // before the chain existed
+    link(&s, "dst", false, now);
     let tick = |s: &Store, at: &str| {
         let nominal = t(at);
         let nr = new_run("dst");
@@ -393,7 +403,7 @@ fn a_chained_tick_fires_only_when_its_source_stored_something_new() {
         .call_blocking(|c| list_ticks(c, Some("dst"), None))
         .unwrap();
     assert_eq!(skipped[0].reason, Some(SkipReason::NoInputs));
-    store_new(&s, vec![2, 3, 3]); // 2 is not new to the source; 3 is, once
+    source_run(&s, vec![2, 3, 3], now); // 2 is not new to the source; 3 is, once
     assert_eq!(s.call_blocking(|c| chain::pending(c, "dst")).unwrap(), 1);
     assert!(tick(&s, "2026-01-01T02:00:00Z").is_some());
 }
@@ -405,30 +415,12 @@ fn prune_keeps_what_a_chain_still_needs() {
     let dir = tempfile::tempdir().unwrap();
     let s = open(&dir);
     let now = t("2026-01-01T00:00:00Z");
-    let link = ChainLink {
-        job: "dst".into(),
-        src: "src".into(),
-        backlog: false,
-    };
-    s.call_blocking(move |c| chain::set_links(c, std::slice::from_ref(&link), &[], now))
-        .unwrap();
+    link(&s, "dst", false, now);
     let mut runs = Vec::new();
     for key in [7u64, 8] {
-        let run = s
-            .call_blocking(move |c| create_run(c, &new_run("src"), now))
-            .unwrap();
-        let (uid, items) = (run.uid.clone(), vec![format!("{{\"k\":{key}}}")]);
+        let run = source_run(&s, vec![key], now);
+        let uid = run.uid.clone();
         s.call_blocking(move |c| {
-            let keys = [key];
-            store_page(
-                c,
-                &uid,
-                &PageToStore {
-                    keys: &keys,
-                    ..page(&items)
-                },
-                now,
-            )?;
             transition(c, &uid, Queued, "go", None, now)?;
             transition(c, &uid, Running, "go", None, now)?;
             transition(c, &uid, Succeeded, "done", None, now).map(|_| ())
@@ -468,30 +460,8 @@ fn a_chained_run_consumes_what_succeeded_and_releases_the_rest() {
     let dir = tempfile::tempdir().unwrap();
     let s = open(&dir);
     let now = t("2026-01-01T00:00:00Z");
-    let link = ChainLink {
-        job: "dst".into(),
-        src: "src".into(),
-        backlog: false,
-    };
-    s.call_blocking(move |c| chain::set_links(c, std::slice::from_ref(&link), &[], now))
-        .unwrap();
-    let src = s
-        .call_blocking(move |c| create_run(c, &new_run("src"), now))
-        .unwrap();
-    let items: Vec<String> = (0..3).map(|k| format!("{{\"k\":{k}}}")).collect();
-    s.call_blocking(move |c| {
-        let keys = [10, 11, 12];
-        store_page(
-            c,
-            &src.uid,
-            &PageToStore {
-                keys: &keys,
-                ..page(&items)
-            },
-            now,
-        )
-    })
-    .unwrap();
+    link(&s, "dst", false, now);
+    source_run(&s, vec![10, 11, 12], now);
     // A run of a job with inputs_from, as the job file makes it.
     let chained = NewRun {
         body:
@@ -542,23 +512,7 @@ fn a_backlog_takes_the_sources_history() {
     let dir = tempfile::tempdir().unwrap();
     let s = open(&dir);
     let now = t("2026-01-01T00:00:00Z");
-    let src = s
-        .call_blocking(move |c| create_run(c, &new_run("src"), now))
-        .unwrap();
-    let items: Vec<String> = (0..3).map(|k| format!("{{\"k\":{k}}}")).collect();
-    s.call_blocking(move |c| {
-        let keys = [1, 2, 2];
-        store_page(
-            c,
-            &src.uid,
-            &PageToStore {
-                keys: &keys,
-                ..page(&items)
-            },
-            now,
-        )
-    })
-    .unwrap();
+    source_run(&s, vec![1, 2, 2], now);
     let links = [
         ChainLink {
             job: "late".into(),
