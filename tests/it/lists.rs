@@ -199,14 +199,14 @@ async fn a_list_killed_part_way_resumes_where_it_was_and_repeats_nothing_stored(
     let base = server.start().await;
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let inputs: Vec<String> = (0..30)
-        .map(|i| format!("{{ google_maps_search_url = \"{}\" }}", search(i)))
-        .collect();
-    let toml = format!(
-        "[api]\nbase_url = \"{base}\"\nplan = \"highest\"\n{FAST_SAFETY}\n[[job]]\nname = \"list\"\ncron = \"0 0 1 1 *\"\naction = \"{ACTION}\"\ninputs = [{}]\n",
-        inputs.join(",\n  ")
+    let inputs = (0..30).map(|i| format!("{{ google_maps_search_url = \"{}\" }}", search(i)));
+    write_list_job(
+        d,
+        &base,
+        "list",
+        &format!("action = \"{ACTION}\"\n"),
+        inputs,
     );
-    std::fs::write(d.join("schedules.toml"), toml).unwrap();
     let mut trigger = process(d, &["trigger", "list"], "trigger.log");
     let succeeded = |d: &std::path::Path| {
         read(d, |c| {
@@ -234,15 +234,7 @@ async fn a_list_killed_part_way_resumes_where_it_was_and_repeats_nothing_stored(
     trigger.wait().unwrap();
     assert!(succeeded(d) < 30, "the run ended before it could be killed");
     let mut daemon = process(d, &["run"], "daemon.log");
-    let run = || {
-        read(d, |c| {
-            c.list_runs(&watchbell::store::RunFilter::default())
-                .unwrap()
-                .pop()
-        })
-        .flatten()
-        .unwrap()
-    };
+    let run = || only_run(d);
     eventually(WAIT, || {
         let done = run().status == RunStatus::Succeeded;
         async move { done }
@@ -281,6 +273,34 @@ async fn a_list_killed_part_way_resumes_where_it_was_and_repeats_nothing_stored(
     );
     signal(&daemon, "-TERM");
     assert!(wait_exit(&mut daemon).await.success());
+}
+
+/// A job file in `dir` against `base` with one yearly job `name` (`action` lines) over
+/// `inputs` (TOML inline tables).
+fn write_list_job(
+    dir: &std::path::Path,
+    base: &str,
+    name: &str,
+    action: &str,
+    inputs: impl Iterator<Item = String>,
+) {
+    let inputs: Vec<String> = inputs.collect();
+    let toml = format!(
+        "[api]\nbase_url = \"{base}\"\nplan = \"highest\"\n{FAST_SAFETY}\n[[job]]\nname = \"{name}\"\ncron = \"0 0 1 1 *\"\n{action}inputs = [{}]\n",
+        inputs.join(",\n  ")
+    );
+    std::fs::write(dir.join("schedules.toml"), toml).unwrap();
+}
+
+/// The run in `dir`'s database (these tests make one).
+fn only_run(dir: &std::path::Path) -> watchbell::store::RunRecord {
+    read(dir, |c| {
+        c.list_runs(&watchbell::store::RunFilter::default())
+            .unwrap()
+            .pop()
+    })
+    .flatten()
+    .unwrap()
 }
 
 /// `watchbell ARGS` in `dir` with a key, its log in `dir/log`.
@@ -438,14 +458,9 @@ async fn an_outreach_list_killed_in_flight_sends_nothing_twice() {
     let base = server.start().await;
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let inputs: Vec<String> = (0..10)
-        .map(|i| format!("{{ linkedin_profile_url = \"{}\" }}", profile(i)))
-        .collect();
-    let toml = format!(
-        "[api]\nbase_url = \"{base}\"\nplan = \"highest\"\n{FAST_SAFETY}\n[[job]]\nname = \"invite\"\ncron = \"0 0 1 1 *\"\naction = \"{OUTREACH}\"\nidentity_mode = \"auto\"\ninputs = [{}]\n",
-        inputs.join(",\n  ")
-    );
-    std::fs::write(d.join("schedules.toml"), toml).unwrap();
+    let inputs = (0..10).map(|i| format!("{{ linkedin_profile_url = \"{}\" }}", profile(i)));
+    let action = format!("action = \"{OUTREACH}\"\nidentity_mode = \"auto\"\n");
+    write_list_job(d, &base, "invite", &action, inputs);
     let mut trigger = process(d, &["trigger", "invite"], "trigger.log");
     eventually(WAIT, || {
         // Three answered, the fourth (or fifth) on its way.
@@ -456,15 +471,7 @@ async fn an_outreach_list_killed_in_flight_sends_nothing_twice() {
     trigger.kill().unwrap();
     trigger.wait().unwrap();
     let mut daemon = process(d, &["run"], "daemon.log");
-    let run = || {
-        read(d, |c| {
-            c.list_runs(&watchbell::store::RunFilter::default())
-                .unwrap()
-                .pop()
-        })
-        .flatten()
-        .unwrap()
-    };
+    let run = || only_run(d);
     // STOPPED (owner_lost) comes first and is not the end: the daemon resumes it.
     eventually(WAIT, || {
         let done = matches!(
