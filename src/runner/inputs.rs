@@ -357,8 +357,11 @@ impl Runner {
         };
         let recorded = outcome == InputOutcome::Succeeded && error.is_none();
         let outcome = if let Some(mark) = mark {
-            self.settle_sent(mark, outcome, error.clone(), answered)
-                .await?
+            persistently(|| {
+                self.store
+                    .settle_sent(mark.clone(), outcome, error.clone(), answered)
+            })
+            .await?
         } else if recorded {
             outcome // with its last page
         } else {
@@ -416,13 +419,10 @@ impl Runner {
                 input = mark.index,
                 "outreach input in flight at a crash: outcome unknown, not sent again"
             );
-            let unknown = (
-                InputOutcome::OutcomeUnknown,
-                Some(SentState::OutcomeUnknown),
-            );
+            let unknown = InputOutcome::OutcomeUnknown;
             persistently(|| {
                 self.store
-                    .settle_sent(mark.clone(), unknown.0, Some(e.clone()), unknown.1)
+                    .settle_sent(mark.clone(), unknown, Some(e.clone()), false)
             })
             .await?;
         } else {
@@ -443,38 +443,6 @@ impl Runner {
             .await?;
         }
         Ok(true)
-    }
-
-    /// Ends an outreach input and its record: sent when it succeeded, refused when refused,
-    /// forgotten when its request never went or was answered with a refusal, else
-    /// `outcome_unknown` (it may have reached the server). The outcome as recorded.
-    async fn settle_sent(
-        &self,
-        mark: SentMark,
-        outcome: InputOutcome,
-        error: Option<LastError>,
-        answered: bool,
-    ) -> Result<InputOutcome, StoreError> {
-        let (job, key) = (mark.job.clone(), mark.input.clone());
-        let went = persistently(|| self.store.sent(&job, &key))
-            .await?
-            .is_some_and(|r| r.run_id == mark.run_id && r.index == mark.index);
-        let (outcome, state) = match outcome {
-            _ if !went => (outcome, None),
-            InputOutcome::Succeeded => (outcome, Some(SentState::Sent)),
-            InputOutcome::Refused => (outcome, Some(SentState::Refused)),
-            _ if answered => (outcome, None),
-            _ => (
-                InputOutcome::OutcomeUnknown,
-                Some(SentState::OutcomeUnknown),
-            ),
-        };
-        persistently(|| {
-            self.store
-                .settle_sent(mark.clone(), outcome, error.clone(), state)
-        })
-        .await?;
-        Ok(outcome)
     }
 }
 

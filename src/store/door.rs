@@ -276,15 +276,15 @@ impl Store {
         self.call(move |c| super::sent::mark(c, &mark, now)).await
     }
 
-    /// Ends an outreach input: its outcome, and its record set to `state` or removed, at once.
+    /// Ends an outreach input and its record at once (see `sent::settle`); how it ended.
     pub async fn settle_sent(
         &self,
         mark: super::SentMark,
         outcome: super::InputOutcome,
         error: Option<LastError>,
-        state: Option<super::SentState>,
-    ) -> Result<()> {
-        self.call(move |c| super::sent::settle(c, &mark, outcome, error.as_ref(), state))
+        answered: bool,
+    ) -> Result<super::InputOutcome> {
+        self.call(move |c| super::sent::settle(c, &mark, outcome, error.as_ref(), answered))
             .await
     }
 

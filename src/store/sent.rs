@@ -108,16 +108,30 @@ pub fn lookup(conn: &Connection, job: &str, input: &str) -> Result<Option<SentRo
         .optional()?)
 }
 
-/// Ends an outreach input in one transaction: its outcome in the run, and its record set to
-/// `state`, or removed (`None`: its request never went, or was refused before it could act).
+/// Ends an outreach input in one transaction, and says how: when its request went (the record
+/// is this input's), the record becomes `sent` or `refused` with the input, is removed when the
+/// server `answered` with a refusal that acted on nothing, and is otherwise `outcome_unknown`,
+/// the input's outcome too. An input whose request never went keeps `outcome`.
 pub fn settle(
     conn: &mut Connection,
     mark: &SentMark,
     outcome: InputOutcome,
     error: Option<&LastError>,
-    state: Option<SentState>,
-) -> Result<()> {
+    answered: bool,
+) -> Result<InputOutcome> {
     let tx = write_tx(conn)?;
+    let went = lookup(&tx, &mark.job, &mark.input)?
+        .is_some_and(|r| r.run_id == mark.run_id && r.index == mark.index);
+    let (outcome, state) = match outcome {
+        _ if !went => (outcome, None),
+        InputOutcome::Succeeded => (outcome, Some(SentState::Sent)),
+        InputOutcome::Refused => (outcome, Some(SentState::Refused)),
+        _ if answered => (outcome, None),
+        _ => (
+            InputOutcome::OutcomeUnknown,
+            Some(SentState::OutcomeUnknown),
+        ),
+    };
     super::inputs::set_outcome(&tx, mark.run_id, mark.index, outcome, error)?;
     match state {
         Some(state) => tx.execute(
@@ -130,7 +144,7 @@ pub fn settle(
         )?,
     };
     tx.commit()?;
-    Ok(())
+    Ok(outcome)
 }
 
 #[cfg(test)]
