@@ -46,6 +46,7 @@ fn runner(sb: &Sandbox, pacer: Pacer, dir: &tempfile::TempDir) -> Runner {
         client: client(sb, pacer),
         clock: Clock::System,
         safety: watchbell::config::Safety::default(),
+        receiver: None,
     }
 }
 

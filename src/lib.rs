@@ -27,6 +27,7 @@ pub mod owner;
 pub mod paging;
 pub mod progress;
 pub mod realtime;
+pub mod receiver;
 pub mod runner;
 pub mod sandbox;
 pub mod schedule;

@@ -74,6 +74,14 @@ const HELP: &[(&str, &str)] = &[
         "watchbell_lane_cap_blocks_total",
         "Requests refused by an identity lane's daily cap.",
     ),
+    (
+        "watchbell_callbacks_received_total",
+        "Callbacks accepted by the receiver, by outcome (stored, or repeat: stored before).",
+    ),
+    (
+        "watchbell_callbacks_refused_total",
+        "Callbacks the receiver refused unstored, by reason.",
+    ),
 ];
 
 /// The per-job gauges `/metrics` reads from the database at scrape time, with their help.

@@ -23,6 +23,7 @@ use crate::store::{
 use crate::{callbacks, catalog};
 
 mod inputs;
+mod submit;
 
 /// What a run's job asks of it: bounds, retries, and whom to tell how it ended.
 #[derive(Clone, Debug)]
@@ -34,6 +35,8 @@ pub struct Limits {
     pub ping: Option<Url>,
     /// Inputs of a list paged at once (identity-free actions).
     pub input_concurrency: u32,
+    /// `runner = "async"`: the run is one create; the vendor runs it and calls back.
+    pub asynchronous: bool,
 }
 
 impl Limits {
@@ -46,6 +49,7 @@ impl Limits {
             notify: job.notify.as_deref().cloned(),
             ping: job.ping.as_deref().cloned(),
             input_concurrency: job.input_concurrency,
+            asynchronous: job.runner == crate::config::Runner::Async,
         }
     }
 
@@ -58,6 +62,7 @@ impl Limits {
             notify: None,
             ping: None,
             input_concurrency: 1,
+            asynchronous: false,
         }
     }
 }
@@ -114,6 +119,8 @@ pub struct Runner {
     pub clock: Clock,
     /// How requests through an identity are paced (`[safety]`).
     pub safety: Safety,
+    /// Where async runs are called back (`[receiver]`).
+    pub receiver: Option<crate::config::Receiver>,
 }
 
 impl Runner {
@@ -142,6 +149,9 @@ impl Runner {
             } else {
                 None
             };
+            if limits.asynchronous && unreadable.is_none() {
+                return self.submit(&run, limits).await;
+            }
             let result = match unreadable {
                 Some(why) if inputs::is_chained(&run) => End::NoInputs(why),
                 Some(why) => End::Unreadable(why),
@@ -156,29 +166,35 @@ impl Runner {
             if retryable && let Some(again) = self.retry(&done, limits).await? {
                 return Ok(again);
             }
-            self.client
-                .metrics()
-                .run_finished(&done.job, done.status.as_str());
-            if let Some(url) = done.callback_url.clone() {
-                let body = callbacks::final_body(
-                    uid,
-                    done.status.as_str(),
-                    &done.body["input"],
-                    done.last_error.as_ref(),
-                );
-                let now = self.clock.now();
-                persistently(|| {
-                    self.store
-                        .enqueue(uid, DeliveryKind::Callback, &url, body.clone(), now)
-                })
-                .await?;
-            }
-            self.tell(&done, limits).await?;
+            self.ended(&done, limits).await?;
             info!(status = %done.status, pages = done.pages, items = done.items, "run finished");
             Ok(done)
         }
         .instrument(span)
         .await
+    }
+
+    /// What follows a run's end for good: its count, its last webhook callback (with the final
+    /// status), its notification and its ping.
+    pub async fn ended(&self, done: &RunRecord, limits: &Limits) -> Result<(), StoreError> {
+        self.client
+            .metrics()
+            .run_finished(&done.job, done.status.as_str());
+        if let Some(url) = done.callback_url.clone() {
+            let body = callbacks::final_body(
+                &done.uid,
+                done.status.as_str(),
+                &done.body["input"],
+                done.last_error.as_ref(),
+            );
+            let now = self.clock.now();
+            persistently(|| {
+                self.store
+                    .enqueue(&done.uid, DeliveryKind::Callback, &url, body.clone(), now)
+            })
+            .await?;
+        }
+        self.tell(done, limits).await
     }
 
     /// From CREATED or QUEUED to RUNNING, then the paging, within `run_timeout` and until
@@ -224,7 +240,8 @@ impl Runner {
         stop: &Stop,
     ) -> Result<RunRecord, StoreError> {
         let mut done = self.execute(uid, limits, stop).await?;
-        while done.status == RunStatus::Queued {
+        // A sent async run is the receiver's: QUEUED is where this process leaves it.
+        while done.status == RunStatus::Queued && !limits.asynchronous {
             let at = done.postponed_until.unwrap_or_else(|| self.clock.now());
             let why = self
                 .store

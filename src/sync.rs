@@ -205,7 +205,7 @@ pub fn plan(config: &Config, links: &[Link], remote: &[RemoteSchedule], prune: b
             why,
         };
         match job.runner {
-            Runner::Local => {
+            Runner::Local | Runner::Async => {
                 if current.is_some_and(|s| s.status() == "ACTIVE") {
                     steps.push(step(
                         Act::Pause,

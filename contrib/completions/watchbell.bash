@@ -1237,7 +1237,7 @@ _watchbell() {
             return 0
             ;;
         watchbell__subcmd__sandbox)
-            opts="-h --listen --api-key --pages --page-size --rate-limit --daily-quota --fail-rate --latency --new-per-run --seed --credits --cursor-ttl --config --db --log-format --help"
+            opts="-h --listen --api-key --pages --page-size --rate-limit --daily-quota --fail-rate --latency --new-per-run --seed --credits --cursor-ttl --callbacks --config --db --log-format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1288,6 +1288,10 @@ _watchbell() {
                     return 0
                     ;;
                 --cursor-ttl)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --callbacks)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1397,7 +1401,7 @@ _watchbell() {
             return 0
             ;;
         watchbell__subcmd__trigger)
-            opts="-h --sandbox --config --db --log-format --help"
+            opts="-h --sandbox --wait --config --db --log-format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

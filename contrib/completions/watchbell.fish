@@ -74,6 +74,7 @@ complete -c watchbell -n "__fish_watchbell_using_subcommand trigger" -l db -d 'T
 complete -c watchbell -n "__fish_watchbell_using_subcommand trigger" -l log-format -d 'Log line format on stderr' -r -f -a "text\t''
 json\t''"
 complete -c watchbell -n "__fish_watchbell_using_subcommand trigger" -l sandbox -d 'Against an in-process simulator instead of the API, in watchbell-sandbox.db unless --db is given; webhooks, notify and ping go only to loopback URLs'
+complete -c watchbell -n "__fish_watchbell_using_subcommand trigger" -l wait -d 'For an async job: wait until the run ends instead of exiting once it is sent (the daemon\'s receiver stores its results; with --sandbox this process does)'
 complete -c watchbell -n "__fish_watchbell_using_subcommand trigger" -s h -l help -d 'Print help'
 complete -c watchbell -n "__fish_watchbell_using_subcommand runs; and not __fish_seen_subcommand_from list show inputs results resume help" -l config -d 'The job file' -r -F
 complete -c watchbell -n "__fish_watchbell_using_subcommand runs; and not __fish_seen_subcommand_from list show inputs results resume help" -l db -d 'The SQLite database (default: [daemon] database, else $STATE_DIRECTORY/watchbell.db, else ./watchbell.db)' -r -F
@@ -222,6 +223,7 @@ complete -c watchbell -n "__fish_watchbell_using_subcommand sandbox" -l new-per-
 complete -c watchbell -n "__fish_watchbell_using_subcommand sandbox" -l seed -d 'Seed for the fault injection' -r
 complete -c watchbell -n "__fish_watchbell_using_subcommand sandbox" -l credits -d 'The account\'s credits for the billing period; each item returned costs one' -r
 complete -c watchbell -n "__fish_watchbell_using_subcommand sandbox" -l cursor-ttl -d 'How long a v1 pagination cursor stays valid, e.g. "24h"' -r
+complete -c watchbell -n "__fish_watchbell_using_subcommand sandbox" -l callbacks -d 'Async callbacks misbehaving, e.g. "duplicate=1,reorder=2,drop=1,drop-replays=3,lose-create=1"' -r
 complete -c watchbell -n "__fish_watchbell_using_subcommand sandbox" -l config -d 'The job file' -r -F
 complete -c watchbell -n "__fish_watchbell_using_subcommand sandbox" -l db -d 'The SQLite database (default: [daemon] database, else $STATE_DIRECTORY/watchbell.db, else ./watchbell.db)' -r -F
 complete -c watchbell -n "__fish_watchbell_using_subcommand sandbox" -l log-format -d 'Log line format on stderr' -r -f -a "text\t''

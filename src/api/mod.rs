@@ -4,6 +4,7 @@
 mod error;
 pub mod key;
 pub mod pacer;
+pub mod runs;
 pub mod schedules;
 
 use std::future::Future;

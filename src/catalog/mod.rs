@@ -128,6 +128,7 @@ impl<'de> Deserialize<'de> for Fields {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ModeName {
     Live,
+    Async,
     Schedule,
 }
 
@@ -135,6 +136,7 @@ impl ModeName {
     pub fn as_str(self) -> &'static str {
         match self {
             ModeName::Live => "live",
+            ModeName::Async => "async",
             ModeName::Schedule => "schedule",
         }
     }
@@ -171,6 +173,7 @@ impl Action {
     pub fn mode(&self, mode: ModeName) -> Option<&Mode> {
         match mode {
             ModeName::Live => self.modes.live.as_ref(),
+            ModeName::Async => self.modes.asynchronous.as_ref(),
             ModeName::Schedule => self.modes.schedule.as_ref(),
         }
     }

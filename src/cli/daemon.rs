@@ -63,12 +63,27 @@ pub fn run(cli: &Cli, with_sandbox: bool) -> Outcome {
         let client = Client::for_config(&config.api, key, Some(pacer), Clock::System)
             .map_err(Failure::runtime)?
             .with_v1(config.v1_base());
+        let receiver = match &mut config.receiver {
+            Some(r) => {
+                let l = tokio::net::TcpListener::bind(r.listen)
+                    .await
+                    .map_err(|e| Failure::runtime(format!("[receiver] listen {}: {e}", r.listen)))?;
+                let addr = l.local_addr().map_err(Failure::runtime)?;
+                if r.public_url.is_none() {
+                    r.public_url = reqwest::Url::parse(&format!("http://{addr}")).ok();
+                }
+                info!(listen = %addr, public_url = %r.callback_url("r", ""), "receiver listening");
+                Some(l)
+            }
+            None => None,
+        };
         let store = Store::open_with(&db, DAEMON_PATIENCE)?;
         let runner = Runner {
             store,
             client,
             clock: Clock::System,
             safety: config.safety.clone(),
+            receiver: config.receiver.clone(),
         };
         let (reload_tx, reloads) = mpsc::channel(4);
         let mut hup = signal(SignalKind::hangup()).map_err(Failure::runtime)?;
@@ -90,6 +105,7 @@ pub fn run(cli: &Cli, with_sandbox: bool) -> Outcome {
         };
         let daemon = Daemon {
             metrics,
+            receiver,
             credits_every: crate::daemon::credits::EVERY,
             config,
             config_path: cli.config.clone(),

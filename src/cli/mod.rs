@@ -105,6 +105,10 @@ pub enum Command {
         /// --db is given; webhooks, notify and ping go only to loopback URLs.
         #[arg(long)]
         sandbox: bool,
+        /// For an async job: wait until the run ends instead of exiting once it is sent (the
+        /// daemon's receiver stores its results; with --sandbox this process does).
+        #[arg(long)]
+        wait: bool,
     },
     /// Look at recorded runs.
     #[command(subcommand)]
@@ -262,7 +266,7 @@ pub fn run(cli: Cli) -> ExitCode {
             runs::ticks(&cli, job.as_deref(), since.as_deref(), *json)
         }
         Command::Next(args) => next::run(&cli, args),
-        Command::Trigger { job, sandbox } => trigger::trigger(&cli, job, *sandbox),
+        Command::Trigger { job, sandbox, wait } => trigger::trigger(&cli, job, *sandbox, *wait),
         Command::Runs(runs::RunsCommand::Resume { uid }) => trigger::resume(&cli, uid),
         Command::Runs(cmd) => runs::run(&cli, cmd),
         Command::Actions { name, json } => actions::run(name.as_deref(), *json),

@@ -35,6 +35,7 @@ fn runner_with(config: &Config, db: &Path, clock: Clock, key: ApiKey) -> Result<
         client,
         clock,
         safety: config.safety.clone(),
+        receiver: config.receiver.clone(),
     })
 }
 
@@ -48,7 +49,7 @@ pub(super) fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
 /// Where `trigger --sandbox` keeps its runs unless `--db` is given: never the real database.
 pub const SANDBOX_DB: &str = "watchbell-sandbox.db";
 
-pub fn trigger(cli: &Cli, job_name: &str, with_sandbox: bool) -> Outcome {
+pub fn trigger(cli: &Cli, job_name: &str, with_sandbox: bool, wait: bool) -> Outcome {
     let mut config = Config::load(&cli.config)?;
     if config.job(job_name).is_none() {
         return Err(Failure::usage(format!(
@@ -58,6 +59,9 @@ pub fn trigger(cli: &Cli, job_name: &str, with_sandbox: bool) -> Outcome {
     }
     super::check_secrets(&config)?;
     let rt = runtime()?;
+    let asynchronous = config
+        .job(job_name)
+        .is_some_and(|j| j.runner == crate::config::Runner::Async);
     let (runner, sandbox) = if with_sandbox {
         let sb = rt
             .block_on(Sandbox::start(super::daemon::sandbox_options(&config)))
@@ -66,13 +70,18 @@ pub fn trigger(cli: &Cli, job_name: &str, with_sandbox: bool) -> Outcome {
             crate::progress::above(|| eprintln!("{dropped}"));
         }
         let db = cli.db.clone().unwrap_or_else(|| SANDBOX_DB.into());
+        let listener = match &mut config.receiver {
+            Some(r) if asynchronous => Some(rt.block_on(bind_receiver(r))?),
+            _ => None,
+        };
         let runner = runner_with(&config, &db, Clock::System, ApiKey::new(sb.api_key()))?;
-        (runner, Some(sb))
+        (runner, Some((sb, listener)))
     } else {
         let db = database_path(cli, Some(&config));
         (runner_for(&config, &db, Clock::System)?, None)
     };
     let job = config.job(job_name).expect("checked above").clone();
+    let mut sandbox = sandbox;
     rt.block_on(async {
         let owner = crate::owner::this_process(runner.clock.now());
         let (links, afters) = config.links();
@@ -84,10 +93,22 @@ pub fn trigger(cli: &Cli, job_name: &str, with_sandbox: bool) -> Outcome {
         let run = runner.store.create_run(new, runner.clock.now()).await?;
         crate::progress::above(|| eprintln!("run {} created for job {}", run.uid, job.name));
         let leases = hold_lease(&runner, owner);
-        let outcome = finish(&runner, &run.uid, Limits::of(&job)).await;
+        let stop_receiver = tokio_util::sync::CancellationToken::new();
+        let outcome = if asynchronous {
+            let runner = std::sync::Arc::new(runner.clone());
+            let here = sandbox.as_ref().and_then(|(_, l)| l.as_ref()).is_some();
+            if let Some(listener) = sandbox.as_mut().and_then(|(_, l)| l.take()) {
+                let (_, file) = tokio::sync::watch::channel(std::sync::Arc::new(config.clone()));
+                crate::receiver::serve(runner.clone(), listener, file, &stop_receiver);
+            }
+            submit(&runner, &run.uid, &Limits::of(&job), wait || here).await
+        } else {
+            finish(&runner, &run.uid, Limits::of(&job)).await
+        };
+        stop_receiver.cancel();
         leases.abort();
         deliver(&runner, &config, run.id).await;
-        if let Some(sb) = sandbox {
+        if let Some((sb, _)) = sandbox {
             sb.stop().await;
             out!(
                 "  look at it with: watchbell --db {} runs show {}",
@@ -160,6 +181,59 @@ async fn deliver(runner: &Runner, config: &Config, run_id: i64) {
             return;
         }
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+}
+
+/// Binds `trigger --sandbox`'s own receiver on a free loopback port, its public URL the bound
+/// address.
+async fn bind_receiver(
+    r: &mut crate::config::Receiver,
+) -> Result<tokio::net::TcpListener, Failure> {
+    let l = tokio::net::TcpListener::bind(r.listen)
+        .await
+        .map_err(|e| Failure::runtime(format!("[receiver] listen {}: {e}", r.listen)))?;
+    let addr = l.local_addr().map_err(Failure::runtime)?;
+    r.public_url = reqwest::Url::parse(&format!("http://{addr}")).ok();
+    Ok(l)
+}
+
+/// Sends an async run; with `wait`, follows it to its end (the receiver stores its batches).
+/// Exits 0 once sent, or with `wait` only on SUCCEEDED.
+async fn submit(runner: &Runner, uid: &str, limits: &Limits, wait: bool) -> Outcome {
+    let mut done = runner.execute(uid, limits, &Stop::new()).await?;
+    if !done.status.is_final() {
+        let api = runner
+            .store
+            .call({
+                let uid = uid.to_string();
+                move |c| crate::store::batches::state(c, &uid)
+            })
+            .await?
+            .and_then(|s| s.api_uid)
+            .unwrap_or_else(|| "unconfirmed".into());
+        out!("run {uid}: sent (API run {api}); its results come back through [receiver]");
+        if !wait {
+            return Ok(());
+        }
+    }
+    while !done.status.is_final() {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        done = runner.store.existing_run(uid).await?;
+    }
+    out!(
+        "run {}: {} ({} pages, {} items)",
+        done.uid,
+        done.status,
+        done.pages,
+        done.items
+    );
+    if let Some(e) = &done.last_error {
+        out!("  {}: {}", e.label, e.message);
+    }
+    if done.status == RunStatus::Succeeded {
+        Ok(())
+    } else {
+        Err(Failure::runtime(""))
     }
 }
 

@@ -464,7 +464,7 @@ impl Holder<'_, '_> {
         };
         let needed = match mode {
             ModeName::Live => m.required.iter().any(|r| r == "input"),
-            ModeName::Schedule => true,
+            ModeName::Async | ModeName::Schedule => true,
         };
         if !act.takes_input() {
             if let Some(a) = asked.filter(|a| a.own) {

@@ -31,7 +31,7 @@ pub(super) fn parse(path: &str, text: &str) -> Option<Config> {
         }
         Head::read(&mut d, &root)
     };
-    let catalog = head.catalog();
+    let ctx = head.ctx();
     let mut jobs = Vec::with_capacity(starts.len());
     let mut seen = HashMap::new();
     for (i, &start) in starts.iter().enumerate() {
@@ -49,7 +49,7 @@ pub(super) fn parse(path: &str, text: &str) -> Option<Config> {
             &mut d,
             root.get("job"),
             &head.defaults,
-            catalog,
+            ctx,
             (&mut jobs, &mut seen),
         );
     }

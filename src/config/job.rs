@@ -67,6 +67,7 @@ pub(super) struct JobFields {
     ping: Option<reqwest::Url>,
     retry: Option<Retry>,
     runner: Option<Runner>,
+    receive: Option<bool>,
     remote_schedule: Option<String>,
     overlap: Option<Overlap>,
     catchup: Option<Duration>,
@@ -104,6 +105,7 @@ const JOB_KEYS: &[&str] = &[
     "ping",
     "retry",
     "runner",
+    "receive",
     "remote_schedule",
     "overlap",
     "catchup",
@@ -264,10 +266,15 @@ impl JobFields {
             "ping" => self.ping = url(d, v, "ping"),
             "retry" => self.retry = alerts::retry(d, v, section),
             "runner" => {
-                let runners = [("local", Runner::Local), ("remote", Runner::Remote)];
+                let runners = [
+                    ("local", Runner::Local),
+                    ("async", Runner::Async),
+                    ("remote", Runner::Remote),
+                ];
                 self.runner = read::choice(d, v, key, &runners);
             }
             "remote_schedule" => self.remote_schedule = read::string(d, v, key),
+            "receive" => self.receive = read::boolean(d, v, key),
             "overlap" => {
                 let policies = [
                     ("skip", Overlap::Skip),
@@ -282,8 +289,16 @@ impl JobFields {
     }
 }
 
-/// What Captain Data's own scheduler needs of a remote job: a webhook for the results, and a
-/// plain POSIX cron.
+/// What the head of the file tells a job's checks.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Ctx {
+    pub catalog: CatalogMode,
+    /// The file has a `[receiver]` (or one with errors, reported already).
+    pub receiver: bool,
+}
+
+/// What Captain Data's own scheduler needs of a remote job: somewhere for the results (its
+/// webhook, or watchbell's receiver), and a plain POSIX cron.
 fn check_remote(
     d: &mut Diags,
     at: &Range<usize>,
@@ -302,7 +317,7 @@ fn check_remote(
     if !webhook {
         d.at(
             at,
-            "runner = \"remote\" needs a webhook: Captain Data delivers the results there",
+            "runner = \"remote\" needs a webhook (Captain Data delivers the results there) or receive = true (they come back through [receiver])",
         );
     }
     if let Some(Err(why)) = cron.map(CronExpr::plain_posix) {
@@ -407,7 +422,7 @@ pub(super) fn read_jobs(
     d: &mut Diags,
     v: Option<&Value>,
     defaults: &JobFields,
-    catalog: CatalogMode,
+    ctx: Ctx,
     (jobs, seen): (&mut Vec<Job>, &mut HashMap<String, usize>),
 ) {
     let Some(v) = v else { return };
@@ -440,7 +455,7 @@ pub(super) fn read_jobs(
                 seen.insert(name.clone(), d.line_of(span.start));
             }
         }
-        if let Some(job) = merge(d, &s, entry, &fields, defaults, catalog) {
+        if let Some(job) = merge(d, &s, entry, &fields, defaults, ctx) {
             jobs.push(job);
         }
     }
@@ -512,6 +527,51 @@ fn schedule(
     Ok(Some(schedule))
 }
 
+/// Async jobs and received remote jobs need `[receiver]`; an async run is the vendor's once sent,
+/// so it cannot be replaced, and v1 endpoints have no async mode.
+fn check_receiving(
+    d: &mut Diags,
+    (f, at): (&JobFields, &Range<usize>),
+    (runner, receive, overlap): (Runner, bool, Overlap),
+    endpoint: bool,
+    ctx: Ctx,
+) {
+    if runner == Runner::Async {
+        if !ctx.receiver {
+            d.at(
+                at,
+                "runner = \"async\" needs [receiver]: the results come back as callbacks",
+            );
+        }
+        if endpoint {
+            d.at(
+                at,
+                "runner = \"async\": v1 endpoints have no async mode; a v1 job runs locally",
+            );
+        }
+        if overlap == Overlap::Replace {
+            let span = f.span("overlap").unwrap_or(at.clone());
+            d.at(
+                &span,
+                "overlap = \"replace\": not for runner = \"async\" (a sent async run belongs to the vendor and cannot be stopped from here); use skip, queue or allow",
+            );
+        }
+    }
+    if receive && let Some(span) = f.span("receive") {
+        if runner != Runner::Remote {
+            d.at(
+                &span,
+                "receive: only for runner = \"remote\" (async runs always come back through [receiver])",
+            );
+        } else if !ctx.receiver {
+            d.at(
+                &span,
+                "receive = true needs [receiver]: the schedule's callbacks come back there",
+            );
+        }
+    }
+}
+
 /// `inputs_from` is for v4 actions, `after` for local jobs, `input_concurrency` above 1 for
 /// actions through no identity (one request at a time is an identity's rule).
 fn check_chain_keys(d: &mut Diags, f: &JobFields, endpoint: bool, runner: Runner) {
@@ -550,7 +610,7 @@ fn merge(
     entry: &Value,
     f: &JobFields,
     def: &JobFields,
-    catalog: CatalogMode,
+    ctx: Ctx,
 ) -> Option<Job> {
     let here = entry.span();
     let mut missing = |what: &str| {
@@ -571,20 +631,30 @@ fn merge(
     let (endpoint, action) = generation(d, f, def);
     let runner = f.runner.or(def.runner).unwrap_or(Runner::Local);
     let webhook = f.webhook.clone().or_else(|| def.webhook.clone());
+    let receive = f.receive.or(def.receive).unwrap_or(false);
+    let overlap = f.overlap.or(def.overlap).unwrap_or(Overlap::Skip);
+    let at = s.get("runner").map_or(here.clone(), toml::Spanned::span);
     if runner == Runner::Remote {
-        let at = s.get("runner").map_or(here.clone(), toml::Spanned::span);
         let cron_at = f.span("cron").or(def.span("cron")).unwrap_or(at.clone());
         check_remote(
             d,
             &at,
             &cron_at,
             endpoint.is_some(),
-            webhook.is_some(),
+            webhook.is_some() || receive,
             cron.as_ref(),
         );
     }
+    check_receiving(
+        d,
+        (f, &at),
+        (runner, receive, overlap),
+        endpoint.is_some(),
+        ctx,
+    );
     let mode = match runner {
         Runner::Local => ModeName::Live,
+        Runner::Async => ModeName::Async,
         Runner::Remote => ModeName::Schedule,
     };
     check_chain_keys(d, f, endpoint.is_some(), runner);
@@ -594,7 +664,7 @@ fn merge(
         action.as_deref().and_then(|a| {
             Holder {
                 d: &mut *d,
-                catalog,
+                catalog: ctx.catalog,
                 here: here.clone(),
                 meant: None,
             }
@@ -603,7 +673,6 @@ fn merge(
     };
     let name = name?;
     let jitter = f.jitter.or(def.jitter).unwrap_or_default();
-    let overlap = f.overlap.or(def.overlap).unwrap_or(Overlap::Skip);
     let has_cron = s.get("cron").is_some();
     let schedule = schedule(
         d,
@@ -637,6 +706,7 @@ fn merge(
         ping: either(f.ping.as_ref(), def.ping.as_ref()).map(Box::new),
         retry: f.retry.or(def.retry),
         runner,
+        receive,
         remote_schedule: either(f.remote_schedule.as_ref(), def.remote_schedule.as_ref()),
         after: f.after.clone(),
         input_concurrency: f.input_concurrency.or(def.input_concurrency).unwrap_or(1),

@@ -9,6 +9,7 @@ mod endpoint;
 pub mod inputs_file;
 mod job;
 mod read;
+mod receiver;
 mod safety;
 
 use std::collections::HashMap;
@@ -25,6 +26,7 @@ pub use chain::InputsFrom;
 use job::{JobFields, read_jobs};
 pub use read::{Diag, Diagnostics};
 use read::{Diags, Section, Value};
+pub use receiver::{Receiver, is_loopback};
 pub use safety::Safety;
 
 use crate::schedule::Schedule;
@@ -41,6 +43,8 @@ pub struct Config {
     pub api: Api,
     pub daemon: Daemon,
     pub safety: Safety,
+    /// `[receiver]`: where callbacks of async runs and received remote schedules arrive.
+    pub receiver: Option<Receiver>,
     pub jobs: Vec<Job>,
     /// `FILE:LINE:COL: warning: ...` lines: what the file may mean but `check` cannot vouch for.
     pub warnings: Vec<String>,
@@ -202,6 +206,8 @@ pub enum Overlap {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Runner {
     Local,
+    /// The vendor runs it (async mode); results come back as callbacks through `[receiver]`.
+    Async,
     Remote,
 }
 
@@ -231,6 +237,8 @@ pub struct Job {
     /// Failed runs resumed before they count as failed.
     pub retry: Option<Retry>,
     pub runner: Runner,
+    /// A remote job whose callbacks come back through `[receiver]`.
+    pub receive: bool,
     pub remote_schedule: Option<String>,
     /// `after = "SRC"`: a run of SRC that ends well fires this job.
     pub after: Option<String>,
@@ -316,7 +324,7 @@ impl Job {
         (r.identity_mode.map(IdentityMode::as_str), &r.identity_ids).hash(&mut h);
         self.enabled.hash(&mut h);
         (
-            format!("{:?}{:?}", self.overlap, self.runner),
+            format!("{:?}{:?}{}", self.overlap, self.runner, self.receive),
             self.catchup,
             self.max_pages,
         )
@@ -412,6 +420,11 @@ impl Config {
         self.api.base_url = base_url;
         self.api.v1_base_url = Some(v1_base_url);
         self.api.sandbox = true;
+        // The receiver answers on any free loopback port; callbacks go to it as bound.
+        if let Some(r) = &mut self.receiver {
+            r.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+            r.public_url = None;
+        }
         let mut dropped = Vec::new();
         let mut keep = |job: &str, what: &str, url: &Url| {
             let host = url.host_str().unwrap_or("").trim_matches(['[', ']']);
@@ -473,7 +486,7 @@ impl Config {
             &mut d,
             root.get("job"),
             &head.defaults,
-            head.catalog(),
+            head.ctx(),
             (&mut jobs, seen),
         );
         head.finish(d, path, jobs)
@@ -490,6 +503,7 @@ impl Config {
             api,
             daemon,
             safety: Safety::default(),
+            receiver: None,
             jobs,
             warnings: Vec::new(),
             index,
@@ -522,13 +536,23 @@ struct Head {
     api: Option<Api>,
     daemon: Option<Daemon>,
     safety: Option<Safety>,
+    receiver: Option<Receiver>,
+    /// False when `[receiver]` has errors (reported; its jobs are not blamed too).
+    receiver_ok: bool,
     defaults: JobFields,
 }
 
 impl Head {
     fn read(d: &mut Diags, root: &Section) -> Head {
-        root.only(d, &["api", "daemon", "safety", "defaults", "job"]);
+        root.only(
+            d,
+            &["api", "daemon", "safety", "receiver", "defaults", "job"],
+        );
         let api = read_api(d, root.get("api"));
+        let base = api.as_ref().map(|a| &a.base_url);
+        let written = root.get("receiver");
+        let receiver = written.and_then(|v| receiver::read(d, v, base));
+        let receiver_ok = written.is_none() || receiver.is_some();
         let daemon = read_daemon(d, root.get("daemon"));
         let defaults = root
             .get("defaults")
@@ -547,12 +571,18 @@ impl Head {
             api,
             daemon,
             safety,
+            receiver,
+            receiver_ok,
             defaults,
         }
     }
 
-    fn catalog(&self) -> CatalogMode {
-        self.api.as_ref().map(|a| a.catalog).unwrap_or_default()
+    /// What a job's checks need to know of the head of the file.
+    fn ctx(&self) -> job::Ctx {
+        job::Ctx {
+            catalog: self.api.as_ref().map(|a| a.catalog).unwrap_or_default(),
+            receiver: self.receiver.is_some() || !self.receiver_ok,
+        }
     }
 
     /// The configuration, or every error found.
@@ -562,6 +592,7 @@ impl Head {
                 jobs.shrink_to_fit();
                 let mut config = Config::new(api, daemon, jobs);
                 config.safety = safety;
+                config.receiver = self.receiver;
                 config.warnings = d.warnings(path);
                 Ok(config)
             }

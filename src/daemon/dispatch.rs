@@ -73,7 +73,7 @@ pub fn entries<S: std::hash::BuildHasher>(
     config
         .jobs
         .iter()
-        .filter(|j| j.runner == RunnerKind::Local)
+        .filter(|j| j.runner != RunnerKind::Remote)
         .filter_map(|j| {
             Some(Entry {
                 name: j.name.clone(),
@@ -116,7 +116,16 @@ impl Dispatch {
     /// Takes a reloaded job file: for the next ticks, the runs started from now on, and every
     /// task watching it.
     pub fn set_config(&mut self, config: Config) {
-        Arc::make_mut(&mut self.runner).safety = config.safety.clone();
+        let runner = Arc::make_mut(&mut self.runner);
+        runner.safety = config.safety.clone();
+        // The receiver stays where it was bound (a new listen takes a restart).
+        if let (Some(new), Some(old)) = (&config.receiver, &runner.receiver) {
+            runner.receiver = Some(crate::config::Receiver {
+                listen: old.listen,
+                public_url: new.public_url.clone().or_else(|| old.public_url.clone()),
+                ..new.clone()
+            });
+        }
         self.config = Arc::new(config);
         self.published.send_replace(self.config.clone());
     }
@@ -544,7 +553,8 @@ async fn run_task(
     let mut done = runner.execute(uid, &limits, stop).await?;
     // A retry: the slot and the overlap lane are given back while the backoff runs.
     drop(held);
-    while done.status == RunStatus::Queued {
+    // A sent async run waits in QUEUED for the vendor, not for a retry here.
+    while done.status == RunStatus::Queued && !limits.asynchronous {
         let wait = done
             .postponed_until
             .map(|at| (at - runner.clock.now()).to_std().unwrap_or_default())

@@ -52,6 +52,8 @@ pub struct Daemon {
     pub heartbeat: Heartbeat,
     /// Where `/metrics` and `/healthz` are served, when asked for.
     pub metrics: Option<tokio::net::TcpListener>,
+    /// Where callbacks arrive (`[receiver]`, bound; its public URL set).
+    pub receiver: Option<tokio::net::TcpListener>,
     /// How often the account's credits are read ([`credits::EVERY`]; tests go faster).
     pub credits_every: Duration,
 }
@@ -66,6 +68,7 @@ impl Daemon {
             mut reloads,
             heartbeat,
             metrics,
+            receiver,
             credits_every,
         } = self;
         let clock = runner.clock.clone();
@@ -89,7 +92,7 @@ impl Daemon {
         info!(jobs = d.config.jobs.len(), "schedule armed");
 
         let stop_background = CancellationToken::new();
-        let deliveries = background(&d, metrics, &heartbeat, &stop_background);
+        let deliveries = background(&d, (metrics, receiver), &heartbeat, &stop_background);
 
         let mut syncs = tokio::time::interval(d.config.daemon.sync_interval);
         let sync_running = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -170,10 +173,13 @@ impl Daemon {
 /// The deliverer, and `/metrics` and `/healthz` when asked for; they stop with `stop`.
 fn background(
     d: &dispatch::Dispatch,
-    metrics: Option<tokio::net::TcpListener>,
+    (metrics, receiver): (Option<tokio::net::TcpListener>, Option<tokio::net::TcpListener>),
     heartbeat: &Heartbeat,
     stop: &CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
+    if let Some(listener) = receiver {
+        crate::receiver::serve(d.runner.clone(), listener, d.watch_config(), stop);
+    }
     let clock = d.runner.clock.clone();
     let mut deliverer = Deliverer::new(d.runner.store.clone(), clock.clone(), d.watch_config());
     deliverer.metrics = d.runner.client.metrics().clone();
@@ -490,7 +496,7 @@ async fn job_gauges(
         config
             .jobs
             .iter()
-            .filter(|j| j.enabled && j.runner == crate::config::Runner::Local)
+            .filter(|j| j.enabled && j.runner != crate::config::Runner::Remote)
             .filter_map(|j| {
                 Some((
                     j.name.clone(),

@@ -5,6 +5,7 @@
 // Handlers answer errors as ready responses, the axum way; boxing them buys nothing here.
 #![allow(clippy::result_large_err)]
 
+mod callbacks;
 mod live;
 mod records;
 mod strict;
@@ -28,6 +29,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
+
+pub use callbacks::{Chaos, Counts as ChaosCounts};
 
 /// The sandbox's knobs (also the flags of `watchbell sandbox`).
 #[derive(clap::Args, Clone, Debug)]
@@ -69,6 +72,9 @@ pub struct Options {
     /// How long a v1 pagination cursor stays valid, e.g. "24h".
     #[arg(long, value_parser = humantime::parse_duration, default_value = "24h")]
     pub cursor_ttl: Duration,
+    /// Async callbacks misbehaving, e.g. "duplicate=1,reorder=2,drop=1,drop-replays=3,lose-create=1".
+    #[arg(long, value_parser = callbacks::parse_chaos, default_value = "")]
+    pub callbacks: Chaos,
 }
 
 impl Default for Options {
@@ -86,6 +92,7 @@ impl Default for Options {
             seed: 1,
             credits: 1_000_000,
             cursor_ttl: Duration::from_hours(24),
+            callbacks: Chaos::default(),
         }
     }
 }
@@ -125,6 +132,12 @@ pub(crate) struct State {
     pub(crate) credits: AtomicU64,
     /// Live runs begun, for `--new-per-run`'s never-served items.
     pub(crate) runs_begun: AtomicU64,
+    /// The callback log of async runs.
+    pub(crate) log: Mutex<Vec<callbacks::Entry>>,
+    /// `--callbacks` still to do, and what was done.
+    pub(crate) chaos: Mutex<callbacks::Counts>,
+    /// Delivers callbacks (no API key: it goes to the receiver, not the API).
+    pub(crate) http: reqwest::Client,
 }
 
 struct Bucket {
@@ -147,6 +160,7 @@ impl Sandbox {
         let addr = listener.local_addr()?;
         let base = Url::parse(&format!("http://{addr}/v4")).expect("valid URL");
         let opts_credits = opts.credits;
+        let chaos = opts.callbacks.clone();
         let state = Arc::new(State {
             rng: Mutex::new(opts.seed.max(1)),
             opts,
@@ -158,6 +172,15 @@ impl Sandbox {
             records: Mutex::default(),
             credits: AtomicU64::new(opts_credits),
             runs_begun: AtomicU64::new(0),
+            log: Mutex::default(),
+            chaos: Mutex::new(callbacks::Counts {
+                left: chaos,
+                ..callbacks::Counts::default()
+            }),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .map_err(std::io::Error::other)?,
         });
         let shutdown = CancellationToken::new();
         let app = router(state.clone());
@@ -217,6 +240,23 @@ impl Sandbox {
             .force_status(uid, status)
     }
 
+    /// What `--callbacks` did so far, and what is left of it.
+    pub fn chaos(&self) -> (Chaos, [u64; 7]) {
+        let c = self.state.chaos.lock().expect("lock");
+        (
+            c.left.clone(),
+            [
+                c.delivered,
+                c.duplicated,
+                c.reordered,
+                c.dropped,
+                c.replays,
+                c.replays_dropped,
+                c.creates_lost,
+            ],
+        )
+    }
+
     /// Stops serving and waits for the server to end.
     pub async fn stop(self) {
         self.shutdown.cancel();
@@ -239,6 +279,9 @@ fn router(state: Arc<State>) -> Router {
             post(records::create_schedule),
         )
         .route("/v4/runs", get(records::list_runs))
+        .route("/v4/runs/callbacks", get(callbacks::list))
+        .route("/v4/runs/callbacks/{uid}", get(callbacks::get))
+        .route("/v4/runs/callbacks/{uid}/replay", post(callbacks::replay))
         .route("/v4/runs/{uid}", get(records::get_run))
         .route("/v4/runs/{uid}/resume", post(records::resume_run))
         .route("/v4/schedules", get(records::list_schedules))

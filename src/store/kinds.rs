@@ -73,6 +73,8 @@ text_enum!(
         Backfill = "backfill",
         /// A run of the job's `after` source ended well.
         After = "after",
+        /// A run of the job's remote schedule, received through `[receiver]`.
+        Remote = "remote",
     }
 );
 
@@ -91,6 +93,8 @@ text_enum!(
         NoCredits = "no_credits",
         /// A chained job (`inputs_from`) had nothing waiting from its source.
         NoInputs = "no_inputs",
+        /// A received remote job's tick with no run from the vendor within `callback_timeout`.
+        RemoteNotRun = "remote_not_run",
     }
 );
 

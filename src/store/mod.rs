@@ -8,6 +8,7 @@
 //! for the store's patience; the fault is kept in [`Health`] for `/healthz` and the logs.
 
 pub mod account;
+pub mod batches;
 mod chain;
 mod deliveries;
 mod door;

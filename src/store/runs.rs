@@ -274,7 +274,21 @@ pub fn transition(
     now: DateTime<Utc>,
 ) -> Result<RunRecord> {
     let tx = super::write_tx(conn)?;
-    let (id, from) = movable(&tx, uid, to)?;
+    let run = transition_in(&tx, uid, to, reason, error, now)?;
+    tx.commit()?;
+    Ok(run)
+}
+
+/// [`transition`] inside the caller's transaction.
+pub(super) fn transition_in(
+    tx: &Connection,
+    uid: &str,
+    to: RunStatus,
+    reason: &str,
+    error: Option<&LastError>,
+    now: DateTime<Utc>,
+) -> Result<RunRecord> {
+    let (id, from) = movable(tx, uid, to)?;
     let t = ts(now);
     tx.execute(
         "UPDATE runs SET status = ?2, updated_at = ?3,
@@ -297,11 +311,10 @@ pub fn transition(
         "INSERT INTO transitions (run_id, from_status, to_status, at, reason) VALUES (?1, ?2, ?3, ?4, ?5)",
         params![id, from.as_str(), to.as_str(), t, reason],
     )?;
-    let run = get_run(&tx, uid)?.ok_or_else(|| StoreError::NotFound(uid.to_string()))?;
+    let run = get_run(tx, uid)?.ok_or_else(|| StoreError::NotFound(uid.to_string()))?;
     if to.is_final() {
-        super::chain::on_final(&tx, &run, to, now)?;
+        super::chain::on_final(tx, &run, to, now)?;
     }
-    tx.commit()?;
     Ok(run)
 }
 

@@ -281,6 +281,48 @@ const STEPS: &[Step] = &[
     ALTER TABLE run_inputs ADD COLUMN src_key INTEGER;
     ",
     ),
+    // 15: runs the vendor executes (async mode, received remote schedules): the API's uid, the
+    // hash of the callback token, where completeness stands; each callback batch stored once;
+    // the replays asked for; the tokens of received remote schedules.
+    Step::Sql(
+        r"
+    CREATE TABLE async_runs (
+        run_id        INTEGER PRIMARY KEY,
+        api_uid       TEXT UNIQUE,
+        token_hash    TEXT NOT NULL,
+        sent_at       TEXT,
+        heard_at      TEXT,
+        closing       INTEGER NOT NULL DEFAULT 0,
+        remote_status TEXT,
+        lost          INTEGER NOT NULL DEFAULT 0,
+        probe_failing_since TEXT
+    );
+    CREATE TABLE batches (
+        run_id     INTEGER NOT NULL,
+        batch_uid  TEXT NOT NULL,
+        status     TEXT NOT NULL,
+        page_no    INTEGER,
+        items      INTEGER NOT NULL,
+        how        TEXT NOT NULL,
+        at         TEXT NOT NULL,
+        PRIMARY KEY (run_id, batch_uid)
+    ) WITHOUT ROWID;
+    CREATE TABLE replays (
+        run_id        INTEGER NOT NULL,
+        callback_uid  TEXT NOT NULL,
+        batch_uid     TEXT,
+        count         INTEGER NOT NULL,
+        at            TEXT NOT NULL,
+        PRIMARY KEY (run_id, callback_uid)
+    ) WITHOUT ROWID;
+    CREATE TABLE receive_tokens (
+        token_hash  TEXT PRIMARY KEY,
+        job         TEXT NOT NULL,
+        schedule    TEXT,
+        until       TEXT
+    );
+    ",
+    ),
 ];
 
 /// The schema version this build knows.

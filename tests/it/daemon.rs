@@ -561,6 +561,7 @@ async fn a_blocked_run_is_resumed_after_its_reset() {
         reloads,
         heartbeat: watchbell::scheduler::Heartbeat::default(),
         metrics: None,
+        receiver: None,
         credits_every: Duration::from_mins(1),
     };
     let task = tokio::spawn(daemon.run(async {

@@ -46,6 +46,7 @@ pub fn runner(dir: &tempfile::TempDir, base: &str, key: &str, pacer: Pacer) -> R
         client,
         clock: Clock::System,
         safety: fast_safety(),
+        receiver: None,
     }
 }
 
@@ -250,6 +251,7 @@ impl InProcess {
             reloads,
             heartbeat: heartbeat.clone(),
             metrics,
+            receiver: None,
             credits_every: Duration::from_millis(200),
         };
         let task = tokio::spawn(async move {

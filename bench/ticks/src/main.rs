@@ -167,6 +167,7 @@ async fn watchbell(s: Scenario) -> Outcome {
         client,
         clock: Clock::System,
         safety: watchbell::config::Safety::default(),
+        receiver: None,
     };
     let (_reload, reloads) = tokio::sync::mpsc::channel(1);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -177,6 +178,7 @@ async fn watchbell(s: Scenario) -> Outcome {
         reloads,
         heartbeat: watchbell::scheduler::Heartbeat::default(),
         metrics: None,
+        receiver: None,
         credits_every: watchbell::daemon::credits::EVERY,
     };
     let task = tokio::spawn(daemon.run(async {

@@ -1,0 +1,70 @@
+//! The callback receiver: where the vendor's callbacks for async runs and received remote
+//! schedules arrive, are checked (token from the headers before any body is read, a bounded
+//! number of bodies read at once, a bounded size), and are stored exactly once; and the sweep
+//! that proves each such run complete against the API's callback log and repairs gaps.
+
+pub mod server;
+pub mod sweep;
+pub mod token;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use tracing::error;
+
+use crate::config::Config;
+use crate::runner::Runner;
+
+/// Serves callbacks on `listener` and runs the sweep, until `stop`.
+pub fn serve(
+    runner: Arc<Runner>,
+    listener: tokio::net::TcpListener,
+    config: tokio::sync::watch::Receiver<Arc<Config>>,
+    stop: &CancellationToken,
+) {
+    let Some(receiver) = runner.receiver.clone() else {
+        return;
+    };
+    let shared = server::Shared::new(
+        runner.store.clone(),
+        runner.clock.clone(),
+        runner.client.metrics().clone(),
+        receiver.max_body,
+    );
+    let app = server::router(shared.clone());
+    let until = stop.clone();
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(until.cancelled_owned())
+            .await
+        {
+            error!(error = %e, "the receiver stopped");
+        }
+    });
+    let sweep = sweep::Sweep {
+        runner,
+        receiver,
+        shared,
+        config,
+        http: reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap_or_default(),
+    };
+    let until = stop.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(sweep.every());
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = until.cancelled() => return,
+                _ = every.tick() => {}
+                () = sweep.shared.closing.notified() => {}
+            }
+            if let Err(e) = sweep.pass().await {
+                error!(error = %e, "the async sweep could not read or write the store; it tries again");
+            }
+        }
+    });
+}
