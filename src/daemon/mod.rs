@@ -173,7 +173,10 @@ impl Daemon {
 /// The deliverer, and `/metrics` and `/healthz` when asked for; they stop with `stop`.
 fn background(
     d: &dispatch::Dispatch,
-    (metrics, receiver): (Option<tokio::net::TcpListener>, Option<tokio::net::TcpListener>),
+    (metrics, receiver): (
+        Option<tokio::net::TcpListener>,
+        Option<tokio::net::TcpListener>,
+    ),
     heartbeat: &Heartbeat,
     stop: &CancellationToken,
 ) -> tokio::task::JoinHandle<()> {

@@ -30,7 +30,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
 
-pub use callbacks::{Chaos, Counts as ChaosCounts};
+pub use callbacks::{Chaos, Counts as ChaosCounts, parse_chaos};
 
 /// The sandbox's knobs (also the flags of `watchbell sandbox`).
 #[derive(clap::Args, Clone, Debug)]

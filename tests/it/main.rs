@@ -1,6 +1,7 @@
 //! The one integration-test binary: the CLI, the daemon and the client against real sockets.
 
 mod alerting;
+mod asynch;
 mod catalog;
 mod chains;
 mod cli;
