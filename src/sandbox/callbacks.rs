@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use super::{Kind, State, api_error, invalid, live, strict};
 use crate::uid::new_uid;
 
-/// `--callbacks duplicate=P,reorder=N,drop=N,drop-replays=N,lose-create=N`.
+/// `--callbacks duplicate=P,reorder=N,drop=N,drop-replays=N,lose-create=N,gap=MS`.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Chaos {
     /// Probability that a delivered callback is delivered once more.
@@ -31,6 +31,8 @@ pub struct Chaos {
     pub drop_replays: u32,
     /// Async creates accepted whose answer is replaced by a 503, in all.
     pub lose_create: u32,
+    /// Milliseconds between two callbacks of a run (a vendor that takes its time).
+    pub gap_ms: u32,
 }
 
 pub fn parse_chaos(text: &str) -> Result<Chaos, String> {
@@ -56,9 +58,10 @@ pub fn parse_chaos(text: &str) -> Result<Chaos, String> {
             "drop" => chaos.drop = count()?,
             "drop-replays" => chaos.drop_replays = count()?,
             "lose-create" => chaos.lose_create = count()?,
+            "gap" => chaos.gap_ms = count()?,
             other => {
                 return Err(format!(
-                    "unknown {other:?}: duplicate, reorder, drop, drop-replays, lose-create"
+                    "unknown {other:?}: duplicate, reorder, drop, drop-replays, lose-create, gap"
                 ));
             }
         }
@@ -147,7 +150,11 @@ pub(crate) async fn play(
     });
     let last = bodies.len();
     bodies.push(final_body);
+    let gap = Duration::from_millis(u64::from(st.chaos.lock().expect("lock").left.gap_ms));
     for (i, body) in bodies.into_iter().enumerate() {
+        if i > 0 && !gap.is_zero() {
+            tokio::time::sleep(gap).await;
+        }
         if i == last {
             st.records
                 .lock()
@@ -447,7 +454,8 @@ mod tests {
                 reorder: 2,
                 drop: 1,
                 drop_replays: 3,
-                lose_create: 1
+                lose_create: 1,
+                gap_ms: 0,
             }
         );
         assert!(parse_chaos("duplicate=2").is_err());

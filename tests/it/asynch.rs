@@ -361,3 +361,181 @@ async fn forged_oversized_and_malformed_callbacks_are_refused_and_store_nothing(
         );
     }
 }
+
+/// A proxy in front of the receiver answering 503 to the first `refuse` requests (a receiver
+/// that is down, or whose store is failing): the vendor delivers again.
+async fn refusing_proxy(
+    to: String,
+    refuse: u32,
+) -> (
+    tokio::net::TcpListener,
+    String,
+    Arc<std::sync::atomic::AtomicU32>,
+) {
+    use axum::body::Bytes;
+    use axum::extract::{Path as AxPath, State as AxState};
+    use axum::http::HeaderMap;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    let seen = Arc::new(AtomicU32::new(0));
+    let app =
+        axum::Router::new()
+            .route(
+                "/callbacks/r/{uid}",
+                axum::routing::post(
+                    move |AxState((to, seen)): AxState<(String, Arc<AtomicU32>)>,
+                          AxPath(uid): AxPath<String>,
+                          headers: HeaderMap,
+                          body: Bytes| async move {
+                        if seen.fetch_add(1, Ordering::SeqCst) < refuse {
+                            return axum::http::StatusCode::SERVICE_UNAVAILABLE;
+                        }
+                        let mut req = reqwest::Client::new()
+                            .post(format!("{to}/callbacks/r/{uid}"))
+                            .body(body);
+                        for name in ["authorization", "content-type"] {
+                            if let Some(v) = headers.get(name) {
+                                req = req.header(name, v.as_bytes());
+                            }
+                        }
+                        let code = req.send().await.map_or(502, |r| r.status().as_u16());
+                        axum::http::StatusCode::from_u16(code).unwrap()
+                    },
+                ),
+            )
+            .route(
+                "/callbacks/probe/{nonce}",
+                axum::routing::get(
+                    |AxState((to, _)): AxState<(String, Arc<AtomicU32>)>,
+                     AxPath(n): AxPath<String>| async move {
+                        let code = reqwest::get(format!("{to}/callbacks/probe/{n}"))
+                            .await
+                            .map_or(502, |r| r.status().as_u16());
+                        axum::http::StatusCode::from_u16(code).unwrap()
+                    },
+                ),
+            )
+            .with_state((to, seen.clone()));
+    let front = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", front.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(front, app).await.unwrap() });
+    let back = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    (back, url, seen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_refusing_the_first_deliveries_loses_nothing() {
+    let sb = sandbox(opts("")).await;
+    let back_addr = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let to = format!("http://{}", back_addr.local_addr().unwrap());
+    let (_, public, seen) = refusing_proxy(to, 6).await;
+    let rx = Receiving::start_on(&sb, "1m", back_addr, &public).await;
+    let uid = rx.submit().await;
+    let done = rx.ended(&uid).await;
+    assert_eq!(done.status, RunStatus::Succeeded, "{done:?}");
+    assert_exactly_once(&rx.item_ids(&done).await);
+    assert!(seen.load(std::sync::atomic::Ordering::SeqCst) > 6);
+    let (_, [delivered, ..]) = sb.chaos();
+    assert_eq!(
+        delivered, 5,
+        "four pages and the final, each delivered once in the end"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_daemon_killed_while_an_async_run_is_in_flight_sends_nothing_again_and_the_run_completes()
+{
+    use crate::support::{read, signal, spawn, wait_exit, watchbell};
+    // Twenty pages per input, 30 ms apart: the run is in flight long enough to kill under.
+    let sb = sandbox(Options {
+        pages: 20,
+        page_size: Some(PER_PAGE),
+        callbacks: parse_chaos("gap=30").unwrap(),
+        ..Options::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    std::fs::write(
+        dir.path().join("schedules.toml"),
+        format!(
+            "[api]\nbase_url = \"{}\"\n[receiver]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"http://127.0.0.1:{port}\"\ncallback_timeout = \"2s\"\nreplay_after = \"300ms\"\n[[job]]\nname = \"test-job\"\ncron = \"0 0 1 1 *\"\nrunner = \"async\"\naction = \"{PAGED}\"\ninputs = [{{ google_maps_search_url = \"https://www.google.com/maps/search/sushi\" }}, {{ google_maps_search_url = \"https://www.google.com/maps/search/ramen\" }}]\n",
+            sb.base_url()
+        ),
+    )
+    .unwrap();
+    let listening = |log: &'static str| {
+        let dir = dir.path().to_path_buf();
+        async move {
+            let deadline = tokio::time::Instant::now() + WAIT;
+            while !crate::support::log(&dir, log).contains("receiver listening") {
+                assert!(tokio::time::Instant::now() < deadline, "no receiver");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    let mut first = spawn(dir.path(), &sb, "log1");
+    listening("log1").await;
+    let out = watchbell(dir.path())
+        .args(["trigger", "test-job"])
+        .env("CAPTAIN_DATA_API_KEY", sb.api_key())
+        .assert()
+        .success();
+    let stdout = String::from_utf8_lossy(&out.get_output().stdout).to_string();
+    assert!(stdout.contains("sent (API run"), "{stdout}");
+    let uid = stdout
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .trim_end_matches(':')
+        .to_string();
+    let pages = |dir: &std::path::Path, uid: &str| {
+        read(dir, |c| c.run(uid).ok().flatten().map_or(0, |r| r.pages)).unwrap_or(0)
+    };
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while pages(dir.path(), &uid) < 3 {
+        assert!(tokio::time::Instant::now() < deadline, "no batch stored");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    signal(&first, "-KILL");
+    wait_exit(&mut first).await;
+    let at_kill = pages(dir.path(), &uid);
+    let _second = spawn(dir.path(), &sb, "log2");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let done = loop {
+        let run = read(dir.path(), |c| c.run(&uid).unwrap())
+            .flatten()
+            .unwrap();
+        if run.status.is_final() {
+            break run;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "still {}",
+            run.status
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(done.status, RunStatus::Succeeded, "{done:?}");
+    assert!(
+        at_kill < 40,
+        "killed while in flight ({at_kill} of 40 pages)"
+    );
+    assert_eq!(done.pages, 40);
+    let ids: Vec<String> = read(dir.path(), |c| {
+        let mut ids = Vec::new();
+        c.for_each_item(done.id, |v: serde_json::Value| {
+            ids.push(v["id"].as_str().unwrap().to_string());
+            Ok(())
+        })
+        .unwrap();
+        ids
+    })
+    .unwrap();
+    let unique: HashSet<&String> = ids.iter().collect();
+    assert_eq!((ids.len(), unique.len()), (120, 120));
+    assert_eq!(creates(&sb).await, 1, "nothing sent again");
+}
