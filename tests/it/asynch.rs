@@ -50,11 +50,11 @@ impl Receiving {
     async fn start(sb: &Sandbox, timeout: &str) -> Receiving {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
-        Receiving::start_on(sb, timeout, listener, &url).await
+        Receiving::start_on(sb, timeout, listener, &url)
     }
 
     /// Listening on `listener`, reached by the vendor at `public`.
-    async fn start_on(
+    fn start_on(
         sb: &Sandbox,
         timeout: &str,
         listener: tokio::net::TcpListener,
@@ -428,7 +428,7 @@ async fn a_receiver_refusing_the_first_deliveries_loses_nothing() {
     let back_addr = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let to = format!("http://{}", back_addr.local_addr().unwrap());
     let (_, public, seen) = refusing_proxy(to, 6).await;
-    let rx = Receiving::start_on(&sb, "1m", back_addr, &public).await;
+    let rx = Receiving::start_on(&sb, "1m", back_addr, &public);
     let uid = rx.submit().await;
     let done = rx.ended(&uid).await;
     assert_eq!(done.status, RunStatus::Succeeded, "{done:?}");
