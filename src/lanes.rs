@@ -135,7 +135,8 @@ impl RunGate {
             .clone()
     }
 
-    fn ask(&self, now: DateTime<Utc>) -> LaneAsk {
+    /// What a request of this run asks of its lanes at `now`.
+    pub fn ask(&self, now: DateTime<Utc>) -> LaneAsk {
         let (day, day_ends) = local_day(now, self.safety.tz);
         LaneAsk {
             lanes: self.lanes.clone(),

@@ -172,20 +172,51 @@ fn show(cli: &Cli, uid: &str, json: bool) -> Outcome {
     let transitions = db.transitions(run.id)?;
     let pages = db.pages(run.id)?;
     let deliveries = db.deliveries_of(run.id)?;
+    let vendor = db.async_of(uid)?;
     if json {
         let mut j = run.to_json();
+        if let Some((st, batches)) = &vendor {
+            j["async"] = serde_json::json!({
+                "api_run_uid": st.api_uid, "closing": st.closing, "remote_status": st.remote_status,
+                "batches_lost": st.lost, "batches": batches,
+            });
+        }
         j["transitions"] = serde_json::to_value(&transitions).unwrap_or_default();
         j["pages_detail"] = serde_json::to_value(&pages).unwrap_or_default();
-        j["callbacks"] = deliveries
-            .iter()
-            .map(|d| {
-                serde_json::json!({"seq": d.seq, "kind": d.kind, "url": redact(&d.url), "state": d.state, "attempts": d.attempts,
-                    "http_status": d.last_http_status, "error": d.last_error, "delivered_at": d.delivered_at})
-            })
-            .collect();
+        j["callbacks"] = deliveries_json(&deliveries);
         out!("{j}");
         return Ok(());
     }
+    show_text(&db, &run, vendor.as_ref(), &transitions, &pages)?;
+    if !deliveries.is_empty() {
+        out!("deliveries (callbacks, notifications, pings):");
+        for d in &deliveries {
+            let http = d
+                .last_http_status
+                .map_or_else(|| "-".to_string(), |s| s.to_string());
+            out!(
+                "  {:>3}  {:<8}  {:<9}  HTTP {:<3}  attempts {}  {}  {}",
+                d.seq,
+                d.kind,
+                d.state,
+                http,
+                d.attempts,
+                redact(&d.url),
+                d.last_error.as_deref().unwrap_or("")
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `runs show` for people: the run, its inputs and batches, its history and its pages.
+fn show_text(
+    db: &store::Reader,
+    run: &store::RunRecord,
+    vendor: Option<&(store::batches::AsyncState, Vec<store::batches::BatchRecord>)>,
+    transitions: &[store::TransitionRecord],
+    pages: &[store::PageRecord],
+) -> Result<(), Failure> {
     out!(
         "run {}  job {}  action {}",
         run.uid,
@@ -225,8 +256,11 @@ fn show(cli: &Cli, uid: &str, json: bool) -> Outcome {
         (None, false) => {}
     }
     show_inputs(&db.inputs(run.id)?);
+    if let Some((st, batches)) = vendor {
+        show_batches(st, batches);
+    }
     out!("transitions:");
-    for t in &transitions {
+    for t in transitions {
         out!(
             "  {}  {:>17} -> {:<17} {}",
             t.at,
@@ -237,7 +271,7 @@ fn show(cli: &Cli, uid: &str, json: bool) -> Outcome {
     }
     if !pages.is_empty() {
         out!("pages:");
-        for p in &pages {
+        for p in pages {
             out!(
                 "  {:>4}  {:>5} items  {}  {}",
                 p.page,
@@ -247,25 +281,40 @@ fn show(cli: &Cli, uid: &str, json: bool) -> Outcome {
             );
         }
     }
-    if !deliveries.is_empty() {
-        out!("deliveries (callbacks, notifications, pings):");
-        for d in &deliveries {
-            let http = d
-                .last_http_status
-                .map_or_else(|| "-".to_string(), |s| s.to_string());
-            out!(
-                "  {:>3}  {:<8}  {:<9}  HTTP {:<3}  attempts {}  {}  {}",
-                d.seq,
-                d.kind,
-                d.state,
-                http,
-                d.attempts,
-                redact(&d.url),
-                d.last_error.as_deref().unwrap_or("")
-            );
-        }
-    }
     Ok(())
+}
+
+fn deliveries_json(deliveries: &[store::Delivery]) -> serde_json::Value {
+    deliveries
+        .iter()
+        .map(|d| {
+            serde_json::json!({"seq": d.seq, "kind": d.kind, "url": redact(&d.url), "state": d.state, "attempts": d.attempts,
+                "http_status": d.last_http_status, "error": d.last_error, "delivered_at": d.delivered_at})
+        })
+        .collect()
+}
+
+/// An async or received run: the vendor's run, and each batch its callbacks delivered.
+fn show_batches(st: &store::batches::AsyncState, batches: &[store::batches::BatchRecord]) {
+    let count = |how: &str| batches.iter().filter(|b| b.how == how).count();
+    out!(
+        "async: API run {}  batches received {}  replayed {}  late {}  lost {}",
+        st.api_uid.as_deref().unwrap_or("unconfirmed"),
+        count("received"),
+        count("replayed"),
+        count("late"),
+        st.lost
+    );
+    for b in batches {
+        out!(
+            "  {:<40} {:<17} {:>5} items  {:<8} {}",
+            b.batch_uid,
+            b.status,
+            b.items,
+            b.how,
+            b.at
+        );
+    }
 }
 
 /// A list's inputs in `runs show`: counted by outcome, and those not succeeded listed.

@@ -135,6 +135,9 @@ pub fn resume(cli: &Cli, uid: &str) -> Outcome {
                 run.status
             )));
         }
+        if let Some(api) = vendor_run(&runner, uid).await? {
+            return resume_at_api(&runner, uid, &api).await;
+        }
         let owner = crate::owner::this_process(runner.clock.now());
         runner.take_over(uid, &owner, "resumed by hand").await?;
         let leases = hold_lease(&runner, owner);
@@ -144,6 +147,35 @@ pub fn resume(cli: &Cli, uid: &str) -> Outcome {
         deliver(&runner, &config, run.id).await;
         outcome
     })
+}
+
+/// The API's uid of an async or received run (the vendor runs it, so the vendor resumes it).
+async fn vendor_run(runner: &Runner, uid: &str) -> Result<Option<String>, Failure> {
+    let uid = uid.to_string();
+    let st = runner
+        .store
+        .call(move |c| crate::store::batches::state(c, &uid))
+        .await?;
+    Ok(st.and_then(|s| s.api_uid))
+}
+
+/// `POST /runs/{uid}/resume`; the run is the receiver's again (the daemon's sweep finishes it).
+async fn resume_at_api(runner: &Runner, uid: &str, api: &str) -> Outcome {
+    let remote = runner
+        .client
+        .resume_run(api)
+        .await
+        .map_err(|e| Failure::runtime(format!("the API did not resume run {api}: {e}")))?;
+    let (id, now) = (uid.to_string(), runner.clock.now());
+    runner
+        .store
+        .call(move |c| crate::store::batches::resumed(c, &id, ("resumed at the API", false), now))
+        .await?;
+    out!(
+        "run {uid}: resumed at the API (run {api} is {}); the daemon's receiver stores what follows",
+        remote.status.as_deref().unwrap_or("?")
+    );
+    Ok(())
 }
 
 /// Renews this process's lease on its run, so a daemon beside it never takes it over.

@@ -295,6 +295,8 @@ pub(super) struct Ctx {
     pub catalog: CatalogMode,
     /// The file has a `[receiver]` (or one with errors, reported already).
     pub receiver: bool,
+    /// `[safety]` daily caps: outreach, visits (an async list longer is refused).
+    pub caps: (u32, u32),
 }
 
 /// What Captain Data's own scheduler needs of a remote job: somewhere for the results (its
@@ -527,6 +529,25 @@ fn schedule(
     Ok(Some(schedule))
 }
 
+/// What a job's runner asks of the rest of it; its `receive` and `overlap`.
+fn runner_keys(
+    d: &mut Diags,
+    (s, f, def, here): (&Section, &JobFields, &JobFields, &Range<usize>),
+    runner: Runner,
+    (endpoint, webhook, cron): (bool, bool, Option<&CronExpr>),
+    ctx: Ctx,
+) -> (bool, Overlap) {
+    let receive = f.receive.or(def.receive).unwrap_or(false);
+    let overlap = f.overlap.or(def.overlap).unwrap_or(Overlap::Skip);
+    let at = s.get("runner").map_or(here.clone(), toml::Spanned::span);
+    if runner == Runner::Remote {
+        let cron_at = f.span("cron").or(def.span("cron")).unwrap_or(at.clone());
+        check_remote(d, &at, &cron_at, endpoint, webhook || receive, cron);
+    }
+    check_receiving(d, (f, &at), (runner, receive, overlap), endpoint, ctx);
+    (receive, overlap)
+}
+
 /// Async jobs and received remote jobs need `[receiver]`; an async run is the vendor's once sent,
 /// so it cannot be replaced, and v1 endpoints have no async mode.
 fn check_receiving(
@@ -569,6 +590,36 @@ fn check_receiving(
                 "receive = true needs [receiver]: the schedule's callbacks come back there",
             );
         }
+    }
+}
+
+/// An async list through identities is sent whole in one create: each input counts against
+/// the daily cap, so a list longer than the cap could never be sent.
+fn check_async_caps(
+    d: &mut Diags,
+    f: &JobFields,
+    action: Option<&str>,
+    r: &super::Request,
+    (outreach, visits): (u32, u32),
+) {
+    let Some(action) = action else { return };
+    let through = crate::catalog::v4()
+        .action(action)
+        .is_some_and(crate::catalog::Action::takes_identities);
+    let cap = match Count::of(action) {
+        Count::Outreach => outreach,
+        Count::Visit => visits,
+        Count::Read => return,
+    };
+    let n = r.inputs.as_ref().map_or(0, Vec::len);
+    if through && n > cap as usize {
+        let span = f.span("inputs").unwrap_or_default();
+        d.at(
+            &span,
+            format!(
+                "inputs: {n} inputs, but {action} counts against the daily cap of {cap} per identity ([safety] daily_cap); an async run over more could never be sent whole"
+            ),
+        );
     }
 }
 
@@ -631,25 +682,11 @@ fn merge(
     let (endpoint, action) = generation(d, f, def);
     let runner = f.runner.or(def.runner).unwrap_or(Runner::Local);
     let webhook = f.webhook.clone().or_else(|| def.webhook.clone());
-    let receive = f.receive.or(def.receive).unwrap_or(false);
-    let overlap = f.overlap.or(def.overlap).unwrap_or(Overlap::Skip);
-    let at = s.get("runner").map_or(here.clone(), toml::Spanned::span);
-    if runner == Runner::Remote {
-        let cron_at = f.span("cron").or(def.span("cron")).unwrap_or(at.clone());
-        check_remote(
-            d,
-            &at,
-            &cron_at,
-            endpoint.is_some(),
-            webhook.is_some() || receive,
-            cron.as_ref(),
-        );
-    }
-    check_receiving(
+    let (receive, overlap) = runner_keys(
         d,
-        (f, &at),
-        (runner, receive, overlap),
-        endpoint.is_some(),
+        (s, f, def, &here),
+        runner,
+        (endpoint.is_some(), webhook.is_some(), cron.as_ref()),
         ctx,
     );
     let mode = match runner {
@@ -671,6 +708,9 @@ fn merge(
             .request(a, mode, f, def)
         })
     };
+    if let (Runner::Async, Some(r)) = (runner, request.as_ref()) {
+        check_async_caps(d, f, action.as_deref(), r, ctx.caps);
+    }
     let name = name?;
     let jitter = f.jitter.or(def.jitter).unwrap_or_default();
     let has_cron = s.get("cron").is_some();

@@ -582,6 +582,13 @@ impl Head {
         job::Ctx {
             catalog: self.api.as_ref().map(|a| a.catalog).unwrap_or_default(),
             receiver: self.receiver.is_some() || !self.receiver_ok,
+            caps: self.safety.as_ref().map_or_else(
+                || {
+                    let d = Safety::default();
+                    (d.outreach, d.visits)
+                },
+                |s| (s.outreach, s.visits),
+            ),
         }
     }
 

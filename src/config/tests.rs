@@ -596,3 +596,82 @@ fn inputs_paged_at_once_are_for_actions_through_no_identity() {
     let e = errors(&format!("{SEARCH}input_concurrency = 0\n"));
     assert!(e.iter().any(|e| e.contains("input_concurrency")), "{e:?}");
 }
+
+/// An async job of a paged search, with `extra` keys.
+fn async_job(extra: &str) -> String {
+    format!(
+        "[[job]]\nname = \"a\"\ncron = \"* * * * *\"\nrunner = \"async\"\naction = \"googlemaps-search-places\"\ninput = {{ google_maps_search_url = \"https://www.google.com/maps/search/x\" }}\n{extra}"
+    )
+}
+
+const RECEIVER: &str =
+    "[receiver]\nlisten = \"127.0.0.1:8787\"\npublic_url = \"https://hooks.example.com\"\n";
+
+#[test]
+fn async_jobs_need_a_receiver_and_cannot_be_replaced() {
+    one_error(&async_job(""), 4, 10, "needs [receiver]");
+    let replace = format!("{RECEIVER}{}", async_job("overlap = \"replace\"\n"));
+    one_error(&replace, 10, 11, "not for runner = \"async\"");
+    let c = Config::parse("schedules.toml", &format!("{RECEIVER}{}", async_job(""))).unwrap();
+    let r = c.receiver.as_ref().unwrap();
+    assert_eq!(
+        r.callback_url("r", "u1"),
+        "https://hooks.example.com/callbacks/r/u1"
+    );
+    assert_eq!(
+        (r.max_body, r.callback_timeout, r.replay_after),
+        (32 << 20, Duration::from_hours(1), Duration::from_mins(5))
+    );
+    assert_eq!(c.jobs[0].runner, Runner::Async);
+}
+
+#[test]
+fn the_public_url_is_https_unless_both_ends_are_loopback() {
+    let plain =
+        "[receiver]\nlisten = \"127.0.0.1:8787\"\npublic_url = \"http://hooks.example.com\"\n";
+    one_error(plain, 3, 14, "must be https");
+    let local = "[receiver]\nlisten = \"127.0.0.1:8787\"\npublic_url = \"http://127.0.0.1:8787\"\n";
+    one_error(local, 3, 14, "must be https");
+    let sandbox = format!("[api]\nbase_url = \"http://127.0.0.1:9/v4\"\n{local}");
+    assert!(Config::parse("schedules.toml", &sandbox).is_ok());
+    one_error(
+        "[receiver]\npublic_url = \"https://x.example\"\n",
+        2,
+        1,
+        "listen is required",
+    );
+    one_error(
+        &format!("{RECEIVER}max_body = \"2048GiB\"\n"),
+        4,
+        12,
+        "between 1KiB and 1GiB",
+    );
+}
+
+#[test]
+fn receive_is_for_remote_jobs_with_a_receiver() {
+    let remote = "[[job]]\nname = \"r\"\ncron = \"0 * * * *\"\nrunner = \"remote\"\naction = \"googlemaps-search-places\"\ninput = { google_maps_search_url = \"https://www.google.com/maps/search/x\" }\nreceive = true\n";
+    one_error(remote, 7, 11, "needs [receiver]");
+    assert!(Config::parse("schedules.toml", &format!("{RECEIVER}{remote}")).is_ok());
+    one_error(
+        &format!("{RECEIVER}{}", async_job("receive = true\n")),
+        10,
+        11,
+        "only for runner = \"remote\"",
+    );
+}
+
+#[test]
+fn an_async_outreach_list_longer_than_the_daily_cap_is_refused() {
+    let list: Vec<String> = (0..4)
+        .map(|i| format!("{{ linkedin_profile_url = \"https://www.linkedin.com/in/p{i}\" }}"))
+        .collect();
+    let job = |n: usize| {
+        format!(
+            "{RECEIVER}[safety]\ndaily_cap = {{ outreach = 3 }}\n[[job]]\nname = \"o\"\ncron = \"0 9 * * *\"\nrunner = \"async\"\naction = \"linkedin-connect-profile\"\nidentity_mode = \"auto\"\ninputs = [{}]\n",
+            list[..n].join(", ")
+        )
+    };
+    assert!(Config::parse("schedules.toml", &job(3)).is_ok());
+    one_error(&job(4), 12, 10, "daily cap of 3");
+}

@@ -68,8 +68,10 @@ impl Sweep {
                         .borrow()
                         .job(&done.job)
                         .map_or(Limits::bounds(0, Duration::ZERO), Limits::of);
-                    self.runner.ended(&done, &limits).await?;
                     info!(job = %done.job, run = %done.uid, status = %done.status, items = done.items, "async run finished");
+                    if !self.retried(&done, &limits).await? {
+                        self.runner.ended(&done, &limits).await?;
+                    }
                 }
                 Ok(Step::Wait) => {}
                 Err(Failure::Api(e)) => {
@@ -202,6 +204,41 @@ impl Sweep {
             RunStatus::Failed
         };
         self.finish(run, to, "callbacks_lost", Some(e), lost).await
+    }
+
+    /// A run the vendor ended `FAILED` or `PARTIAL_SUCCEEDED` (never one that lost callbacks),
+    /// resumed at the API while its job's `retry` allows: true when it was.
+    async fn retried(&self, done: &RunRecord, limits: &Limits) -> Result<bool, StoreError> {
+        let Some(policy) = limits.retry else {
+            return Ok(false);
+        };
+        let vendor_failed = matches!(done.status, RunStatus::Failed | RunStatus::PartialSucceeded)
+            && done.last_error.is_none();
+        if !vendor_failed || done.retry_count >= policy.attempts {
+            return Ok(false);
+        }
+        let uid = done.uid.clone();
+        let Some(api) = self
+            .store(move |c| batches::state(c, &uid))
+            .await?
+            .and_then(|s| s.api_uid)
+        else {
+            return Ok(false);
+        };
+        if let Err(e) = self.runner.client.resume_run(&api).await {
+            warn!(job = %done.job, run = %done.uid, error = %e, "the API did not resume the run; it stays ended");
+            return Ok(false);
+        }
+        let why = format!(
+            "retry {}/{} (resumed at the API)",
+            done.retry_count + 1,
+            policy.attempts
+        );
+        let (uid, now) = (done.uid.clone(), self.now());
+        self.store(move |c| batches::resumed(c, &uid, (&why, true), now))
+            .await?;
+        info!(job = %done.job, run = %done.uid, "async run resumed at the API by its retry policy");
+        Ok(true)
     }
 
     /// A create whose answer was lost, found among the action's recent async runs by the run's

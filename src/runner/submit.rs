@@ -10,9 +10,11 @@ use tracing::{info, warn};
 
 use super::{Limits, Runner};
 use crate::api::ApiFailure;
+use crate::catalog;
+use crate::lanes::{Denial, RunGate};
 use crate::receiver::token;
 use crate::status::RunStatus;
-use crate::store::{LastError, RunRecord, StoreError, batches, persistently};
+use crate::store::{self, LastError, Reserve, RunRecord, StoreError, batches, persistently};
 
 impl Runner {
     /// Sends the create of async run `run` (its inputs stored), once.
@@ -43,7 +45,16 @@ impl Runner {
                 .transition(&uid, RunStatus::Failed, "no receiver", Some(e))
                 .await;
         };
-        let inputs = self.async_inputs(run).await?;
+        let inputs = match self
+            .within_lanes(run, self.async_inputs(run).await?)
+            .await?
+        {
+            Ok(inputs) => inputs,
+            Err(done) => {
+                self.ended(&done, limits).await?;
+                return Ok(done);
+            }
+        };
         let token = token::new();
         let callback = receiver.callback_url("r", &uid);
         let mut body = Map::new();
@@ -66,7 +77,22 @@ impl Runner {
                 .call(move |c| batches::mark_sent(c, &uid, &hash, now))
         })
         .await?;
-        match self.client.create_async(&run.action_name, &body).await {
+        let answer = self.client.create_async(&run.action_name, &body).await;
+        let inputs = body["inputs"].as_array().map_or(0, Vec::len);
+        self.answered(&uid, answer, inputs, limits).await
+    }
+
+    /// What the create's answer makes of the run: QUEUED with the API's uid, ended when the API
+    /// refused it, or left to the sweep when it may exist.
+    async fn answered(
+        &self,
+        uid: &str,
+        answer: Result<String, ApiFailure>,
+        inputs: usize,
+        limits: &Limits,
+    ) -> Result<RunRecord, StoreError> {
+        let uid = uid.to_string();
+        match answer {
             Ok(api_uid) => {
                 let bound = persistently(|| {
                     let (uid, api) = (uid.clone(), api_uid.clone());
@@ -77,7 +103,7 @@ impl Runner {
                     warn!(api_run = %api_uid, "the create's answer names another run than the first callback did");
                 }
                 let now_run = self.get(&uid).await?;
-                info!(api_run = %api_uid, inputs = body["inputs"].as_array().map_or(0, Vec::len), "async run sent");
+                info!(api_run = %api_uid, inputs, "async run sent");
                 if now_run.status == RunStatus::Created {
                     return self
                         .transition(&uid, RunStatus::Queued, "accepted", None)
@@ -116,6 +142,133 @@ impl Runner {
                 self.get(&uid).await
             }
         }
+    }
+
+    /// Account safety for a submission through identities: each input counts one request
+    /// against every lane's daily cap, the inputs are cut to what the caps leave today, an
+    /// outreach input this job sent before is left out, and nothing goes to a paused lane.
+    /// `Err`: the run ended (or waits BLOCKED) with nothing sent.
+    async fn within_lanes(
+        &self,
+        run: &RunRecord,
+        inputs: Vec<Value>,
+    ) -> Result<Result<Vec<Value>, RunRecord>, StoreError> {
+        let gate = RunGate::new(
+            run,
+            self.client.metrics().clone(),
+            self.store.clone(),
+            self.safety.clone(),
+            None,
+            self.client.request_timeout(),
+        );
+        if gate.lanes().is_empty() {
+            return Ok(Ok(inputs));
+        }
+        let keyed: Vec<(u32, String)> = inputs
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (i as u32, store::sent_key(v)))
+            .collect();
+        let now = self.clock.now();
+        let ask = gate.ask(now);
+        let (job, id) = (run.job.clone(), run.id);
+        let reserved = persistently(|| {
+            let (ask, job, keyed) = (ask.clone(), job.clone(), keyed.clone());
+            self.store
+                .call(move |c| store::lanes_reserve(c, &ask, (&job, id), &keyed, now))
+        })
+        .await?;
+        let count = catalog::Count::of(&run.action_name);
+        let denial = match reserved {
+            Reserve::Granted { keep, already } if keep.is_empty() => {
+                info!(
+                    already = already.len(),
+                    "every input was sent by this job before; nothing to send"
+                );
+                let done = self
+                    .end_unsent(
+                        run,
+                        RunStatus::Succeeded,
+                        "every input sent before",
+                        None,
+                        None,
+                    )
+                    .await?;
+                return Ok(Err(done));
+            }
+            Reserve::Granted { keep, already } => {
+                let cut = inputs.len() - keep.len() - already.len();
+                if cut > 0 || !already.is_empty() {
+                    info!(
+                        sent = keep.len(),
+                        already_sent = already.len(),
+                        past_cap = cut,
+                        "inputs held to the identity lanes"
+                    );
+                }
+                let keep: std::collections::HashSet<u32> = keep.into_iter().collect();
+                let kept = inputs
+                    .into_iter()
+                    .enumerate()
+                    .filter(|(i, _)| keep.contains(&(*i as u32)))
+                    .map(|(_, v)| v)
+                    .collect();
+                return Ok(Ok(kept));
+            }
+            Reserve::Capped { lane, cap, until } => Denial::DailyCap {
+                lane,
+                count,
+                cap,
+                until,
+            },
+            Reserve::Paused {
+                lane,
+                until,
+                reason,
+            } => Denial::Paused {
+                lane,
+                until,
+                reason,
+            },
+        };
+        let until = match &denial {
+            Denial::DailyCap { until, .. } | Denial::Paused { until, .. } => *until,
+        };
+        warn!(error = %denial, "async run not sent");
+        let f = ApiFailure::Lane(denial);
+        let e = LastError {
+            label: f.label(),
+            message: crate::api::cap(&f.to_string(), 2000),
+        };
+        let to = f.run_status(false);
+        let later = (to == RunStatus::Blocked).then_some(until);
+        let done = self
+            .end_unsent(run, to, "identity lanes", Some(e), later)
+            .await?;
+        Ok(Err(done))
+    }
+
+    /// Ends (or blocks until `until`) a run whose create was never sent.
+    async fn end_unsent(
+        &self,
+        run: &RunRecord,
+        to: RunStatus,
+        why: &'static str,
+        e: Option<LastError>,
+        until: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<RunRecord, StoreError> {
+        let (uid, now) = (run.uid.clone(), self.clock.now());
+        let done = persistently(|| {
+            let (uid, e) = (uid.clone(), e.clone());
+            self.store
+                .call(move |c| batches::finish(c, &uid, (to, why), e.as_ref(), 0, now))
+        })
+        .await?;
+        if until.is_some() {
+            persistently(|| self.store.set_postponed(&run.uid, until)).await?;
+            return self.get(&run.uid).await;
+        }
+        Ok(done)
     }
 
     /// The run's inputs as the create carries them: its stored list, or its one input; each

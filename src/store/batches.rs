@@ -416,3 +416,26 @@ pub fn finish(
     tx.commit()?;
     Ok(run)
 }
+
+/// An async run the API resumed (`runs resume`, or a retry): QUEUED again and the receiver's,
+/// its completeness checked afresh; a retry counts in `retry_count`.
+pub fn resumed(
+    conn: &mut Connection,
+    uid: &str,
+    (why, retry): (&str, bool),
+    now: DateTime<Utc>,
+) -> Result<RunRecord> {
+    let tx = super::write_tx(conn)?;
+    let run = transition_in(&tx, uid, RunStatus::Queued, why, None, now)?;
+    tx.execute(
+        "UPDATE runs SET owner = ?2, lease_until = ?3, retry_count = retry_count + ?4 WHERE id = ?1",
+        params![run.id, ASYNC_OWNER, NEVER, i64::from(retry)],
+    )?;
+    tx.execute(
+        "UPDATE async_runs SET closing = 0, remote_status = NULL, lost = 0, heard_at = ?2 WHERE run_id = ?1",
+        params![run.id, ts(now)],
+    )?;
+    let run = get_run(&tx, uid)?.ok_or_else(|| StoreError::NotFound(uid.to_string()))?;
+    tx.commit()?;
+    Ok(run)
+}

@@ -667,6 +667,18 @@ impl Reader {
         runs::job_names(&self.conn)
     }
 
+    /// Where an async or received run stands, and its batches.
+    pub fn async_of(
+        &self,
+        uid: &str,
+    ) -> Result<Option<(super::batches::AsyncState, Vec<super::batches::BatchRecord>)>> {
+        let Some(st) = super::batches::state(&self.conn, uid)? else {
+            return Ok(None);
+        };
+        let batches = super::batches::batches(&self.conn, st.run_id)?;
+        Ok(Some((st, batches)))
+    }
+
     pub fn transitions(&self, run_id: i64) -> Result<Vec<TransitionRecord>> {
         runs::transitions(&self.conn, run_id)
     }

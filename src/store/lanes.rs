@@ -416,3 +416,152 @@ mod tests {
         assert_eq!((first, second), (now, t("2026-05-01T10:00:00.500Z")));
     }
 }
+
+/// What a lane lets an async submission send.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reserve {
+    /// Send the inputs at `keep` (their requests counted); those at `already` were sent by this
+    /// job before (outreach) and are not again; the rest exceed today's caps.
+    Granted { keep: Vec<u32>, already: Vec<u32> },
+    /// Nothing left under a cap today.
+    Capped {
+        lane: String,
+        cap: u32,
+        until: DateTime<Utc>,
+    },
+    /// A lane is paused: nothing is sent.
+    Paused {
+        lane: String,
+        until: DateTime<Utc>,
+        reason: String,
+    },
+}
+
+/// An async submission's inputs `(index, identity)` against the lanes of `ask`, in one
+/// transaction: each input counts one request of its kind against every lane's daily cap, the
+/// submission is cut to what the caps leave, and (outreach) an input the job sent before is
+/// left out while the rest are recorded sent.
+pub fn lane_reserve(
+    conn: &mut Connection,
+    ask: &LaneAsk,
+    (job, run_id): (&str, i64),
+    inputs: &[(u32, String)],
+    now: DateTime<Utc>,
+) -> Result<Reserve> {
+    let tx = write_tx(conn)?;
+    let outreach = ask.count == Count::Outreach;
+    let mut already = Vec::new();
+    let mut fresh = Vec::new();
+    for (idx, key) in inputs {
+        if outreach && super::sent::lookup(&tx, job, key)?.is_some_and(|r| r.run_id != run_id) {
+            already.push(*idx);
+        } else {
+            fresh.push((*idx, key));
+        }
+    }
+    let mut left = u32::MAX;
+    for lane in &ask.lanes {
+        let row: Option<LaneRow> = tx
+            .query_row(
+                "SELECT next_at, paused_until, pause_reason, first_used FROM lanes WHERE lane = ?1",
+                [lane],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .optional()?;
+        let (_, paused, reason, first) = row.unwrap_or_default();
+        if let Some(until) = paused.as_deref().and_then(parse_ts).filter(|u| *u > now) {
+            return Ok(Reserve::Paused {
+                lane: lane.clone(),
+                until,
+                reason: reason.unwrap_or_default(),
+            });
+        }
+        let full = match ask.count {
+            Count::Outreach => ask.outreach_cap,
+            Count::Visit => ask.visits_cap,
+            Count::Read => continue,
+        };
+        let first = first.as_deref().and_then(parse_ts).unwrap_or(now);
+        let cap = ramped(full, ask.ramp_up, now - first);
+        let used: u32 = tx
+            .query_row(
+                &format!(
+                    "SELECT {} FROM lane_days WHERE lane = ?1 AND day = ?2",
+                    ask.count.as_str()
+                ),
+                params![lane, ask.day],
+                |r| r.get(0),
+            )
+            .optional()?
+            .unwrap_or(0);
+        if used >= cap && !fresh.is_empty() {
+            return Ok(Reserve::Capped {
+                lane: lane.clone(),
+                cap,
+                until: ask.day_ends,
+            });
+        }
+        left = left.min(cap.saturating_sub(used));
+    }
+    fresh.truncate(left as usize);
+    let n = fresh.len() as i64;
+    for lane in ask.lanes.iter().filter(|_| n > 0) {
+        tx.execute(
+            "INSERT INTO lanes (lane, first_used) VALUES (?1, ?2)
+             ON CONFLICT(lane) DO UPDATE SET first_used = COALESCE(first_used, ?2)",
+            params![lane, ts(now)],
+        )?;
+        tx.execute(
+            &format!(
+                "INSERT INTO lane_days (lane, day, {c}) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(lane, day) DO UPDATE SET {c} = {c} + ?3",
+                c = ask.count.as_str()
+            ),
+            params![lane, ask.day, n],
+        )?;
+    }
+    for (idx, key) in fresh.iter().filter(|_| outreach) {
+        tx.execute(
+            "INSERT OR IGNORE INTO sent_inputs (job, input, run_id, input_idx, state, at)
+             VALUES (?1, ?2, ?3, ?4, 'sent', ?5)",
+            params![job, key, run_id, idx, ts(now)],
+        )?;
+    }
+    for idx in &already {
+        tx.execute(
+            "UPDATE run_inputs SET outcome = 'already_sent' WHERE run_id = ?1 AND idx = ?2",
+            params![run_id, idx],
+        )?;
+    }
+    let kept: std::collections::HashSet<u32> = fresh.iter().map(|(i, _)| *i).collect();
+    let cut: Vec<u32> = inputs
+        .iter()
+        .map(|(i, _)| *i)
+        .filter(|i| !kept.contains(i) && !already.contains(i))
+        .collect();
+    cut_inputs(&tx, run_id, &cut)?;
+    tx.commit()?;
+    Ok(Reserve::Granted {
+        keep: fresh.into_iter().map(|(i, _)| i).collect(),
+        already,
+    })
+}
+
+/// Inputs past today's caps: a chained item goes back to wait for the job's next run; an input
+/// of a static list fails, said why.
+fn cut_inputs(tx: &Connection, run_id: i64, cut: &[u32]) -> Result<()> {
+    for idx in cut {
+        tx.execute(
+            "UPDATE chain_items SET state = 'pending', run_id = NULL
+             WHERE run_id = ?1 AND key = (SELECT src_key FROM run_inputs WHERE run_id = ?1 AND idx = ?2)",
+            params![run_id, idx],
+        )?;
+        tx.execute(
+            "UPDATE run_inputs SET outcome = CASE WHEN src_key IS NULL THEN 'failed' ELSE 'released' END,
+                error_label = 'DAILY_CAP', error_message = 'past the daily cap when the run was sent'
+             WHERE run_id = ?1 AND idx = ?2",
+            params![run_id, idx],
+        )?;
+    }
+    Ok(())
+}

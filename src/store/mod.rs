@@ -37,7 +37,7 @@ pub use deliveries::{Delivery, MAX_ATTEMPTS};
 pub use door::{NewPage, Reader, TickBatch, open_read_only, persistently};
 pub use inputs::{InputOutcome, InputRecord};
 pub use kinds::{DeliveryKind, DeliveryState, SkipReason, Trigger};
-pub use lanes::{Entry, LaneAsk, LaneReport};
+pub use lanes::{Entry, LaneAsk, LaneReport, Reserve, lane_reserve as lanes_reserve};
 pub use links::Link;
 pub use prune::Pruned;
 pub use runs::{

@@ -21,6 +21,7 @@ use crate::support::{PAGED, WAIT, new_run, runner, sandbox};
 /// Two inputs, two pages each, three items a page: four batches, twelve items.
 const PAGES: u32 = 2;
 const PER_PAGE: u32 = 3;
+const OUTREACH: &str = "linkedin-connect-profile";
 
 fn inputs() -> Value {
     json!([
@@ -87,24 +88,9 @@ impl Receiving {
 
     /// Creates and sends an async run of two inputs; its uid.
     async fn submit(&self) -> String {
-        let body = json!({"inputs": inputs()});
-        let run = self
-            .runner
-            .store
-            .create_run(new_run("test-job", PAGED, &body), self.runner.clock.now())
-            .await
-            .unwrap();
-        let limits = Limits {
-            asynchronous: true,
-            ..Limits::bounds(100, Duration::from_mins(1))
-        };
-        let sent = self
-            .runner
-            .execute(&run.uid, &limits, &Stop::new())
-            .await
-            .unwrap();
+        let sent = submit(&self.runner, PAGED, &json!({"inputs": inputs()})).await;
         assert!(!sent.status.is_final(), "{sent:?}");
-        run.uid
+        sent.uid
     }
 
     async fn ended(&self, uid: &str) -> RunRecord {
@@ -140,6 +126,23 @@ impl Receiving {
             .await
             .unwrap()
     }
+}
+
+/// Creates a run of `test-job` with `body` and sends it as `runner` would (async).
+async fn submit(runner: &Runner, action: &str, body: &Value) -> RunRecord {
+    let run = runner
+        .store
+        .create_run(new_run("test-job", action, body), runner.clock.now())
+        .await
+        .unwrap();
+    let limits = Limits {
+        asynchronous: true,
+        ..Limits::bounds(100, Duration::from_mins(1))
+    };
+    runner
+        .execute(&run.uid, &limits, &Stop::new())
+        .await
+        .unwrap()
 }
 
 impl Drop for Receiving {
@@ -538,4 +541,55 @@ async fn a_daemon_killed_while_an_async_run_is_in_flight_sends_nothing_again_and
     let unique: HashSet<&String> = ids.iter().collect();
     assert_eq!((ids.len(), unique.len()), (120, 120));
     assert_eq!(creates(&sb).await, 1, "nothing sent again");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_async_outreach_list_respects_the_daily_cap_and_sends_each_input_once() {
+    let sb = sandbox(opts("")).await;
+    let rx = Receiving::start(&sb, "1m").await;
+    let mut capped = (*rx.runner).clone();
+    capped.safety.outreach = 4;
+    let list = |ns: &[u32]| {
+        let inputs: Vec<Value> = ns
+            .iter()
+            .map(|n| json!({"linkedin_profile_url": format!("https://www.linkedin.com/in/p{n}")}))
+            .collect();
+        json!({"inputs": inputs, "identity_mode": "auto"})
+    };
+    let first = submit(&capped, OUTREACH, &list(&[0, 1, 2])).await;
+    let first = rx.ended(&first.uid).await;
+    assert_eq!(
+        (first.status, first.items),
+        (RunStatus::Succeeded, 3),
+        "{first:?}"
+    );
+    // p0 was sent by the first run; p3 takes the cap's last slot; p4 is past it.
+    let second = submit(&capped, OUTREACH, &list(&[0, 3, 4])).await;
+    let second = rx.ended(&second.uid).await;
+    assert_eq!(
+        (second.status, second.items),
+        (RunStatus::Succeeded, 1),
+        "{second:?}"
+    );
+    let outcomes: Vec<(String, Option<String>)> = rx
+        .runner
+        .store
+        .inputs(second.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| (i.outcome.to_string(), i.error.map(|e| e.label)))
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            ("already_sent".to_string(), None),
+            ("succeeded".to_string(), None),
+            ("failed".to_string(), Some("DAILY_CAP".to_string())),
+        ]
+    );
+    // The cap is spent for the day: nothing is sent, and an outreach run is not resumed.
+    let third = submit(&capped, OUTREACH, &list(&[5])).await;
+    assert_eq!(third.status, RunStatus::Stopped, "{third:?}");
+    assert_eq!(creates(&sb).await, 2);
 }
