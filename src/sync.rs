@@ -14,6 +14,7 @@ use crate::api::{ApiFailure, Client};
 use crate::clock::Clock;
 use crate::config::{Config, IdentityMode, Job, Json, Runner};
 use crate::fnv::Fnv;
+use crate::receiver::token;
 use crate::store::{Link, Store, StoreError};
 
 /// What to do to one remote schedule.
@@ -73,8 +74,13 @@ impl fmt::Display for Step {
     }
 }
 
-/// Where Captain Data delivers a remote job's results: its webhook, with its headers.
+/// Where Captain Data delivers a remote job's results: its webhook, with its headers; for a job
+/// with `receive = true`, watchbell's receiver (its URL and token are set when the schedule is
+/// created, so the definition says only that it is received).
 fn callback(job: &Job) -> Option<Value> {
+    if job.receive {
+        return Some(json!({"receive": true}));
+    }
     job.webhook.as_ref().map(|w| {
         let headers: serde_json::Map<String, Value> = w
             .headers
@@ -356,13 +362,18 @@ async fn apply_one(
             let Some(job) = config.job(&step.job) else {
                 return Ok(Ok("job gone; nothing created".into()));
             };
-            let created = match client
-                .create_schedule(&job.action, &create_body(job, clock.now()))
-                .await
-            {
+            let mut body = create_body(job, clock.now());
+            let token = receive_callback(config, job, &mut body);
+            let created = match client.create_schedule(&job.action, &body).await {
                 Ok(u) => u,
                 Err(e) => return Ok(Err(e)),
             };
+            if let Some(token) = token {
+                let (name, uid, hash) = (job.name.clone(), created.clone(), token::hash(&token));
+                store
+                    .call(move |c| crate::store::batches::add_token(c, &name, &uid, &hash))
+                    .await?;
+            }
             let link = Link {
                 job: job.name.clone(),
                 uid: created.clone(),
@@ -388,12 +399,16 @@ async fn apply_one(
                     Ok(_) => done = format!("{done}, then cancelled {uid}"),
                     Err(e) => return Ok(Err(e)),
                 }
+                expire_tokens(config, store, &uid, clock).await?;
             }
             Ok(done)
         }
         Act::Pause | Act::Resume | Act::Cancel => {
             match client.manage_schedule(&uid, step.act.as_str()).await {
                 Ok(s) => {
+                    if step.act == Act::Cancel {
+                        expire_tokens(config, store, &uid, clock).await?;
+                    }
                     store
                         .set_remote_statuses(vec![(uid.clone(), s.status().to_string())])
                         .await?;
@@ -404,6 +419,37 @@ async fn apply_one(
         }
         Act::KeepOrphan => Ok("kept".into()),
     })
+}
+
+/// For a job with `receive = true`: the create's callback is the receiver's URL for the job with
+/// a fresh token, returned to be stored hashed.
+fn receive_callback(config: &Config, job: &Job, body: &mut Value) -> Option<String> {
+    let receiver = config.receiver.as_ref().filter(|_| job.receive)?;
+    let token = token::new();
+    body["callback"] = json!({
+        "url": receiver.callback_url("s", &job.name),
+        "headers": {"Authorization": format!("Bearer {token}")},
+    });
+    Some(token)
+}
+
+/// A cancelled schedule's callback tokens stay valid for `callback_timeout`: its last runs may
+/// still call back.
+async fn expire_tokens(
+    config: &Config,
+    store: &Store,
+    schedule: &str,
+    clock: &Clock,
+) -> Result<(), StoreError> {
+    let keep = config
+        .receiver
+        .as_ref()
+        .map_or(std::time::Duration::ZERO, |r| r.callback_timeout);
+    let until = clock.now() + chrono::Duration::from_std(keep).unwrap_or_default();
+    let uid = schedule.to_string();
+    store
+        .call(move |c| crate::store::batches::expire_tokens(c, &uid, until))
+        .await
 }
 
 /// Lists the account, plans, and (unless `dry_run`) applies: the whole of `watchbell sync`.

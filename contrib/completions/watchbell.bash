@@ -1237,7 +1237,7 @@ _watchbell() {
             return 0
             ;;
         watchbell__subcmd__sandbox)
-            opts="-h --listen --api-key --pages --page-size --rate-limit --daily-quota --fail-rate --latency --new-per-run --seed --credits --cursor-ttl --callbacks --config --db --log-format --help"
+            opts="-h --listen --api-key --pages --page-size --rate-limit --daily-quota --fail-rate --latency --new-per-run --seed --credits --cursor-ttl --fire-schedules --callbacks --config --db --log-format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

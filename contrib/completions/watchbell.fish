@@ -228,6 +228,7 @@ complete -c watchbell -n "__fish_watchbell_using_subcommand sandbox" -l config -
 complete -c watchbell -n "__fish_watchbell_using_subcommand sandbox" -l db -d 'The SQLite database (default: [daemon] database, else $STATE_DIRECTORY/watchbell.db, else ./watchbell.db)' -r -F
 complete -c watchbell -n "__fish_watchbell_using_subcommand sandbox" -l log-format -d 'Log line format on stderr' -r -f -a "text\t''
 json\t''"
+complete -c watchbell -n "__fish_watchbell_using_subcommand sandbox" -l fire-schedules -d 'Remote schedules fire on their cron (the sandbox\'s clock), their callbacks sent'
 complete -c watchbell -n "__fish_watchbell_using_subcommand sandbox" -s h -l help -d 'Print help'
 complete -c watchbell -n "__fish_watchbell_using_subcommand help; and not __fish_seen_subcommand_from run check next trigger runs status export sync ticks actions prune backfill completions man lanes inputs sandbox help" -f -a "run" -d 'The daemon, in the foreground (systemd runs this)'
 complete -c watchbell -n "__fish_watchbell_using_subcommand help; and not __fish_seen_subcommand_from run check next trigger runs status export sync ticks actions prune backfill completions man lanes inputs sandbox help" -f -a "check" -d 'Validate the job file: exit 0 if it is good, 2 with every error listed'

@@ -45,6 +45,7 @@ pub fn run(cli: &Cli, with_sandbox: bool) -> Outcome {
                 .spawn(Sandbox::start(Options {
                     // Each search finds something new, so chained jobs have work.
                     new_per_run: 2,
+                    fire_schedules: true,
                     ..sandbox_options(&config)
                 }))
                 .await

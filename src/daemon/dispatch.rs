@@ -115,16 +115,16 @@ impl Dispatch {
 
     /// Takes a reloaded job file: for the next ticks, the runs started from now on, and every
     /// task watching it.
-    pub fn set_config(&mut self, config: Config) {
+    pub fn set_config(&mut self, mut config: Config) {
         let runner = Arc::make_mut(&mut self.runner);
         runner.safety = config.safety.clone();
         // The receiver stays where it was bound (a new listen takes a restart).
-        if let (Some(new), Some(old)) = (&config.receiver, &runner.receiver) {
-            runner.receiver = Some(crate::config::Receiver {
-                listen: old.listen,
-                public_url: new.public_url.clone().or_else(|| old.public_url.clone()),
-                ..new.clone()
-            });
+        if let (Some(new), Some(old)) = (&mut config.receiver, &runner.receiver) {
+            new.listen = old.listen;
+            if new.public_url.is_none() {
+                new.public_url.clone_from(&old.public_url);
+            }
+            runner.receiver = Some(new.clone());
         }
         self.config = Arc::new(config);
         self.published.send_replace(self.config.clone());

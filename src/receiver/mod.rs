@@ -3,6 +3,7 @@
 //! number of bodies read at once, a bounded size), and are stored exactly once; and the sweep
 //! that proves each such run complete against the API's callback log and repairs gaps.
 
+pub mod remote;
 pub mod server;
 pub mod sweep;
 pub mod token;
@@ -26,12 +27,7 @@ pub fn serve(
     let Some(receiver) = runner.receiver.clone() else {
         return;
     };
-    let shared = server::Shared::new(
-        runner.store.clone(),
-        runner.clock.clone(),
-        runner.client.metrics().clone(),
-        receiver.max_body,
-    );
+    let shared = server::Shared::new(runner.clone(), config.clone(), receiver.max_body);
     let app = server::router(shared.clone());
     let until = stop.clone();
     tokio::spawn(async move {
@@ -51,6 +47,7 @@ pub fn serve(
             .timeout(Duration::from_secs(10))
             .build()
             .unwrap_or_default(),
+        remote: tokio::sync::Mutex::default(),
     };
     let until = stop.clone();
     tokio::spawn(async move {
@@ -61,6 +58,9 @@ pub fn serve(
                 () = until.cancelled() => return,
                 _ = every.tick() => {}
                 () = sweep.shared.closing.notified() => {}
+            }
+            if let Err(e) = sweep.remote_pass().await {
+                error!(error = %e, "the remote-run sweep could not read or write the store; it tries again");
             }
             if let Err(e) = sweep.pass().await {
                 error!(error = %e, "the async sweep could not read or write the store; it tries again");

@@ -21,8 +21,11 @@ use tracing::{debug, warn};
 
 use super::token;
 use crate::clock::Clock;
+use crate::config::Config;
+use crate::runner::Runner;
 use crate::store::batches::{self, Batch, Received};
 use crate::store::{Store, StoreError};
+use tokio::sync::watch;
 
 /// Bodies read at once.
 const BODIES: usize = 16;
@@ -33,6 +36,10 @@ pub struct Shared {
     pub clock: Clock,
     pub metrics: Arc<crate::metrics::Metrics>,
     pub max_body: u64,
+    /// Asks the API about runs of remote schedules it does not know yet.
+    pub runner: Arc<Runner>,
+    /// The job file as it stands (remote jobs, their schedules).
+    pub config: watch::Receiver<Arc<Config>>,
     bodies: Semaphore,
     /// Per refusal reason: when it was last logged, and how many since.
     said: Mutex<HashMap<&'static str, (Option<Instant>, u64)>>,
@@ -44,15 +51,16 @@ pub struct Shared {
 
 impl Shared {
     pub fn new(
-        store: Store,
-        clock: Clock,
-        metrics: Arc<crate::metrics::Metrics>,
+        runner: Arc<Runner>,
+        config: watch::Receiver<Arc<Config>>,
         max_body: u64,
     ) -> Arc<Shared> {
         Arc::new(Shared {
-            store,
-            clock,
-            metrics,
+            store: runner.store.clone(),
+            clock: runner.clock.clone(),
+            metrics: runner.client.metrics().clone(),
+            runner,
+            config,
             max_body,
             bodies: Semaphore::new(BODIES),
             said: Mutex::default(),
@@ -86,6 +94,7 @@ impl Shared {
 pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/callbacks/r/{uid}", post(run_callback))
+        .route("/callbacks/s/{job}", post(schedule_callback))
         .route("/callbacks/probe/{nonce}", get(probe))
         .with_state(shared)
 }
@@ -131,8 +140,14 @@ async fn run_callback(
     if state.api_uid.as_deref().is_some_and(|a| a != batch.api_uid) {
         return sh.refuse(StatusCode::FORBIDDEN, "other_run", &uid);
     }
+    store_batch(&sh, &uid, batch).await
+}
+
+/// Stores a checked callback of local run `uid`.
+async fn store_batch(sh: &Shared, uid: &str, batch: Batch) -> Response {
     let now = sh.clock.now();
     let last = batch.status != "RUNNING";
+    let uid = uid.to_string();
     let stored = {
         let uid = uid.clone();
         sh.store
@@ -166,7 +181,59 @@ async fn run_callback(
     }
 }
 
-fn unavailable(e: &StoreError) -> Response {
+/// A callback of a remote schedule with `receive = true`: the job's token, then the run it
+/// belongs to, created only once the API confirms it (this job's action, this callback URL).
+async fn schedule_callback(
+    State(sh): State<Arc<Shared>>,
+    Path(job): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let Some(given) = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(token::bearer)
+    else {
+        return sh.refuse(StatusCode::UNAUTHORIZED, "no_token", &job);
+    };
+    let hash = token::hash(given);
+    let valid = {
+        let (job, hash, now) = (job.clone(), hash.clone(), sh.clock.now());
+        sh.store
+            .call(move |c| batches::job_token(c, &job, &hash, now))
+            .await
+    };
+    match valid {
+        Ok(true) => {}
+        Ok(false) => return sh.refuse(StatusCode::FORBIDDEN, "wrong_token", &job),
+        Err(e) => return unavailable(&e),
+    }
+    let bytes = match read_body(&sh, &headers, body).await {
+        Ok(b) => b,
+        Err(r) => return sh.refuse(r.0, r.1, &job),
+    };
+    let batch = match parse(&bytes) {
+        Ok(b) => b,
+        Err(reason) => return sh.refuse(StatusCode::BAD_REQUEST, reason, &job),
+    };
+    let known = {
+        let api = batch.api_uid.clone();
+        sh.store.call(move |c| batches::run_of_api(c, &api)).await
+    };
+    let uid = match known {
+        Ok(Some((uid, of))) if of == job => uid,
+        Ok(Some(_)) => return sh.refuse(StatusCode::FORBIDDEN, "other_run", &job),
+        Ok(None) => match super::remote::adopt(&sh, &job, &batch.api_uid, &hash).await {
+            Ok(Some(uid)) => uid,
+            Ok(None) => return sh.refuse(StatusCode::FORBIDDEN, "unconfirmed", &job),
+            Err(r) => return r,
+        },
+        Err(e) => return unavailable(&e),
+    };
+    store_batch(&sh, &uid, batch).await
+}
+
+pub(super) fn unavailable(e: &StoreError) -> Response {
     warn!(error = %e, "callback not stored; answered 503 so it is delivered again");
     (StatusCode::SERVICE_UNAVAILABLE, "store unavailable").into_response()
 }

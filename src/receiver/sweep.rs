@@ -8,6 +8,7 @@
 //! confirmed is adopted from the API's runs or, after `callback_timeout`, ends FAILED
 //! `create_unconfirmed` without being sent again.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,7 +35,14 @@ pub struct Sweep {
     pub config: tokio::sync::watch::Receiver<Arc<Config>>,
     /// Plain HTTP for the self-probe: never the API key.
     pub http: reqwest::Client,
+    /// Per received remote job: the nominal instants accounted up to, and when its recent
+    /// runs were last looked through for ones whose callbacks were all lost.
+    pub remote: tokio::sync::Mutex<HashMap<String, Accounted>>,
 }
+
+/// A received remote job's nominal instants accounted up to, and when its recent runs were
+/// last looked through.
+pub type Accounted = (DateTime<Utc>, DateTime<Utc>);
 
 /// What the sweep decided for one run.
 enum Step {
@@ -53,6 +61,85 @@ impl Sweep {
             .min(self.receiver.callback_timeout)
             / 2)
         .clamp(Duration::from_millis(200), Duration::from_secs(30))
+    }
+
+    /// Received remote jobs: ticks that got no run within `callback_timeout` are recorded
+    /// skipped `remote_not_run`, and runs whose callbacks were all lost are adopted.
+    pub async fn remote_pass(&self) -> Result<(), StoreError> {
+        let jobs: Vec<crate::config::Job> = self
+            .config
+            .borrow()
+            .jobs
+            .iter()
+            .filter(|j| j.runner == crate::config::Runner::Remote && j.receive && j.enabled)
+            .cloned()
+            .collect();
+        let now = self.now();
+        let timeout = chrono::Duration::from_std(self.receiver.callback_timeout)
+            .unwrap_or(chrono::Duration::MAX);
+        for job in jobs {
+            let Some(schedule) = job.schedule.as_ref() else {
+                continue;
+            };
+            let seen = self.remote.lock().await.get(&job.name).copied();
+            let (from, looked) = if let Some(s) = seen {
+                s
+            } else {
+                let last = self.runner.store.last_ticks(vec![job.name.clone()]).await?;
+                (last.get(&job.name).copied().unwrap_or(now), now)
+            };
+            let to = now - timeout;
+            let mut upto = from;
+            if to > from {
+                let missed = super::remote::nominals_between(schedule, from, to, 1000);
+                upto = missed.last().copied().unwrap_or(to);
+                let name = job.name.clone();
+                let n = self
+                    .store(move |c| batches::not_run(c, &name, &missed))
+                    .await?;
+                if n > 0 {
+                    warn!(job = %job.name, ticks = n, reason = "remote_not_run", "remote ticks with no run");
+                }
+            }
+            let looked = if now - looked >= timeout {
+                self.adopt_lost(&job).await;
+                now
+            } else {
+                looked
+            };
+            self.remote
+                .lock()
+                .await
+                .insert(job.name.clone(), (upto, looked));
+        }
+        Ok(())
+    }
+
+    /// Recent runs of a received remote job that no callback brought here: adopted (their
+    /// batches then come by replay).
+    async fn adopt_lost(&self, job: &crate::config::Job) {
+        let recent = match self.runner.client.recent_async_runs(&job.action, 100).await {
+            Ok(r) => r,
+            Err(e) => {
+                warn!(job = %job.name, error = %e, "cannot list the remote job's runs");
+                return;
+            }
+        };
+        for r in recent
+            .iter()
+            .filter(|r| super::remote::confirms(&self.shared, job, r))
+        {
+            let api = r.uid.clone();
+            let known = self.store(move |c| batches::run_of_api(c, &api)).await;
+            if matches!(known, Ok(None)) {
+                match super::remote::create(&self.shared, job, r, "adopted").await {
+                    Ok(uid) => {
+                        info!(job = %job.name, run = %uid, api_run = %r.uid, "remote run adopted: no callback of it arrived");
+                    }
+                    Err(e) => warn!(job = %job.name, error = %e, "remote run not adopted"),
+                }
+            }
+        }
     }
 
     /// One look at every open async run; how many ended.
@@ -262,7 +349,8 @@ impl Sweep {
             info!(job = %run.job, run = %run.uid, api_run = %found.uid, "unconfirmed create found and adopted");
             let uid = run.uid.clone();
             let now = self.now();
-            self.store(move |c| batches::adopted(c, &uid, now)).await?;
+            self.store(move |c| batches::accepted(c, &uid, "adopted", now).map(|_| ()))
+                .await?;
         }
         Ok(bound.then(|| found.uid.clone()))
     }

@@ -102,14 +102,14 @@ impl Runner {
                 if !bound {
                     warn!(api_run = %api_uid, "the create's answer names another run than the first callback did");
                 }
-                let now_run = self.get(&uid).await?;
                 info!(api_run = %api_uid, inputs, "async run sent");
-                if now_run.status == RunStatus::Created {
-                    return self
-                        .transition(&uid, RunStatus::Queued, "accepted", None)
-                        .await;
-                }
-                Ok(now_run)
+                let now = self.clock.now();
+                persistently(|| {
+                    let uid = uid.clone();
+                    self.store
+                        .call(move |c| batches::accepted(c, &uid, "accepted", now))
+                })
+                .await
             }
             Err(f) if refused(&f) => {
                 warn!(error = %f, "async create refused");

@@ -72,6 +72,9 @@ pub struct Options {
     /// How long a v1 pagination cursor stays valid, e.g. "24h".
     #[arg(long, value_parser = humantime::parse_duration, default_value = "24h")]
     pub cursor_ttl: Duration,
+    /// Remote schedules fire on their cron (the sandbox's clock), their callbacks sent.
+    #[arg(long)]
+    pub fire_schedules: bool,
     /// Async callbacks misbehaving, e.g. "duplicate=1,reorder=2,drop=1,drop-replays=3,lose-create=1".
     #[arg(long, value_parser = callbacks::parse_chaos, default_value = "")]
     pub callbacks: Chaos,
@@ -93,6 +96,7 @@ impl Default for Options {
             credits: 1_000_000,
             cursor_ttl: Duration::from_hours(24),
             callbacks: Chaos::default(),
+            fire_schedules: false,
         }
     }
 }
@@ -183,6 +187,21 @@ impl Sandbox {
                 .map_err(std::io::Error::other)?,
         });
         let shutdown = CancellationToken::new();
+        // Remote schedules fire on the sandbox's clock.
+        let (ticking, stop_ticking) = (state.clone(), shutdown.clone());
+        let firing = state.opts.fire_schedules;
+        tokio::spawn(async move {
+            if !firing {
+                return;
+            }
+            let mut every = tokio::time::interval(Duration::from_millis(250));
+            loop {
+                tokio::select! {
+                    () = stop_ticking.cancelled() => return,
+                    _ = every.tick() => records::fire_due(&ticking),
+                }
+            }
+        });
         let app = router(state.clone());
         let stop = shutdown.clone();
         let task = tokio::spawn(async move {
@@ -229,6 +248,16 @@ impl Sandbox {
     /// A copy of the remote schedules, for tests that compare state before and after.
     pub fn schedules_snapshot(&self) -> Vec<serde_json::Value> {
         self.state.records.lock().expect("lock").schedules_json()
+    }
+
+    /// The callback remote schedule `uid` sends (URL and headers), as a test peeks at it.
+    pub fn schedule_callback(&self, uid: &str) -> Option<serde_json::Value> {
+        self.state.records.lock().expect("lock").callback_of(uid)
+    }
+
+    /// Fires remote schedule `uid` now, as its cron would; the run's uid.
+    pub fn fire_schedule(&self, uid: &str) -> Option<String> {
+        records::fire(&self.state, uid)
     }
 
     /// Acts as a person in the web app: moves a schedule's status behind watchbell's back.

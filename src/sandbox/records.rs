@@ -19,6 +19,9 @@ use crate::uid::new_uid;
 pub(crate) struct Records {
     runs: Vec<RunRecord>,
     schedules: Vec<Value>,
+    /// What each schedule sends when it fires (the API does not show it): its inputs and
+    /// callback, headers included.
+    sends: std::collections::HashMap<String, (Vec<Value>, Value)>,
     next_id: i64,
 }
 
@@ -81,6 +84,10 @@ impl Records {
             r.status = status;
             r.updated_at = now;
         }
+    }
+
+    pub(crate) fn callback_of(&self, uid: &str) -> Option<Value> {
+        self.sends.get(uid).map(|(_, c)| c.clone())
     }
 
     pub(crate) fn schedules_json(&self) -> Vec<Value> {
@@ -242,7 +249,17 @@ pub(crate) async fn create_schedule(
         "cron": cron_text, "timezone": tz_name, "next_execution_at": next,
         "last_executed_at": null, "created_at": t, "updated_at": t,
     });
-    st.records.lock().expect("lock").schedules.push(schedule);
+    let sends = (
+        m.get("inputs")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default(),
+        m.get("callback").cloned().unwrap_or(Value::Null),
+    );
+    let mut recs = st.records.lock().expect("lock");
+    recs.schedules.push(schedule);
+    recs.sends.insert(uid.clone(), sends);
+    drop(recs);
     let answer = json!({"schedule_uid": uid, "status": "ACTIVE", "cron": cron_text,
         "timezone": tz_name, "next_execution_at": next, "created_at": t});
     (StatusCode::OK, Json(answer)).into_response()
@@ -423,4 +440,69 @@ pub(crate) async fn workspace(AxState(st): AxState<Arc<State>>, headers: HeaderM
         "credits_left": max.saturating_sub(used), "credits_max": max,
         "credits_used": used.min(max), "plan_name": "sandbox"});
     (StatusCode::OK, Json(body)).into_response()
+}
+
+/// Fires schedule `uid` now, as its cron would: an async run whose callbacks go where the
+/// schedule says. The run's uid, or `None` for an unknown schedule.
+pub(crate) fn fire(st: &Arc<State>, uid: &str) -> Option<String> {
+    let now = st.now();
+    let (action, inputs, callback, run_uid) = {
+        let mut recs = st.records.lock().expect("lock");
+        let s = recs.schedules.iter_mut().find(|s| s["uid"] == uid)?;
+        s["last_executed_at"] = json!(now.to_rfc3339());
+        let action = s["action_name"].as_str().unwrap_or_default().to_string();
+        let (inputs, callback) = recs.sends.get(uid).cloned()?;
+        let run = recs.run(&action, "ASYNC", "QUEUED", now);
+        run.callback = json!({"url": callback["url"]});
+        (action, inputs, callback, run.uid.clone())
+    };
+    tokio::spawn(super::callbacks::play(
+        st.clone(),
+        run_uid.clone(),
+        action,
+        inputs,
+        callback,
+    ));
+    Some(run_uid)
+}
+
+/// Fires every ACTIVE schedule whose next execution has come, and sets its next one.
+pub(crate) fn fire_due(st: &Arc<State>) {
+    let now = st.now();
+    let due: Vec<String> = {
+        let mut recs = st.records.lock().expect("lock");
+        let mut due = Vec::new();
+        for s in &mut recs.schedules {
+            let next = s["next_execution_at"]
+                .as_str()
+                .and_then(|t| DateTime::parse_from_rfc3339(t).ok());
+            if s["status"] != "ACTIVE" || next.is_none_or(|n| n.to_utc() > now) {
+                continue;
+            }
+            let tz: chrono_tz::Tz = s["timezone"]
+                .as_str()
+                .unwrap_or("UTC")
+                .parse()
+                .unwrap_or(chrono_tz::UTC);
+            let after = CronExpr::parse(s["cron"].as_str().unwrap_or(""))
+                .ok()
+                .and_then(|c| {
+                    crate::schedule::Schedule::new(
+                        "",
+                        c,
+                        tz,
+                        crate::schedule::Gap::Shift,
+                        crate::schedule::Fold::First,
+                        std::time::Duration::ZERO,
+                    )
+                    .next_after(now)
+                });
+            s["next_execution_at"] = json!(after.map(|f| f.at.to_rfc3339()));
+            due.push(s["uid"].as_str().unwrap_or_default().to_string());
+        }
+        due
+    };
+    for uid in due {
+        fire(st, &uid);
+    }
 }

@@ -108,15 +108,21 @@ pub fn bind(conn: &Connection, uid: &str, api_uid: &str) -> Result<bool> {
     Ok(bound.as_deref() == Some(api_uid))
 }
 
-/// A run whose create's answer was lost and that was found at the API: QUEUED, as an answer
-/// would have made it.
-pub fn adopted(conn: &mut Connection, uid: &str, now: DateTime<Utc>) -> Result<()> {
+/// A sent run the API took (its answer came, or it was found there when the answer was lost):
+/// QUEUED when still CREATED, in one transaction (a callback may have moved it on already).
+pub fn accepted(
+    conn: &mut Connection,
+    uid: &str,
+    why: &str,
+    now: DateTime<Utc>,
+) -> Result<RunRecord> {
     let tx = super::write_tx(conn)?;
-    if get_run(&tx, uid)?.is_some_and(|r| r.status == RunStatus::Created) {
-        transition_in(&tx, uid, RunStatus::Queued, "adopted", None, now)?;
+    let mut run = get_run(&tx, uid)?.ok_or_else(|| StoreError::NotFound(uid.to_string()))?;
+    if run.status == RunStatus::Created {
+        run = transition_in(&tx, uid, RunStatus::Queued, why, None, now)?;
     }
     tx.commit()?;
-    Ok(())
+    Ok(run)
 }
 
 /// One callback as the receiver read it.
@@ -438,4 +444,123 @@ pub fn resumed(
     let run = get_run(&tx, uid)?.ok_or_else(|| StoreError::NotFound(uid.to_string()))?;
     tx.commit()?;
     Ok(run)
+}
+
+/// Records the token (its hash) given to remote job `job`'s schedule `schedule`.
+pub fn add_token(conn: &Connection, job: &str, schedule: &str, token_hash: &str) -> Result<()> {
+    conn.execute(
+        "INSERT OR REPLACE INTO receive_tokens (token_hash, job, schedule, until) VALUES (?1, ?2, ?3, NULL)",
+        params![token_hash, job, schedule],
+    )?;
+    Ok(())
+}
+
+/// The tokens of a schedule that was cancelled or replaced stay valid until `until` (callbacks
+/// of its last runs may still come).
+pub fn expire_tokens(conn: &Connection, schedule: &str, until: DateTime<Utc>) -> Result<()> {
+    conn.execute(
+        "UPDATE receive_tokens SET until = ?2 WHERE schedule = ?1 AND until IS NULL",
+        params![schedule, ts(until)],
+    )?;
+    Ok(())
+}
+
+/// True when `token_hash` is a valid token of remote job `job` at `now`.
+pub fn job_token(
+    conn: &Connection,
+    job: &str,
+    token_hash: &str,
+    now: DateTime<Utc>,
+) -> Result<bool> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM receive_tokens WHERE token_hash = ?1 AND job = ?2 AND (until IS NULL OR until > ?3))",
+        )?
+        .query_row(params![token_hash, job, ts(now)], |r| r.get(0))?)
+}
+
+/// The local run (uid, job) bound to the API's run `api_uid`, if any.
+pub fn run_of_api(conn: &Connection, api_uid: &str) -> Result<Option<(String, String)>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT r.uid, r.job FROM async_runs a JOIN runs r ON r.id = a.run_id WHERE a.api_uid = ?1",
+        )?
+        .query_row([api_uid], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?)
+}
+
+/// How a received remote run was accounted against its job's ticks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TickNote {
+    /// It is its nominal tick's run.
+    Fired,
+    /// Its tick already had a run: stored without a tick (`remote_extra_run`).
+    Extra,
+    /// No tick to account it to.
+    Untimed,
+}
+
+/// A run of a remote schedule, first heard of: created (trigger `remote`, owned by the receiver)
+/// with the API's uid bound, and recorded as its nominal tick's run. A run created meanwhile by
+/// another callback of the same API run is returned instead.
+pub fn adopt_remote(
+    conn: &mut Connection,
+    new: &super::NewRun,
+    (api_uid, token_hash): (&str, &str),
+    now: DateTime<Utc>,
+) -> Result<(String, TickNote)> {
+    let tx = super::write_tx(conn)?;
+    if let Some((uid, _)) = run_of_api(&tx, api_uid)? {
+        return Ok((uid, TickNote::Untimed));
+    }
+    let uid = runs::insert_run(&tx, new, now)?;
+    runs::mark_queued(&tx, &uid, "run by the vendor", now)?;
+    tx.execute(
+        "UPDATE runs SET owner = ?2, lease_until = ?3 WHERE uid = ?1",
+        params![uid, ASYNC_OWNER, NEVER],
+    )?;
+    tx.execute(
+        "INSERT INTO async_runs (run_id, api_uid, token_hash, sent_at, heard_at)
+         SELECT id, ?2, ?3, ?4, ?4 FROM runs WHERE uid = ?1",
+        params![uid, api_uid, token_hash, ts(now)],
+    )?;
+    let note = match new.scheduled_for {
+        None => TickNote::Untimed,
+        Some(nominal) => {
+            let t = ts(nominal);
+            // A tick recorded `remote_not_run` becomes fired: the run came after all.
+            let fired = tx.execute(
+                "INSERT INTO ticks (job, scheduled_for, outcome, reason, run_uid, fired_at) VALUES (?1, ?2, 'fired', NULL, ?3, ?4)
+                 ON CONFLICT (job, scheduled_for) DO UPDATE SET outcome = 'fired', reason = NULL, run_uid = ?3, fired_at = ?4
+                 WHERE ticks.run_uid IS NULL",
+                params![new.job, t, uid, ts(now)],
+            )?;
+            if fired == 1 {
+                TickNote::Fired
+            } else {
+                tx.execute(
+                    "UPDATE runs SET scheduled_for = NULL WHERE uid = ?1",
+                    [&uid],
+                )?;
+                TickNote::Extra
+            }
+        }
+    };
+    tx.commit()?;
+    Ok((uid, note))
+}
+
+/// Records each nominal instant of `job` in `nominals` that has no tick as skipped
+/// `remote_not_run`; how many.
+pub fn not_run(conn: &mut Connection, job: &str, nominals: &[DateTime<Utc>]) -> Result<usize> {
+    let tx = super::write_tx(conn)?;
+    let mut n = 0;
+    for at in nominals {
+        n += tx.execute(
+            "INSERT OR IGNORE INTO ticks (job, scheduled_for, outcome, reason) VALUES (?1, ?2, 'skipped', 'remote_not_run')",
+            params![job, ts(*at)],
+        )?;
+    }
+    tx.commit()?;
+    Ok(n)
 }

@@ -593,3 +593,127 @@ async fn an_async_outreach_list_respects_the_daily_cap_and_sends_each_input_once
     assert_eq!(third.status, RunStatus::Stopped, "{third:?}");
     assert_eq!(creates(&sb).await, 2);
 }
+
+/// A daemon in this process with a remote job whose callbacks come back (`receive = true`),
+/// once its schedule exists at the sandbox: (daemon, schedule uid, receiver URL).
+async fn received_remote(
+    sb: &Sandbox,
+    dir: &tempfile::TempDir,
+) -> (crate::support::InProcess, String, String) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let toml = format!(
+        "[receiver]\nlisten = \"127.0.0.1:0\"\npublic_url = \"{url}\"\ncallback_timeout = \"1m\"\nreplay_after = \"300ms\"\n[[job]]\nname = \"remote-job\"\ncron = \"* * * * *\"\nrunner = \"remote\"\nreceive = true\naction = \"{PAGED}\"\ninputs = [{{ google_maps_search_url = \"https://www.google.com/maps/search/sushi\" }}, {{ google_maps_search_url = \"https://www.google.com/maps/search/ramen\" }}]\n"
+    );
+    let d = crate::support::InProcess::start_full(
+        dir,
+        sb,
+        &toml,
+        watchbell::clock::Clock::System,
+        (None, Some(listener)),
+    )
+    .await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let uid = loop {
+        if let Some(s) = sb.schedules_snapshot().first() {
+            break s["uid"].as_str().unwrap().to_string();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no schedule created"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    (d, uid, url)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_received_remote_schedule_lands_as_a_local_run_with_its_tick() {
+    let sb = sandbox(opts("duplicate=1")).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (d, schedule, url) = received_remote(&sb, &dir).await;
+    let callback = sb.schedule_callback(&schedule).unwrap();
+    assert_eq!(callback["url"], format!("{url}/callbacks/s/remote-job"));
+    assert!(
+        callback["headers"]["Authorization"]
+            .as_str()
+            .unwrap()
+            .starts_with("Bearer ")
+    );
+    let api = sb.fire_schedule(&schedule).unwrap();
+    let store = d.runner.store.clone();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let run = loop {
+        let a = api.clone();
+        let found = store
+            .call(move |c| batches::run_of_api(c, &a))
+            .await
+            .unwrap();
+        if let Some((uid, _)) = found {
+            let run = store.existing_run(&uid).await.unwrap();
+            if run.status.is_final() {
+                break run;
+            }
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no remote run");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:?}");
+    assert_eq!(run.trigger, watchbell::store::Trigger::Remote);
+    let ids: Vec<String> = store
+        .items_of(run.id, None)
+        .await
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_exactly_once(&ids);
+    let nominal = run.scheduled_for.expect("accounted to a tick");
+    assert_eq!(nominal.timestamp() % 60, 0, "the minute's tick: {nominal}");
+    assert!(nominal <= run.created_at);
+    let ticks = d.ticks(Some("remote-job")).await;
+    assert!(
+        ticks.iter().any(
+            |t| watchbell::store::parse_ts(&t.scheduled_for) == Some(nominal)
+                && t.run_uid.as_deref() == Some(run.uid.as_str())
+        ),
+        "{ticks:?}"
+    );
+    d.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remote_token_cannot_create_a_run_the_api_does_not_confirm() {
+    let sb = sandbox(opts("")).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (d, schedule, url) = received_remote(&sb, &dir).await;
+    let callback = sb.schedule_callback(&schedule).unwrap();
+    let auth = callback["headers"]["Authorization"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let forged = json!({"run": {"run_uid": "no-such-run", "batch_uid": "b1", "status": "RUNNING"},
+                        "results": [{"id": "x"}]});
+    let post = |path: &str, auth: &str| {
+        reqwest::Client::new()
+            .post(format!("{url}{path}"))
+            .header("authorization", auth)
+            .json(&forged)
+            .send()
+    };
+    let code = |r: reqwest::Result<reqwest::Response>| r.unwrap().status().as_u16();
+    assert_eq!(code(post("/callbacks/s/remote-job", &auth).await), 403);
+    assert_eq!(code(post("/callbacks/s/other-job", &auth).await), 403);
+    assert_eq!(
+        code(post("/callbacks/s/remote-job", "Bearer forged").await),
+        403
+    );
+    let runs = d
+        .runner
+        .store
+        .list_runs(watchbell::store::RunFilter::default())
+        .await
+        .unwrap();
+    assert!(runs.is_empty(), "{runs:?}");
+    d.shutdown().await;
+}

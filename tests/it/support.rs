@@ -231,6 +231,20 @@ impl InProcess {
         clock: Clock,
         metrics: Option<tokio::net::TcpListener>,
     ) -> InProcess {
+        InProcess::start_full(dir, sb, toml, clock, (metrics, None)).await
+    }
+
+    /// Like [`InProcess::start`], serving metrics and callbacks (`[receiver]`) where given.
+    pub async fn start_full(
+        dir: &tempfile::TempDir,
+        sb: &Sandbox,
+        toml: &str,
+        clock: Clock,
+        (metrics, receiver): (
+            Option<tokio::net::TcpListener>,
+            Option<tokio::net::TcpListener>,
+        ),
+    ) -> InProcess {
         let path = dir.path().join("schedules.toml");
         std::fs::write(&path, job_file(sb, toml)).unwrap();
         let config = watchbell::config::Config::load(&path).unwrap();
@@ -241,6 +255,7 @@ impl InProcess {
             Pacer::unlimited(),
         );
         r.clock = clock;
+        r.receiver.clone_from(&config.receiver);
         let (reload, reloads) = tokio::sync::mpsc::channel(4);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let heartbeat = watchbell::scheduler::Heartbeat::default();
@@ -251,7 +266,7 @@ impl InProcess {
             reloads,
             heartbeat: heartbeat.clone(),
             metrics,
-            receiver: None,
+            receiver,
             credits_every: Duration::from_millis(200),
         };
         let task = tokio::spawn(async move {
