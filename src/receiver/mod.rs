@@ -30,11 +30,25 @@ pub fn serve(
     let shared = server::Shared::new(runner.clone(), config.clone(), receiver.max_body);
     let app = server::router(shared.clone());
     let until = stop.clone();
-    tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app)
-            .with_graceful_shutdown(until.cancelled_owned())
-            .await
-        {
+    // Served from the run threads, below the tick path: a flood of callbacks, forged or not,
+    // waits for the CPU after the scheduler.
+    let listener = match listener.into_std() {
+        Ok(l) => l,
+        Err(e) => {
+            error!(error = %e, "the receiver cannot serve");
+            return;
+        }
+    };
+    crate::daemon::workers::handle().spawn(async move {
+        let served = match tokio::net::TcpListener::from_std(listener) {
+            Ok(l) => {
+                axum::serve(l, app)
+                    .with_graceful_shutdown(until.cancelled_owned())
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = served {
             error!(error = %e, "the receiver stopped");
         }
     });
@@ -50,7 +64,7 @@ pub fn serve(
         remote: tokio::sync::Mutex::default(),
     };
     let until = stop.clone();
-    tokio::spawn(async move {
+    crate::daemon::workers::handle().spawn(async move {
         let mut every = tokio::time::interval(sweep.every());
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {

@@ -667,6 +667,11 @@ impl Reader {
         runs::job_names(&self.conn)
     }
 
+    /// Where an async or received run stands.
+    pub fn async_state(&self, uid: &str) -> Result<Option<super::batches::AsyncState>> {
+        super::batches::state(&self.conn, uid)
+    }
+
     /// Where an async or received run stands, and its batches.
     pub fn async_of(
         &self,

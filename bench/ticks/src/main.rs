@@ -31,7 +31,15 @@ enum Scenario {
     List,
     /// The same 1,000 per-second jobs alone, paced at 1,000/s.
     ListBaseline,
+    /// 1,000 per-second jobs with the callback receiver on, under 1,000 forged callbacks a
+    /// second from another process.
+    Forged,
+    /// The same, with the receiver on and nobody calling it.
+    ForgedBaseline,
 }
+
+/// Forged callbacks a second in the `forged` scenario.
+const FORGED_RATE: u32 = 1_000;
 
 /// Rows of the list scenario's inputs file.
 const LIST_ROWS: usize = 100_000;
@@ -44,12 +52,18 @@ impl Scenario {
             "saturated" => Scenario::Saturated,
             "list" => Scenario::List,
             "list-baseline" => Scenario::ListBaseline,
+            "forged" => Scenario::Forged,
+            "forged-baseline" => Scenario::ForgedBaseline,
             _ => Scenario::IdleYearly,
         }
     }
     fn jobs(self) -> usize {
         match self {
-            Scenario::PerSecond | Scenario::List | Scenario::ListBaseline => 1_000,
+            Scenario::PerSecond
+            | Scenario::List
+            | Scenario::ListBaseline
+            | Scenario::Forged
+            | Scenario::ForgedBaseline => 1_000,
             _ => 10_000,
         }
     }
@@ -80,6 +94,8 @@ struct Outcome {
     startup_s: f64,
     /// Pages the list's run stored in the window (one input each).
     list_pages: u32,
+    /// Forged callbacks sent, and how many the receiver refused.
+    forged: (u64, u64),
 }
 
 /// The window a scenario measures: (expression, seconds to run, target instant if any).
@@ -93,6 +109,7 @@ fn plan(s: Scenario, now: DateTime<Utc>) -> (String, u64, Option<DateTime<Utc>>)
         Scenario::IdleYearly => ("0 0 0 1 1 *".into(), 60, None),
         Scenario::Saturated => ("* * * * * *".into(), 10, None),
         Scenario::List | Scenario::ListBaseline => ("* * * * * *".into(), 20, None),
+        Scenario::Forged | Scenario::ForgedBaseline => ("* * * * * *".into(), 15, None),
     }
 }
 
@@ -110,6 +127,58 @@ fn serve_sandbox() {
         println!("{}", serde_json::json!({"url": sb.base_url().to_string(), "key": sb.api_key()}));
         tokio::task::spawn_blocking(|| std::io::read_to_string(std::io::stdin())).await.unwrap().ok();
     });
+}
+
+/// `watchbell-tick-bench forge URL`: POSTs forged callbacks (random run uids, a wrong token) to
+/// the receiver at `URL`, `FORGED_RATE` a second, until its standard input closes; then prints
+/// how many it sent and how many were refused (4xx).
+fn forge(url: &str) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    // A sender on another machine does not take this one's CPU: like the sandbox, the forger
+    // yields to the daemon when the two cores are short.
+    let _ = std::process::Command::new("renice")
+        .args(["-n", "10", "-p", &std::process::id().to_string()])
+        .output();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    rt.block_on(async {
+        let http = reqwest::Client::new();
+        let (sent, refused) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+        let done = tokio::task::spawn_blocking(|| std::io::read_to_string(std::io::stdin()));
+        tokio::pin!(done);
+        let mut every = tokio::time::interval(Duration::from_micros(1_000_000 / u64::from(FORGED_RATE)));
+        let body = r#"{"run":{"run_uid":"x","batch_uid":"b","status":"RUNNING"},"results":[]}"#;
+        let mut n = 0u64;
+        loop {
+            tokio::select! {
+                _ = &mut done => break,
+                _ = every.tick() => {}
+            }
+            n += 1;
+            let req = http
+                .post(format!("{url}/callbacks/r/00000000-0000-4000-8000-{n:012}"))
+                .header("authorization", "Bearer forged")
+                .header("content-type", "application/json")
+                .body(body);
+            let (sent, refused) = (sent.clone(), refused.clone());
+            tokio::spawn(async move {
+                sent.fetch_add(1, Ordering::Relaxed);
+                if req.send().await.is_ok_and(|r| r.status().is_client_error()) {
+                    refused.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+        }
+        println!("{} {}", sent.load(Ordering::Relaxed), refused.load(Ordering::Relaxed));
+    });
+}
+
+/// The forger process aimed at `url`.
+fn forger_process(url: &str) -> std::process::Child {
+    std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["forge", url])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
 }
 
 /// The sandbox process, and the URL and key it serves with.
@@ -147,6 +216,20 @@ async fn watchbell(s: Scenario) -> Outcome {
         std::fs::write(dir.path().join("rows.csv"), csv).unwrap();
         toml.push_str("[[job]]\nname = \"list\"\ncron = \"* * * * * *\"\naction = \"googlemaps-search-places\"\ninputs_file = \"rows.csv\"\n");
     }
+    let receiving = matches!(s, Scenario::Forged | Scenario::ForgedBaseline);
+    let listener = if receiving {
+        Some(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap())
+    } else {
+        None
+    };
+    let receiver_url = listener.as_ref().map(|l| format!("http://{}", l.local_addr().unwrap()));
+    if let Some(url) = &receiver_url {
+        toml = toml.replacen(
+            "[daemon]",
+            &format!("[receiver]\nlisten = \"127.0.0.1:0\"\npublic_url = \"{url}\"\n[daemon]"),
+            1,
+        );
+    }
     let path = dir.path().join("schedules.toml");
     std::fs::write(&path, toml).unwrap();
     let config = watchbell::config::Config::load(&path).unwrap();
@@ -167,7 +250,7 @@ async fn watchbell(s: Scenario) -> Outcome {
         client,
         clock: Clock::System,
         safety: watchbell::config::Safety::default(),
-        receiver: None,
+        receiver: config.receiver.clone(),
     };
     let (_reload, reloads) = tokio::sync::mpsc::channel(1);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -178,12 +261,16 @@ async fn watchbell(s: Scenario) -> Outcome {
         reloads,
         heartbeat: watchbell::scheduler::Heartbeat::default(),
         metrics: None,
-        receiver: None,
+        receiver: listener,
         credits_every: watchbell::daemon::credits::EVERY,
     };
     let task = tokio::spawn(daemon.run(async {
         let _ = stopped.await;
     }));
+    let mut forger = match (s, &receiver_url) {
+        (Scenario::Forged, Some(url)) => Some(forger_process(url)),
+        _ => None,
+    };
     // Let start-up finish, then measure a window of whole seconds.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let startup_s = (Clock::System.now() - now).num_milliseconds() as f64 / 1000.0;
@@ -192,6 +279,13 @@ async fn watchbell(s: Scenario) -> Outcome {
     tokio::time::sleep(window(secs, target)).await;
     let end = Clock::System.now();
     let cpu_s = cpu_seconds() - cpu0;
+    let forged = forger.take().map_or((0, 0), |mut f| {
+        drop(f.stdin.take());
+        let out = f.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut n = text.split_whitespace().map(|w| w.parse::<u64>().unwrap_or(0));
+        (n.next().unwrap_or(0), n.next().unwrap_or(0))
+    });
     let _ = stop.send(());
     task.await.unwrap().unwrap();
     drop(sandbox.stdin.take());
@@ -214,7 +308,7 @@ async fn watchbell(s: Scenario) -> Outcome {
             lateness_ms.push((f - nominal).num_microseconds().unwrap() as f64 / 1000.0);
         }
     }
-    Outcome { lateness_ms, expected: expected(s, start, end), window_s: (end - start).num_milliseconds() as f64 / 1000.0, cpu_s, startup_s, list_pages }
+    Outcome { lateness_ms, expected: expected(s, start, end), window_s: (end - start).num_milliseconds() as f64 / 1000.0, cpu_s, startup_s, list_pages, forged }
 }
 
 /// How long to measure: `secs`, or until three seconds after the target instant.
@@ -229,7 +323,11 @@ fn window(secs: u64, target: Option<DateTime<Utc>>) -> Duration {
 fn expected(s: Scenario, start: DateTime<Utc>, end: DateTime<Utc>) -> usize {
     let cutoff = end - chrono::Duration::seconds(1);
     match s {
-        Scenario::PerSecond | Scenario::List | Scenario::ListBaseline => {
+        Scenario::PerSecond
+        | Scenario::List
+        | Scenario::ListBaseline
+        | Scenario::Forged
+        | Scenario::ForgedBaseline => {
             let secs = (cutoff.timestamp() - start.timestamp()).max(0) as usize;
             secs * s.jobs()
         }
@@ -279,7 +377,7 @@ async fn tokio_cron_scheduler(s: Scenario) -> Outcome {
         *per_second.entry(nominal.timestamp()).or_default() += 1;
         lateness_ms.push((c - nominal).num_microseconds().unwrap() as f64 / 1000.0);
     }
-    Outcome { lateness_ms, expected: expected(s, start, end), window_s: (end - start).num_milliseconds() as f64 / 1000.0, cpu_s, startup_s, list_pages: 0 }
+    Outcome { lateness_ms, expected: expected(s, start, end), window_s: (end - start).num_milliseconds() as f64 / 1000.0, cpu_s, startup_s, list_pages: 0, forged: (0, 0) }
 }
 
 fn child(scenario: &str, which: &str) {
@@ -302,7 +400,7 @@ fn child(scenario: &str, which: &str) {
             "fired": fired, "expected": o.expected, "missed": o.expected.saturating_sub(fired),
             "p50": pct(0.5), "p99": pct(0.99), "max": o.lateness_ms.last().copied().unwrap_or(f64::NAN),
             "cpu_s": o.cpu_s, "window_s": o.window_s, "peak_rss_mib": peak_rss_mib(), "startup_s": o.startup_s,
-            "list_pages": o.list_pages,
+            "list_pages": o.list_pages, "forged": o.forged.0, "refused": o.forged.1,
         })
     );
 }
@@ -311,6 +409,9 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("serve-sandbox") {
         return serve_sandbox();
+    }
+    if args.get(1).map(String::as_str) == Some("forge") {
+        return forge(&args[2]);
     }
     if args.len() == 3 {
         return child(&args[1], &args[2]);
@@ -328,12 +429,17 @@ fn main() {
         ("saturated", "10,000 per-second jobs, runs saturating"),
         ("list-baseline", "1,000 per-second jobs at 1,000/s, 20 s"),
         ("list", "the same beside a 100,000-row list"),
+        ("forged-baseline", "1,000 per-second jobs, receiver on, 15 s"),
+        ("forged", "the same under 1,000 forged callbacks/s"),
     ];
     // `watchbell-tick-bench SCENARIO` runs that scenario alone.
     let only = args.get(1).cloned();
     let mut list_p99 = HashMap::new();
     for (scenario, label) in names.into_iter().filter(|(s, _)| only.as_deref().is_none_or(|o| s.starts_with(o))) {
-        let list = matches!(Scenario::parse(scenario), Scenario::List | Scenario::ListBaseline);
+        let list = matches!(
+            Scenario::parse(scenario),
+            Scenario::List | Scenario::ListBaseline | Scenario::Forged | Scenario::ForgedBaseline
+        );
         for which in ["watchbell", "tokio-cron-scheduler"].into_iter().filter(|w| !list || *w == "watchbell") {
             let out = std::process::Command::new(&me).args([scenario, which]).output().unwrap();
             let text = String::from_utf8_lossy(&out.stdout);
@@ -351,12 +457,22 @@ fn main() {
             if list {
                 list_p99.insert(scenario, (f("p99"), f("peak_rss_mib"), v["list_pages"].as_u64().unwrap_or(0)));
             }
+            if scenario == "forged" {
+                println!("{:>34} forged callbacks sent {}, refused {}", "", v["forged"], v["refused"]);
+            }
         }
     }
     if let (Some(base), Some(with)) = (list_p99.get("list-baseline"), list_p99.get("list")) {
         println!(
             "with the 100,000-row list: per-second p99 {:.2}x the same run without it (goal <= 1.2x), peak RSS {:.2}x; the list stored {} pages ({} inputs) in the window",
             with.0 / base.0, with.1 / base.1, with.2, with.2
+        );
+    }
+    if let (Some(base), Some(with)) = (list_p99.get("forged-baseline"), list_p99.get("forged")) {
+        println!(
+            "under 1,000 forged callbacks a second: per-second p99 {:.2}x the same run without them (goal <= 1.5x), peak RSS {:.2}x",
+            with.0 / base.0,
+            with.1 / base.1
         );
     }
 }
