@@ -7,6 +7,8 @@
 //! - [`runner`]: how one run goes; [`status`]: the lifecycle it follows; [`lanes`]: account safety.
 //! - [`store`]: what happened (runs, transitions, pages, ticks, links, deliveries).
 //! - [`daemon`]: the wiring (dispatch, reload, recovery, systemd); [`owner`]: who runs a run.
+//! - [`receiver`]: async and received remote runs: callbacks stored exactly once, completeness
+//!   proven against the vendor's callback log.
 //! - [`sync`]: remote schedules; [`callbacks`]: webhooks, signed by [`signatures`]; [`metrics`];
 //!   [`export`].
 //! - [`cli`]: the commands; [`logging`]: the log lines.
