@@ -219,6 +219,11 @@ impl Sweep {
         self.store(move |c| batches::heard(c, run_id, said.map(RunStatus::as_str), now))
             .await?;
         let Some(status) = status.filter(|s| s.is_final()) else {
+            // BLOCKED or SCHEDULED at the vendor: still running here, with when it resumes.
+            let until = remote.postponed_until.as_deref().and_then(parse_ts);
+            if until != run.postponed_until {
+                persistently(|| self.runner.store.set_postponed(&run.uid, until)).await?;
+            }
             return Ok(Step::Wait);
         };
         let log = self.runner.client.callback_log(&api_uid).await?;
