@@ -530,3 +530,112 @@ fn a_backlog_takes_the_sources_history() {
     let pending = |job: &'static str| s.call_blocking(move |c| chain::pending(c, job)).unwrap();
     assert_eq!((pending("late"), pending("all")), (0, 2));
 }
+
+fn batch(api: &str, uid: &str, status: &str, items: usize) -> batches::Batch {
+    batches::Batch {
+        api_uid: api.into(),
+        batch_uid: uid.into(),
+        status: status.into(),
+        items: (0..items)
+            .map(|i| serde_json::json!({"uid": format!("{uid}-{i}")}))
+            .collect(),
+        body: serde_json::json!({}),
+    }
+}
+
+#[test]
+fn a_late_batch_is_stored_and_the_lost_count_corrected() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(&dir);
+    let now = t("2026-01-01T00:00:00Z");
+    let run = s
+        .call_blocking(move |c| create_run(c, &new_run("a"), now))
+        .unwrap();
+    let uid = run.uid.clone();
+    let done = s
+        .call_blocking(move |c| {
+            batches::mark_sent(c, &uid, "h", now)?;
+            assert_eq!(
+                batches::receive(c, &uid, &batch("api", "b1", "RUNNING", 2), now)?,
+                batches::Received::Stored { page: Some(1) }
+            );
+            assert_eq!(
+                batches::receive(c, &uid, &batch("api", "b1", "RUNNING", 2), now)?,
+                batches::Received::Repeat
+            );
+            assert_eq!(
+                batches::receive(c, &uid, &batch("other", "b9", "RUNNING", 1), now)?,
+                batches::Received::OtherRun
+            );
+            let lost = LastError {
+                label: batches::LOST_LABEL.into(),
+                message: batches::lost_message(2),
+            };
+            batches::finish(
+                c,
+                &uid,
+                (PartialSucceeded, "callbacks_lost"),
+                Some(&lost),
+                2,
+                now,
+            )?;
+            batches::receive(c, &uid, &batch("api", "b2", "RUNNING", 1), now)?;
+            Ok(get_run(c, &uid)?.unwrap())
+        })
+        .unwrap();
+    assert_eq!(
+        (done.status, done.pages, done.items),
+        (PartialSucceeded, 2, 3)
+    );
+    assert_eq!(done.last_error.unwrap().message, "callbacks_lost 1");
+    let uid = run.uid.clone();
+    let st = s
+        .call_blocking(move |c| batches::state(c, &uid))
+        .unwrap()
+        .unwrap();
+    assert_eq!(st.lost, 1);
+    let id = run.id;
+    let hows: Vec<String> = s
+        .call_blocking(move |c| batches::batches(c, id))
+        .unwrap()
+        .into_iter()
+        .map(|b| b.how)
+        .collect();
+    assert_eq!(hows, ["received", "late"]);
+}
+
+#[test]
+fn a_remote_run_takes_its_tick_once_and_a_tick_without_one_is_remote_not_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(&dir);
+    let now = t("2026-01-01T00:10:00Z");
+    let (m0, m1) = (t("2026-01-01T00:00:00Z"), t("2026-01-01T00:01:00Z"));
+    let remote = |nominal| NewRun {
+        trigger: Trigger::Remote,
+        scheduled_for: Some(nominal),
+        owner: Some(batches::ASYNC_OWNER.into()),
+        ..new_run("r")
+    };
+    let notes = s
+        .call_blocking(move |c| {
+            let n = batches::not_run(c, "r", &[m0, m1])?;
+            assert_eq!(n, 2);
+            let (a, first) = batches::adopt_remote(c, &remote(m1), ("api-1", "h"), now)?;
+            let (again, _) = batches::adopt_remote(c, &remote(m1), ("api-1", "h"), now)?;
+            assert_eq!(a, again, "one local run per API run");
+            let (_, second) = batches::adopt_remote(c, &remote(m1), ("api-2", "h"), now)?;
+            Ok((first, second, list_ticks(c, Some("r"), None)?))
+        })
+        .unwrap();
+    assert_eq!(
+        (notes.0, notes.1),
+        (batches::TickNote::Fired, batches::TickNote::Extra)
+    );
+    let outcomes: Vec<(String, Option<SkipReason>)> = notes
+        .2
+        .iter()
+        .map(|t| (t.outcome.clone(), t.reason))
+        .collect();
+    assert!(outcomes.contains(&("skipped".into(), Some(SkipReason::RemoteNotRun))));
+    assert!(outcomes.contains(&("fired".into(), None)));
+}
