@@ -1,0 +1,839 @@
+//! The soak: the real `watchbell run` process against the sandbox with its faults on, for a
+//! while, while a driver kills and restarts it, holds the database's write lock, fills its disk,
+//! edits its job file and runs commands beside it; then an auditor checks, from the database and
+//! from what the sandbox and the harness's own webhook receiver saw, every invariant the product
+//! promises. It prints each invariant with its checks and violations, and exits 1 on any.
+//!
+//! ```sh
+//! cargo run --release --example soak -- --duration 1h --seed 7
+//! ```
+//!
+//! The last quarter of the run has no faults: over it the daemon's memory and descriptors must
+//! stay flat. The database lives on a tmpfs of its own when the harness may mount one (root), so
+//! the disk can be filled; otherwise that fault is skipped, and said so.
+
+#![allow(clippy::too_many_lines)] // a harness reads best as the story of a run
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OpenFlags};
+use watchbell::clock::Clock;
+use watchbell::sandbox::{Chaos, Options, Sandbox};
+
+const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+const PAGES: u32 = 3;
+const PER_PAGE: u32 = 5;
+
+struct Args {
+    duration: Duration,
+    seed: u64,
+}
+
+fn args() -> Result<Args, String> {
+    let mut a = Args {
+        duration: Duration::from_mins(2),
+        seed: 1,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(k) = it.next() {
+        let v = it.next().ok_or(format!("{k} needs a value"))?;
+        match k.as_str() {
+            "--duration" => {
+                a.duration = humantime::parse_duration(&v).map_err(|e| e.to_string())?;
+            }
+            "--seed" => {
+                a.seed = v.parse().map_err(|_| format!("--seed {v}: a number"))?;
+            }
+            _ => return Err(format!("unknown {k}: --duration D --seed N")),
+        }
+    }
+    Ok(a)
+}
+
+fn main() -> ExitCode {
+    let a = match args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("soak: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    if rt.block_on(soak(&a)) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// xorshift64*, from the seed: the run's every random choice.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+/// What the harness's webhook receiver got: per delivery id, its body and arrival order.
+#[derive(Default)]
+struct Hooks {
+    arrivals: Vec<(String, String)>,
+}
+
+async fn hook(State(h): State<Arc<Mutex<Hooks>>>, headers: HeaderMap, body: Bytes) -> &'static str {
+    let id = headers
+        .get("webhook-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let body = String::from_utf8_lossy(&body).into_owned();
+    h.lock().unwrap().arrivals.push((id, body));
+    "ok"
+}
+
+/// The job file: stable jobs the auditor accounts tick by tick, and one job the driver edits.
+fn job_file(base: &str, hooks: &str, port: u16, edit: u64, broken: bool) -> String {
+    let webhook = format!("webhook = {{ url = \"{hooks}/hook\", secret_env = \"SOAK_SECRET\" }}");
+    let place = |q: &str| {
+        format!("{{ google_maps_search_url = \"https://www.google.com/maps/search/{q}\" }}")
+    };
+    let mut t = format!(
+        "[api]\nbase_url = \"{base}\"\nv1_base_url = \"{v1}\"\nplan = \"highest\"\n\
+         [daemon]\nmax_concurrent_runs = 6\nshutdown_grace = \"2s\"\nsync_interval = \"20s\"\nretain = \"1h\"\n\
+         [receiver]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"http://127.0.0.1:{port}\"\ncallback_timeout = \"20s\"\nreplay_after = \"2s\"\n\
+         [safety]\npage_gap = \"1ms..5ms\"\n\
+         [defaults]\ncatchup = \"1h\"\nrun_timeout = \"30s\"\n\n",
+        v1 = base.replace("/v4", "/v1"),
+    );
+    let stable = [
+        format!("name = \"sec\"\ncron = \"* * * * * *\"\naction = \"googlemaps-search-places\"\ninput = {}\n{webhook}", place("sec")),
+        format!("name = \"queue\"\ncron = \"*/5 * * * * *\"\noverlap = \"queue\"\naction = \"googlemaps-search-places\"\ninput = {}", place("queue")),
+        format!("name = \"allow\"\ncron = \"*/7 * * * * *\"\noverlap = \"allow\"\naction = \"googlemaps-search-places\"\ninput = {}", place("allow")),
+        format!("name = \"replace\"\ncron = \"*/6 * * * * *\"\noverlap = \"replace\"\nretry = {{ attempts = 1, backoff = \"2s\" }}\naction = \"googlemaps-search-places\"\ninput = {}", place("replace")),
+        format!("name = \"list\"\ncron = \"*/15 * * * * *\"\ninput_concurrency = 2\naction = \"googlemaps-search-places\"\ninputs = [{}, {}, {}, {}]\n{webhook}", place("l1"), place("l2"), place("l3"), place("l4")),
+        "name = \"chain\"\nafter = \"queue\"\naction = \"googlemaps-extract-place\"\ninputs_from = { job = \"queue\", map = { google_maps_place_url = \"google_maps_place_url\" } }".to_string(),
+        "name = \"v1\"\ncron = \"*/10 * * * * *\"\nretry = { attempts = 1, backoff = \"1s\" }\nendpoint = \"/people/search\"\nquery = { query = \"(keywords:ceo) sandbox:424@2\" }".to_string(),
+        format!("name = \"async\"\ncron = \"*/20 * * * * *\"\nrunner = \"async\"\naction = \"googlemaps-search-places\"\ninputs = [{}, {}]\n{webhook}", place("a1"), place("a2")),
+        format!("name = \"remote\"\ncron = \"* * * * *\"\nrunner = \"remote\"\nreceive = true\naction = \"googlemaps-search-places\"\ninputs = [{}]", place("r1")),
+    ];
+    for j in &stable {
+        let _ = write!(t, "[[job]]\n{j}\n\n");
+    }
+    // The edited job: present or not, its cron changing.
+    if !edit.is_multiple_of(3) {
+        let cron = ["*/3 * * * * *", "*/4 * * * * *", "*/9 * * * * *"][(edit % 3) as usize];
+        let _ = write!(
+            t,
+            "[[job]]\nname = \"edited\"\ncron = \"{cron}\"\naction = \"googlemaps-search-places\"\ninput = {}\n",
+            place("edited")
+        );
+    }
+    if broken {
+        t.push_str("[[job]]\nname = \"broken\"\ncron = \"not a cron\"\n");
+    }
+    t
+}
+
+/// The jobs the auditor accounts tick by tick (never edited).
+const STABLE: &[&str] = &["sec", "queue", "allow", "replace", "list", "v1", "async"];
+
+struct Daemon {
+    child: Option<Child>,
+    started: Instant,
+    /// RSS (KiB) at 10 s of uptime, per start that lived that long.
+    rss_at_10s: Vec<u64>,
+    starts: u32,
+}
+
+fn bin() -> PathBuf {
+    let me = std::env::current_exe().unwrap();
+    me.parent().unwrap().parent().unwrap().join("watchbell")
+}
+
+impl Daemon {
+    fn start(&mut self, dir: &Path, key: &str) -> bool {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("daemon.log"))
+            .unwrap();
+        let child = Command::new(bin())
+            .current_dir(dir)
+            .args(["run", "--db", &db(dir).display().to_string()])
+            .env("CAPTAIN_DATA_API_KEY", key)
+            .env("SOAK_SECRET", SECRET)
+            .env("RUST_LOG", "info")
+            .env_remove("NOTIFY_SOCKET")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        self.started = Instant::now();
+        self.starts += 1;
+        true
+    }
+
+    fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    fn signal(&mut self, sig: &str) {
+        if let Some(c) = &self.child {
+            let _ = Command::new("kill")
+                .args([sig, &c.id().to_string()])
+                .status();
+        }
+    }
+
+    /// Waits for the process to end (SIGKILL after `patience`); its exit code.
+    fn wait(&mut self, patience: Duration) -> Option<i32> {
+        let mut c = self.child.take()?;
+        let until = Instant::now() + patience;
+        loop {
+            if let Ok(Some(s)) = c.try_wait() {
+                return s.code();
+            }
+            if Instant::now() > until {
+                let _ = c.kill();
+                return c.wait().ok().and_then(|s| s.code());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Notes the RSS at 10 s of uptime, once per start.
+    fn sample(&mut self) {
+        if self.started.elapsed() >= Duration::from_secs(10)
+            && self.rss_at_10s.len() < self.starts as usize
+            && let Some(pid) = self.pid()
+            && let Some((rss, _)) = usage(pid)
+        {
+            self.rss_at_10s.push(rss);
+        }
+    }
+}
+
+/// (RSS KiB, open descriptors) of process `pid`.
+fn usage(pid: u32) -> Option<(u64, usize)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let rss = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count();
+    Some((rss, fds))
+}
+
+fn db(dir: &Path) -> PathBuf {
+    dir.join("db").join("watchbell.db")
+}
+
+/// A tmpfs of `size` at `at`, when this process may mount one.
+fn mount_small(at: &Path) -> bool {
+    std::fs::create_dir_all(at).unwrap();
+    Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=48m", "tmpfs"])
+        .arg(at)
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+#[derive(Default)]
+struct Counts {
+    kills: u32,
+    terms: u32,
+    locks: u32,
+    disk_full: u32,
+    edits: u32,
+    commands: u32,
+    failed_starts: u32,
+}
+
+async fn soak(a: &Args) -> bool {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_path_buf();
+    let mounted = mount_small(&root.join("db"));
+    let sb = Sandbox::start(Options {
+        pages: PAGES,
+        page_size: Some(PER_PAGE),
+        rate_limit: Some(40.0),
+        fail_rate: 0.03,
+        latency: Some(Duration::from_millis(3)),
+        new_per_run: 2,
+        seed: a.seed,
+        credits: 3_000,
+        fire_schedules: true,
+        callbacks: Chaos {
+            duplicate: 0.2,
+            reorder: 1_000_000,
+            drop: 40,
+            drop_replays: 10,
+            lose_create: 5,
+            gap_ms: 0,
+        },
+        ..Options::default()
+    })
+    .await
+    .unwrap();
+    let hooks = Arc::new(Mutex::new(Hooks::default()));
+    let hook_url = {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", l.local_addr().unwrap());
+        let app = axum::Router::new()
+            .route("/hook", axum::routing::post(hook))
+            .with_state(hooks.clone());
+        tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+        url
+    };
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let base = sb.base_url().to_string();
+    let base = base.trim_end_matches('/');
+    let write = |edit: u64, broken: bool| {
+        std::fs::write(
+            root.join("schedules.toml"),
+            job_file(base, &hook_url, port, edit, broken),
+        )
+        .unwrap();
+    };
+    write(1, false);
+    println!(
+        "soak: seed {}, {:?}, in {} ({})",
+        a.seed,
+        a.duration,
+        root.display(),
+        if mounted {
+            "database on a 48 MiB tmpfs"
+        } else {
+            "cannot mount a tmpfs: the disk-full fault is skipped"
+        }
+    );
+    let mut d = Daemon {
+        child: None,
+        started: Instant::now(),
+        rss_at_10s: Vec::new(),
+        starts: 0,
+    };
+    d.start(&root, sb.api_key());
+    let mut rng = Rng(a.seed.max(1) * 0x9E37_79B9);
+    let mut n = Counts::default();
+    let began = Instant::now();
+    let faults_end = a.duration * 3 / 4;
+    let mut edit = 1u64;
+    let mut credits_back = false;
+    while began.elapsed() < faults_end {
+        let wait = Duration::from_millis(500 + rng.below(2500));
+        tokio::time::sleep(wait).await;
+        d.sample();
+        if !credits_back && began.elapsed() > faults_end / 3 {
+            sb.new_period(10_000_000);
+            credits_back = true;
+        }
+        let key = sb.api_key().to_string();
+        match rng.below(100) {
+            0..30 => {
+                d.signal("-KILL");
+                d.wait(Duration::from_secs(5));
+                n.kills += 1;
+                tokio::time::sleep(Duration::from_millis(rng.below(800))).await;
+                d.start(&root, &key);
+            }
+            30..38 => {
+                d.signal("-TERM");
+                d.wait(Duration::from_secs(15));
+                n.terms += 1;
+                d.start(&root, &key);
+            }
+            38..53 => {
+                let hold = Duration::from_millis(1000 + rng.below(3000));
+                let path = db(&root);
+                tokio::task::spawn_blocking(move || hold_lock(&path, hold))
+                    .await
+                    .unwrap();
+                n.locks += 1;
+            }
+            53..60 if mounted => {
+                let hold = Duration::from_millis(1000 + rng.below(3000));
+                let ballast = root.join("db").join("ballast");
+                // Written until the filesystem is full: dd stops there and keeps what it wrote.
+                let _ = Command::new("dd")
+                    .args(["if=/dev/zero", "bs=1M", "count=64"])
+                    .arg(format!("of={}", ballast.display()))
+                    .stderr(Stdio::null())
+                    .status();
+                tokio::time::sleep(hold).await;
+                let _ = std::fs::remove_file(&ballast);
+                n.disk_full += 1;
+            }
+            60..80 => {
+                edit += 1;
+                let broken = rng.below(5) == 0;
+                write(edit, broken);
+                if rng.below(2) == 0 {
+                    d.signal("-HUP");
+                }
+                n.edits += 1;
+                if broken {
+                    // Broken for a moment: a restart now fails (exit 2), the file is mended.
+                    tokio::time::sleep(Duration::from_millis(300 + rng.below(1500))).await;
+                    if rng.below(3) == 0 {
+                        d.signal("-TERM");
+                        d.wait(Duration::from_secs(15));
+                        d.start(&root, &key);
+                        if d.wait(Duration::from_secs(10)) == Some(2) {
+                            n.failed_starts += 1;
+                        }
+                        write(edit, false);
+                        d.start(&root, &key);
+                    } else {
+                        write(edit, false);
+                    }
+                    n.edits += 1;
+                }
+            }
+            _ => {
+                command(&root, &key, &mut rng);
+                n.commands += 1;
+            }
+        }
+    }
+    // The quiet quarter: no faults; memory and descriptors must stay flat.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let quiet_from = d.pid().and_then(usage);
+    let quiet_left = a.duration.saturating_sub(began.elapsed());
+    let mut t = Duration::ZERO;
+    while t < quiet_left {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        d.sample();
+        t += Duration::from_secs(1);
+    }
+    let quiet_to = d.pid().and_then(usage);
+    let drained_at = Clock::System.now();
+    d.signal("-TERM");
+    let code = d.wait(Duration::from_secs(30));
+    println!(
+        "faults: {} kills, {} SIGTERMs, {} lock holds, {} disk-full windows, {} file edits ({} failed starts on a broken file), {} commands beside; the daemon started {} times; last exit {:?}",
+        n.kills,
+        n.terms,
+        n.locks,
+        n.disk_full,
+        n.edits,
+        n.failed_starts,
+        n.commands,
+        d.starts,
+        code
+    );
+    let audit = Audit::new(&root, &sb, &hooks, drained_at).await;
+    let ok = audit.report(&d, quiet_from, quiet_to);
+    sb.stop().await;
+    if mounted {
+        let _ = Command::new("umount").arg(root.join("db")).status();
+    }
+    if !ok {
+        println!(
+            "replay with: cargo run --release --example soak -- --duration {:?} --seed {}",
+            a.duration, a.seed
+        );
+        // Keep the evidence.
+        let kept = dir.keep();
+        println!("kept {}", kept.display());
+    }
+    ok
+}
+
+/// Holds the database's write lock from this process for `hold`.
+fn hold_lock(path: &Path, hold: Duration) {
+    if let Ok(c) = Connection::open(path)
+        && c.execute_batch("BEGIN IMMEDIATE").is_ok()
+    {
+        std::thread::sleep(hold);
+        let _ = c.execute_batch("ROLLBACK");
+    }
+}
+
+/// One command beside the daemon, as a person would type it.
+fn command(root: &Path, key: &str, rng: &mut Rng) {
+    let dbp = db(root).display().to_string();
+    let run = |args: &[&str]| {
+        let _ = Command::new(bin())
+            .current_dir(root)
+            .arg("--db")
+            .arg(&dbp)
+            .args(args)
+            .env("CAPTAIN_DATA_API_KEY", key)
+            .env("SOAK_SECRET", SECRET)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    };
+    match rng.below(6) {
+        0 => run(&["trigger", "list"]),
+        1 => {
+            if let Some(uid) = stopped_run(&db(root)) {
+                run(&["runs", "resume", &uid]);
+            }
+        }
+        2 => {
+            let to = Clock::System.now() - chrono::Duration::seconds(30);
+            let from = to - chrono::Duration::seconds(20);
+            run(&[
+                "backfill",
+                "sec",
+                "--from",
+                &from.to_rfc3339(),
+                "--to",
+                &to.to_rfc3339(),
+                "--yes",
+            ]);
+        }
+        3 => run(&["prune"]),
+        4 => run(&["export", "--job", "sec"]),
+        _ => run(&["sync"]),
+    }
+}
+
+fn stopped_run(path: &Path) -> Option<String> {
+    let c = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY).ok()?;
+    c.query_row(
+        "SELECT uid FROM runs WHERE status = 'STOPPED' AND job IN ('sec', 'list') ORDER BY id DESC LIMIT 1",
+        [],
+        |r| r.get(0),
+    )
+    .ok()
+}
+
+/// One invariant's checks and violations.
+#[derive(Default)]
+struct Finding {
+    checks: u64,
+    violations: Vec<String>,
+}
+
+impl Finding {
+    fn check(&mut self, ok: bool, why: impl FnOnce() -> String) {
+        self.checks += 1;
+        if !ok {
+            self.violations.push(why());
+        }
+    }
+}
+
+struct Audit {
+    findings: BTreeMap<&'static str, Finding>,
+}
+
+impl Audit {
+    async fn new(
+        root: &Path,
+        sb: &Sandbox,
+        hooks: &Arc<Mutex<Hooks>>,
+        drained_at: DateTime<Utc>,
+    ) -> Audit {
+        let c = Connection::open_with_flags(db(root), OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+        let config = watchbell::config::Config::load(&root.join("schedules.toml")).unwrap();
+        let by_job: Vec<(String, String, i64)> = c
+            .prepare(
+                "SELECT job, status, COUNT(*) FROM runs GROUP BY job, status ORDER BY job, status",
+            )
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let mut line = String::from("runs:");
+        for (job, status, n) in by_job {
+            let _ = write!(line, " {job}/{status}={n}");
+        }
+        println!("{line}");
+        let log = std::fs::read_to_string(root.join("daemon.log")).unwrap_or_default();
+        let count = |needle: &str| log.lines().filter(|l| l.contains(needle)).count();
+        println!(
+            "daemon log: {} database faults (busy or full), {} rate limited, {} callbacks refused, {} replays, {} reloads rejected",
+            count("database"),
+            count("rate limited"),
+            count("callback refused"),
+            count("replaying a missing callback"),
+            count("reload rejected"),
+        );
+        let mut findings = BTreeMap::new();
+        findings.insert(
+            "every nominal tick of a stable job accounted once",
+            ticks(&c, &config, drained_at),
+        );
+        findings.insert(
+            "no run left open without an owner after the drain",
+            open_runs(&c, sb).await,
+        );
+        findings.insert("no item stored twice in a run; no page missing", items(&c));
+        findings.insert(
+            "webhook deliveries: each received, repeats identical, in order",
+            deliveries(&c, hooks),
+        );
+        findings.insert("daily caps never exceeded", caps(&c));
+        Audit { findings }
+    }
+
+    fn report(&self, d: &Daemon, from: Option<(u64, usize)>, to: Option<(u64, usize)>) -> bool {
+        let mut ok = true;
+        let mut mem = Finding::default();
+        if let (Some((r0, f0)), Some((r1, f1))) = (from, to) {
+            mem.check(r1 as f64 <= r0 as f64 * 1.05, || {
+                format!("RSS {r0} KiB -> {r1} KiB over the quiet quarter (> 5%)")
+            });
+            mem.check(f1 <= f0 + 8, || {
+                format!("descriptors {f0} -> {f1} over the quiet quarter (> 8)")
+            });
+            println!("quiet quarter: RSS {r0} -> {r1} KiB, descriptors {f0} -> {f1}");
+        }
+        if let (Some(first), Some(last)) = (d.rss_at_10s.get(1), d.rss_at_10s.last()) {
+            mem.check(*last as f64 <= *first as f64 * 1.10, || format!("RSS at 10 s of uptime grew from {first} KiB (first restart) to {last} KiB (last)"));
+            println!(
+                "RSS at 10 s of uptime: first restart {first} KiB, last {last} KiB ({} samples)",
+                d.rss_at_10s.len()
+            );
+        }
+        for (name, f) in self
+            .findings
+            .iter()
+            .map(|(n, f)| (*n, f))
+            .chain([("memory and descriptors stay flat", &mem)])
+        {
+            println!(
+                "{:<64} {:>8} checks {:>4} violations",
+                name,
+                f.checks,
+                f.violations.len()
+            );
+            for v in f.violations.iter().take(10) {
+                println!("    {v}");
+            }
+            ok &= f.violations.is_empty();
+        }
+        ok
+    }
+}
+
+fn ticks(c: &Connection, config: &watchbell::config::Config, drained_at: DateTime<Utc>) -> Finding {
+    let mut f = Finding::default();
+    for name in STABLE {
+        let Some(schedule) = config.job(name).and_then(|j| j.schedule.clone()) else {
+            continue;
+        };
+        let rows: HashMap<String, (String, Option<String>)> = c
+            .prepare("SELECT scheduled_for, outcome, run_uid FROM ticks WHERE job = ?1")
+            .unwrap()
+            .query_map([name], |r| {
+                Ok((r.get::<_, String>(0)?, (r.get(1)?, r.get(2)?)))
+            })
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let first = rows
+            .keys()
+            .filter_map(|k| watchbell::store::parse_ts(k))
+            .min();
+        let Some(first) = first else { continue };
+        let until = drained_at - chrono::Duration::seconds(3);
+        let mut at = first - chrono::Duration::milliseconds(1);
+        while let Some(fire) = schedule.next_after(at).filter(|x| x.at <= until) {
+            let key = watchbell::store::ts(fire.at);
+            let row = rows.get(&key);
+            f.check(row.is_some(), || format!("{name} {key}: no row"));
+            if let Some((outcome, run)) = row
+                && outcome == "fired"
+            {
+                let exists = run.as_ref().is_some_and(|u| {
+                    c.query_row("SELECT COUNT(*) FROM runs WHERE uid = ?1", [u], |r| {
+                        r.get::<_, i64>(0)
+                    })
+                    .unwrap_or(0)
+                        == 1
+                });
+                f.check(exists, || format!("{name} {key}: fired without its run"));
+            }
+            at = fire.at;
+        }
+    }
+    f
+}
+
+async fn open_runs(c: &Connection, sb: &Sandbox) -> Finding {
+    let mut f = Finding::default();
+    let open: Vec<(String, String, Option<String>, Option<String>)> = c
+        .prepare("SELECT r.uid, r.status, r.owner, a.api_uid FROM runs r LEFT JOIN async_runs a ON a.run_id = r.id WHERE r.status IN ('CREATED', 'QUEUED', 'RUNNING')")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let total: i64 = c
+        .query_row("SELECT COUNT(*) FROM runs", [], |r| r.get(0))
+        .unwrap();
+    f.checks += total as u64;
+    let http = reqwest::Client::new();
+    for (uid, status, owner, api) in open {
+        if owner.as_deref() == Some("async") {
+            // Awaiting callbacks: the vendor must know the run.
+            let known = match &api {
+                Some(a) => http
+                    .get(format!("{}/runs/{a}", sb.base_url()))
+                    .header("x-api-key", sb.api_key())
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status().is_success()),
+                None => true, // an unconfirmed create: the sweep adopts or fails it
+            };
+            f.check(known, || {
+                format!("{uid} {status}: async, the sandbox does not know {api:?}")
+            });
+        } else {
+            f.violations
+                .push(format!("{uid} left {status} (owner {owner:?})"));
+        }
+    }
+    f
+}
+
+fn items(c: &Connection) -> Finding {
+    let mut f = Finding::default();
+    let dupes: Vec<(String, String, i64)> = c
+        .prepare(
+            "SELECT r.uid, COALESCE(json_extract(i.data, '$.id'), json_extract(i.data, '$.uid'), i.data) AS k, COUNT(*)
+             FROM items i JOIN runs r ON r.id = i.run_id GROUP BY i.run_id, k HAVING COUNT(*) > 1",
+        )
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let n: i64 = c
+        .query_row("SELECT COUNT(*) FROM items", [], |r| r.get(0))
+        .unwrap();
+    f.checks += n as u64;
+    for (run, k, count) in dupes {
+        f.violations
+            .push(format!("run {run}: item {k} stored {count} times"));
+    }
+    // A live search that succeeded stored every page the sandbox serves.
+    let short: Vec<(String, i64)> = c
+        .prepare("SELECT uid, pages FROM runs WHERE job IN ('sec', 'queue', 'allow', 'replace') AND status = 'SUCCEEDED'")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    for (uid, pages) in short {
+        f.check(pages == i64::from(PAGES), || {
+            format!("run {uid}: SUCCEEDED with {pages} of {PAGES} pages")
+        });
+    }
+    // An async run that succeeded holds each input's pages (a batch counted lost is accounted).
+    let asyncs: Vec<(String, i64, i64)> = c
+        .prepare(
+            "SELECT r.uid, (SELECT COUNT(*) FROM batches b WHERE b.run_id = r.id AND b.status = 'RUNNING'), a.lost
+             FROM runs r JOIN async_runs a ON a.run_id = r.id WHERE r.job = 'async' AND r.status IN ('SUCCEEDED', 'PARTIAL_SUCCEEDED')",
+        )
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    for (uid, got, lost) in asyncs {
+        let want = 2 * i64::from(PAGES);
+        f.check(got + lost >= want, || {
+            format!("async run {uid}: {got} batches and {lost} lost of {want}")
+        });
+    }
+    f
+}
+
+fn deliveries(c: &Connection, hooks: &Arc<Mutex<Hooks>>) -> Finding {
+    let mut f = Finding::default();
+    let arrivals = hooks.lock().unwrap().arrivals.clone();
+    // Repeats carry the same body.
+    let mut bodies: HashMap<&str, &str> = HashMap::new();
+    for (id, body) in &arrivals {
+        match bodies.get(id.as_str()) {
+            Some(b) => f.check(b == body, || {
+                format!("delivery {id}: a repeat with another body")
+            }),
+            None => {
+                bodies.insert(id, body);
+            }
+        }
+    }
+    let first_arrival: HashMap<&str, usize> = arrivals
+        .iter()
+        .enumerate()
+        .rev()
+        .map(|(i, (id, _))| (id.as_str(), i))
+        .collect();
+    let delivered: Vec<(i64, i64, String, String)> = c
+        .prepare("SELECT run_id, seq, job, body FROM deliveries WHERE kind = 'callback' AND state = 'delivered' ORDER BY run_id, seq")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let mut last: HashMap<i64, usize> = HashMap::new();
+    let mut seen = HashSet::new();
+    for (run, seq, job, body) in delivered {
+        let id = watchbell::signatures::delivery_id(&job, run, seq, &body);
+        let at = first_arrival.get(id.as_str()).copied();
+        f.check(at.is_some(), || {
+            format!("run {run} delivery {seq}: recorded delivered, never received")
+        });
+        if let Some(at) = at {
+            let before = last.insert(run, at);
+            f.check(before.is_none_or(|b| b < at), || {
+                format!("run {run} delivery {seq}: received before an earlier one")
+            });
+        }
+        seen.insert(id);
+    }
+    f
+}
+
+fn caps(c: &Connection) -> Finding {
+    let mut f = Finding::default();
+    let days: Vec<(String, i64, i64)> = c
+        .prepare("SELECT lane, outreach, visits FROM lane_days")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    for (lane, outreach, visits) in days {
+        f.check(outreach <= 25 && visits <= 80, || {
+            format!("lane {lane}: {outreach} outreach, {visits} visits in a day")
+        });
+    }
+    f
+}
