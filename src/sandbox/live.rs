@@ -68,6 +68,11 @@ pub(crate) async fn run_live(
         .cloned()
         .unwrap_or(Value::Null)
         .to_string();
+    if page == 1 && crate::catalog::Count::of(&name) == crate::catalog::Count::Outreach {
+        // What an auditor checks: which person was contacted, and how often.
+        let key = format!("{name} {}", crate::store::sent_key(&body["input"]));
+        *st.outreach.lock().expect("lock").entry(key).or_default() += 1;
+    }
     let single = action["output_is_object"] == true;
     let paginated = action["modes"]["live"].get("query").is_some();
     let pages = if paginated { st.opts.pages } else { 1 };

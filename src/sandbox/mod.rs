@@ -142,6 +142,8 @@ pub(crate) struct State {
     pub(crate) chaos: Mutex<callbacks::Counts>,
     /// Delivers callbacks (no API key: it goes to the receiver, not the API).
     pub(crate) http: reqwest::Client,
+    /// Outreach requests served (their first page), per action and input.
+    pub(crate) outreach: Mutex<HashMap<String, u32>>,
 }
 
 struct Bucket {
@@ -177,6 +179,7 @@ impl Sandbox {
             credits: AtomicU64::new(opts_credits),
             runs_begun: AtomicU64::new(0),
             log: Mutex::default(),
+            outreach: Mutex::default(),
             chaos: Mutex::new(callbacks::Counts {
                 left: chaos,
                 ..callbacks::Counts::default()
@@ -267,6 +270,11 @@ impl Sandbox {
             .lock()
             .expect("lock")
             .force_status(uid, status)
+    }
+
+    /// Outreach requests served, per "ACTION INPUT": each person contacted, and how often.
+    pub fn outreach_sends(&self) -> HashMap<String, u32> {
+        self.state.outreach.lock().expect("lock").clone()
     }
 
     /// What `--callbacks` did so far, and what is left of it.
