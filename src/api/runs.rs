@@ -9,6 +9,7 @@ use reqwest::Method;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::schedules::parse;
 use super::{ApiFailure, Attempts, Client, Gate};
 
 /// A run as the API describes it (the fields watchbell reads).
@@ -84,13 +85,6 @@ impl Gate for Once {
     fn may_resend(&self) -> bool {
         false
     }
-}
-
-fn parse<T: for<'de> Deserialize<'de>>(status: u16, body: &[u8]) -> Result<T, ApiFailure> {
-    serde_json::from_slice(body).map_err(|e| ApiFailure::BadBody {
-        status,
-        detail: format!("not the expected JSON ({e})"),
-    })
 }
 
 impl Client {

@@ -49,7 +49,11 @@ fn null_as_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Er
 
 const PAGE: usize = 100;
 
-fn parse<T: for<'de> Deserialize<'de>>(status: u16, body: &[u8]) -> Result<T, ApiFailure> {
+/// A 2xx answer's JSON body as `T`, or why it is not one.
+pub(super) fn parse<T: for<'de> Deserialize<'de>>(
+    status: u16,
+    body: &[u8],
+) -> Result<T, ApiFailure> {
     serde_json::from_slice(body).map_err(|e| ApiFailure::BadBody {
         status,
         detail: format!("not the expected JSON ({e})"),

@@ -252,6 +252,16 @@ async fn submit(runner: &Runner, uid: &str, limits: &Limits, wait: bool) -> Outc
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
         done = runner.store.existing_run(uid).await?;
     }
+    said(&done);
+    if done.status == RunStatus::Succeeded {
+        Ok(())
+    } else {
+        Err(Failure::runtime(""))
+    }
+}
+
+/// Prints how a run ended, and its error.
+fn said(done: &RunRecord) {
     out!(
         "run {}: {} ({} pages, {} items)",
         done.uid,
@@ -261,11 +271,6 @@ async fn submit(runner: &Runner, uid: &str, limits: &Limits, wait: bool) -> Outc
     );
     if let Some(e) = &done.last_error {
         out!("  {}: {}", e.label, e.message);
-    }
-    if done.status == RunStatus::Succeeded {
-        Ok(())
-    } else {
-        Err(Failure::runtime(""))
     }
 }
 
@@ -279,16 +284,7 @@ async fn finish(runner: &Runner, uid: &str, limits: Limits) -> Outcome {
         }
     });
     let done: RunRecord = runner.run_to_end(uid, &limits, &stop).await?;
-    out!(
-        "run {}: {} ({} pages, {} items)",
-        done.uid,
-        done.status,
-        done.pages,
-        done.items
-    );
-    if let Some(e) = &done.last_error {
-        out!("  {}: {}", e.label, e.message);
-    }
+    said(&done);
     if done.status == RunStatus::Stopped && stop.is_stopped() {
         out!("  resume with: watchbell runs resume {}", done.uid);
     }

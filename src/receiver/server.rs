@@ -135,11 +135,7 @@ async fn run_callback(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let Some(given) = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(token::bearer)
-    else {
+    let Some(given) = bearer(&headers) else {
         return sh.refuse(StatusCode::UNAUTHORIZED, "no_token", &uid);
     };
     let state = sh.state_of(&uid).await;
@@ -208,11 +204,7 @@ async fn schedule_callback(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let Some(given) = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(token::bearer)
-    else {
+    let Some(given) = bearer(&headers) else {
         return sh.refuse(StatusCode::UNAUTHORIZED, "no_token", &job);
     };
     let hash = token::hash(given);
@@ -250,6 +242,14 @@ async fn schedule_callback(
         Err(e) => return unavailable(&e),
     };
     store_batch(&sh, &uid, batch).await
+}
+
+/// The token of the request's `Authorization: Bearer` header.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(token::bearer)
 }
 
 pub(super) fn unavailable(e: &StoreError) -> Response {

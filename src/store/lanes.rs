@@ -61,35 +61,38 @@ type LaneRow = (
     Option<String>,
 );
 
-/// Takes a slot in every lane of `ask` at once, or says why not.
-pub fn lane_enter(conn: &mut Connection, ask: &LaneAsk, now: DateTime<Utc>) -> Result<Entry> {
-    let tx = write_tx(conn)?;
-    tx.execute("DELETE FROM lane_slots WHERE lease_until < ?1", [ts(now)])?;
-    let mut wait: Option<DateTime<Utc>> = None;
-    for lane in &ask.lanes {
-        let row: Option<LaneRow> = tx
-            .query_row(
-                "SELECT next_at, paused_until, pause_reason, first_used FROM lanes WHERE lane = ?1",
-                [lane],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-            )
-            .optional()?;
-        let (next_at, paused, reason, first) = row.unwrap_or_default();
-        if let Some(until) = paused.as_deref().and_then(parse_ts).filter(|u| *u > now) {
-            return Ok(Entry::Paused {
-                lane: lane.clone(),
-                until,
-                reason: reason.unwrap_or_default(),
-            });
-        }
-        let cap = match ask.count {
-            Count::Outreach => Some(ask.outreach_cap),
-            Count::Visit => Some(ask.visits_cap),
-            Count::Read => None,
-        };
-        if let Some(full) = cap {
+/// One lane as a request of `ask` finds it at `now`.
+struct LaneNow {
+    next_at: Option<DateTime<Utc>>,
+    /// Paused until, and why.
+    paused: Option<(DateTime<Utc>, String)>,
+    /// Today's cap of the request's kind (ramped) and what was used of it; `None` for reads.
+    cap: Option<(u32, u32)>,
+}
+
+fn lane_now(tx: &Connection, ask: &LaneAsk, lane: &str, now: DateTime<Utc>) -> Result<LaneNow> {
+    let row: Option<LaneRow> = tx
+        .query_row(
+            "SELECT next_at, paused_until, pause_reason, first_used FROM lanes WHERE lane = ?1",
+            [lane],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .optional()?;
+    let (next_at, paused, reason, first) = row.unwrap_or_default();
+    let paused = paused
+        .as_deref()
+        .and_then(parse_ts)
+        .filter(|u| *u > now)
+        .map(|until| (until, reason.unwrap_or_default()));
+    let full = match ask.count {
+        Count::Outreach => Some(ask.outreach_cap),
+        Count::Visit => Some(ask.visits_cap),
+        Count::Read => None,
+    };
+    let cap = match full {
+        None => None,
+        Some(full) => {
             let first = first.as_deref().and_then(parse_ts).unwrap_or(now);
-            let cap = ramped(full, ask.ramp_up, now - first);
             let used: u32 = tx
                 .query_row(
                     &format!(
@@ -101,14 +104,63 @@ pub fn lane_enter(conn: &mut Connection, ask: &LaneAsk, now: DateTime<Utc>) -> R
                 )
                 .optional()?
                 .unwrap_or(0);
-            if used >= cap {
-                return Ok(Entry::Capped {
-                    lane: lane.clone(),
-                    used,
-                    cap,
-                    until: ask.day_ends,
-                });
-            }
+            Some((ramped(full, ask.ramp_up, now - first), used))
+        }
+    };
+    Ok(LaneNow {
+        next_at: next_at.as_deref().and_then(parse_ts),
+        paused,
+        cap,
+    })
+}
+
+/// Counts `n` requests of `ask`'s kind against `lane`'s day (its first use noted).
+fn count_requests(
+    tx: &Connection,
+    ask: &LaneAsk,
+    lane: &str,
+    n: i64,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    tx.execute(
+        "INSERT INTO lanes (lane, first_used) VALUES (?1, ?2)
+         ON CONFLICT(lane) DO UPDATE SET first_used = COALESCE(first_used, ?2)",
+        params![lane, ts(now)],
+    )?;
+    tx.execute(
+        &format!(
+            "INSERT INTO lane_days (lane, day, {c}) VALUES (?1, ?2, ?3)
+             ON CONFLICT(lane, day) DO UPDATE SET {c} = {c} + ?3",
+            c = ask.count.as_str()
+        ),
+        params![lane, ask.day, n],
+    )?;
+    Ok(())
+}
+
+/// Takes a slot in every lane of `ask` at once, or says why not.
+pub fn lane_enter(conn: &mut Connection, ask: &LaneAsk, now: DateTime<Utc>) -> Result<Entry> {
+    let tx = write_tx(conn)?;
+    tx.execute("DELETE FROM lane_slots WHERE lease_until < ?1", [ts(now)])?;
+    let mut wait: Option<DateTime<Utc>> = None;
+    for lane in &ask.lanes {
+        let l = lane_now(&tx, ask, lane, now)?;
+        if let Some((until, reason)) = l.paused {
+            return Ok(Entry::Paused {
+                lane: lane.clone(),
+                until,
+                reason,
+            });
+        }
+        if let Some((cap, used)) = l.cap
+            && used >= cap
+        {
+            return Ok(Entry::Capped {
+                lane: lane.clone(),
+                used,
+                cap,
+                until: ask.day_ends,
+            });
         }
         let busy: u32 = tx.query_row(
             "SELECT COUNT(*) FROM lane_slots WHERE lane = ?1",
@@ -118,7 +170,7 @@ pub fn lane_enter(conn: &mut Connection, ask: &LaneAsk, now: DateTime<Utc>) -> R
         if busy >= ask.per_identity {
             wait = Some(wait.unwrap_or(now).max(now));
         }
-        if let Some(next) = next_at.as_deref().and_then(parse_ts).filter(|n| *n > now) {
+        if let Some(next) = l.next_at.filter(|n| *n > now) {
             wait = Some(wait.map_or(next, |w| w.max(next)));
         }
     }
@@ -130,19 +182,7 @@ pub fn lane_enter(conn: &mut Connection, ask: &LaneAsk, now: DateTime<Utc>) -> R
             "INSERT INTO lane_slots (lane, holder, lease_until) VALUES (?1, ?2, ?3)",
             params![lane, ask.holder, ts(now + ask.lease)],
         )?;
-        tx.execute(
-            "INSERT INTO lanes (lane, first_used) VALUES (?1, ?2)
-             ON CONFLICT(lane) DO UPDATE SET first_used = COALESCE(first_used, ?2)",
-            params![lane, ts(now)],
-        )?;
-        tx.execute(
-            &format!(
-                "INSERT INTO lane_days (lane, day, {c}) VALUES (?1, ?2, 1)
-                 ON CONFLICT(lane, day) DO UPDATE SET {c} = {c} + 1",
-                c = ask.count.as_str()
-            ),
-            params![lane, ask.day],
-        )?;
+        count_requests(&tx, ask, lane, 1, now)?;
     }
     if let Some(mark) = &ask.sent {
         super::sent::mark(&tx, mark, now)?;
@@ -461,39 +501,15 @@ pub fn lane_reserve(
     }
     let mut left = u32::MAX;
     for lane in &ask.lanes {
-        let row: Option<LaneRow> = tx
-            .query_row(
-                "SELECT next_at, paused_until, pause_reason, first_used FROM lanes WHERE lane = ?1",
-                [lane],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-            )
-            .optional()?;
-        let (_, paused, reason, first) = row.unwrap_or_default();
-        if let Some(until) = paused.as_deref().and_then(parse_ts).filter(|u| *u > now) {
+        let l = lane_now(&tx, ask, lane, now)?;
+        if let Some((until, reason)) = l.paused {
             return Ok(Reserve::Paused {
                 lane: lane.clone(),
                 until,
-                reason: reason.unwrap_or_default(),
+                reason,
             });
         }
-        let full = match ask.count {
-            Count::Outreach => ask.outreach_cap,
-            Count::Visit => ask.visits_cap,
-            Count::Read => continue,
-        };
-        let first = first.as_deref().and_then(parse_ts).unwrap_or(now);
-        let cap = ramped(full, ask.ramp_up, now - first);
-        let used: u32 = tx
-            .query_row(
-                &format!(
-                    "SELECT {} FROM lane_days WHERE lane = ?1 AND day = ?2",
-                    ask.count.as_str()
-                ),
-                params![lane, ask.day],
-                |r| r.get(0),
-            )
-            .optional()?
-            .unwrap_or(0);
+        let Some((cap, used)) = l.cap else { continue };
         if used >= cap && !fresh.is_empty() {
             return Ok(Reserve::Capped {
                 lane: lane.clone(),
@@ -506,19 +522,7 @@ pub fn lane_reserve(
     fresh.truncate(left as usize);
     let n = fresh.len() as i64;
     for lane in ask.lanes.iter().filter(|_| n > 0) {
-        tx.execute(
-            "INSERT INTO lanes (lane, first_used) VALUES (?1, ?2)
-             ON CONFLICT(lane) DO UPDATE SET first_used = COALESCE(first_used, ?2)",
-            params![lane, ts(now)],
-        )?;
-        tx.execute(
-            &format!(
-                "INSERT INTO lane_days (lane, day, {c}) VALUES (?1, ?2, ?3)
-                 ON CONFLICT(lane, day) DO UPDATE SET {c} = {c} + ?3",
-                c = ask.count.as_str()
-            ),
-            params![lane, ask.day, n],
-        )?;
+        count_requests(&tx, ask, lane, n, now)?;
     }
     for (idx, key) in fresh.iter().filter(|_| outreach) {
         tx.execute(
