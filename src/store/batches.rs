@@ -206,7 +206,7 @@ pub fn receive(
                 content_hash: &p.content_hash,
                 next_url: None,
                 callback: run.callback_url.as_deref().map(|u| (u, &forward)),
-                input: None,
+                input: own_input(&b.body, uid),
             },
             now,
         )?;
@@ -238,6 +238,16 @@ pub fn receive(
     }
     tx.commit()?;
     Ok(Received::Stored { page })
+}
+
+/// The input of the run's list a batch belongs to: what watchbell put in its `custom_data`
+/// when it sent the run (`None` for a remote schedule's runs, or another run's tag).
+fn own_input(body: &Value, uid: &str) -> Option<u32> {
+    let tag = body.get("custom_data")?.get("watchbell")?;
+    (tag.get("run")?.as_str()? == uid)
+        .then(|| tag.get("input")?.as_u64())
+        .flatten()
+        .and_then(|i| u32::try_from(i).ok())
 }
 
 /// A batch counted lost arrived after all: one fewer lost, said in the run's error.

@@ -182,6 +182,10 @@ async fn duplicated_reordered_and_dropped_callbacks_end_succeeded_with_every_ite
     let done = rx.ended(&uid).await;
     assert_eq!(done.status, RunStatus::Succeeded, "{done:?}");
     assert_exactly_once(&rx.item_ids(&done).await);
+    // Each input's items are its own, by the tag watchbell put in its custom_data.
+    let inputs = rx.runner.store.inputs(done.id).await.unwrap();
+    let per_input: Vec<(u32, u64)> = inputs.iter().map(|i| (i.pages, i.items)).collect();
+    assert_eq!(per_input, [(PAGES, u64::from(PAGES * PER_PAGE)); 2]);
     let batches = rx.batches(&done).await;
     assert_eq!(batches.len(), 5, "four pages and the final: {batches:?}");
     assert_eq!(batches.iter().filter(|b| b.how == "replayed").count(), 1);
