@@ -29,7 +29,8 @@ pub fn page_body(run_uid: &str, page: u32, input: &Value, items: &[Value]) -> Va
     })
 }
 
-/// The last callback of a run, with its final status.
+/// The last callback of a run, with its final status (and a batch uid of its own, like every
+/// callback, so a receiver that stores by batch stores it once).
 pub fn final_body(
     run_uid: &str,
     status: &str,
@@ -37,7 +38,7 @@ pub fn final_body(
     error: Option<&store::LastError>,
 ) -> Value {
     json!({
-        "run": {"run_uid": run_uid, "batch_uid": null, "status": status},
+        "run": {"run_uid": run_uid, "batch_uid": format!("{run_uid}-final"), "status": status},
         "input": input,
         "custom_data": null,
         "error": error,
@@ -261,6 +262,7 @@ mod tests {
         assert_eq!(p["results"][0]["id"], "x");
         let f = final_body("r1", "SUCCEEDED", &json!({}), None);
         assert_eq!(f["run"]["status"], "SUCCEEDED");
+        assert_eq!(f["run"]["batch_uid"], "r1-final");
         assert!(f["results"].is_null());
         for k in ["run", "input", "custom_data", "error", "results"] {
             assert!(f.get(k).is_some());

@@ -131,7 +131,7 @@ fn assert_callbacks(got: &[(HeaderMap, String)], uid: &str) {
             format!("RUNNING:\"{uid}-1\""),
             format!("RUNNING:\"{uid}-2\""),
             format!("RUNNING:\"{uid}-3\""),
-            "SUCCEEDED:null".to_string()
+            format!("SUCCEEDED:\"{uid}-final\"")
         ]
     );
 }
