@@ -721,3 +721,22 @@ async fn a_remote_token_cannot_create_a_run_the_api_does_not_confirm() {
     assert!(runs.is_empty(), "{runs:?}");
     d.shutdown().await;
 }
+
+#[test]
+fn the_shipped_async_job_runs_against_the_sandbox_from_trigger() {
+    let dir = tempfile::tempdir().unwrap();
+    let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schedules.toml");
+    std::fs::copy(shipped, dir.path().join("schedules.toml")).unwrap();
+    let out = crate::support::watchbell(dir.path())
+        .args(["trigger", "places-async", "--sandbox"])
+        .timeout(WAIT)
+        .assert()
+        .success();
+    let stdout = String::from_utf8_lossy(&out.get_output().stdout).to_string();
+    assert!(stdout.contains("sent (API run"), "{stdout}");
+    // Two inputs, three pages each, twenty places a page.
+    assert!(
+        stdout.contains("SUCCEEDED (6 pages, 120 items)"),
+        "{stdout}"
+    );
+}
