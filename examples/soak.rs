@@ -304,6 +304,7 @@ async fn soak(a: &Args) -> bool {
             drop_replays: 10,
             lose_create: 5,
             gap_ms: 0,
+            fail_runs: 0,
         },
         ..Options::default()
     })

@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use super::{Kind, State, api_error, invalid, live, strict};
 use crate::uid::new_uid;
 
-/// `--callbacks duplicate=P,reorder=N,drop=N,drop-replays=N,lose-create=N,gap=MS`.
+/// `--callbacks duplicate=P,reorder=N,drop=N,drop-replays=N,lose-create=N,gap=MS,fail-runs=N`.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Chaos {
     /// Probability that a delivered callback is delivered once more.
@@ -33,6 +33,8 @@ pub struct Chaos {
     pub lose_create: u32,
     /// Milliseconds between two callbacks of a run (a vendor that takes its time).
     pub gap_ms: u32,
+    /// Async runs that end FAILED after their batches (a resume plays them again), in all.
+    pub fail_runs: u32,
 }
 
 pub fn parse_chaos(text: &str) -> Result<Chaos, String> {
@@ -59,9 +61,10 @@ pub fn parse_chaos(text: &str) -> Result<Chaos, String> {
             "drop-replays" => chaos.drop_replays = count()?,
             "lose-create" => chaos.lose_create = count()?,
             "gap" => chaos.gap_ms = count()?,
+            "fail-runs" => chaos.fail_runs = count()?,
             other => {
                 return Err(format!(
-                    "unknown {other:?}: duplicate, reorder, drop, drop-replays, lose-create, gap"
+                    "unknown {other:?}: duplicate, reorder, drop, drop-replays, lose-create, gap, fail-runs"
                 ));
             }
         }
@@ -144,8 +147,17 @@ pub(crate) async fn play(
             i += 2;
         }
     }
+    let ending = {
+        let mut c = st.chaos.lock().expect("lock");
+        if c.left.fail_runs > 0 {
+            c.left.fail_runs -= 1;
+            "FAILED"
+        } else {
+            "SUCCEEDED"
+        }
+    };
     let final_body = json!({
-        "run": {"run_uid": run_uid, "batch_uid": format!("{run_uid}-final"), "status": "SUCCEEDED"},
+        "run": {"run_uid": run_uid, "batch_uid": format!("{run_uid}-final-{}", ending.to_lowercase()), "status": ending},
         "input": null, "custom_data": null, "error": null, "results": null,
     });
     let last = bodies.len();
@@ -159,7 +171,7 @@ pub(crate) async fn play(
             st.records
                 .lock()
                 .expect("lock")
-                .set_run_status(&run_uid, "SUCCEEDED", st.now());
+                .set_run_status(&run_uid, ending, st.now());
         }
         let uid = log(&st, &run_uid, None, &url, &headers, body);
         let dropped = {
@@ -456,6 +468,7 @@ mod tests {
                 drop_replays: 3,
                 lose_create: 1,
                 gap_ms: 0,
+                fail_runs: 0,
             }
         );
         assert!(parse_chaos("duplicate=2").is_err());

@@ -181,6 +181,11 @@ pub(crate) async fn run_async(
         .cloned()
         .unwrap_or_default();
     let uid = run["uid"].as_str().unwrap_or_default().to_string();
+    st.records
+        .lock()
+        .expect("lock")
+        .sends
+        .insert(uid.clone(), (inputs.clone(), callback.clone()));
     tokio::spawn(super::callbacks::play(
         st.clone(),
         uid,
@@ -371,7 +376,23 @@ pub(crate) async fn resume_run(
     }
     run.status = "QUEUED";
     run.updated_at = now;
-    (StatusCode::OK, Json(run.json())).into_response()
+    let answer = run.json();
+    // An async run resumed plays its callbacks again (the same batches: a receiver that has
+    // them stores nothing twice).
+    let again = (run.mode == "ASYNC").then(|| (run.uid.clone(), run.action.to_string()));
+    if let Some((uid, action)) = again
+        && let Some((inputs, callback)) = recs.sends.get(&uid).cloned()
+    {
+        drop(recs);
+        tokio::spawn(super::callbacks::play(
+            st.clone(),
+            uid,
+            action,
+            inputs,
+            callback,
+        ));
+    }
+    (StatusCode::OK, Json(answer)).into_response()
 }
 
 pub(crate) async fn list_schedules(

@@ -66,6 +66,7 @@ impl Receiving {
             "[api]\nbase_url = \"{}\"\n[receiver]\nlisten = \"127.0.0.1:0\"\npublic_url = \"{public}\"\nmax_body = \"4KiB\"\ncallback_timeout = \"{timeout}\"\nreplay_after = \"300ms\"\n[[job]]\nname = \"test-job\"\ncron = \"0 0 1 1 *\"\nrunner = \"async\"\naction = \"{PAGED}\"\ninputs = [{{ google_maps_search_url = \"https://www.google.com/maps/search/sushi\" }}, {{ google_maps_search_url = \"https://www.google.com/maps/search/ramen\" }}]\n",
             sb.base_url()
         );
+        std::fs::write(dir.path().join("schedules.toml"), &text).unwrap();
         let config = Config::parse("schedules.toml", &text).unwrap();
         let mut r = runner(
             &dir,
@@ -739,4 +740,26 @@ fn the_shipped_async_job_runs_against_the_sandbox_from_trigger() {
         stdout.contains("SUCCEEDED (6 pages, 120 items)"),
         "{stdout}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_resume_of_an_async_run_resumes_it_at_the_api_and_it_completes() {
+    // The vendor fails the run once, after its batches; resumed, it plays them again.
+    let sb = sandbox(opts("fail-runs=1")).await;
+    let rx = Receiving::start(&sb, "1m").await;
+    let uid = rx.submit().await;
+    let done = rx.ended(&uid).await;
+    assert_eq!(done.status, RunStatus::Failed, "{done:?}");
+    let out = crate::support::watchbell(rx._dir.path())
+        .args(["--db", "watchbell.db", "runs", "resume", &uid])
+        .env("CAPTAIN_DATA_API_KEY", sb.api_key())
+        .assert()
+        .success();
+    let stdout = String::from_utf8_lossy(&out.get_output().stdout).to_string();
+    assert!(stdout.contains("resumed at the API"), "{stdout}");
+    let done = rx.ended(&uid).await;
+    assert_eq!(done.status, RunStatus::Succeeded, "{done:?}");
+    assert!(done.last_error.is_none());
+    assert_exactly_once(&rx.item_ids(&done).await);
+    assert_eq!(creates(&sb).await, 1);
 }
