@@ -44,7 +44,7 @@ struct Receiving {
     runner: Arc<Runner>,
     stop: CancellationToken,
     url: String,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl Receiving {
@@ -83,7 +83,7 @@ impl Receiving {
             runner,
             stop,
             url: public.to_string(),
-            _dir: dir,
+            dir,
         }
     }
 
@@ -750,7 +750,7 @@ async fn runs_resume_of_an_async_run_resumes_it_at_the_api_and_it_completes() {
     let uid = rx.submit().await;
     let done = rx.ended(&uid).await;
     assert_eq!(done.status, RunStatus::Failed, "{done:?}");
-    let out = crate::support::watchbell(rx._dir.path())
+    let out = crate::support::watchbell(rx.dir.path())
         .args(["--db", "watchbell.db", "runs", "resume", &uid])
         .env("CAPTAIN_DATA_API_KEY", sb.api_key())
         .assert()
