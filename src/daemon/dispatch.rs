@@ -264,10 +264,13 @@ impl Dispatch {
             self.done_tx.clone(),
         );
         let (name, limits) = (job.name.clone(), Limits::of(job));
+        let queue_behind_vendor = limits.asynchronous && job.overlap == Overlap::Queue;
         let task = async move {
             // Boxed: a run's whole state (its paging loop, its retries) is allocated when its
             // turn comes. Under saturation thousands of runs wait, each in about 800 bytes.
-            let ran = match turn(lane, &slots, &queue_stop, &stop).await {
+            let vendor =
+                queue_behind_vendor.then_some((&runner.store, name.as_str(), uid.as_str()));
+            let ran = match turn(lane, vendor, &slots, &queue_stop, &stop).await {
                 Some(held) => {
                     Box::pin(run_task(
                         &runner,
@@ -515,6 +518,7 @@ type Held = (
 /// `None` when it is stopped while it waits.
 async fn turn(
     lane: Option<Lane>,
+    vendor: Option<(&Store, &str, &str)>,
     slots: &Arc<Semaphore>,
     queue_stop: &CancellationToken,
     stop: &Stop,
@@ -525,6 +529,11 @@ async fn turn(
             Some(Lane::Wait(l)) => Some(l.lock_owned().await),
             None => None,
         };
+        // An async job's queued run also waits for the runs the vendor still has: they are in
+        // flight until they end, not until they are sent.
+        if let Some((store, job, uid)) = vendor {
+            vendor_clear(store, job, uid).await;
+        }
         let permit = slots
             .clone()
             .acquire_owned()
@@ -536,6 +545,22 @@ async fn turn(
         held = wait => Some(held),
         () = queue_stop.cancelled() => None,
         () = stop.cancelled() => None,
+    }
+}
+
+/// Returns once `job` has no async run open other than `uid` (looked at once a second).
+async fn vendor_clear(store: &Store, job: &str, uid: &str) {
+    loop {
+        let (j, u) = (job.to_string(), uid.to_string());
+        match store
+            .call(move |c| crate::store::batches::open_of_job(c, &j, &u))
+            .await
+        {
+            Ok(0) => return,
+            Ok(_) => {}
+            Err(e) => log_store_error("cannot see the job's async runs; waiting", &e),
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     }
 }
 

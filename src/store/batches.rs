@@ -574,3 +574,13 @@ pub fn not_run(conn: &mut Connection, job: &str, nominals: &[DateTime<Utc>]) -> 
     tx.commit()?;
     Ok(n)
 }
+
+/// How many async runs of `job` other than `uid` the vendor still has.
+pub fn open_of_job(conn: &mut Connection, job: &str, uid: &str) -> Result<u32> {
+    Ok(conn.query_row(
+        "SELECT COUNT(*) FROM runs WHERE job = ?1 AND uid != ?2 AND owner = ?3
+           AND status IN ('CREATED', 'QUEUED', 'RUNNING')",
+        params![job, uid, ASYNC_OWNER],
+        |r| r.get(0),
+    )?)
+}

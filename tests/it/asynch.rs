@@ -763,3 +763,58 @@ async fn runs_resume_of_an_async_run_resumes_it_at_the_api_and_it_completes() {
     assert_exactly_once(&rx.item_ids(&done).await);
     assert_eq!(creates(&sb).await, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queued_async_run_is_sent_only_once_the_vendor_ended_the_one_before() {
+    // Each run takes the vendor about a second (6 callbacks 200 ms apart); ticks come every second.
+    let sb = sandbox(opts("gap=200")).await;
+    let dir = tempfile::tempdir().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let toml = format!(
+        "[receiver]\nlisten = \"127.0.0.1:0\"\npublic_url = \"{url}\"\nreplay_after = \"300ms\"\n[[job]]\nname = \"q\"\ncron = \"* * * * * *\"\noverlap = \"queue\"\nrunner = \"async\"\naction = \"{PAGED}\"\ninputs = [{{ google_maps_search_url = \"https://www.google.com/maps/search/q1\" }}, {{ google_maps_search_url = \"https://www.google.com/maps/search/q2\" }}]\n"
+    );
+    let d = crate::support::InProcess::start_full(
+        &dir,
+        &sb,
+        &toml,
+        watchbell::clock::Clock::System,
+        (None, Some(listener)),
+    )
+    .await;
+    let store = d.runner.store.clone();
+    let ended = |runs: &[RunRecord]| runs.iter().filter(|r| r.status.is_final()).count();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let runs = loop {
+        let runs = store
+            .list_runs(watchbell::store::RunFilter::default())
+            .await
+            .unwrap();
+        if ended(&runs) >= 3 {
+            break runs;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "fewer than 3 runs ended"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    d.shutdown().await;
+    // When each was sent and when it ended: no two overlap.
+    let mut spans = Vec::new();
+    for r in runs.iter().filter(|r| r.status.is_final()) {
+        let uid = r.uid.clone();
+        let st = store.call(move |c| batches::state(c, &uid)).await.unwrap();
+        if let (Some(sent), Some(end)) = (st.and_then(|s| s.sent_at), r.finished_at) {
+            spans.push((sent, end));
+        }
+    }
+    spans.sort();
+    assert!(spans.len() >= 3, "{spans:?}");
+    for w in spans.windows(2) {
+        assert!(
+            w[1].0 >= w[0].1,
+            "sent before the one before ended: {spans:?}"
+        );
+    }
+}
