@@ -170,12 +170,13 @@ async fn store_batch(sh: &Shared, uid: &str, batch: Batch) -> Response {
             .await
     };
     match stored {
-        Ok(Received::Stored { page }) => {
+        Ok(Received::Stored { page, items, job }) => {
             sh.metrics.count(
                 "watchbell_callbacks_received_total",
                 &[("outcome", "stored")],
                 1.0,
             );
+            sh.metrics.items_stored(&job, items);
             sh.store.deliveries_queued();
             if last {
                 sh.closing.notify_one();

@@ -139,10 +139,14 @@ pub struct Batch {
 }
 
 /// What became of a callback.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Received {
-    /// Stored now (its items, if any, as the run's page `page`).
-    Stored { page: Option<u32> },
+    /// Stored now (its items, if any, as the run's page `page`), for job `job`.
+    Stored {
+        page: Option<u32>,
+        items: u64,
+        job: String,
+    },
     /// Stored before: nothing written.
     Repeat,
     /// The run is bound to another API uid: refused.
@@ -237,7 +241,11 @@ pub fn receive(
         }
     }
     tx.commit()?;
-    Ok(Received::Stored { page })
+    Ok(Received::Stored {
+        page,
+        items: b.items.len() as u64,
+        job: run.job,
+    })
 }
 
 /// The input of the run's list a batch belongs to: what watchbell put in its `custom_data`

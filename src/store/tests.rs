@@ -557,7 +557,11 @@ fn a_late_batch_is_stored_and_the_lost_count_corrected() {
             batches::mark_sent(c, &uid, "h", now)?;
             assert_eq!(
                 batches::receive(c, &uid, &batch("api", "b1", "RUNNING", 2), now)?,
-                batches::Received::Stored { page: Some(1) }
+                batches::Received::Stored {
+                    page: Some(1),
+                    items: 2,
+                    job: "a".into()
+                }
             );
             assert_eq!(
                 batches::receive(c, &uid, &batch("api", "b1", "RUNNING", 2), now)?,
