@@ -38,6 +38,40 @@ pub enum Denial {
     },
 }
 
+impl Denial {
+    /// The denial a lane's answer says, for a request of kind `count`: `None` when it let the
+    /// request through or asked it to wait.
+    pub fn of(entry: Entry, count: Count) -> Option<Denial> {
+        match entry {
+            Entry::Capped {
+                lane, cap, until, ..
+            } => Some(Denial::DailyCap {
+                lane,
+                count,
+                cap,
+                until,
+            }),
+            Entry::Paused {
+                lane,
+                until,
+                reason,
+            } => Some(Denial::Paused {
+                lane,
+                until,
+                reason,
+            }),
+            Entry::Entered | Entry::Wait(_) => None,
+        }
+    }
+
+    /// Until when the lane refuses.
+    pub fn until(&self) -> DateTime<Utc> {
+        match self {
+            Denial::DailyCap { until, .. } | Denial::Paused { until, .. } => *until,
+        }
+    }
+}
+
 impl std::fmt::Display for Denial {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -171,23 +205,7 @@ impl RunGate {
                     tokio::time::sleep(wait).await;
                     continue;
                 }
-                Entry::Capped {
-                    lane, cap, until, ..
-                } => Denial::DailyCap {
-                    lane,
-                    count: self.count,
-                    cap,
-                    until,
-                },
-                Entry::Paused {
-                    lane,
-                    until,
-                    reason,
-                } => Denial::Paused {
-                    lane,
-                    until,
-                    reason,
-                },
+                refused => Denial::of(refused, self.count).expect("capped or paused"),
             };
             if matches!(denial, Denial::DailyCap { .. }) {
                 self.metrics

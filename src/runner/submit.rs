@@ -215,25 +215,11 @@ impl Runner {
                     .collect();
                 return Ok(Ok(kept));
             }
-            Reserve::Capped { lane, cap, until } => Denial::DailyCap {
-                lane,
-                count,
-                cap,
-                until,
-            },
-            Reserve::Paused {
-                lane,
-                until,
-                reason,
-            } => Denial::Paused {
-                lane,
-                until,
-                reason,
-            },
+            Reserve::Refused(entry) => {
+                Denial::of(entry, count).expect("a refusal is capped or paused")
+            }
         };
-        let until = match &denial {
-            Denial::DailyCap { until, .. } | Denial::Paused { until, .. } => *until,
-        };
+        let until = denial.until();
         warn!(error = %denial, "async run not sent");
         let f = ApiFailure::Lane(denial);
         let e = LastError {

@@ -147,14 +147,10 @@ pub(crate) async fn play(
             i += 2;
         }
     }
-    let ending = {
-        let mut c = st.chaos.lock().expect("lock");
-        if c.left.fail_runs > 0 {
-            c.left.fail_runs -= 1;
-            "FAILED"
-        } else {
-            "SUCCEEDED"
-        }
+    let ending = if spend(&st, |c| (&mut c.left.fail_runs, None)) {
+        "FAILED"
+    } else {
+        "SUCCEEDED"
     };
     let final_body = json!({
         "run": {"run_uid": run_uid, "batch_uid": format!("{run_uid}-final-{}", ending.to_lowercase()), "status": ending},
@@ -174,15 +170,7 @@ pub(crate) async fn play(
                 .set_run_status(&run_uid, ending, st.now());
         }
         let uid = log(&st, &run_uid, None, &url, &headers, body);
-        let dropped = {
-            let mut c = st.chaos.lock().expect("lock");
-            let d = c.left.drop > 0;
-            if d {
-                c.left.drop -= 1;
-                c.dropped += 1;
-            }
-            d
-        };
+        let dropped = spend(&st, |c| (&mut c.left.drop, Some(&mut c.dropped)));
         if dropped {
             settle(&st, &uid, "FAILED", None, 0);
         } else {
@@ -412,16 +400,10 @@ pub(crate) async fn replay(
     };
     let (run_uid, url, hdrs, body) = found;
     let child = log(&st, &run_uid, Some(uid), &url, &hdrs, body);
-    let dropped = {
-        let mut c = st.chaos.lock().expect("lock");
-        c.replays += 1;
-        let d = c.left.drop_replays > 0;
-        if d {
-            c.left.drop_replays -= 1;
-            c.replays_dropped += 1;
-        }
-        d
-    };
+    st.chaos.lock().expect("lock").replays += 1;
+    let dropped = spend(&st, |c| {
+        (&mut c.left.drop_replays, Some(&mut c.replays_dropped))
+    });
     let answer = st
         .log
         .lock()
@@ -442,14 +424,22 @@ pub(crate) async fn replay(
 
 /// True when this create's answer is to be lost (`lose-create`).
 pub(crate) fn lose_create(st: &State) -> bool {
+    spend(st, |c| (&mut c.left.lose_create, Some(&mut c.creates_lost)))
+}
+
+/// Spends one of a chaos budget when any is left, counting it done: true when it was spent.
+/// `pick` names the budget and its done-counter.
+fn spend(st: &State, pick: impl FnOnce(&mut Counts) -> (&mut u32, Option<&mut u64>)) -> bool {
     let mut c = st.chaos.lock().expect("lock");
-    if c.left.lose_create > 0 {
-        c.left.lose_create -= 1;
-        c.creates_lost += 1;
-        true
-    } else {
-        false
+    let (left, done) = pick(&mut c);
+    if *left == 0 {
+        return false;
     }
+    *left -= 1;
+    if let Some(done) = done {
+        *done += 1;
+    }
+    true
 }
 
 #[cfg(test)]

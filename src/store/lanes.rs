@@ -463,18 +463,9 @@ pub enum Reserve {
     /// Send the inputs at `keep` (their requests counted); those at `already` were sent by this
     /// job before (outreach) and are not again; the rest exceed today's caps.
     Granted { keep: Vec<u32>, already: Vec<u32> },
-    /// Nothing left under a cap today.
-    Capped {
-        lane: String,
-        cap: u32,
-        until: DateTime<Utc>,
-    },
-    /// A lane is paused: nothing is sent.
-    Paused {
-        lane: String,
-        until: DateTime<Utc>,
-        reason: String,
-    },
+    /// Nothing is sent: a lane is paused, or has nothing left under a cap today
+    /// ([`Entry::Paused`] or [`Entry::Capped`], as for a live request).
+    Refused(Entry),
 }
 
 /// An async submission's inputs `(index, identity)` against the lanes of `ask`, in one
@@ -503,19 +494,20 @@ pub fn lane_reserve(
     for lane in &ask.lanes {
         let l = lane_now(&tx, ask, lane, now)?;
         if let Some((until, reason)) = l.paused {
-            return Ok(Reserve::Paused {
+            return Ok(Reserve::Refused(Entry::Paused {
                 lane: lane.clone(),
                 until,
                 reason,
-            });
+            }));
         }
         let Some((cap, used)) = l.cap else { continue };
         if used >= cap && !fresh.is_empty() {
-            return Ok(Reserve::Capped {
+            return Ok(Reserve::Refused(Entry::Capped {
                 lane: lane.clone(),
+                used,
                 cap,
                 until: ask.day_ends,
-            });
+            }));
         }
         left = left.min(cap.saturating_sub(used));
     }
