@@ -61,6 +61,9 @@ _watchbell() {
             watchbell,status)
                 cmd="watchbell__subcmd__status"
                 ;;
+            watchbell,store)
+                cmd="watchbell__subcmd__store"
+                ;;
             watchbell,sync)
                 cmd="watchbell__subcmd__sync"
                 ;;
@@ -115,6 +118,9 @@ _watchbell() {
             watchbell__subcmd__help,status)
                 cmd="watchbell__subcmd__help__subcmd__status"
                 ;;
+            watchbell__subcmd__help,store)
+                cmd="watchbell__subcmd__help__subcmd__store"
+                ;;
             watchbell__subcmd__help,sync)
                 cmd="watchbell__subcmd__help__subcmd__sync"
                 ;;
@@ -141,6 +147,9 @@ _watchbell() {
                 ;;
             watchbell__subcmd__help__subcmd__runs,show)
                 cmd="watchbell__subcmd__help__subcmd__runs__subcmd__show"
+                ;;
+            watchbell__subcmd__help__subcmd__store,copy)
+                cmd="watchbell__subcmd__help__subcmd__store__subcmd__copy"
                 ;;
             watchbell__subcmd__lanes,help)
                 cmd="watchbell__subcmd__lanes__subcmd__help"
@@ -190,6 +199,18 @@ _watchbell() {
             watchbell__subcmd__runs__subcmd__help,show)
                 cmd="watchbell__subcmd__runs__subcmd__help__subcmd__show"
                 ;;
+            watchbell__subcmd__store,copy)
+                cmd="watchbell__subcmd__store__subcmd__copy"
+                ;;
+            watchbell__subcmd__store,help)
+                cmd="watchbell__subcmd__store__subcmd__help"
+                ;;
+            watchbell__subcmd__store__subcmd__help,copy)
+                cmd="watchbell__subcmd__store__subcmd__help__subcmd__copy"
+                ;;
+            watchbell__subcmd__store__subcmd__help,help)
+                cmd="watchbell__subcmd__store__subcmd__help__subcmd__help"
+                ;;
             *)
                 ;;
         esac
@@ -197,7 +218,7 @@ _watchbell() {
 
     case "${cmd}" in
         watchbell)
-            opts="-h -V --config --db --log-format --help --version run check next trigger runs status export sync ticks actions prune backfill completions man lanes inputs sandbox help"
+            opts="-h -V --config --db --log-format --help --version run check next trigger runs status export sync ticks actions prune backfill completions man lanes inputs sandbox store help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -373,7 +394,7 @@ _watchbell() {
             return 0
             ;;
         watchbell__subcmd__help)
-            opts="run check next trigger runs status export sync ticks actions prune backfill completions man lanes inputs sandbox help"
+            opts="run check next trigger runs status export sync ticks actions prune backfill completions man lanes inputs sandbox store help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -669,6 +690,34 @@ _watchbell() {
         watchbell__subcmd__help__subcmd__status)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        watchbell__subcmd__help__subcmd__store)
+            opts="copy"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        watchbell__subcmd__help__subcmd__store__subcmd__copy)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -1333,6 +1382,100 @@ _watchbell() {
                     COMPREPLY=($(compgen -W "text json" -- "${cur}"))
                     return 0
                     ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        watchbell__subcmd__store)
+            opts="-h --config --db --log-format --help copy help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --db)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        watchbell__subcmd__store__subcmd__copy)
+            opts="-h --to-postgres --config --db --log-format --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --db)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        watchbell__subcmd__store__subcmd__help)
+            opts="copy help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        watchbell__subcmd__store__subcmd__help__subcmd__copy)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        watchbell__subcmd__store__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 *)
                     COMPREPLY=()
                     ;;

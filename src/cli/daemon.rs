@@ -27,6 +27,12 @@ pub fn run(cli: &Cli, with_sandbox: bool) -> Outcome {
         tracing::warn!("{w}");
     }
     super::check_secrets(&config)?;
+    if let Some(source) = &config.store {
+        return Err(Failure::usage(format!(
+            "{}: [store] puts the state in PostgreSQL ({source}), which this build fills (`watchbell store copy --to-postgres`) but does not run on yet; remove [store] to run on SQLite",
+            cli.config.display()
+        )));
+    }
     let db = database_path(cli, Some(&config));
     if let Some(why) = files::foreign_owner(&db) {
         return Err(Failure::usage(why));

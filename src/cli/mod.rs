@@ -15,6 +15,7 @@ mod next;
 mod prune;
 mod runs;
 mod status;
+mod store;
 mod sync;
 mod trigger;
 
@@ -192,6 +193,21 @@ pub enum Command {
     },
     /// A local Captain Data simulator: v4 actions, runs and schedules, and v1 endpoints.
     Sandbox(crate::sandbox::Options),
+    /// The state's database.
+    #[command(subcommand)]
+    Store(StoreCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum StoreCommand {
+    // Help strings, not doc comments: the doc lint's backticks would show in the help.
+    #[command(
+        about = "Copy the SQLite state (--db, else [daemon] database) into the empty PostgreSQL database [store] names, in one transaction"
+    )]
+    Copy {
+        #[arg(long, help = "Into PostgreSQL ([store] url_env or url_file)")]
+        to_postgres: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -282,6 +298,7 @@ pub fn run(cli: Cli) -> ExitCode {
         }
         Command::Inputs { job, json } => inputs::run(&cli, job, *json),
         Command::Sandbox(opts) => sandbox(opts),
+        Command::Store(StoreCommand::Copy { to_postgres }) => store::copy(&cli, *to_postgres),
     };
     crate::progress::finish();
     match result {

@@ -11,6 +11,7 @@ mod job;
 mod read;
 mod receiver;
 mod safety;
+mod store;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -45,6 +46,8 @@ pub struct Config {
     pub safety: Safety,
     /// `[receiver]`: where callbacks of async runs and received remote schedules arrive.
     pub receiver: Option<Receiver>,
+    /// `[store]`: where the `PostgreSQL` URL is, when the state is there instead of `SQLite`.
+    pub store: Option<crate::store::pg::UrlSource>,
     pub jobs: Vec<Job>,
     /// `FILE:LINE:COL: warning: ...` lines: what the file may mean but `check` cannot vouch for.
     pub warnings: Vec<String>,
@@ -504,6 +507,7 @@ impl Config {
             daemon,
             safety: Safety::default(),
             receiver: None,
+            store: None,
             jobs,
             warnings: Vec::new(),
             index,
@@ -539,6 +543,7 @@ struct Head {
     receiver: Option<Receiver>,
     /// False when `[receiver]` has errors (reported; its jobs are not blamed too).
     receiver_ok: bool,
+    store: Option<crate::store::pg::UrlSource>,
     defaults: JobFields,
 }
 
@@ -546,7 +551,9 @@ impl Head {
     fn read(d: &mut Diags, root: &Section) -> Head {
         root.only(
             d,
-            &["api", "daemon", "safety", "receiver", "defaults", "job"],
+            &[
+                "api", "daemon", "store", "safety", "receiver", "defaults", "job",
+            ],
         );
         let api = read_api(d, root.get("api"));
         let base = api.as_ref().map(|a| &a.base_url);
@@ -554,6 +561,7 @@ impl Head {
         let receiver = written.and_then(|v| receiver::read(d, v, base));
         let receiver_ok = written.is_none() || receiver.is_some();
         let daemon = read_daemon(d, root.get("daemon"));
+        let store = root.get("store").and_then(|v| store::read(d, v));
         let defaults = root
             .get("defaults")
             .and_then(|v| read::table(d, v, "defaults", "[defaults]"))
@@ -573,6 +581,7 @@ impl Head {
             safety,
             receiver,
             receiver_ok,
+            store,
             defaults,
         }
     }
@@ -600,6 +609,7 @@ impl Head {
                 let mut config = Config::new(api, daemon, jobs);
                 config.safety = safety;
                 config.receiver = self.receiver;
+                config.store = self.store;
                 config.warnings = d.warnings(path);
                 Ok(config)
             }

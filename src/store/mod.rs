@@ -18,6 +18,7 @@ mod inputs;
 mod kinds;
 mod lanes;
 mod links;
+pub mod pg;
 mod prune;
 mod runs;
 mod schema;

@@ -11,6 +11,7 @@ mod first_hour;
 mod lists;
 mod live;
 mod operator;
+mod pg;
 mod progress;
 mod results;
 mod safety;

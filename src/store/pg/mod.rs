@@ -1,0 +1,150 @@
+//! The state in `PostgreSQL`, for more than one node on one database: where it is
+//! ([`Target`]), its tables ([`schema`], the same as `SQLite`'s), moving a `SQLite` state over
+//! ([`copy`]) and who leads ([`leader`]). Errors say which user at which host, never the
+//! password, and tell a configuration to fix (exit 2) from a server to wait for (exit 1).
+
+pub mod copy;
+pub mod leader;
+pub mod schema;
+mod target;
+mod tls;
+
+use std::fmt;
+
+pub use target::{Target, Tls, UrlSource};
+use tokio_postgres::error::SqlState;
+use tracing::warn;
+
+/// What went wrong with the database, and whether waiting can mend it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PgError {
+    pub kind: PgErrorKind,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PgErrorKind {
+    /// The URL, its source or the credentials: someone must change the configuration.
+    Config,
+    /// The server cannot be reached or stopped answering: it may come back.
+    Unreachable,
+    /// The server answered with an error.
+    Sql,
+}
+
+impl PgError {
+    pub fn config(message: impl Into<String>) -> PgError {
+        PgError {
+            kind: PgErrorKind::Config,
+            message: message.into(),
+        }
+    }
+
+    fn sql(message: impl Into<String>) -> PgError {
+        PgError {
+            kind: PgErrorKind::Sql,
+            message: message.into(),
+        }
+    }
+
+    /// 2 for a configuration to fix, 1 otherwise (systemd restarts the service).
+    pub fn exit_code(&self) -> u8 {
+        if self.kind == PgErrorKind::Config {
+            2
+        } else {
+            1
+        }
+    }
+
+    /// A driver error met while talking to `target`, classified; the password never appears
+    /// (the driver does not put it in its messages).
+    pub fn of(target: &Target, e: &tokio_postgres::Error) -> PgError {
+        let code = e.code();
+        let auth = [
+            SqlState::INVALID_PASSWORD,
+            SqlState::INVALID_AUTHORIZATION_SPECIFICATION,
+            SqlState::INVALID_CATALOG_NAME,
+        ];
+        let detail = e.as_db_error().map_or_else(
+            || {
+                let mut s = e.to_string();
+                let mut src = std::error::Error::source(e);
+                while let Some(cause) = src {
+                    s = format!("{s}: {cause}");
+                    src = cause.source();
+                }
+                s
+            },
+            |d| d.message().to_string(),
+        );
+        let message = format!("PostgreSQL {target}: {detail}");
+        // A certificate that does not verify, or a server without TLS under sslmode=require:
+        // waiting mends neither.
+        let tls = code.is_none()
+            && (detail.contains("TLS handshake") || detail.contains("does not support TLS"));
+        match code {
+            Some(c) if auth.contains(c) => PgError::config(message),
+            None if tls => PgError::config(message),
+            Some(_) => PgError::sql(message),
+            None => PgError {
+                kind: PgErrorKind::Unreachable,
+                message,
+            },
+        }
+    }
+}
+
+impl fmt::Display for PgError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for PgError {}
+
+/// Opens one connection to `target`; its I/O runs on a task of the current runtime until the
+/// client is dropped or the server goes away.
+pub async fn connect(target: &Target) -> Result<tokio_postgres::Client, PgError> {
+    let name = target.to_string();
+    match target.rustls()? {
+        None => {
+            let (client, conn) = target
+                .config
+                .connect(tokio_postgres::NoTls)
+                .await
+                .map_err(|e| PgError::of(target, &e))?;
+            tokio::spawn(async move {
+                if let Err(e) = conn.await {
+                    warn!(database = %name, error = %e, "PostgreSQL connection ended");
+                }
+            });
+            Ok(client)
+        }
+        Some(tls) => {
+            let tls = tls::Rustls::new(tls);
+            let (client, conn) = target
+                .config
+                .connect(tls)
+                .await
+                .map_err(|e| PgError::of(target, &e))?;
+            tokio::spawn(async move {
+                if let Err(e) = conn.await {
+                    warn!(database = %name, error = %e, "PostgreSQL connection ended");
+                }
+            });
+            Ok(client)
+        }
+    }
+}
+
+/// The database's clock, in milliseconds since the epoch: every instant compared across nodes
+/// comes from here, never from a node's own clock.
+pub async fn now_ms(client: &tokio_postgres::Client) -> Result<i64, tokio_postgres::Error> {
+    client
+        .query_one(
+            "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint",
+            &[],
+        )
+        .await
+        .map(|r| r.get(0))
+}

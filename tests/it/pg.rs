@@ -1,0 +1,513 @@
+//! The `PostgreSQL` half: against the server at `WATCHBELL_TEST_PG_URL` (`.ci/run` starts a
+//! throwaway one). Without it each test says it skipped and passes. Every test works in a
+//! database of its own, created here and dropped after.
+
+use std::time::Duration;
+
+use tokio_postgres::Client;
+use watchbell::clock::Clock;
+use watchbell::store::pg::{self, PgErrorKind, Target, copy, leader, schema};
+
+use crate::support::{InProcess, eventually, job, sandbox, watchbell};
+
+/// A database of this test's own, dropped when the value is.
+struct Db {
+    admin: String,
+    name: String,
+    pub url: String,
+}
+
+impl Db {
+    /// `None` (and a line saying so) when no `PostgreSQL` is configured for the tests.
+    async fn new(test: &str) -> Option<Db> {
+        let Ok(admin) = std::env::var("WATCHBELL_TEST_PG_URL") else {
+            // Written past the test harness's capture, once, so a plain `cargo test` says it.
+            static SAID: std::sync::Once = std::sync::Once::new();
+            SAID.call_once(|| {
+                use std::io::Write as _;
+                let _ = writeln!(
+                    std::io::stderr().lock(),
+                    "note: WATCHBELL_TEST_PG_URL is not set: the PostgreSQL half of the suite (pg::*) is skipped; .ci/run starts a PostgreSQL for it"
+                );
+            });
+            return None;
+        };
+        let name = format!("wb_{}_{}", test, std::process::id());
+        let c = client(&admin).await;
+        for sql in [
+            format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+            format!("CREATE DATABASE {name}"),
+        ] {
+            c.batch_execute(&sql).await.unwrap();
+        }
+        let mut url = reqwest::Url::parse(&admin).unwrap();
+        url.set_path(&name);
+        Some(Db {
+            admin,
+            name,
+            url: url.to_string(),
+        })
+    }
+
+    fn target(&self) -> Target {
+        Target::parse(&self.url).unwrap()
+    }
+
+    async fn client(&self) -> Client {
+        client(&self.url).await
+    }
+}
+
+impl Drop for Db {
+    fn drop(&mut self) {
+        let (admin, name) = (self.admin.clone(), self.name.clone());
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let c = client(&admin).await;
+                let _ = c
+                    .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .await;
+            });
+        })
+        .join();
+    }
+}
+
+async fn client(url: &str) -> Client {
+    pg::connect(&Target::parse(url).unwrap()).await.unwrap()
+}
+
+/// Two nodes starting together migrate once: the advisory lock serialises them and the second
+/// finds the version the first wrote.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrations_run_once_under_an_advisory_lock() {
+    let Some(db) = Db::new("migrate").await else {
+        return;
+    };
+    let target = db.target();
+    let (mut one, mut two) = (db.client().await, db.client().await);
+    let (ra, rb) = tokio::join!(
+        schema::migrate(&mut one, &target),
+        schema::migrate(&mut two, &target)
+    );
+    assert_eq!(ra.unwrap(), rb.unwrap());
+    let c = db.client().await;
+    let rows: i64 = c
+        .query_one("SELECT count(*) FROM watchbell_schema", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(rows, 1);
+    assert_eq!(schema::version(&c).await.unwrap(), sqlite_version());
+    for table in schema::tables() {
+        c.query_one(&format!("SELECT count(*) FROM \"{table}\""), &[])
+            .await
+            .unwrap_or_else(|e| panic!("{table}: {e}"));
+    }
+    // A database written by a newer build is refused, naming both versions.
+    c.execute("UPDATE watchbell_schema SET version = version + 1", &[])
+        .await
+        .unwrap();
+    let e = schema::migrate(&mut one, &target).await.unwrap_err();
+    assert!(e.message.contains("newer watchbell"), "{}", e.message);
+}
+
+/// The `SQLite` schema version, read from a fresh `SQLite` database.
+fn sqlite_version() -> i64 {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v.db");
+    drop(watchbell::store::Store::open(&path).unwrap());
+    let c = rusqlite::Connection::open(&path).unwrap();
+    c.pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap()
+}
+
+/// A real state (a per-second job's runs, pages, items, ticks, deliveries; a remote link) is
+/// copied whole: every row of every table reads back the same from `PostgreSQL`. A second copy
+/// into the now full database is refused and changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_copy_moves_every_row_of_every_table() {
+    let Some(db) = Db::new("copy").await else {
+        return;
+    };
+    let sb = sandbox(watchbell::sandbox::Options::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let toml = job("every", "* * * * * *").to_string();
+    let d = InProcess::start(&dir, &sb, &toml, Clock::System).await;
+    let store = d.runner.store.clone();
+    eventually(Duration::from_secs(20), || {
+        let s = store.clone();
+        async move {
+            s.list_runs(watchbell::store::RunFilter::default())
+                .await
+                .unwrap()
+                .iter()
+                .filter(|r| r.status.is_final())
+                .count()
+                >= 3
+        }
+    })
+    .await;
+    store
+        .set_link(
+            watchbell::store::Link {
+                job: "remote".into(),
+                uid: "sch_1".into(),
+                hash: Some("abc".into()),
+                adopted_from: None,
+            },
+            Some("active"),
+            Clock::System.now(),
+        )
+        .await
+        .unwrap();
+    d.shutdown().await;
+    drop(store);
+    let lite = dir.path().join("watchbell.db");
+    let t = db.target();
+    let mut c = db.client().await;
+    let copied = copy::to_postgres(&lite, &mut c, &t).await.unwrap();
+    assert!(copied.rows() > 20, "{copied:?}");
+    let sqlite = rusqlite::Connection::open(&lite).unwrap();
+    for table in schema::tables() {
+        let lite_rows = lite_dump(&sqlite, &table);
+        let pg_rows = pg_dump(&c, &table).await;
+        assert_eq!(lite_rows, pg_rows, "table {table}");
+        let n = copied.tables.iter().find(|(t, _)| *t == table).unwrap().1;
+        assert_eq!(n, lite_rows.len() as u64, "table {table}");
+    }
+    for t in [
+        "runs",
+        "ticks",
+        "pages",
+        "items",
+        "transitions",
+        "remote_links",
+    ] {
+        assert!(!lite_dump(&sqlite, t).is_empty(), "{t} was copied empty");
+    }
+    // New rows take ids after the copied ones.
+    let next: i64 = c
+        .query_one(
+            "INSERT INTO runs (uid, job, action_name, trigger, body, status, created_at)
+             VALUES ('x', 'j', 'a', 'manual', '{}', 'CREATED', 'now') RETURNING id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let max: i64 = sqlite
+        .query_row("SELECT max(id) FROM runs", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(next, max + 1);
+    let e = copy::to_postgres(&lite, &mut c, &t).await.unwrap_err();
+    assert!(
+        e.message.contains("already holds a watchbell state"),
+        "{}",
+        e.message
+    );
+}
+
+/// Every row of a `SQLite` table as text, in a stable order.
+fn lite_dump(c: &rusqlite::Connection, table: &str) -> Vec<String> {
+    let mut stmt = c.prepare(&format!("SELECT * FROM \"{table}\"")).unwrap();
+    let n = stmt.column_count();
+    let mut rows: Vec<String> = stmt
+        .query_map([], |r| {
+            Ok((0..n)
+                .map(|i| match r.get::<_, rusqlite::types::Value>(i).unwrap() {
+                    rusqlite::types::Value::Null => "NULL".to_string(),
+                    rusqlite::types::Value::Integer(v) => v.to_string(),
+                    rusqlite::types::Value::Text(s) => s,
+                    other => format!("{other:?}"),
+                })
+                .collect::<Vec<_>>()
+                .join("|"))
+        })
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    rows.sort();
+    rows
+}
+
+/// Every row of a `PostgreSQL` table as text, in the same form.
+async fn pg_dump(c: &Client, table: &str) -> Vec<String> {
+    let cols = c
+        .query(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = $1 ORDER BY ordinal_position",
+            &[&table],
+        )
+        .await
+        .unwrap();
+    let list = cols
+        .iter()
+        .map(|r| format!("COALESCE(\"{}\"::text, 'NULL')", r.get::<_, String>(0)))
+        .collect::<Vec<_>>()
+        .join(" || '|' || ");
+    let mut out: Vec<String> = c
+        .query(&format!("SELECT {list} FROM \"{table}\""), &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    out.sort();
+    out
+}
+
+/// One leader at a time, on the database's clock: the first node takes the row, the second
+/// follows; a release hands it over at once with a new epoch; an expired row is taken whatever
+/// its holder's configuration (said); the old epoch's fence fails from then on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_leader_at_a_time_and_old_epochs_are_fenced() {
+    let Some(db) = Db::new("leader").await else {
+        return;
+    };
+    let t = db.target();
+    let mut c = db.client().await;
+    schema::migrate(&mut c, &t).await.unwrap();
+    let fast = leader::Timings {
+        renew: Duration::from_millis(100),
+        expire: Duration::from_millis(600),
+        stop: Duration::from_millis(400),
+        poll: Duration::from_millis(50),
+    };
+    let (a, b) = (db.client().await, db.client().await);
+    let first = leader::attempt(&a, "node-a", "h1", fast).await.unwrap();
+    assert_eq!(
+        first,
+        leader::Attempt::Leads {
+            epoch: 1,
+            took: true,
+            hash_differs: false
+        }
+    );
+    match leader::attempt(&b, "node-b", "h1", fast).await.unwrap() {
+        leader::Attempt::Follows(holder) => {
+            assert_eq!(holder.node.as_deref(), Some("node-a"));
+            assert_eq!(holder.epoch, 1);
+            assert!(holder.live());
+        }
+        other @ leader::Attempt::Leads { .. } => panic!("{other:?}"),
+    }
+    // Renewing keeps the epoch.
+    assert!(matches!(
+        leader::attempt(&a, "node-a", "h1", fast).await.unwrap(),
+        leader::Attempt::Leads {
+            epoch: 1,
+            took: false,
+            ..
+        }
+    ));
+    assert_eq!(
+        leader::live_peers(&a, "node-a", fast).await.unwrap(),
+        ["node-b"]
+    );
+    // A clean stop: released, taken at once by the standby with a new epoch.
+    assert!(leader::release(&a, "node-a", 1).await.unwrap());
+    assert!(matches!(
+        leader::attempt(&b, "node-b", "h2", fast).await.unwrap(),
+        leader::Attempt::Leads {
+            epoch: 2,
+            took: true,
+            hash_differs: false
+        }
+    ));
+    // node-a's old epoch no longer writes.
+    let mut ca = db.client().await;
+    let tx = ca.transaction().await.unwrap();
+    assert!(!leader::fence(&tx, "node-a", 1).await.unwrap());
+    tx.rollback().await.unwrap();
+    // node-b goes silent; once its row expires node-a takes it, though its file differs.
+    tokio::time::sleep(fast.expire + Duration::from_millis(100)).await;
+    assert!(matches!(
+        leader::attempt(&a, "node-a", "h1", fast).await.unwrap(),
+        leader::Attempt::Leads {
+            epoch: 3,
+            took: true,
+            hash_differs: true
+        }
+    ));
+    let tx = ca.transaction().await.unwrap();
+    assert!(leader::fence(&tx, "node-a", 3).await.unwrap());
+    tx.commit().await.unwrap();
+    let mut cb = db.client().await;
+    let tx = cb.transaction().await.unwrap();
+    assert!(!leader::fence(&tx, "node-b", 2).await.unwrap());
+}
+
+/// A fenced write holds the row: a takeover waits for it to end, so no write of an old epoch
+/// commits after a new epoch began.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_takeover_waits_for_the_fenced_write_in_flight() {
+    let Some(db) = Db::new("fence").await else {
+        return;
+    };
+    let t = db.target();
+    let mut c = db.client().await;
+    schema::migrate(&mut c, &t).await.unwrap();
+    let fast = leader::Timings {
+        renew: Duration::from_millis(100),
+        expire: Duration::from_millis(300),
+        stop: Duration::from_millis(200),
+        poll: Duration::from_millis(50),
+    };
+    let a = db.client().await;
+    leader::attempt(&a, "node-a", "h", fast).await.unwrap();
+    let mut writer = db.client().await;
+    let tx = writer.transaction().await.unwrap();
+    assert!(leader::fence(&tx, "node-a", 1).await.unwrap());
+    tokio::time::sleep(fast.expire + Duration::from_millis(50)).await;
+    let b = db.client().await;
+    let takeover = tokio::spawn(async move { leader::attempt(&b, "node-b", "h", fast).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !takeover.is_finished(),
+        "the takeover did not wait for the fenced write"
+    );
+    tx.execute(
+        "INSERT INTO ticks (job, scheduled_for, outcome) VALUES ('j', 't', 'fired')",
+        &[],
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let taken = takeover.await.unwrap().unwrap();
+    assert!(
+        matches!(taken, leader::Attempt::Leads { epoch: 2, .. }),
+        "{taken:?}"
+    );
+}
+
+/// Errors name the user and host, never the password; refused credentials are a configuration
+/// to fix (exit 2), an unreachable server one to wait for (exit 1).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_errors_name_user_and_host_never_the_password() {
+    let Some(db) = Db::new("errors").await else {
+        return;
+    };
+    let mut bad = reqwest::Url::parse(&db.url).unwrap();
+    bad.set_password(Some("wrong-Pa55word")).unwrap();
+    let t = Target::parse(bad.as_str()).unwrap();
+    let e = pg::connect(&t).await.unwrap_err();
+    assert_eq!(e.kind, PgErrorKind::Config, "{}", e.message);
+    assert_eq!(e.exit_code(), 2);
+    assert!(e.message.contains("postgres@127.0.0.1"), "{}", e.message);
+    assert!(!e.message.contains("wrong-Pa55word"), "{}", e.message);
+    // A port nothing listens on.
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = free.local_addr().unwrap().port();
+    drop(free);
+    let mut gone = bad.clone();
+    gone.set_port(Some(port)).unwrap();
+    let e = pg::connect(&Target::parse(gone.as_str()).unwrap())
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind, PgErrorKind::Unreachable, "{}", e.message);
+    assert_eq!(e.exit_code(), 1);
+    assert!(!e.message.contains("wrong-Pa55word"), "{}", e.message);
+}
+
+/// The command: `store copy --to-postgres` reads the URL from `[store] url_env`, copies, and
+/// says how much; the daemon refuses a file with `[store]` (exit 2) rather than run elsewhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_copy_command_and_the_daemons_refusal() {
+    let Some(db) = Db::new("cli").await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_path_buf();
+    drop(watchbell::store::Store::open(&d.join("watchbell.db")).unwrap());
+    let toml = format!(
+        "[store]\nurl_env = \"WB_TEST_URL\"\n{}",
+        job("j", "0 9 * * *")
+    );
+    std::fs::write(d.join("schedules.toml"), toml).unwrap();
+    let url = db.url.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        watchbell(&d)
+            .args(["store", "copy", "--to-postgres"])
+            .env("WB_TEST_URL", &url)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("copied 0 row(s)"), "{stdout}");
+    let d = dir.path().to_path_buf();
+    let out = tokio::task::spawn_blocking(move || {
+        watchbell(&d)
+            .args(["store", "copy", "--to-postgres"])
+            .env_remove("WB_TEST_URL")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("WB_TEST_URL is not set"));
+}
+
+/// Until the daemon runs on `PostgreSQL`, a job file with `[store]` is refused by `run` (exit 2,
+/// saying why) instead of running on a `SQLite` file the user meant to leave; `check` warns.
+#[test]
+fn the_daemon_refuses_a_store_it_does_not_run_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let toml = format!(
+        "[store]\nurl_env = \"WB_TEST_URL\"\n{}",
+        job("j", "0 9 * * *")
+    );
+    std::fs::write(dir.path().join("schedules.toml"), toml).unwrap();
+    let out = watchbell(dir.path()).args(["run"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("does not run on yet"), "{err}");
+    assert!(!dir.path().join("watchbell.db").exists());
+    let out = watchbell(dir.path()).args(["check"]).output().unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("warning: [store]"));
+}
+
+/// TLS through rustls: `require` encrypts without checking the certificate, `verify-full`
+/// checks chain and name against `sslrootcert` (here the test cluster's own CA) or the system's
+/// roots, which do not know that CA: refused, as a configuration to fix.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_require_and_verify_full() {
+    let Some(db) = Db::new("tls").await else {
+        return;
+    };
+    let Ok(ca) = std::env::var("WATCHBELL_TEST_PG_CA") else {
+        eprintln!("skipped: WATCHBELL_TEST_PG_CA is not set (the cluster has no TLS)");
+        return;
+    };
+    let encrypted = |c: Client| async move {
+        c.query_one(
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get::<_, bool>(0)
+    };
+    let c = client(&format!("{}?sslmode=require", db.url)).await;
+    assert!(encrypted(c).await);
+    let mut named = reqwest::Url::parse(&db.url).unwrap();
+    named.set_host(Some("localhost")).unwrap();
+    let c = client(&format!("{named}?sslmode=verify-full&sslrootcert={ca}")).await;
+    assert!(encrypted(c).await);
+    let t = Target::parse(&format!("{named}?sslmode=verify-full")).unwrap();
+    let e = pg::connect(&t).await.unwrap_err();
+    assert_eq!(e.kind, PgErrorKind::Config, "{}", e.message);
+    assert!(e.message.contains("TLS"), "{}", e.message);
+}
