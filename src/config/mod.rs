@@ -6,6 +6,7 @@ mod alerts;
 mod chain;
 mod chunks;
 mod endpoint;
+mod hash;
 pub mod inputs_file;
 mod job;
 mod read;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tokio_postgres::Client;
 use watchbell::clock::Clock;
-use watchbell::store::pg::{self, PgErrorKind, Target, copy, leader, schema};
+use watchbell::store::pg::{self, PgErrorKind, Target, copy, lead, leader, schema};
 
 use crate::support::{InProcess, eventually, job, sandbox, watchbell};
 
@@ -510,4 +510,158 @@ async fn tls_require_and_verify_full() {
     let e = pg::connect(&t).await.unwrap_err();
     assert_eq!(e.kind, PgErrorKind::Config, "{}", e.message);
     assert!(e.message.contains("TLS"), "{}", e.message);
+}
+
+/// Intervals during which a node could act as leader, as its role channel published them:
+/// from a lease's start to its withdrawal, or, when the node died, to the lease's own end.
+type Terms =
+    std::sync::Arc<std::sync::Mutex<Vec<(String, tokio::time::Instant, tokio::time::Instant)>>>;
+
+fn watch_terms(
+    name: &str,
+    mut rx: tokio::sync::watch::Receiver<lead::Role>,
+    t: leader::Timings,
+    terms: Terms,
+) -> tokio::task::JoinHandle<()> {
+    let name = name.to_string();
+    tokio::spawn(async move {
+        let mut open: Option<lead::LeaseView> = None;
+        loop {
+            let changed = rx.changed().await;
+            let now = tokio::time::Instant::now();
+            if let Some(v) = open.take() {
+                let end = if changed.is_ok() {
+                    now.min(v.began + t.stop)
+                } else {
+                    v.began + t.stop
+                };
+                terms.lock().unwrap().push((name.clone(), v.began, end));
+            }
+            if changed.is_err() {
+                return;
+            }
+            if let lead::Role::Leader(v) = *rx.borrow_and_update() {
+                open = Some(v);
+            }
+        }
+    })
+}
+
+/// One node of the test cluster: its role, its stop, its loop and the watcher of its terms.
+struct Running {
+    role: tokio::sync::watch::Receiver<lead::Role>,
+    stop: tokio_util::sync::CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+    watcher: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    fn leads(&self) -> bool {
+        matches!(*self.role.borrow(), lead::Role::Leader(_))
+    }
+}
+
+/// Two nodes keep their roles through a clean stop (released: the standby leads within a few
+/// looks) and a crash (not released: the other leads once the row expires); at no instant could
+/// two act.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handover_and_failover_between_two_nodes_never_overlap() {
+    let Some(db) = Db::new("lead").await else {
+        return;
+    };
+    let mut c = db.client().await;
+    schema::migrate(&mut c, &db.target()).await.unwrap();
+    let t = leader::Timings {
+        renew: Duration::from_millis(100),
+        expire: Duration::from_millis(600),
+        stop: Duration::from_millis(400),
+        poll: Duration::from_millis(50),
+    };
+    let terms: Terms = std::sync::Arc::default();
+    let failovers = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let start = |name: &str| {
+        let (tx, rx) = tokio::sync::watch::channel(lead::Role::Standby);
+        let stop = tokio_util::sync::CancellationToken::new();
+        let node = lead::Node {
+            target: db.target(),
+            name: name.to_string(),
+            config_hash: "h".into(),
+            timings: t,
+        };
+        Running {
+            task: tokio::spawn(lead::keep(node, tx, failovers.clone(), stop.clone())),
+            watcher: watch_terms(name, rx.clone(), t, terms.clone()),
+            role: rx,
+            stop,
+        }
+    };
+    let mut nodes = vec![start("a"), start("b")];
+    eventually(Duration::from_secs(5), || {
+        let any = nodes.iter().any(Running::leads);
+        async move { any }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(nodes.iter().filter(|n| n.leads()).count(), 1);
+    // A clean stop: released, the standby leads within a few looks, long before expiry.
+    let first = nodes.remove(usize::from(!nodes[0].leads()));
+    let stopped = tokio::time::Instant::now();
+    first.stop.cancel();
+    first.task.await.unwrap();
+    first.watcher.await.unwrap();
+    let other = &nodes[0];
+    eventually(Duration::from_secs(5), || {
+        let l = other.leads();
+        async move { l }
+    })
+    .await;
+    let handover = stopped.elapsed();
+    assert!(handover < t.expire, "handover took {handover:?}");
+    // A third node joins as a standby; then the leader crashes (its loop is dropped mid-term,
+    // nothing released), and the row must expire before the standby leads.
+    let third = start("c");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!third.leads());
+    let crashed = tokio::time::Instant::now();
+    let leader = nodes.remove(0);
+    leader.task.abort();
+    let _ = leader.task.await;
+    leader.watcher.await.unwrap();
+    eventually(Duration::from_secs(5), || {
+        let l = third.leads();
+        async move { l }
+    })
+    .await;
+    let failover = crashed.elapsed();
+    assert!(
+        failover >= t.expire.saturating_sub(t.renew),
+        "failover after {failover:?}: before the row expired"
+    );
+    assert!(
+        failover < t.expire + Duration::from_millis(500),
+        "failover took {failover:?}"
+    );
+    third.stop.cancel();
+    third.task.await.unwrap();
+    third.watcher.await.unwrap();
+    assert_eq!(failovers.load(std::sync::atomic::Ordering::Relaxed), 2);
+    let mut terms = terms.lock().unwrap().clone();
+    terms.sort_by_key(|(_, start, _)| *start);
+    for pair in terms.windows(2) {
+        let ((n0, _, end0), (n1, start1, _)) = (&pair[0], &pair[1]);
+        if n0 != n1 {
+            assert!(
+                start1 >= end0,
+                "{n1} could act before {n0}'s term ended: {terms:?}"
+            );
+        }
+    }
+    assert!(
+        terms
+            .iter()
+            .map(|(n, ..)| n)
+            .collect::<std::collections::HashSet<_>>()
+            .len()
+            == 3
+    );
 }

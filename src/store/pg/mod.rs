@@ -4,6 +4,7 @@
 //! password, and tell a configuration to fix (exit 2) from a server to wait for (exit 1).
 
 pub mod copy;
+pub mod lead;
 pub mod leader;
 pub mod schema;
 mod target;
