@@ -27,6 +27,10 @@ pub fn copy(cli: &Cli, to_postgres: bool) -> Outcome {
             db.display()
         )));
     }
+    // A daemon writing while the copy reads would lose what it writes after the snapshot.
+    let _lock = crate::store::files::daemon_lock(&db).map_err(|why| {
+        Failure::usage(format!("{why}; stop it before copying its state"))
+    })?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

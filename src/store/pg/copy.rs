@@ -26,7 +26,16 @@ impl Copied {
     }
 }
 
-/// Copies the database at `sqlite` into `target`, which must hold no watchbell rows.
+/// What the reader thread sends: a table's columns, its rows in chunks, the end of it.
+enum Msg {
+    Table(String, Vec<String>, Vec<bool>),
+    Rows(Vec<Vec<Cell>>),
+    Failed(PgError),
+}
+
+/// Copies the database at `sqlite` into `target`, which must hold no watchbell rows. The
+/// `SQLite` side is read in one read transaction (a consistent snapshot) on a thread of its
+/// own, [`BATCH`] rows at a time, so memory stays flat however large the state.
 pub async fn to_postgres(
     sqlite: &Path,
     client: &mut tokio_postgres::Client,
@@ -56,26 +65,43 @@ pub async fn to_postgres(
             )));
         }
     }
+    let (send, mut rows) = tokio::sync::mpsc::channel(4);
+    let path = sqlite.to_path_buf();
+    let reader = std::thread::spawn(move || read_all(lite, &path, &tables, &send));
     let mut copied = Copied::default();
-    for t in &tables {
-        let (columns, integer) = columns(&lite, t).map_err(|e| lite_error(sqlite, &e))?;
-        let rows = read_rows(&lite, t, &columns, &integer).map_err(|e| lite_error(sqlite, &e))?;
-        let n = rows.len() as u64;
-        for chunk in rows.chunks(BATCH) {
-            insert(&tx, t, &columns, chunk).await.map_err(fail)?;
+    let mut current: Option<(String, Vec<String>)> = None;
+    // Tables whose `id` is an identity column: its sequence continues after the copied ids.
+    let mut identities = Vec::new();
+    while let Some(msg) = rows.recv().await {
+        match msg {
+            Msg::Table(t, columns, integer) => {
+                if integer.first() == Some(&true) && columns.first().is_some_and(|c| c == "id") {
+                    identities.push(t.clone());
+                }
+                copied.tables.push((t.clone(), 0));
+                current = Some((t, columns));
+            }
+            Msg::Rows(chunk) => {
+                let (t, columns) = current.as_ref().expect("a table before its rows");
+                insert(&tx, t, columns, &chunk).await.map_err(fail)?;
+                if let Some(last) = copied.tables.last_mut() {
+                    last.1 += chunk.len() as u64;
+                }
+            }
+            Msg::Failed(e) => return Err(e),
         }
-        if integer.first() == Some(&true) && columns.first().is_some_and(|c| c == "id") {
-            tx.execute(
-                &format!(
-                    "SELECT setval(pg_get_serial_sequence('\"{t}\"', 'id'), \
-                     COALESCE((SELECT max(id) FROM \"{t}\"), 0) + 1, false)"
-                ),
-                &[],
-            )
-            .await
-            .map_err(fail)?;
-        }
-        copied.tables.push((t.clone(), n));
+    }
+    let _ = reader.join();
+    for t in &identities {
+        tx.execute(
+            &format!(
+                "SELECT setval(pg_get_serial_sequence('\"{t}\"', 'id'), \
+                 COALESCE((SELECT max(id) FROM \"{t}\"), 0) + 1, false)"
+            ),
+            &[],
+        )
+        .await
+        .map_err(fail)?;
     }
     tx.commit().await.map_err(fail)?;
     tracing::info!(
@@ -86,6 +112,55 @@ pub async fn to_postgres(
         "state copied to PostgreSQL"
     );
     Ok(copied)
+}
+
+/// The reader thread: every table in one read transaction, in chunks.
+fn read_all(
+    mut lite: rusqlite::Connection,
+    path: &Path,
+    tables: &[String],
+    send: &tokio::sync::mpsc::Sender<Msg>,
+) {
+    let result = (|| -> rusqlite::Result<()> {
+        let tx = lite.transaction()?;
+        for t in tables {
+            let (columns, integer) = columns(&tx, t)?;
+            let list = columns
+                .iter()
+                .map(|c| format!("\"{c}\""))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let mut stmt = tx.prepare(&format!("SELECT {list} FROM \"{t}\""))?;
+            if send
+                .blocking_send(Msg::Table(t.clone(), columns.clone(), integer.clone()))
+                .is_err()
+            {
+                return Ok(());
+            }
+            let mut rows = stmt.query([])?;
+            let mut chunk = Vec::with_capacity(BATCH);
+            while let Some(r) = rows.next()? {
+                chunk.push(cells(r, t, &columns, &integer)?);
+                if chunk.len() == BATCH
+                    && send
+                        .blocking_send(Msg::Rows(std::mem::replace(
+                            &mut chunk,
+                            Vec::with_capacity(BATCH),
+                        )))
+                        .is_err()
+                {
+                    return Ok(());
+                }
+            }
+            if !chunk.is_empty() && send.blocking_send(Msg::Rows(chunk)).is_err() {
+                return Ok(());
+            }
+        }
+        Ok(())
+    })();
+    if let Err(e) = result {
+        let _ = send.blocking_send(Msg::Failed(lite_error(path, &e)));
+    }
 }
 
 fn lite_error(path: &Path, e: &rusqlite::Error) -> PgError {
@@ -113,41 +188,33 @@ enum Cell {
     Text(Option<String>),
 }
 
-fn read_rows(
-    lite: &rusqlite::Connection,
+/// One row's cells: an integer column's value, or text (a number in a text column as its text).
+fn cells(
+    r: &rusqlite::Row,
     table: &str,
     columns: &[String],
     integer: &[bool],
-) -> rusqlite::Result<Vec<Vec<Cell>>> {
-    let list = columns
-        .iter()
-        .map(|c| format!("\"{c}\""))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let mut stmt = lite.prepare(&format!("SELECT {list} FROM \"{table}\""))?;
-    let rows = stmt.query_map([], |r| {
-        (0..columns.len())
-            .map(|i| {
-                let v: Value = r.get(i)?;
-                Ok(match (integer[i], v) {
-                    (_, Value::Null) if integer[i] => Cell::Int(None),
-                    (_, Value::Null) => Cell::Text(None),
-                    (true, Value::Integer(n)) => Cell::Int(Some(n)),
-                    (false, Value::Text(s)) => Cell::Text(Some(s)),
-                    (false, Value::Integer(n)) => Cell::Text(Some(n.to_string())),
-                    (false, Value::Real(x)) => Cell::Text(Some(x.to_string())),
-                    (_, other) => {
-                        return Err(rusqlite::Error::InvalidColumnType(
-                            i,
-                            format!("{table}.{} holds {other:?}", columns[i]),
-                            rusqlite::types::Type::Integer,
-                        ));
-                    }
-                })
+) -> rusqlite::Result<Vec<Cell>> {
+    (0..columns.len())
+        .map(|i| {
+            let v: Value = r.get(i)?;
+            Ok(match (integer[i], v) {
+                (true, Value::Null) => Cell::Int(None),
+                (false, Value::Null) => Cell::Text(None),
+                (true, Value::Integer(n)) => Cell::Int(Some(n)),
+                (false, Value::Text(s)) => Cell::Text(Some(s)),
+                (false, Value::Integer(n)) => Cell::Text(Some(n.to_string())),
+                (false, Value::Real(x)) => Cell::Text(Some(x.to_string())),
+                (_, other) => {
+                    return Err(rusqlite::Error::InvalidColumnType(
+                        i,
+                        format!("{table}.{} holds {other:?}", columns[i]),
+                        rusqlite::types::Type::Integer,
+                    ));
+                }
             })
-            .collect::<rusqlite::Result<Vec<Cell>>>()
-    })?;
-    rows.collect()
+        })
+        .collect()
 }
 
 async fn insert(
