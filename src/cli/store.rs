@@ -28,9 +28,8 @@ pub fn copy(cli: &Cli, to_postgres: bool) -> Outcome {
         )));
     }
     // A daemon writing while the copy reads would lose what it writes after the snapshot.
-    let _lock = crate::store::files::daemon_lock(&db).map_err(|why| {
-        Failure::usage(format!("{why}; stop it before copying its state"))
-    })?;
+    let _lock = crate::store::files::daemon_lock(&db)
+        .map_err(|why| Failure::usage(format!("{why}; stop it before copying its state")))?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -186,7 +186,7 @@ pub fn receive(
     };
     let page = (!b.items.is_empty()).then_some(run.pages + 1);
     let inserted = tx.execute(
-        "INSERT OR IGNORE INTO batches (run_id, batch_uid, status, page_no, items, how, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO batches (run_id, batch_uid, status, page_no, items, how, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING",
         params![st.run_id, b.batch_uid, b.status, page, b.items.len() as i64, how, ts(now)],
     )?;
     if inserted == 0 {
@@ -220,7 +220,7 @@ pub fn receive(
     let final_status = b.status.parse::<RunStatus>().ok().filter(|s| s.is_final());
     tx.execute(
         "UPDATE async_runs SET heard_at = ?2,
-            closing = closing OR ?3,
+            closing = CASE WHEN ?3 THEN 1 ELSE closing END,
             remote_status = COALESCE(?4, remote_status)
          WHERE run_id = ?1",
         params![
@@ -341,7 +341,7 @@ pub fn count_replay(
 ) -> Result<u32> {
     Ok(conn.query_row(
         "INSERT INTO replays (run_id, callback_uid, batch_uid, count, at) VALUES (?1, ?2, ?3, 1, ?4)
-         ON CONFLICT (run_id, callback_uid) DO UPDATE SET count = count + 1, at = ?4
+         ON CONFLICT (run_id, callback_uid) DO UPDATE SET count = replays.count + 1, at = ?4
          RETURNING count",
         params![run_id, callback_uid, batch_uid, ts(now)],
         |r| r.get(0),
@@ -467,7 +467,8 @@ pub fn resumed(
 /// Records the token (its hash) given to remote job `job`'s schedule `schedule`.
 pub fn add_token(conn: &Connection, job: &str, schedule: &str, token_hash: &str) -> Result<()> {
     conn.execute(
-        "INSERT OR REPLACE INTO receive_tokens (token_hash, job, schedule, until) VALUES (?1, ?2, ?3, NULL)",
+        "INSERT INTO receive_tokens (token_hash, job, schedule, until) VALUES (?1, ?2, ?3, NULL)
+         ON CONFLICT (token_hash) DO UPDATE SET job = excluded.job, schedule = excluded.schedule, until = NULL",
         params![token_hash, job, schedule],
     )?;
     Ok(())
@@ -575,7 +576,7 @@ pub fn not_run(conn: &mut Connection, job: &str, nominals: &[DateTime<Utc>]) -> 
     let mut n = 0;
     for at in nominals {
         n += tx.execute(
-            "INSERT OR IGNORE INTO ticks (job, scheduled_for, outcome, reason) VALUES (?1, ?2, 'skipped', 'remote_not_run')",
+            "INSERT INTO ticks (job, scheduled_for, outcome, reason) VALUES (?1, ?2, 'skipped', 'remote_not_run') ON CONFLICT DO NOTHING",
             params![job, ts(*at)],
         )?;
     }

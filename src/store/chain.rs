@@ -39,7 +39,8 @@ pub fn set_links(
     tx.execute("DELETE FROM after_links", [])?;
     for (job, src) in afters {
         tx.execute(
-            "INSERT OR REPLACE INTO after_links (job, src) VALUES (?1, ?2)",
+            "INSERT INTO after_links (job, src) VALUES (?1, ?2)
+             ON CONFLICT (job) DO UPDATE SET src = excluded.src",
             params![job, src],
         )?;
     }
@@ -58,7 +59,8 @@ pub fn set_links(
             continue;
         }
         tx.execute(
-            "INSERT OR REPLACE INTO chain_links (job, src, since) VALUES (?1, ?2, ?3)",
+            "INSERT INTO chain_links (job, src, since) VALUES (?1, ?2, ?3)
+             ON CONFLICT (job) DO UPDATE SET src = excluded.src, since = excluded.since",
             params![l.job, l.src, ts(now)],
         )?;
         if l.backlog {
@@ -88,7 +90,7 @@ fn queue_history(tx: &Connection, job: &str, src: &str) -> Result<()> {
 
 fn queue(tx: &Connection, job: &str, src: &str, key: u64, at: (i64, u32, i64)) -> Result<()> {
     tx.prepare_cached(
-        "INSERT OR IGNORE INTO chain_items (job, src, key, src_run_id, page_no, idx) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO chain_items (job, src, key, src_run_id, page_no, idx) VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
     )?
     .execute(params![job, src, key.cast_signed(), at.0, at.1, at.2])?;
     Ok(())

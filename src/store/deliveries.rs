@@ -152,7 +152,7 @@ pub fn next_delivery_at(conn: &Connection) -> Result<Option<DateTime<Utc>>> {
 /// How many deliveries are still pending, for one run or all.
 pub fn pending_count(conn: &Connection, run_id: Option<i64>) -> Result<u64> {
     Ok(conn.query_row(
-        "SELECT COUNT(*) FROM deliveries WHERE state = 'pending' AND (?1 IS NULL OR run_id = ?1)",
+        "SELECT COUNT(*) FROM deliveries WHERE state = 'pending' AND (CAST(?1 AS BIGINT) IS NULL OR run_id = ?1)",
         params![run_id],
         |r| r.get::<_, i64>(0),
     )? as u64)

@@ -97,7 +97,7 @@ pub struct InputRecord {
 /// nothing.
 pub fn add(conn: &Connection, run_id: i64, start: u32, inputs: &[String]) -> Result<()> {
     let mut ins = conn.prepare_cached(
-        "INSERT OR IGNORE INTO run_inputs (run_id, idx, input) VALUES (?1, ?2, ?3)",
+        "INSERT INTO run_inputs (run_id, idx, input) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
     )?;
     for (i, input) in inputs.iter().enumerate() {
         ins.execute(params![run_id, i64::from(start) + i as i64, input])?;

@@ -124,7 +124,7 @@ fn count_requests(
 ) -> Result<()> {
     tx.execute(
         "INSERT INTO lanes (lane, first_used) VALUES (?1, ?2)
-         ON CONFLICT(lane) DO UPDATE SET first_used = COALESCE(first_used, ?2)",
+         ON CONFLICT(lane) DO UPDATE SET first_used = COALESCE(lanes.first_used, ?2)",
         params![lane, ts(now)],
     )?;
     tx.execute(
@@ -518,8 +518,8 @@ pub fn lane_reserve(
     }
     for (idx, key) in fresh.iter().filter(|_| outreach) {
         tx.execute(
-            "INSERT OR IGNORE INTO sent_inputs (job, input, run_id, input_idx, state, at)
-             VALUES (?1, ?2, ?3, ?4, 'sent', ?5)",
+            "INSERT INTO sent_inputs (job, input, run_id, input_idx, state, at)
+             VALUES (?1, ?2, ?3, ?4, 'sent', ?5) ON CONFLICT DO NOTHING",
             params![job, key, run_id, idx, ts(now)],
         )?;
     }

@@ -384,7 +384,7 @@ pub fn insert_page(
         .optional()?
         .ok_or_else(|| StoreError::NotFound(uid.to_string()))?;
     let inserted = tx.prepare_cached(
-        "INSERT OR IGNORE INTO pages (run_id, page_no, url, item_count, fetched_at, content_hash, input_idx) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO pages (run_id, page_no, url, item_count, fetched_at, content_hash, input_idx) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING",
     )?
     .execute(params![id, page.page_no, page.url, page.items.len() as i64, ts(now), page.content_hash, page.input])?;
     if inserted == 0 {
@@ -395,7 +395,7 @@ pub fn insert_page(
     }
     let takers = super::chain::takers(tx, &job)?;
     let mut seen = tx.prepare_cached(
-        "INSERT OR IGNORE INTO seen (job, key, first_run_id) VALUES (?1, ?2, ?3)",
+        "INSERT INTO seen (job, key, first_run_id) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
     )?;
     let mut ins = tx.prepare_cached(
         "INSERT INTO items (run_id, page_no, idx, data, is_new) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -549,7 +549,7 @@ pub fn next_chore(conn: &Connection, owner: &str) -> Result<Option<DateTime<Utc>
             SELECT MIN(postponed_until) AS t FROM runs WHERE status = 'BLOCKED'
             UNION ALL
             SELECT MIN(lease_until) FROM runs
-             WHERE status IN ('CREATED', 'QUEUED', 'RUNNING') AND (owner IS NULL OR owner != ?1))",
+             WHERE status IN ('CREATED', 'QUEUED', 'RUNNING') AND (owner IS NULL OR owner != ?1)) AS due",
         [owner],
         |r| r.get(0),
     )?;

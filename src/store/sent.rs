@@ -79,8 +79,8 @@ pub fn key(input: &Value) -> String {
 /// there (a resumed run's own) stays as it was.
 pub fn mark(conn: &Connection, mark: &SentMark, now: DateTime<Utc>) -> Result<()> {
     conn.prepare_cached(
-        "INSERT OR IGNORE INTO sent_inputs (job, input, run_id, input_idx, state, at)
-         VALUES (?1, ?2, ?3, ?4, 'in_flight', ?5)",
+        "INSERT INTO sent_inputs (job, input, run_id, input_idx, state, at)
+         VALUES (?1, ?2, ?3, ?4, 'in_flight', ?5) ON CONFLICT DO NOTHING",
     )?
     .execute(params![
         mark.job,

@@ -54,7 +54,7 @@ pub fn record_ticks(
     };
     {
         let mut skip = tx.prepare_cached(
-            "INSERT OR IGNORE INTO ticks (job, scheduled_for, outcome, reason) VALUES (?1, ?2, 'skipped', ?3)",
+            "INSERT INTO ticks (job, scheduled_for, outcome, reason) VALUES (?1, ?2, 'skipped', ?3) ON CONFLICT DO NOTHING",
         )?;
         for s in skips {
             out.skipped
@@ -142,7 +142,7 @@ pub fn skip_tick(
     reason: SkipReason,
 ) -> Result<bool> {
     let n = conn.execute(
-        "INSERT OR IGNORE INTO ticks (job, scheduled_for, outcome, reason) VALUES (?1, ?2, 'skipped', ?3)",
+        "INSERT INTO ticks (job, scheduled_for, outcome, reason) VALUES (?1, ?2, 'skipped', ?3) ON CONFLICT DO NOTHING",
         params![job, ts(scheduled_for), reason],
     )?;
     Ok(n == 1)
@@ -171,7 +171,7 @@ pub fn list_ticks(
 ) -> Result<Vec<TickRecord>> {
     let mut stmt = conn.prepare(
         "SELECT job, scheduled_for, fired_at, outcome, reason, run_uid FROM ticks
-         WHERE (?1 IS NULL OR job = ?1) AND (?2 IS NULL OR scheduled_for >= ?2)
+         WHERE (CAST(?1 AS TEXT) IS NULL OR job = ?1) AND (CAST(?2 AS TEXT) IS NULL OR scheduled_for >= ?2)
          ORDER BY scheduled_for, job",
     )?;
     let rows = stmt.query_map(params![job, since.map(ts)], |r| {

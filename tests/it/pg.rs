@@ -665,3 +665,85 @@ async fn handover_and_failover_between_two_nodes_never_overlap() {
             == 3
     );
 }
+
+/// The store's SQL as `PostgreSQL` reads it: every statement written out in `src/store` (those
+/// built with `format!` aside) is prepared against the migrated tables, with `?N` as `$N`. The
+/// SQLite-only ones are the known few below, each to be rewritten as the store moves onto
+/// `PostgreSQL`; any other refusal is new SQLite-only SQL, and fails here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stores_sql_prepares_on_postgres() {
+    const SQLITE_ONLY: &[&str] = &[
+        "rowid",         // lane_slots and transitions order by SQLite's rowid
+        "sqlite_master", // the catalog
+        "INDEXED BY",    // a planner hint
+        "MAX(COALESCE",  // the scalar max (PostgreSQL: GREATEST)
+        "FROM doomed",   // prune's temporary table, made at run time
+    ];
+    let Some(db) = Db::new("sql").await else {
+        return;
+    };
+    let mut c = db.client().await;
+    schema::migrate(&mut c, &db.target()).await.unwrap();
+    let statements = store_sql();
+    assert!(statements.len() > 100, "found only {}", statements.len());
+    let placeholder = regex::Regex::new(r"\?(\d+)").unwrap();
+    let mut refused = Vec::new();
+    for (file, sql) in &statements {
+        let pg_sql = placeholder.replace_all(sql, "$$$1");
+        if let Err(e) = c.prepare(&pg_sql).await {
+            let why = e
+                .as_db_error()
+                .map_or(e.to_string(), |d| d.message().to_string());
+            refused.push((file.clone(), sql.clone(), why));
+        }
+    }
+    let unknown: Vec<_> = refused
+        .iter()
+        .filter(|(_, sql, _)| !SQLITE_ONLY.iter().any(|m| sql.contains(m)))
+        .collect();
+    assert!(
+        unknown.is_empty(),
+        "{} of {} statements refused by PostgreSQL, not known SQLite-only: {unknown:#?}",
+        unknown.len(),
+        statements.len()
+    );
+    eprintln!(
+        "{} statements prepared on PostgreSQL, {} known SQLite-only",
+        statements.len() - refused.len(),
+        refused.len()
+    );
+}
+
+/// The SQL string literals of `src/store/*.rs` outside tests and migrations, with the file.
+fn store_sql() -> Vec<(String, String)> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/store");
+    let literal = regex::Regex::new(r##"r#?"((?s:.*?))"#?|"((?:[^"\\]|\\(?s:.))*)""##).unwrap();
+    let continuation = regex::Regex::new(r"\\\n\s*").unwrap();
+    let mut out = Vec::new();
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "rs"))
+        .collect();
+    files.sort();
+    for path in files {
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name == "schema.rs" || name == "tests.rs" {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let code = text.split("#[cfg(test)]").next().unwrap_or("");
+        for m in literal.captures_iter(code) {
+            let raw = m.get(1).or_else(|| m.get(2)).unwrap().as_str();
+            let sql = continuation.replace_all(raw, "").replace("\\\"", "\"");
+            let head = sql.trim_start();
+            let is_sql = ["SELECT ", "INSERT ", "UPDATE ", "DELETE ", "WITH "]
+                .iter()
+                .any(|k| head.starts_with(k));
+            if is_sql && !sql.contains('{') {
+                out.push((name.clone(), head.to_string()));
+            }
+        }
+    }
+    out
+}
