@@ -277,8 +277,8 @@ async fn one_leader_at_a_time_and_old_epochs_are_fenced() {
         stop: Duration::from_millis(400),
         poll: Duration::from_millis(50),
     };
-    let (a, b) = (db.client().await, db.client().await);
-    let first = leader::attempt(&a, "node-a", "h1", fast).await.unwrap();
+    let (mut a, mut b) = (db.client().await, db.client().await);
+    let first = leader::attempt(&mut a, "node-a", "h1", fast).await.unwrap();
     assert_eq!(
         first,
         leader::Attempt::Leads {
@@ -287,7 +287,7 @@ async fn one_leader_at_a_time_and_old_epochs_are_fenced() {
             hash_differs: false
         }
     );
-    match leader::attempt(&b, "node-b", "h1", fast).await.unwrap() {
+    match leader::attempt(&mut b, "node-b", "h1", fast).await.unwrap() {
         leader::Attempt::Follows(holder) => {
             assert_eq!(holder.node.as_deref(), Some("node-a"));
             assert_eq!(holder.epoch, 1);
@@ -297,7 +297,7 @@ async fn one_leader_at_a_time_and_old_epochs_are_fenced() {
     }
     // Renewing keeps the epoch.
     assert!(matches!(
-        leader::attempt(&a, "node-a", "h1", fast).await.unwrap(),
+        leader::attempt(&mut a, "node-a", "h1", fast).await.unwrap(),
         leader::Attempt::Leads {
             epoch: 1,
             took: false,
@@ -311,7 +311,7 @@ async fn one_leader_at_a_time_and_old_epochs_are_fenced() {
     // A clean stop: released, taken at once by the standby with a new epoch.
     assert!(leader::release(&a, "node-a", 1).await.unwrap());
     assert!(matches!(
-        leader::attempt(&b, "node-b", "h2", fast).await.unwrap(),
+        leader::attempt(&mut b, "node-b", "h2", fast).await.unwrap(),
         leader::Attempt::Leads {
             epoch: 2,
             took: true,
@@ -326,7 +326,7 @@ async fn one_leader_at_a_time_and_old_epochs_are_fenced() {
     // node-b goes silent; once its row expires node-a takes it, though its file differs.
     tokio::time::sleep(fast.expire + Duration::from_millis(100)).await;
     assert!(matches!(
-        leader::attempt(&a, "node-a", "h1", fast).await.unwrap(),
+        leader::attempt(&mut a, "node-a", "h1", fast).await.unwrap(),
         leader::Attempt::Leads {
             epoch: 3,
             took: true,
@@ -357,14 +357,14 @@ async fn a_takeover_waits_for_the_fenced_write_in_flight() {
         stop: Duration::from_millis(200),
         poll: Duration::from_millis(50),
     };
-    let a = db.client().await;
-    leader::attempt(&a, "node-a", "h", fast).await.unwrap();
+    let mut a = db.client().await;
+    leader::attempt(&mut a, "node-a", "h", fast).await.unwrap();
     let mut writer = db.client().await;
     let tx = writer.transaction().await.unwrap();
     assert!(leader::fence(&tx, "node-a", 1).await.unwrap());
     tokio::time::sleep(fast.expire + Duration::from_millis(50)).await;
-    let b = db.client().await;
-    let takeover = tokio::spawn(async move { leader::attempt(&b, "node-b", "h", fast).await });
+    let mut b = db.client().await;
+    let takeover = tokio::spawn(async move { leader::attempt(&mut b, "node-b", "h", fast).await });
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(
         !takeover.is_finished(),

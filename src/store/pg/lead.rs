@@ -72,7 +72,7 @@ pub async fn keep(
                 }
             };
         }
-        let attempt = match &client {
+        let attempt = match &mut client {
             Some(c) => leader::attempt(c, &node.name, &node.config_hash, t)
                 .await
                 .map_err(|e| PgError::of(&node.target, &e)),

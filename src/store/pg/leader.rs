@@ -26,6 +26,9 @@ pub const DDL: &str = "
         renewed_at   TIMESTAMPTZ NOT NULL,
         config_hash  TEXT NOT NULL
     );
+    INSERT INTO watchbell_leader (id, holder, epoch, expires_at, renewed_at, config_hash)
+        VALUES (1, NULL, 0, clock_timestamp(), clock_timestamp(), '')
+        ON CONFLICT (id) DO NOTHING;
     CREATE TABLE IF NOT EXISTS watchbell_nodes (
         node         TEXT PRIMARY KEY,
         seen_at      TIMESTAMPTZ NOT NULL,
@@ -85,69 +88,64 @@ pub enum Attempt {
     Follows(Holder),
 }
 
-/// Takes the row if it is free or expired, renews it if this node holds it; one statement, on
-/// the database's clock. Also notes this node as alive.
+/// Takes the row if it is free or expired, renews it if this node holds it: one transaction
+/// that locks the row, decides on the database's clock and writes. Also notes this node alive.
 pub async fn attempt(
-    client: &Client,
+    client: &mut Client,
     node: &str,
     hash: &str,
     t: Timings,
 ) -> Result<Attempt, tokio_postgres::Error> {
     let expire_ms = i64::try_from(t.expire.as_millis()).unwrap_or(i64::MAX);
-    client
-        .execute(
-            "INSERT INTO watchbell_nodes (node, seen_at, started_at, config_hash)
-             VALUES ($1, clock_timestamp(), clock_timestamp(), $2)
-             ON CONFLICT (node) DO UPDATE SET seen_at = EXCLUDED.seen_at,
-                 config_hash = EXCLUDED.config_hash",
-            &[&node, &hash],
+    let tx = client.transaction().await?;
+    tx.execute(
+        "INSERT INTO watchbell_nodes (node, seen_at, started_at, config_hash)
+         VALUES ($1, clock_timestamp(), clock_timestamp(), $2)
+         ON CONFLICT (node) DO UPDATE SET seen_at = EXCLUDED.seen_at,
+             config_hash = EXCLUDED.config_hash",
+        &[&node, &hash],
+    )
+    .await?;
+    let row = tx
+        .query_one(
+            "SELECT holder, epoch,
+                    (extract(epoch FROM expires_at - clock_timestamp()) * 1000)::bigint,
+                    config_hash
+             FROM watchbell_leader WHERE id = 1 FOR UPDATE",
+            &[],
         )
         .await?;
-    let before = read(client).await?;
-    let row = client
-        .query_opt(
-            "INSERT INTO watchbell_leader (id, holder, epoch, expires_at, renewed_at, config_hash)
-             VALUES (1, $1, 1, clock_timestamp() + $2::bigint * interval '1 millisecond',
-                     clock_timestamp(), $3)
-             ON CONFLICT (id) DO UPDATE SET
-                 holder = EXCLUDED.holder,
-                 epoch = CASE WHEN watchbell_leader.holder = EXCLUDED.holder
-                              AND watchbell_leader.expires_at > clock_timestamp()
-                         THEN watchbell_leader.epoch ELSE watchbell_leader.epoch + 1 END,
-                 expires_at = EXCLUDED.expires_at,
-                 renewed_at = EXCLUDED.renewed_at,
-                 config_hash = EXCLUDED.config_hash
-             WHERE watchbell_leader.holder IS NULL
-                OR watchbell_leader.holder = EXCLUDED.holder
-                OR watchbell_leader.expires_at <= clock_timestamp()
-             RETURNING epoch",
-            &[&node, &expire_ms, &hash],
-        )
-        .await?;
-    match row {
-        Some(r) => {
-            let epoch: i64 = r.get(0);
-            let took = before.as_ref().is_none_or(|b| b.epoch != epoch);
-            let hash_differs = took
-                && before
-                    .as_ref()
-                    .is_some_and(|b| b.node.is_some() && b.config_hash != hash);
-            Ok(Attempt::Leads {
-                epoch,
-                took,
-                hash_differs,
-            })
-        }
-        None => Ok(Attempt::Follows(read(client).await?.unwrap_or(Holder {
-            node: None,
-            epoch: 0,
-            left_ms: 0,
-            config_hash: String::new(),
-        }))),
+    let held = Holder {
+        node: row.get(0),
+        epoch: row.get(1),
+        left_ms: row.get(2),
+        config_hash: row.get(3),
+    };
+    let mine = held.node.as_deref() == Some(node);
+    if held.live() && !mine {
+        tx.commit().await?;
+        return Ok(Attempt::Follows(held));
     }
+    let took = !(mine && held.live());
+    let epoch = if took { held.epoch + 1 } else { held.epoch };
+    tx.execute(
+        "UPDATE watchbell_leader SET holder = $1, epoch = $2,
+             expires_at = clock_timestamp() + $3::bigint * interval '1 millisecond',
+             renewed_at = clock_timestamp(), config_hash = $4
+         WHERE id = 1",
+        &[&node, &epoch, &expire_ms, &hash],
+    )
+    .await?;
+    tx.commit().await?;
+    let hash_differs = took && !mine && held.node.is_some() && held.config_hash != hash;
+    Ok(Attempt::Leads {
+        epoch,
+        took,
+        hash_differs,
+    })
 }
 
-/// The row, if any node ever led.
+/// The row (its holder `None` until a node first leads, and after a release).
 pub async fn read(client: &impl GenericClient) -> Result<Option<Holder>, tokio_postgres::Error> {
     let row = client
         .query_opt(
