@@ -78,7 +78,9 @@ impl Shared {
         {
             let mut reader = self.reader.lock().expect("lock");
             if reader.is_none() {
-                *reader = crate::store::open_read_only(self.store.path()).ok();
+                *reader = crate::store::open_read_only(self.store.path())
+                    .and_then(|r| r.bound_cache(crate::store::SIDE_CACHE_KIB).map(|()| r))
+                    .ok();
             }
             if let Some(r) = reader.as_ref() {
                 match r.async_state(uid) {

@@ -650,6 +650,12 @@ pub fn open_read_only(path: &Path) -> Result<Reader> {
 }
 
 impl Reader {
+    /// Keeps this connection's page cache to `kib` (a reader kept open for long, by the daemon).
+    pub fn bound_cache(&self, kib: i64) -> Result<()> {
+        self.conn.pragma_update(None, "cache_size", -kib)?;
+        Ok(())
+    }
+
     pub fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunRecord>> {
         runs::list_runs(&self.conn, filter)
     }
