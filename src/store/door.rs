@@ -632,7 +632,7 @@ impl Store {
 
 /// The read-only handle: what the CLI's views read while the daemon writes (WAL).
 pub struct Reader {
-    conn: Connection,
+    pub(super) conn: Connection,
 }
 
 /// Opens the database read-only, for commands that only look.

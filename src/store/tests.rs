@@ -643,3 +643,24 @@ fn a_remote_run_takes_its_tick_once_and_a_tick_without_one_is_remote_not_run() {
     assert!(outcomes.contains(&("skipped".into(), Some(SkipReason::RemoteNotRun))));
     assert!(outcomes.contains(&("fired".into(), None)));
 }
+
+/// The daemon's memory does not follow the database's size: the writer's page cache is bounded
+/// at [`WRITER_CACHE_KIB`] (SQLite's default, about 2 MiB a connection, was what the soak's hour
+/// saw climbing after every start), and a long-lived reader can be bounded too.
+#[test]
+fn page_caches_are_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(&dir);
+    let writer: i64 = s
+        .call_blocking(|c| Ok(c.pragma_query_value(None, "cache_size", |r| r.get(0))?))
+        .unwrap();
+    assert_eq!(writer, -WRITER_CACHE_KIB);
+    let ro = open_read_only(&dir.path().join("w.db")).unwrap();
+    ro.bound_cache(SIDE_CACHE_KIB).unwrap();
+    assert_eq!(
+        ro.conn
+            .pragma_query_value(None, "cache_size", |r| r.get::<_, i64>(0))
+            .unwrap(),
+        -SIDE_CACHE_KIB
+    );
+}
