@@ -56,6 +56,24 @@ impl Db {
     async fn client(&self) -> Client {
         client(&self.url).await
     }
+
+    /// A client of this database, its tables migrated.
+    async fn migrated(&self) -> Client {
+        let mut c = self.client().await;
+        schema::migrate(&mut c, &self.target()).await.unwrap();
+        c
+    }
+}
+
+/// Lease timings fast enough for a test: the row expires after `expire_ms`, the node stops
+/// acting a third earlier, renewals every 100 ms, standbys look every 50 ms.
+fn fast(expire_ms: u64) -> leader::Timings {
+    leader::Timings {
+        renew: Duration::from_millis(100),
+        expire: Duration::from_millis(expire_ms),
+        stop: Duration::from_millis(expire_ms * 2 / 3),
+        poll: Duration::from_millis(50),
+    }
 }
 
 impl Drop for Db {
@@ -268,15 +286,8 @@ async fn one_leader_at_a_time_and_old_epochs_are_fenced() {
     let Some(db) = Db::new("leader").await else {
         return;
     };
-    let t = db.target();
-    let mut c = db.client().await;
-    schema::migrate(&mut c, &t).await.unwrap();
-    let fast = leader::Timings {
-        renew: Duration::from_millis(100),
-        expire: Duration::from_millis(600),
-        stop: Duration::from_millis(400),
-        poll: Duration::from_millis(50),
-    };
+    let _c = db.migrated().await;
+    let fast = fast(600);
     let (mut a, mut b) = (db.client().await, db.client().await);
     let first = leader::attempt(&mut a, "node-a", "h1", fast).await.unwrap();
     assert_eq!(
@@ -348,15 +359,8 @@ async fn a_takeover_waits_for_the_fenced_write_in_flight() {
     let Some(db) = Db::new("fence").await else {
         return;
     };
-    let t = db.target();
-    let mut c = db.client().await;
-    schema::migrate(&mut c, &t).await.unwrap();
-    let fast = leader::Timings {
-        renew: Duration::from_millis(100),
-        expire: Duration::from_millis(300),
-        stop: Duration::from_millis(200),
-        poll: Duration::from_millis(50),
-    };
+    let _c = db.migrated().await;
+    let fast = fast(300);
     let mut a = db.client().await;
     leader::attempt(&mut a, "node-a", "h", fast).await.unwrap();
     let mut writer = db.client().await;
@@ -569,14 +573,8 @@ async fn handover_and_failover_between_two_nodes_never_overlap() {
     let Some(db) = Db::new("lead").await else {
         return;
     };
-    let mut c = db.client().await;
-    schema::migrate(&mut c, &db.target()).await.unwrap();
-    let t = leader::Timings {
-        renew: Duration::from_millis(100),
-        expire: Duration::from_millis(600),
-        stop: Duration::from_millis(400),
-        poll: Duration::from_millis(50),
-    };
+    let _c = db.migrated().await;
+    let t = fast(600);
     let terms: Terms = std::sync::Arc::default();
     let failovers = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let start = |name: &str| {

@@ -106,46 +106,41 @@ impl std::error::Error for PgError {}
 /// Opens one connection to `target`; its I/O runs on a task of the current runtime until the
 /// client is dropped or the server goes away.
 pub async fn connect(target: &Target) -> Result<tokio_postgres::Client, PgError> {
-    let name = target.to_string();
+    let fail = |e: tokio_postgres::Error| PgError::of(target, &e);
     match target.rustls()? {
-        None => {
-            let (client, conn) = target
+        None => Ok(drive(
+            target,
+            target
                 .config
                 .connect(tokio_postgres::NoTls)
                 .await
-                .map_err(|e| PgError::of(target, &e))?;
-            tokio::spawn(async move {
-                if let Err(e) = conn.await {
-                    warn!(database = %name, error = %e, "PostgreSQL connection ended");
-                }
-            });
-            Ok(client)
-        }
-        Some(tls) => {
-            let tls = tls::Rustls::new(tls);
-            let (client, conn) = target
+                .map_err(fail)?,
+        )),
+        Some(tls) => Ok(drive(
+            target,
+            target
                 .config
-                .connect(tls)
+                .connect(tls::Rustls::new(tls))
                 .await
-                .map_err(|e| PgError::of(target, &e))?;
-            tokio::spawn(async move {
-                if let Err(e) = conn.await {
-                    warn!(database = %name, error = %e, "PostgreSQL connection ended");
-                }
-            });
-            Ok(client)
-        }
+                .map_err(fail)?,
+        )),
     }
 }
 
-/// The database's clock, in milliseconds since the epoch: every instant compared across nodes
-/// comes from here, never from a node's own clock.
-pub async fn now_ms(client: &tokio_postgres::Client) -> Result<i64, tokio_postgres::Error> {
+/// Spawns the connection's I/O and hands back its client.
+fn drive<S, T>(
+    target: &Target,
+    (client, conn): (tokio_postgres::Client, tokio_postgres::Connection<S, T>),
+) -> tokio_postgres::Client
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let name = target.to_string();
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            warn!(database = %name, error = %e, "PostgreSQL connection ended");
+        }
+    });
     client
-        .query_one(
-            "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint",
-            &[],
-        )
-        .await
-        .map(|r| r.get(0))
 }
