@@ -5,7 +5,6 @@
 //! node's own: `[daemon]` (database, listen addresses, concurrency), `[store]`, `[receiver]
 //! listen`, comments and order.
 
-use std::fmt::Write as _;
 use std::path::Path;
 
 use aws_lc_rs::digest;
@@ -56,11 +55,7 @@ impl Config {
             .and_then(|r| r.public_url.as_ref())
             .map(reqwest::Url::as_str);
         ctx.update(format!("receiver {public:?}\n").as_bytes());
-        let mut hex = String::with_capacity(64);
-        for b in ctx.finish().as_ref() {
-            let _ = write!(hex, "{b:02x}");
-        }
-        hex
+        data_encoding::HEXLOWER.encode(ctx.finish().as_ref())
     }
 }
 
