@@ -435,7 +435,7 @@ impl Sweep {
     async fn store<R, F>(&self, f: F) -> Result<R, StoreError>
     where
         R: Send + 'static,
-        F: Fn(&mut rusqlite::Connection) -> crate::store::Result<R> + Clone + Send + 'static,
+        F: Fn(&mut crate::store::db::Db) -> crate::store::Result<R> + Clone + Send + 'static,
     {
         persistently(|| self.runner.store.call(f.clone())).await
     }

@@ -1,8 +1,9 @@
 //! The account's credits as the API last reported them (v1 `/quotas`, else v4 `/workspaces`): one row, replaced at each read,
 //! so `status` and `/metrics` show them without holding the key or calling the API.
 
+use super::db::{Db, Optional};
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::params;
 
 use super::Result;
 
@@ -31,7 +32,7 @@ fn whole<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<i64, D::
     Ok(n.unwrap_or(0.0).floor() as i64)
 }
 
-pub fn record(c: &mut Connection, a: &Account) -> Result<()> {
+pub fn record(c: &mut Db, a: &Account) -> Result<()> {
     let tx = super::write_tx(c)?;
     tx.execute(
         "INSERT INTO account (id, credits_left, credits_max, credits_used, plan, read_at, period_end)
@@ -51,10 +52,10 @@ pub fn record(c: &mut Connection, a: &Account) -> Result<()> {
     Ok(())
 }
 
-pub fn read(c: &Connection) -> Result<Option<Account>> {
+pub fn read(c: &Db) -> Result<Option<Account>> {
     Ok(c.query_row(
         "SELECT credits_left, credits_max, credits_used, plan, read_at, period_end FROM account WHERE id = 1",
-        [],
+        (),
         |r| {
             let at: String = r.get(4)?;
             Ok(Account {

@@ -3,8 +3,9 @@
 //! batch's uid, so a callback delivered twice (the vendor delivers at least once) stores nothing
 //! the second time; the HTTP answer follows the commit. The run binds the API's uid once.
 
+use super::db::{Db, Optional};
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::params;
 use serde_json::Value;
 
 use super::runs::{self, LastError, PageToStore, RunRecord, get_run, transition_in};
@@ -36,8 +37,8 @@ pub struct AsyncState {
 
 const STATE: &str = "SELECT run_id, api_uid, token_hash, sent_at, heard_at, closing, remote_status, lost, probe_failing_since FROM async_runs";
 
-fn state_from_row(r: &rusqlite::Row) -> rusqlite::Result<AsyncState> {
-    let t = |i: usize| -> rusqlite::Result<Option<DateTime<Utc>>> {
+fn state_from_row(r: &super::db::Row) -> super::db::Result<AsyncState> {
+    let t = |i: usize| -> super::db::Result<Option<DateTime<Utc>>> {
         Ok(r.get::<_, Option<String>>(i)?.as_deref().and_then(parse_ts))
     };
     Ok(AsyncState {
@@ -54,7 +55,7 @@ fn state_from_row(r: &rusqlite::Row) -> rusqlite::Result<AsyncState> {
 }
 
 /// The async state of the run with local uid `uid`, if it is one.
-pub fn state(conn: &Connection, uid: &str) -> Result<Option<AsyncState>> {
+pub fn state(conn: &Db, uid: &str) -> Result<Option<AsyncState>> {
     Ok(conn
         .prepare_cached(&format!(
             "{STATE} WHERE run_id = (SELECT id FROM runs WHERE uid = ?1)"
@@ -66,12 +67,7 @@ pub fn state(conn: &Connection, uid: &str) -> Result<Option<AsyncState>> {
 /// Records that the create of run `uid` is about to be sent with a token hashing to
 /// `token_hash`: from here the run belongs to the receiver and the sweep, and nothing sends it
 /// again. The run stays in its status.
-pub fn mark_sent(
-    conn: &mut Connection,
-    uid: &str,
-    token_hash: &str,
-    now: DateTime<Utc>,
-) -> Result<()> {
+pub fn mark_sent(conn: &mut Db, uid: &str, token_hash: &str, now: DateTime<Utc>) -> Result<()> {
     let tx = super::write_tx(conn)?;
     let id: i64 = tx
         .query_row("SELECT id FROM runs WHERE uid = ?1", [uid], |r| r.get(0))
@@ -92,7 +88,7 @@ pub fn mark_sent(
 
 /// Binds the API's uid to run `uid` (once): true when it is bound to `api_uid` now, false when
 /// another uid was bound first.
-pub fn bind(conn: &Connection, uid: &str, api_uid: &str) -> Result<bool> {
+pub fn bind(conn: &Db, uid: &str, api_uid: &str) -> Result<bool> {
     conn.execute(
         "UPDATE async_runs SET api_uid = ?2 WHERE run_id = (SELECT id FROM runs WHERE uid = ?1) AND api_uid IS NULL",
         params![uid, api_uid],
@@ -110,12 +106,7 @@ pub fn bind(conn: &Connection, uid: &str, api_uid: &str) -> Result<bool> {
 
 /// A sent run the API took (its answer came, or it was found there when the answer was lost):
 /// QUEUED when still CREATED, in one transaction (a callback may have moved it on already).
-pub fn accepted(
-    conn: &mut Connection,
-    uid: &str,
-    why: &str,
-    now: DateTime<Utc>,
-) -> Result<RunRecord> {
+pub fn accepted(conn: &mut Db, uid: &str, why: &str, now: DateTime<Utc>) -> Result<RunRecord> {
     let tx = super::write_tx(conn)?;
     let mut run = get_run(&tx, uid)?.ok_or_else(|| StoreError::NotFound(uid.to_string()))?;
     if run.status == RunStatus::Created {
@@ -156,12 +147,7 @@ pub enum Received {
 /// Stores one callback of run `uid` exactly once. A batch moves the run to RUNNING; a final
 /// status makes it *closing*; a batch after the run ended is stored late and the lost count
 /// corrected.
-pub fn receive(
-    conn: &mut Connection,
-    uid: &str,
-    b: &Batch,
-    now: DateTime<Utc>,
-) -> Result<Received> {
+pub fn receive(conn: &mut Db, uid: &str, b: &Batch, now: DateTime<Utc>) -> Result<Received> {
     let tx = super::write_tx(conn)?;
     let Some(st) = state(&tx, uid)? else {
         return Err(StoreError::NotFound(uid.to_string()));
@@ -259,7 +245,7 @@ fn own_input(body: &Value, uid: &str) -> Option<u32> {
 }
 
 /// A batch counted lost arrived after all: one fewer lost, said in the run's error.
-fn correct_lost(tx: &Connection, run: &RunRecord, st: &AsyncState) -> Result<()> {
+fn correct_lost(tx: &Db, run: &RunRecord, st: &AsyncState) -> Result<()> {
     if st.lost == 0 {
         return Ok(());
     }
@@ -289,10 +275,10 @@ pub fn lost_message(lost: u32) -> String {
 }
 
 /// The batch uids stored for a run.
-pub fn batch_uids(conn: &Connection, run_id: i64) -> Result<std::collections::HashSet<String>> {
+pub fn batch_uids(conn: &Db, run_id: i64) -> Result<std::collections::HashSet<String>> {
     let mut stmt = conn.prepare_cached("SELECT batch_uid FROM batches WHERE run_id = ?1")?;
     let rows = stmt.query_map([run_id], |r| r.get(0))?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    Ok(rows.collect::<super::db::Result<_>>()?)
 }
 
 /// One stored batch, for `runs show`.
@@ -306,7 +292,7 @@ pub struct BatchRecord {
     pub at: String,
 }
 
-pub fn batches(conn: &Connection, run_id: i64) -> Result<Vec<BatchRecord>> {
+pub fn batches(conn: &Db, run_id: i64) -> Result<Vec<BatchRecord>> {
     let mut stmt = conn.prepare_cached(
         "SELECT batch_uid, status, items, how, at FROM batches WHERE run_id = ?1 ORDER BY at, batch_uid",
     )?;
@@ -319,21 +305,21 @@ pub fn batches(conn: &Connection, run_id: i64) -> Result<Vec<BatchRecord>> {
             at: r.get(4)?,
         })
     })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    Ok(rows.collect::<super::db::Result<_>>()?)
 }
 
 /// Replays asked for each original callback of a run (by the vendor's callback uid).
-pub fn replays(conn: &Connection, run_id: i64) -> Result<std::collections::HashMap<String, u32>> {
+pub fn replays(conn: &Db, run_id: i64) -> Result<std::collections::HashMap<String, u32>> {
     let mut stmt =
         conn.prepare_cached("SELECT callback_uid, count FROM replays WHERE run_id = ?1")?;
     let rows = stmt.query_map([run_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    Ok(rows.collect::<super::db::Result<_>>()?)
 }
 
 /// Counts one replay of `callback_uid` (whose batch is `batch_uid`), before it is asked for: a
 /// crash after asking never asks a fourth time.
 pub fn count_replay(
-    conn: &Connection,
+    conn: &Db,
     run_id: i64,
     callback_uid: &str,
     batch_uid: &str,
@@ -349,11 +335,7 @@ pub fn count_replay(
 }
 
 /// Sets or clears since when the receiver could not reach itself.
-pub fn set_probe_failing(
-    conn: &Connection,
-    run_id: i64,
-    since: Option<DateTime<Utc>>,
-) -> Result<()> {
+pub fn set_probe_failing(conn: &Db, run_id: i64, since: Option<DateTime<Utc>>) -> Result<()> {
     conn.execute(
         "UPDATE async_runs SET probe_failing_since = ?2 WHERE run_id = ?1",
         params![run_id, since.map(ts)],
@@ -363,7 +345,7 @@ pub fn set_probe_failing(
 
 /// Records that the API was asked about the run (its silence restarts from now).
 pub fn heard(
-    conn: &Connection,
+    conn: &Db,
     run_id: i64,
     remote_status: Option<&str>,
     now: DateTime<Utc>,
@@ -376,13 +358,13 @@ pub fn heard(
 }
 
 /// Async and received runs not ended yet, with their state.
-pub fn open(conn: &Connection) -> Result<Vec<(RunRecord, AsyncState)>> {
+pub fn open(conn: &Db) -> Result<Vec<(RunRecord, AsyncState)>> {
     let mut stmt = conn.prepare_cached(&format!(
         "{STATE} WHERE run_id IN (SELECT id FROM runs WHERE status IN ('CREATED', 'QUEUED', 'RUNNING') AND owner = '{ASYNC_OWNER}') ORDER BY run_id"
     ))?;
     let states = stmt
-        .query_map([], state_from_row)?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+        .query_map((), state_from_row)?
+        .collect::<super::db::Result<Vec<_>>>()?;
     let mut out = Vec::with_capacity(states.len());
     for st in states {
         let uid: String =
@@ -398,7 +380,7 @@ pub fn open(conn: &Connection) -> Result<Vec<(RunRecord, AsyncState)>> {
 
 /// Ends an async run: its final status, the batches counted lost, in one transaction.
 pub fn finish(
-    conn: &mut Connection,
+    conn: &mut Db,
     uid: &str,
     (to, reason): (RunStatus, &str),
     error: Option<&LastError>,
@@ -444,7 +426,7 @@ pub fn finish(
 /// An async run the API resumed (`runs resume`, or a retry): QUEUED again and the receiver's,
 /// its completeness checked afresh; a retry counts in `retry_count`.
 pub fn resumed(
-    conn: &mut Connection,
+    conn: &mut Db,
     uid: &str,
     (why, retry): (&str, bool),
     now: DateTime<Utc>,
@@ -465,7 +447,7 @@ pub fn resumed(
 }
 
 /// Records the token (its hash) given to remote job `job`'s schedule `schedule`.
-pub fn add_token(conn: &Connection, job: &str, schedule: &str, token_hash: &str) -> Result<()> {
+pub fn add_token(conn: &Db, job: &str, schedule: &str, token_hash: &str) -> Result<()> {
     conn.execute(
         "INSERT INTO receive_tokens (token_hash, job, schedule, until) VALUES (?1, ?2, ?3, NULL)
          ON CONFLICT (token_hash) DO UPDATE SET job = excluded.job, schedule = excluded.schedule, until = NULL",
@@ -476,7 +458,7 @@ pub fn add_token(conn: &Connection, job: &str, schedule: &str, token_hash: &str)
 
 /// The tokens of a schedule that was cancelled or replaced stay valid until `until` (callbacks
 /// of its last runs may still come).
-pub fn expire_tokens(conn: &Connection, schedule: &str, until: DateTime<Utc>) -> Result<()> {
+pub fn expire_tokens(conn: &Db, schedule: &str, until: DateTime<Utc>) -> Result<()> {
     conn.execute(
         "UPDATE receive_tokens SET until = ?2 WHERE schedule = ?1 AND until IS NULL",
         params![schedule, ts(until)],
@@ -485,12 +467,7 @@ pub fn expire_tokens(conn: &Connection, schedule: &str, until: DateTime<Utc>) ->
 }
 
 /// True when `token_hash` is a valid token of remote job `job` at `now`.
-pub fn job_token(
-    conn: &Connection,
-    job: &str,
-    token_hash: &str,
-    now: DateTime<Utc>,
-) -> Result<bool> {
+pub fn job_token(conn: &Db, job: &str, token_hash: &str, now: DateTime<Utc>) -> Result<bool> {
     Ok(conn
         .prepare_cached(
             "SELECT EXISTS (SELECT 1 FROM receive_tokens WHERE token_hash = ?1 AND job = ?2 AND (until IS NULL OR until > ?3))",
@@ -499,7 +476,7 @@ pub fn job_token(
 }
 
 /// The local run (uid, job) bound to the API's run `api_uid`, if any.
-pub fn run_of_api(conn: &Connection, api_uid: &str) -> Result<Option<(String, String)>> {
+pub fn run_of_api(conn: &Db, api_uid: &str) -> Result<Option<(String, String)>> {
     Ok(conn
         .prepare_cached(
             "SELECT r.uid, r.job FROM async_runs a JOIN runs r ON r.id = a.run_id WHERE a.api_uid = ?1",
@@ -523,7 +500,7 @@ pub enum TickNote {
 /// with the API's uid bound, and recorded as its nominal tick's run. A run created meanwhile by
 /// another callback of the same API run is returned instead.
 pub fn adopt_remote(
-    conn: &mut Connection,
+    conn: &mut Db,
     new: &super::NewRun,
     (api_uid, token_hash): (&str, &str),
     now: DateTime<Utc>,
@@ -571,7 +548,7 @@ pub fn adopt_remote(
 
 /// Records each nominal instant of `job` in `nominals` that has no tick as skipped
 /// `remote_not_run`; how many.
-pub fn not_run(conn: &mut Connection, job: &str, nominals: &[DateTime<Utc>]) -> Result<usize> {
+pub fn not_run(conn: &mut Db, job: &str, nominals: &[DateTime<Utc>]) -> Result<usize> {
     let tx = super::write_tx(conn)?;
     let mut n = 0;
     for at in nominals {
@@ -585,7 +562,7 @@ pub fn not_run(conn: &mut Connection, job: &str, nominals: &[DateTime<Utc>]) -> 
 }
 
 /// How many async runs of `job` other than `uid` the vendor still has.
-pub fn open_of_job(conn: &mut Connection, job: &str, uid: &str) -> Result<u32> {
+pub fn open_of_job(conn: &mut Db, job: &str, uid: &str) -> Result<u32> {
     Ok(conn.query_row(
         "SELECT COUNT(*) FROM runs WHERE job = ?1 AND uid != ?2 AND owner = ?3
            AND status IN ('CREATED', 'QUEUED', 'RUNNING')",

@@ -7,8 +7,9 @@
 //! `after` gets a firing in the transaction that ends a run of its source SUCCEEDED or
 //! `PARTIAL_SUCCEEDED`; the daemon turns firings into runs.
 
+use super::db::{Db, Optional};
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::params;
 use serde::Serialize;
 
 use super::{InputOutcome, Result, ts, write_tx};
@@ -30,13 +31,13 @@ pub struct ChainLink {
 /// first time starts its queue now, or from the source's whole history with `backlog`) and
 /// `after` links. Links of jobs no longer in the file are dropped; their queues stay.
 pub fn set_links(
-    conn: &mut Connection,
+    conn: &mut Db,
     links: &[ChainLink],
     afters: &[(String, String)],
     now: DateTime<Utc>,
 ) -> Result<()> {
     let tx = write_tx(conn)?;
-    tx.execute("DELETE FROM after_links", [])?;
+    tx.execute("DELETE FROM after_links", ())?;
     for (job, src) in afters {
         tx.execute(
             "INSERT INTO after_links (job, src) VALUES (?1, ?2)
@@ -46,8 +47,8 @@ pub fn set_links(
     }
     let known: Vec<(String, String)> = tx
         .prepare("SELECT job, src FROM chain_links")?
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<rusqlite::Result<_>>()?;
+        .query_map((), |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<super::db::Result<_>>()?;
     for (job, _) in &known {
         if !links.iter().any(|l| &l.job == job) {
             tx.execute("DELETE FROM chain_links WHERE job = ?1", [job])?;
@@ -72,7 +73,7 @@ pub fn set_links(
 }
 
 /// Queues every item `src` has stored as new, for `job` (`backlog = true`).
-fn queue_history(tx: &Connection, job: &str, src: &str) -> Result<()> {
+fn queue_history(tx: &Db, job: &str, src: &str) -> Result<()> {
     let mut read = tx.prepare(
         "SELECT i.run_id, i.page_no, i.idx, i.data, r.action_name FROM items i JOIN runs r ON r.id = i.run_id
          WHERE r.job = ?1 AND i.is_new = 1 ORDER BY i.run_id, i.page_no, i.idx",
@@ -88,7 +89,7 @@ fn queue_history(tx: &Connection, job: &str, src: &str) -> Result<()> {
     Ok(())
 }
 
-fn queue(tx: &Connection, job: &str, src: &str, key: u64, at: (i64, u32, i64)) -> Result<()> {
+fn queue(tx: &Db, job: &str, src: &str, key: u64, at: (i64, u32, i64)) -> Result<()> {
     tx.prepare_cached(
         "INSERT INTO chain_items (job, src, key, src_run_id, page_no, idx) VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
     )?
@@ -97,15 +98,15 @@ fn queue(tx: &Connection, job: &str, src: &str, key: u64, at: (i64, u32, i64)) -
 }
 
 /// The jobs that take `src`'s new items (inside `insert_page`'s transaction).
-pub fn takers(tx: &Connection, src: &str) -> Result<Vec<String>> {
+pub fn takers(tx: &Db, src: &str) -> Result<Vec<String>> {
     let mut stmt = tx.prepare_cached("SELECT job FROM chain_links WHERE src = ?1")?;
     let rows = stmt.query_map([src], |r| r.get(0))?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    Ok(rows.collect::<super::db::Result<_>>()?)
 }
 
 /// Queues a new item of `src` for each of `takers` (inside `insert_page`'s transaction).
 pub fn queue_new(
-    tx: &Connection,
+    tx: &Db,
     takers: &[String],
     src: &str,
     key: u64,
@@ -118,7 +119,7 @@ pub fn queue_new(
 }
 
 /// True when `job` takes its inputs from another job.
-pub fn is_taker(conn: &Connection, job: &str) -> Result<bool> {
+pub fn is_taker(conn: &Db, job: &str) -> Result<bool> {
     Ok(conn
         .prepare_cached("SELECT 1 FROM chain_links WHERE job = ?1")?
         .query_row([job], |_| Ok(()))
@@ -127,7 +128,7 @@ pub fn is_taker(conn: &Connection, job: &str) -> Result<bool> {
 }
 
 /// How many items wait for `job` (from its current source).
-pub fn pending(conn: &Connection, job: &str) -> Result<u64> {
+pub fn pending(conn: &Db, job: &str) -> Result<u64> {
     Ok(conn
         .prepare_cached(
             "SELECT COUNT(*) FROM chain_items c JOIN chain_links l ON l.job = c.job AND l.src = c.src
@@ -142,7 +143,7 @@ pub type MapItem = dyn Fn(&str) -> std::result::Result<String, String> + Send + 
 /// Holds every item pending for the run's job and stores each as one of the run's inputs, in
 /// one transaction. An item whose mapped input breaks the target's schema is stored refused
 /// with the reason, and failed, with no request. How many were taken.
-pub fn take(conn: &mut Connection, run_id: i64, job: &str, map: &MapItem) -> Result<u32> {
+pub fn take(conn: &mut Db, run_id: i64, job: &str, map: &MapItem) -> Result<u32> {
     let tx = write_tx(conn)?;
     let already: i64 = tx.query_row(
         "SELECT COUNT(*) FROM run_inputs WHERE run_id = ?1",
@@ -193,7 +194,7 @@ pub fn take(conn: &mut Connection, run_id: i64, job: &str, map: &MapItem) -> Res
 
 /// An input's outcome, for the item it came from (inside `set_outcome`'s transaction):
 /// succeeded consumes it, refused fails it; both final.
-pub fn on_outcome(tx: &Connection, run_id: i64, index: u32, outcome: InputOutcome) -> Result<()> {
+pub fn on_outcome(tx: &Db, run_id: i64, index: u32, outcome: InputOutcome) -> Result<()> {
     let state = match outcome {
         InputOutcome::Succeeded => "consumed",
         InputOutcome::Refused => "failed",
@@ -210,12 +211,7 @@ pub fn on_outcome(tx: &Connection, run_id: i64, index: u32, outcome: InputOutcom
 /// A run's final transition (inside its transaction): its held items released, failed after
 /// [`MAX_TRIES`] runs; and, when it ended `SUCCEEDED` or `PARTIAL_SUCCEEDED`, a firing for each job
 /// that runs `after` its job.
-pub fn on_final(
-    tx: &Connection,
-    run: &super::RunRecord,
-    to: RunStatus,
-    now: DateTime<Utc>,
-) -> Result<()> {
+pub fn on_final(tx: &Db, run: &super::RunRecord, to: RunStatus, now: DateTime<Utc>) -> Result<()> {
     let (run_id, job) = (run.id, run.job.as_str());
     // Only a chained run holds items: every other run's end (a thousand a second under load)
     // skips the two updates.
@@ -233,7 +229,7 @@ pub fn on_final(
 
 /// Gives back the items a chained run holds (failed after [`MAX_TRIES`] runs), and marks its
 /// inputs that were not done released: a later resume of the run skips them.
-fn release(tx: &Connection, run_id: i64) -> Result<()> {
+fn release(tx: &Db, run_id: i64) -> Result<()> {
     tx.prepare_cached(
         "UPDATE chain_items SET tries = tries + 1, run_id = NULL,
             state = CASE WHEN tries + 1 >= ?2 THEN 'failed' ELSE 'pending' END
@@ -257,27 +253,22 @@ pub struct Firing {
 }
 
 /// Firings not yet turned into a run or skipped, oldest first.
-pub fn firings(conn: &Connection) -> Result<Vec<Firing>> {
+pub fn firings(conn: &Db) -> Result<Vec<Firing>> {
     let mut stmt = conn.prepare_cached(
         "SELECT id, job, src_run_id FROM firings WHERE outcome IS NULL ORDER BY id",
     )?;
-    let rows = stmt.query_map([], |r| {
+    let rows = stmt.query_map((), |r| {
         Ok(Firing {
             id: r.get(0)?,
             job: r.get(1)?,
             src_run_id: r.get(2)?,
         })
     })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    Ok(rows.collect::<super::db::Result<_>>()?)
 }
 
 /// Creates the run that firings `ids` start, QUEUED, and marks them fired by it, at once.
-pub fn fire(
-    conn: &mut Connection,
-    ids: &[i64],
-    new: &super::NewRun,
-    now: DateTime<Utc>,
-) -> Result<String> {
+pub fn fire(conn: &mut Db, ids: &[i64], new: &super::NewRun, now: DateTime<Utc>) -> Result<String> {
     let tx = write_tx(conn)?;
     let uid = super::runs::insert_run(&tx, new, now)?;
     super::runs::mark_queued(&tx, &uid, "after", now)?;
@@ -292,7 +283,7 @@ pub fn fire(
 }
 
 /// Ends firings `ids`: fired as `run_uid`, or skipped (`no_inputs`).
-pub fn settle_firings(conn: &mut Connection, ids: &[i64], run_uid: Option<&str>) -> Result<()> {
+pub fn settle_firings(conn: &mut Db, ids: &[i64], run_uid: Option<&str>) -> Result<()> {
     let tx = write_tx(conn)?;
     for id in ids {
         tx.execute(
@@ -323,7 +314,7 @@ pub struct ChainReport {
     pub failed: u64,
 }
 
-pub fn report(conn: &Connection, job: &str) -> Result<ChainReport> {
+pub fn report(conn: &Db, job: &str) -> Result<ChainReport> {
     let mut out = ChainReport::default();
     if let Some((src, since)) = conn
         .query_row(

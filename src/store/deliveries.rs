@@ -1,8 +1,9 @@
 //! The webhook delivery queue: one row per callback, delivered in order per run, claimed by one
 //! process at a time, retried with backoff until it is delivered.
 
+use super::db::Db;
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, params};
+use rusqlite::params;
 use serde::Serialize;
 
 use super::kinds::{DeliveryKind, DeliveryState};
@@ -30,7 +31,7 @@ pub const MAX_ATTEMPTS: u32 = 200;
 
 /// Queues a callback for `run_uid`, after the ones already queued for it.
 pub fn enqueue(
-    conn: &Connection,
+    conn: &Db,
     run_uid: &str,
     kind: DeliveryKind,
     url: &str,
@@ -48,7 +49,7 @@ pub fn enqueue(
 
 const COLUMNS: &str = "id, run_id, seq, job, url, body, state, attempts, last_http_status, last_error, delivered_at, kind";
 
-fn from_row(r: &rusqlite::Row) -> rusqlite::Result<Delivery> {
+fn from_row(r: &super::db::Row) -> super::db::Result<Delivery> {
     Ok(Delivery {
         id: r.get(0)?,
         run_id: r.get(1)?,
@@ -68,7 +69,7 @@ fn from_row(r: &rusqlite::Row) -> rusqlite::Result<Delivery> {
 /// Claims up to `limit` due deliveries for `claim` (each the oldest pending one of its run, so
 /// a run's callbacks go out in order), optionally only for one run.
 pub fn claim_due(
-    conn: &mut Connection,
+    conn: &mut Db,
     run_id: Option<i64>,
     limit: u32,
     claim: chrono::Duration,
@@ -92,7 +93,7 @@ pub fn claim_due(
              ORDER BY id LIMIT ?3"
         ))?;
         let rows = stmt.query_map(params![ts(now), run_id, limit], from_row)?;
-        rows.collect::<rusqlite::Result<_>>()?
+        rows.collect::<super::db::Result<_>>()?
     };
     for d in &found {
         tx.execute(
@@ -107,7 +108,7 @@ pub fn claim_due(
 /// Records an attempt: delivered, or to be retried at `retry_at` (failed for good past
 /// [`MAX_ATTEMPTS`]).
 pub fn record_attempt(
-    conn: &Connection,
+    conn: &Db,
     id: i64,
     http_status: Option<u16>,
     error: Option<&str>,
@@ -131,26 +132,26 @@ pub fn record_attempt(
 }
 
 /// A run's deliveries, in order.
-pub fn deliveries_of(conn: &Connection, run_id: i64) -> Result<Vec<Delivery>> {
+pub fn deliveries_of(conn: &Db, run_id: i64) -> Result<Vec<Delivery>> {
     let mut stmt = conn.prepare(&format!(
         "SELECT {COLUMNS} FROM deliveries WHERE run_id = ?1 ORDER BY seq"
     ))?;
     let rows = stmt.query_map([run_id], from_row)?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    Ok(rows.collect::<super::db::Result<_>>()?)
 }
 
 /// When the earliest pending delivery is due.
-pub fn next_delivery_at(conn: &Connection) -> Result<Option<DateTime<Utc>>> {
+pub fn next_delivery_at(conn: &Db) -> Result<Option<DateTime<Utc>>> {
     let s: Option<String> = conn.query_row(
         "SELECT MIN(next_attempt_at) FROM deliveries WHERE state = 'pending'",
-        [],
+        (),
         |r| r.get(0),
     )?;
     Ok(s.as_deref().and_then(super::parse_ts))
 }
 
 /// How many deliveries are still pending, for one run or all.
-pub fn pending_count(conn: &Connection, run_id: Option<i64>) -> Result<u64> {
+pub fn pending_count(conn: &Db, run_id: Option<i64>) -> Result<u64> {
     Ok(conn.query_row(
         "SELECT COUNT(*) FROM deliveries WHERE state = 'pending' AND (CAST(?1 AS BIGINT) IS NULL OR run_id = ?1)",
         params![run_id],

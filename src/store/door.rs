@@ -9,8 +9,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::db::Db;
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::OpenFlags;
 use serde_json::Value;
 
 use super::deliveries::{self, Delivery};
@@ -632,12 +633,12 @@ impl Store {
 
 /// The read-only handle: what the CLI's views read while the daemon writes (WAL).
 pub struct Reader {
-    pub(super) conn: Connection,
+    pub(super) conn: Db,
 }
 
 /// Opens the database read-only, for commands that only look.
 pub fn open_read_only(path: &Path) -> Result<Reader> {
-    let conn = Connection::open_with_flags(
+    let conn = rusqlite::Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
@@ -646,13 +647,17 @@ pub fn open_read_only(path: &Path) -> Result<Reader> {
         source,
     })?;
     conn.busy_timeout(Duration::from_secs(5))?;
-    Ok(Reader { conn })
+    Ok(Reader {
+        conn: Db::lite(conn),
+    })
 }
 
 impl Reader {
     /// Keeps this connection's page cache to `kib` (a reader kept open for long, by the daemon).
     pub fn bound_cache(&self, kib: i64) -> Result<()> {
-        self.conn.pragma_update(None, "cache_size", -kib)?;
+        if let Some(c) = self.conn.as_lite() {
+            c.pragma_update(None, "cache_size", -kib)?;
+        }
         Ok(())
     }
 

@@ -9,8 +9,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::db::Db;
 use chrono::{DateTime, Utc};
-use rusqlite::Connection;
 
 use super::door::NewPage;
 use super::runs::{self, PageToStore};
@@ -44,7 +44,7 @@ impl PageTask {
 }
 
 /// Stores `pages` (in the order they came), together when there are several, and answers each.
-pub fn store(conn: &mut Connection, pages: Vec<PageTask>, health: &Health, patience: Duration) {
+pub fn store(conn: &mut Db, pages: Vec<PageTask>, health: &Health, patience: Duration) {
     if pages.len() > 1
         && let Ok(answers) = together(conn, &pages)
     {
@@ -69,7 +69,7 @@ pub fn store(conn: &mut Connection, pages: Vec<PageTask>, health: &Health, patie
 /// run gone) gets that answer; any other error aborts the whole (rolled back, nothing answered).
 /// No savepoints: SQLite keeps a savepoint's undo in a temporary file, which cost more than the
 /// group saved.
-fn together(conn: &mut Connection, pages: &[PageTask]) -> Result<Vec<Result<()>>> {
+fn together(conn: &mut Db, pages: &[PageTask]) -> Result<Vec<Result<()>>> {
     let tx = super::write_tx(conn)?;
     let mut answers = Vec::with_capacity(pages.len());
     for p in pages {

@@ -2,7 +2,8 @@
 //! same transaction as its pages (see `runs::insert_page`), so a crash resumes at the input and
 //! page where the run was, and a finished input is never called again in that run.
 
-use rusqlite::{Connection, params};
+use super::db::Db;
+use rusqlite::params;
 use serde::Serialize;
 
 use super::Result;
@@ -95,7 +96,7 @@ pub struct InputRecord {
 
 /// Stores a run's inputs (JSON texts, in order) from index `start`, once: a second call adds
 /// nothing.
-pub fn add(conn: &Connection, run_id: i64, start: u32, inputs: &[String]) -> Result<()> {
+pub fn add(conn: &Db, run_id: i64, start: u32, inputs: &[String]) -> Result<()> {
     let mut ins = conn.prepare_cached(
         "INSERT INTO run_inputs (run_id, idx, input) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
     )?;
@@ -106,17 +107,12 @@ pub fn add(conn: &Connection, run_id: i64, start: u32, inputs: &[String]) -> Res
 }
 
 /// A run's inputs, in order (none for a run over one input).
-pub fn list(conn: &Connection, run_id: i64) -> Result<Vec<InputRecord>> {
+pub fn list(conn: &Db, run_id: i64) -> Result<Vec<InputRecord>> {
     list_from(conn, run_id, 0, u32::MAX)
 }
 
 /// At most `limit` of a run's inputs, in order, from index `from`.
-pub fn list_from(
-    conn: &Connection,
-    run_id: i64,
-    from: u32,
-    limit: u32,
-) -> Result<Vec<InputRecord>> {
+pub fn list_from(conn: &Db, run_id: i64, from: u32, limit: u32) -> Result<Vec<InputRecord>> {
     let mut stmt = conn.prepare_cached(
         "SELECT idx, input, outcome, next_url, pages, items, error_label, error_message
          FROM run_inputs WHERE run_id = ?1 AND idx >= ?2 ORDER BY idx LIMIT ?3",
@@ -147,7 +143,7 @@ pub fn list_from(
 
 /// Records where an input ended in this attempt of its run.
 pub fn set_outcome(
-    conn: &Connection,
+    conn: &Db,
     run_id: i64,
     index: u32,
     outcome: InputOutcome,
@@ -167,7 +163,7 @@ pub fn set_outcome(
 }
 
 /// The items stored for one input of a run, in order.
-pub fn items(conn: &Connection, run_id: i64, index: u32) -> Result<Vec<serde_json::Value>> {
+pub fn items(conn: &Db, run_id: i64, index: u32) -> Result<Vec<serde_json::Value>> {
     let mut stmt = conn.prepare_cached(
         "SELECT i.data FROM items i JOIN pages p ON p.run_id = i.run_id AND p.page_no = i.page_no
          WHERE i.run_id = ?1 AND p.input_idx = ?2 ORDER BY i.page_no, i.idx",

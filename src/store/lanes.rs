@@ -3,8 +3,9 @@
 //! lane may send next, pauses, and each lane's requests per local day. And the plan-rate slot
 //! that all processes take turns on.
 
+use super::db::{Db, Optional};
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::params;
 
 use super::{Result, parse_ts, ts, write_tx};
 use crate::catalog::Count;
@@ -70,7 +71,7 @@ struct LaneNow {
     cap: Option<(u32, u32)>,
 }
 
-fn lane_now(tx: &Connection, ask: &LaneAsk, lane: &str, now: DateTime<Utc>) -> Result<LaneNow> {
+fn lane_now(tx: &Db, ask: &LaneAsk, lane: &str, now: DateTime<Utc>) -> Result<LaneNow> {
     let row: Option<LaneRow> = tx
         .query_row(
             "SELECT next_at, paused_until, pause_reason, first_used FROM lanes WHERE lane = ?1",
@@ -115,13 +116,7 @@ fn lane_now(tx: &Connection, ask: &LaneAsk, lane: &str, now: DateTime<Utc>) -> R
 }
 
 /// Counts `n` requests of `ask`'s kind against `lane`'s day (its first use noted).
-fn count_requests(
-    tx: &Connection,
-    ask: &LaneAsk,
-    lane: &str,
-    n: i64,
-    now: DateTime<Utc>,
-) -> Result<()> {
+fn count_requests(tx: &Db, ask: &LaneAsk, lane: &str, n: i64, now: DateTime<Utc>) -> Result<()> {
     tx.execute(
         "INSERT INTO lanes (lane, first_used) VALUES (?1, ?2)
          ON CONFLICT(lane) DO UPDATE SET first_used = COALESCE(lanes.first_used, ?2)",
@@ -139,7 +134,7 @@ fn count_requests(
 }
 
 /// Takes a slot in every lane of `ask` at once, or says why not.
-pub fn lane_enter(conn: &mut Connection, ask: &LaneAsk, now: DateTime<Utc>) -> Result<Entry> {
+pub fn lane_enter(conn: &mut Db, ask: &LaneAsk, now: DateTime<Utc>) -> Result<Entry> {
     let tx = write_tx(conn)?;
     tx.execute("DELETE FROM lane_slots WHERE lease_until < ?1", [ts(now)])?;
     let mut wait: Option<DateTime<Utc>> = None;
@@ -203,7 +198,7 @@ fn ramped(cap: u32, ramp_up: Option<std::time::Duration>, age: chrono::Duration)
 
 /// Frees `holder`'s slots in `lanes`; none of them sends again before `next_at`.
 pub fn lane_leave(
-    conn: &mut Connection,
+    conn: &mut Db,
     lanes: &[String],
     holder: &str,
     next_at: DateTime<Utc>,
@@ -226,7 +221,7 @@ pub fn lane_leave(
 
 /// Pauses `lanes` for every job until `until`.
 pub fn lane_pause(
-    conn: &mut Connection,
+    conn: &mut Db,
     lanes: &[String],
     until: DateTime<Utc>,
     reason: &str,
@@ -244,7 +239,7 @@ pub fn lane_pause(
 }
 
 /// Lifts a lane's pause; false when it had none.
-pub fn lane_resume(conn: &Connection, lane: &str) -> Result<bool> {
+pub fn lane_resume(conn: &Db, lane: &str) -> Result<bool> {
     Ok(conn.execute(
         "UPDATE lanes SET paused_until = NULL, pause_reason = NULL WHERE lane = ?1 AND paused_until IS NOT NULL",
         [lane],
@@ -264,11 +259,11 @@ pub struct LaneReport {
 }
 
 /// Every lane known, with its requests on `day` and any pause in force at `now`.
-pub fn lane_report(conn: &Connection, day: &str, now: DateTime<Utc>) -> Result<Vec<LaneReport>> {
+pub fn lane_report(conn: &Db, day: &str, now: DateTime<Utc>) -> Result<Vec<LaneReport>> {
     // A database no daemon of this version has opened yet has no lanes (read-only: no migration).
     let known: bool = conn.query_row(
         "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'lanes')",
-        [],
+        (),
         |r| r.get(0),
     )?;
     if !known {
@@ -292,19 +287,19 @@ pub fn lane_report(conn: &Connection, day: &str, now: DateTime<Utc>) -> Result<V
             pause_reason: r.get(6)?,
         })
     })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    Ok(rows.collect::<super::db::Result<_>>()?)
 }
 
 /// The next plan-rate slot, shared by every process on the database: the returned instant, no
 /// earlier than `now`, and the one after it `interval` later.
 pub fn pace_slot(
-    conn: &mut Connection,
+    conn: &mut Db,
     interval: std::time::Duration,
     now: DateTime<Utc>,
 ) -> Result<DateTime<Utc>> {
     let tx = write_tx(conn)?;
     let next: Option<String> = tx
-        .query_row("SELECT next_slot FROM pace WHERE id = 1", [], |r| r.get(0))
+        .query_row("SELECT next_slot FROM pace WHERE id = 1", (), |r| r.get(0))
         .optional()?;
     let slot = next
         .as_deref()
@@ -320,7 +315,7 @@ pub fn pace_slot(
 }
 
 /// Adds time a run spent waiting for its lanes.
-pub fn add_lane_wait(conn: &Connection, uid: &str, ms: u64) -> Result<()> {
+pub fn add_lane_wait(conn: &Db, uid: &str, ms: u64) -> Result<()> {
     conn.execute(
         "UPDATE runs SET lane_wait_ms = lane_wait_ms + ?2 WHERE uid = ?1",
         params![uid, ms as i64],
@@ -473,7 +468,7 @@ pub enum Reserve {
 /// submission is cut to what the caps leave, and (outreach) an input the job sent before is
 /// left out while the rest are recorded sent.
 pub fn lane_reserve(
-    conn: &mut Connection,
+    conn: &mut Db,
     ask: &LaneAsk,
     (job, run_id): (&str, i64),
     inputs: &[(u32, String)],
@@ -545,7 +540,7 @@ pub fn lane_reserve(
 
 /// Inputs past today's caps: a chained item goes back to wait for the job's next run; an input
 /// of a static list fails, said why.
-fn cut_inputs(tx: &Connection, run_id: i64, cut: &[u32]) -> Result<()> {
+fn cut_inputs(tx: &Db, run_id: i64, cut: &[u32]) -> Result<()> {
     for idx in cut {
         tx.execute(
             "UPDATE chain_items SET state = 'pending', run_id = NULL

@@ -1,8 +1,9 @@
 //! Which remote schedule belongs to which job: the ones watchbell created (with a hash of what it
 //! sent) or adopted. The API has no name field for schedules, so this table is the only memory.
 
+use super::db::Db;
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, params};
+use rusqlite::params;
 
 use super::{Result, ts};
 
@@ -16,10 +17,10 @@ pub struct Link {
     pub adopted_from: Option<String>,
 }
 
-pub fn links(conn: &Connection) -> Result<Vec<Link>> {
+pub fn links(conn: &Db) -> Result<Vec<Link>> {
     let mut stmt =
         conn.prepare("SELECT job, uid, hash, adopted_from FROM remote_links ORDER BY job")?;
-    let rows = stmt.query_map([], |r| {
+    let rows = stmt.query_map((), |r| {
         Ok(Link {
             job: r.get(0)?,
             uid: r.get(1)?,
@@ -27,10 +28,10 @@ pub fn links(conn: &Connection) -> Result<Vec<Link>> {
             adopted_from: r.get(3)?,
         })
     })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    Ok(rows.collect::<super::db::Result<_>>()?)
 }
 
-pub fn set_link(conn: &Connection, link: &Link, now: DateTime<Utc>) -> Result<()> {
+pub fn set_link(conn: &Db, link: &Link, now: DateTime<Utc>) -> Result<()> {
     conn.execute(
         "INSERT INTO remote_links (job, uid, hash, adopted_from, created_at) VALUES (?1, ?2, ?3, ?4, ?5)
          ON CONFLICT(job) DO UPDATE SET uid = ?2, hash = ?3, adopted_from = ?4, created_at = ?5",
@@ -40,7 +41,7 @@ pub fn set_link(conn: &Connection, link: &Link, now: DateTime<Utc>) -> Result<()
 }
 
 /// Remembers the status a linked schedule had at the last reconcile.
-pub fn set_remote_status(conn: &Connection, uid: &str, status: &str) -> Result<()> {
+pub fn set_remote_status(conn: &Db, uid: &str, status: &str) -> Result<()> {
     conn.execute(
         "UPDATE remote_links SET remote_status = ?2 WHERE uid = ?1",
         params![uid, status],
@@ -49,8 +50,8 @@ pub fn set_remote_status(conn: &Connection, uid: &str, status: &str) -> Result<(
 }
 
 /// The last known remote status per job.
-pub fn remote_statuses(conn: &Connection) -> Result<Vec<(String, String, Option<String>)>> {
+pub fn remote_statuses(conn: &Db) -> Result<Vec<(String, String, Option<String>)>> {
     let mut stmt = conn.prepare("SELECT job, uid, remote_status FROM remote_links ORDER BY job")?;
-    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    let rows = stmt.query_map((), |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    Ok(rows.collect::<super::db::Result<_>>()?)
 }

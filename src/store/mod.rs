@@ -10,6 +10,7 @@
 pub mod account;
 pub mod batches;
 mod chain;
+pub mod db;
 mod deliveries;
 mod door;
 pub mod files;
@@ -31,7 +32,9 @@ use std::sync::{Arc, Condvar, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use rusqlite::{Connection, ErrorCode, TransactionBehavior};
+use db::{Db, DbError};
+use rusqlite::{Connection, ErrorCode};
+use tokio_postgres::error::SqlState;
 
 pub use chain::{ChainLink, ChainReport, Firing, MapItem};
 pub use deliveries::{Delivery, MAX_ATTEMPTS};
@@ -55,7 +58,7 @@ use crate::status::RunStatus;
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database: {0}")]
-    Sql(#[from] rusqlite::Error),
+    Sql(#[from] db::DbError),
     #[error("cannot open database {path}: {source}")]
     Open {
         path: PathBuf,
@@ -95,12 +98,18 @@ pub enum StoreError {
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> StoreError {
+        StoreError::Sql(e.into())
+    }
+}
+
 impl StoreError {
     /// A fault of the database's surroundings that may pass (another writer, a full disk, an I/O
     /// error): worth retrying, never a reason to give up on the data.
     pub fn is_transient(&self) -> bool {
         match self {
-            StoreError::Sql(e) | StoreError::Open { source: e, .. } => matches!(
+            StoreError::Sql(DbError::Lite(e)) | StoreError::Open { source: e, .. } => matches!(
                 e.sqlite_error_code(),
                 Some(
                     ErrorCode::DatabaseBusy
@@ -111,20 +120,48 @@ impl StoreError {
                         | ErrorCode::OutOfMemory
                 )
             ),
+            StoreError::Sql(DbError::Pg(e)) => pg_transient(e),
+            StoreError::Sql(DbError::Connect(e)) => e.kind != pg::PgErrorKind::Config,
             _ => false,
         }
     }
 
     /// True for a full disk (or a database at its `max_page_count`).
     pub fn is_full(&self) -> bool {
-        matches!(self, StoreError::Sql(e) if e.sqlite_error_code() == Some(ErrorCode::DiskFull))
+        match self {
+            StoreError::Sql(DbError::Lite(e)) => e.sqlite_error_code() == Some(ErrorCode::DiskFull),
+            StoreError::Sql(DbError::Pg(e)) => e.code() == Some(&SqlState::DISK_FULL),
+            _ => false,
+        }
     }
+}
+
+/// A `PostgreSQL` error that waiting may mend: the connection went away (the next task
+/// reconnects), the server is starting or stopping, or it is short of disk, memory or
+/// connections, or two transactions met (a serialization failure or a deadlock).
+fn pg_transient(e: &tokio_postgres::Error) -> bool {
+    let Some(code) = e.code() else {
+        return e.as_db_error().is_none(); // I/O, a closed connection
+    };
+    [
+        SqlState::T_R_SERIALIZATION_FAILURE,
+        SqlState::T_R_DEADLOCK_DETECTED,
+        SqlState::LOCK_NOT_AVAILABLE,
+        SqlState::ADMIN_SHUTDOWN,
+        SqlState::CRASH_SHUTDOWN,
+        SqlState::CANNOT_CONNECT_NOW,
+        SqlState::TOO_MANY_CONNECTIONS,
+        SqlState::DISK_FULL,
+        SqlState::OUT_OF_MEMORY,
+        SqlState::IO_ERROR,
+    ]
+    .contains(code)
 }
 
 /// A write transaction that holds the write lock from its first statement, so a busy database
 /// is waited out (`busy_timeout`) instead of failing the moment a read turns into a write.
-pub fn write_tx(conn: &mut Connection) -> rusqlite::Result<rusqlite::Transaction<'_>> {
-    conn.transaction_with_behavior(TransactionBehavior::Immediate)
+pub fn write_tx(conn: &mut Db) -> db::Result<db::Tx<'_>> {
+    conn.write_tx()
 }
 
 /// The database's state as the writer last saw it: `None` when the last write went through.
@@ -163,7 +200,7 @@ impl Health {
 /// How long a task keeps retrying a transient fault before its error reaches the caller.
 pub const DEFAULT_PATIENCE: Duration = Duration::from_secs(30);
 
-type Task = Box<dyn FnOnce(&mut Connection) + Send>;
+type Task = Box<dyn FnOnce(&mut Db) + Send>;
 
 /// What waits for the writer thread in the ordinary lane.
 enum Work {
@@ -284,7 +321,7 @@ impl Store {
     pub fn open_with(path: &Path, patience: Duration) -> Result<Store> {
         files::create_private(path)?;
         let start = Instant::now();
-        let mut conn = loop {
+        let conn = loop {
             match open_rw(path) {
                 Err(e) if e.is_transient() && start.elapsed() < patience => {
                     std::thread::sleep(Duration::from_millis(100));
@@ -301,6 +338,7 @@ impl Store {
         if checkpoints.is_some() {
             conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         }
+        let mut conn = Db::lite(conn);
         std::thread::Builder::new()
             .name("watchbell-db".into())
             .spawn(move || {
@@ -360,7 +398,7 @@ impl Store {
     pub async fn call<R, F>(&self, f: F) -> Result<R>
     where
         R: Send + 'static,
-        F: Fn(&mut Connection) -> Result<R> + Send + 'static,
+        F: Fn(&mut Db) -> Result<R> + Send + 'static,
     {
         self.call_in_lane(f, false).await
     }
@@ -369,7 +407,7 @@ impl Store {
     pub async fn call_urgent<R, F>(&self, f: F) -> Result<R>
     where
         R: Send + 'static,
-        F: Fn(&mut Connection) -> Result<R> + Send + 'static,
+        F: Fn(&mut Db) -> Result<R> + Send + 'static,
     {
         self.call_in_lane(f, true).await
     }
@@ -377,7 +415,7 @@ impl Store {
     async fn call_in_lane<R, F>(&self, f: F, urgent: bool) -> Result<R>
     where
         R: Send + 'static,
-        F: Fn(&mut Connection) -> Result<R> + Send + 'static,
+        F: Fn(&mut Db) -> Result<R> + Send + 'static,
     {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let (health, patience) = (self.inner.health.clone(), self.inner.patience);
@@ -394,7 +432,7 @@ impl Store {
     pub fn call_blocking<R, F>(&self, f: F) -> Result<R>
     where
         R: Send + 'static,
-        F: Fn(&mut Connection) -> Result<R> + Send + 'static,
+        F: Fn(&mut Db) -> Result<R> + Send + 'static,
     {
         let (tx, rx) = mpsc::channel();
         let (health, patience) = (self.inner.health.clone(), self.inner.patience);
@@ -426,8 +464,8 @@ impl Store {
 /// own pace), so a queue of writes does not pile up behind a full disk. The fault is
 /// logged when it starts and when a write goes through again.
 fn patiently<R>(
-    c: &mut Connection,
-    f: &impl Fn(&mut Connection) -> Result<R>,
+    c: &mut Db,
+    f: &impl Fn(&mut Db) -> Result<R>,
     health: &Health,
     patience: Duration,
 ) -> Result<R> {

@@ -5,8 +5,9 @@
 //! yet delivered), every run holding an item a chained job has not yet consumed or failed, and
 //! the chained jobs' records of what they consumed or failed. The space is given back to the file system (incremental vacuum).
 
+use super::db::Db;
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, params};
+use rusqlite::params;
 use serde::Serialize;
 
 use super::{Result, ts, write_tx};
@@ -36,12 +37,12 @@ const DOOMED: &str = "SELECT r.id FROM runs r
        AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.run_id = r.id AND d.state = 'pending')
        AND NOT EXISTS (SELECT 1 FROM chain_items c WHERE c.src_run_id = r.id AND c.state IN ('pending', 'held'))";
 
-fn count(conn: &Connection, sql: &str, before: &str) -> Result<u64> {
+fn count(conn: &Db, sql: &str, before: &str) -> Result<u64> {
     Ok(conn.query_row(sql, [before], |r| r.get::<_, i64>(0))? as u64)
 }
 
 /// Removes (or with `dry_run`, counts) what retention lets go of, then reclaims the space.
-pub fn prune(conn: &mut Connection, before: DateTime<Utc>, dry_run: bool) -> Result<Pruned> {
+pub fn prune(conn: &mut Db, before: DateTime<Utc>, dry_run: bool) -> Result<Pruned> {
     let b = ts(before);
     let within =
         |table: &str, col: &str| format!("SELECT COUNT(*) FROM {table} WHERE {col} IN ({DOOMED})");
@@ -68,13 +69,17 @@ pub fn prune(conn: &mut Connection, before: DateTime<Utc>, dry_run: bool) -> Res
     for table in ["deliveries", "items", "pages", "transitions", "run_inputs"] {
         tx.execute(
             &format!("DELETE FROM {table} WHERE run_id IN (SELECT id FROM doomed)"),
-            [],
+            (),
         )?;
     }
-    tx.execute("DELETE FROM runs WHERE id IN (SELECT id FROM doomed)", [])?;
-    tx.execute("DROP TABLE doomed", [])?;
+    tx.execute("DELETE FROM runs WHERE id IN (SELECT id FROM doomed)", ())?;
+    tx.execute("DROP TABLE doomed", ())?;
     tx.commit()?;
-    let size = |c: &Connection| -> Result<u64> {
+    // PostgreSQL reclaims on its own (autovacuum); SQLite's file gives pages back here.
+    let Some(conn) = conn.as_lite() else {
+        return Ok(p);
+    };
+    let size = |c: &rusqlite::Connection| -> Result<u64> {
         let pages: i64 = c.pragma_query_value(None, "page_count", |r| r.get(0))?;
         let size: i64 = c.pragma_query_value(None, "page_size", |r| r.get(0))?;
         Ok((pages * size) as u64)

@@ -1,8 +1,9 @@
 //! Runs: creation, the lifecycle (checked by [`RunStatus::can_move_to`]), pages stored with the
 //! cursor in one transaction, and the queries behind `runs list/show/results`.
 
+use super::db::{Db, Optional, Row};
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use rusqlite::params;
 use serde::Serialize;
 
 use super::kinds::Trigger;
@@ -145,14 +146,14 @@ const COLUMNS: &str = "id, uid, job, action_name, trigger, scheduled_for, body, 
     pages, items, retry_count, rate_limit_waits, last_error_label, last_error_message, callback_url, \
     owner, lease_until, postponed_until, created_at, started_at, finished_at, updated_at, lane_wait_ms";
 
-fn ts_col(row: &Row, i: usize) -> rusqlite::Result<Option<DateTime<Utc>>> {
+fn ts_col(row: &Row, i: usize) -> super::db::Result<Option<DateTime<Utc>>> {
     Ok(row
         .get::<_, Option<String>>(i)?
         .as_deref()
         .and_then(parse_ts))
 }
 
-fn run_from_row(row: &Row) -> rusqlite::Result<RunRecord> {
+fn run_from_row(row: &Row) -> super::db::Result<RunRecord> {
     let status: String = row.get(7)?;
     let label: Option<String> = row.get(13)?;
     let body: String = row.get(6)?;
@@ -191,7 +192,7 @@ fn run_from_row(row: &Row) -> rusqlite::Result<RunRecord> {
 }
 
 /// Writes a CREATED run (before any request is made) and its first transition.
-pub fn create_run(conn: &mut Connection, new: &NewRun, now: DateTime<Utc>) -> Result<RunRecord> {
+pub fn create_run(conn: &mut Db, new: &NewRun, now: DateTime<Utc>) -> Result<RunRecord> {
     let tx = super::write_tx(conn)?;
     let uid = insert_run(&tx, new, now)?;
     let run = get_run(&tx, &uid)?.ok_or(StoreError::NotFound(uid))?;
@@ -199,11 +200,12 @@ pub fn create_run(conn: &mut Connection, new: &NewRun, now: DateTime<Utc>) -> Re
     Ok(run)
 }
 
-pub(super) fn insert_run(conn: &Connection, new: &NewRun, now: DateTime<Utc>) -> Result<String> {
+pub(super) fn insert_run(conn: &Db, new: &NewRun, now: DateTime<Utc>) -> Result<String> {
     let uid = new_uid(now);
-    conn.execute(
+    let id: i64 = conn.query_row(
         "INSERT INTO runs (uid, job, action_name, trigger, scheduled_for, body, status, callback_url, \
-         owner, lease_until, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'CREATED', ?7, ?8, ?10, ?9, ?9)",
+         owner, lease_until, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'CREATED', ?7, ?8, ?10, ?9, ?9) \
+         RETURNING id",
         params![
             uid,
             new.job,
@@ -216,8 +218,8 @@ pub(super) fn insert_run(conn: &Connection, new: &NewRun, now: DateTime<Utc>) ->
             ts(now),
             new.owner.as_ref().map(|_| ts(now + LEASE))
         ],
+        |r| r.get(0),
     )?;
-    let id = conn.last_insert_rowid();
     conn.execute(
         "INSERT INTO transitions (run_id, from_status, to_status, at, reason) VALUES (?1, NULL, 'CREATED', ?2, ?3)",
         params![id, ts(now), new.trigger],
@@ -226,12 +228,7 @@ pub(super) fn insert_run(conn: &Connection, new: &NewRun, now: DateTime<Utc>) ->
 }
 
 /// Moves a just-inserted run from CREATED to QUEUED inside the caller's transaction.
-pub(super) fn mark_queued(
-    conn: &Connection,
-    uid: &str,
-    reason: &str,
-    now: DateTime<Utc>,
-) -> Result<()> {
+pub(super) fn mark_queued(conn: &Db, uid: &str, reason: &str, now: DateTime<Utc>) -> Result<()> {
     conn.execute(
         "UPDATE runs SET status = 'QUEUED', updated_at = ?2 WHERE uid = ?1 AND status = 'CREATED'",
         params![uid, ts(now)],
@@ -245,7 +242,7 @@ pub(super) fn mark_queued(
 }
 
 /// The run's id and status, when the lifecycle lets it move to `to`; the refusal otherwise.
-fn movable(tx: &Connection, uid: &str, to: RunStatus) -> Result<(i64, RunStatus)> {
+fn movable(tx: &Db, uid: &str, to: RunStatus) -> Result<(i64, RunStatus)> {
     let (id, from): (i64, String) = tx
         .query_row("SELECT id, status FROM runs WHERE uid = ?1", [uid], |r| {
             Ok((r.get(0)?, r.get(1)?))
@@ -266,7 +263,7 @@ fn movable(tx: &Connection, uid: &str, to: RunStatus) -> Result<(i64, RunStatus)
 /// Moves a run to `to`, refusing a move the lifecycle does not allow. `error` is recorded as the
 /// run's `last_error` when given.
 pub fn transition(
-    conn: &mut Connection,
+    conn: &mut Db,
     uid: &str,
     to: RunStatus,
     reason: &str,
@@ -281,7 +278,7 @@ pub fn transition(
 
 /// [`transition`] inside the caller's transaction.
 pub(super) fn transition_in(
-    tx: &Connection,
+    tx: &Db,
     uid: &str,
     to: RunStatus,
     reason: &str,
@@ -320,7 +317,7 @@ pub(super) fn transition_in(
 
 /// Records in a run's history something that happened without a change of status (a cursor
 /// found expired, the pages started again): a row from its status to the same status.
-pub fn note(conn: &mut Connection, uid: &str, reason: &str, now: DateTime<Utc>) -> Result<()> {
+pub fn note(conn: &mut Db, uid: &str, reason: &str, now: DateTime<Utc>) -> Result<()> {
     let tx = super::write_tx(conn)?;
     let (id, status): (i64, String) = tx
         .query_row("SELECT id, status FROM runs WHERE uid = ?1", [uid], |r| {
@@ -358,12 +355,7 @@ pub struct PageToStore<'a> {
 /// Stores one page of results together with the run's next-page cursor and counters (and its
 /// webhook callback, if any), in one transaction: a crash never duplicates or loses a page. A
 /// page stored twice is refused.
-pub fn store_page(
-    conn: &mut Connection,
-    uid: &str,
-    page: &PageToStore,
-    now: DateTime<Utc>,
-) -> Result<()> {
+pub fn store_page(conn: &mut Db, uid: &str, page: &PageToStore, now: DateTime<Utc>) -> Result<()> {
     let tx = super::write_tx(conn)?;
     insert_page(&tx, uid, page, now)?;
     tx.commit()?;
@@ -372,12 +364,7 @@ pub fn store_page(
 
 /// [`store_page`] inside the caller's transaction. A page refused (already stored, or its run
 /// unknown) is refused before anything is written.
-pub fn insert_page(
-    tx: &Connection,
-    uid: &str,
-    page: &PageToStore,
-    now: DateTime<Utc>,
-) -> Result<()> {
+pub fn insert_page(tx: &Db, uid: &str, page: &PageToStore, now: DateTime<Utc>) -> Result<()> {
     let (id, job): (i64, String) = tx
         .prepare_cached("SELECT id, job FROM runs WHERE uid = ?1")?
         .query_row([uid], |r| Ok((r.get(0)?, r.get(1)?)))
@@ -438,7 +425,7 @@ pub fn insert_page(
 pub const LEASE: chrono::Duration = chrono::Duration::seconds(30);
 
 /// Renews the lease on every unfinished run of `owner`.
-pub fn renew_leases(conn: &Connection, owner: &str, now: DateTime<Utc>) -> Result<usize> {
+pub fn renew_leases(conn: &Db, owner: &str, now: DateTime<Utc>) -> Result<usize> {
     Ok(conn.execute(
         "UPDATE runs SET lease_until = ?2 WHERE owner = ?1 AND status IN ('CREATED', 'QUEUED', 'RUNNING')",
         params![owner, ts(now + LEASE)],
@@ -446,7 +433,7 @@ pub fn renew_leases(conn: &Connection, owner: &str, now: DateTime<Utc>) -> Resul
 }
 
 /// Takes a run over (to resume it), with a fresh lease.
-pub fn claim(conn: &Connection, uid: &str, owner: &str, now: DateTime<Utc>) -> Result<()> {
+pub fn claim(conn: &Db, uid: &str, owner: &str, now: DateTime<Utc>) -> Result<()> {
     conn.execute(
         "UPDATE runs SET owner = ?2, lease_until = ?3 WHERE uid = ?1",
         params![uid, owner, ts(now + LEASE)],
@@ -464,7 +451,7 @@ pub struct JobHealth {
     pub consecutive_failures: u64,
 }
 
-pub fn job_health(conn: &Connection, job: &str) -> Result<JobHealth> {
+pub fn job_health(conn: &Db, job: &str) -> Result<JobHealth> {
     let (success, finish): (Option<String>, Option<String>) = conn.query_row(
         "SELECT MAX(CASE WHEN status = 'SUCCEEDED' THEN finished_at END), MAX(finished_at)
          FROM runs WHERE job = ?1",
@@ -487,7 +474,7 @@ pub fn job_health(conn: &Connection, job: &str) -> Result<JobHealth> {
 /// A failed run back in the queue for a retry at `at` (one transaction: the transition, the
 /// count, the time).
 pub fn schedule_retry(
-    conn: &mut Connection,
+    conn: &mut Db,
     uid: &str,
     reason: &str,
     at: DateTime<Utc>,
@@ -522,7 +509,7 @@ pub(super) const OPEN_ELSEWHERE: &str = "SELECT job, COUNT(*) FROM (
 /// Unfinished runs per job whose owner is not `owner` (a `trigger` beside the daemon) and
 /// still holds its lease.
 pub fn open_runs_elsewhere(
-    conn: &Connection,
+    conn: &Db,
     owner: &str,
     now: DateTime<Utc>,
 ) -> Result<std::collections::HashMap<String, usize>> {
@@ -530,20 +517,20 @@ pub fn open_runs_elsewhere(
     let rows = stmt.query_map(params![owner, ts(now)], |r| {
         Ok((r.get(0)?, r.get::<_, i64>(1)? as usize))
     })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    Ok(rows.collect::<super::db::Result<_>>()?)
 }
 
-pub fn blocked_due(conn: &Connection, now: DateTime<Utc>) -> Result<Vec<RunRecord>> {
+pub fn blocked_due(conn: &Db, now: DateTime<Utc>) -> Result<Vec<RunRecord>> {
     let mut stmt = conn.prepare(&format!(
         "SELECT {COLUMNS} FROM runs WHERE status = 'BLOCKED' AND postponed_until IS NOT NULL AND postponed_until <= ?1 ORDER BY id"
     ))?;
     let rows = stmt.query_map([ts(now)], run_from_row)?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    Ok(rows.collect::<super::db::Result<_>>()?)
 }
 
 /// When the next chore comes due for `owner`'s maintenance: the earliest reset of a BLOCKED run,
 /// or the earliest lease expiry of another process's open run (a `trigger` that may die).
-pub fn next_chore(conn: &Connection, owner: &str) -> Result<Option<DateTime<Utc>>> {
+pub fn next_chore(conn: &Db, owner: &str) -> Result<Option<DateTime<Utc>>> {
     let at: Option<String> = conn.query_row(
         "SELECT MIN(t) FROM (
             SELECT MIN(postponed_until) AS t FROM runs WHERE status = 'BLOCKED'
@@ -558,7 +545,7 @@ pub fn next_chore(conn: &Connection, owner: &str) -> Result<Option<DateTime<Utc>
 
 /// BLOCKED runs that met a 402 (no credits) and wait with no reset time: due now, as the
 /// account has credits again. Returns how many.
-pub fn unblock_for_credits(conn: &mut Connection, now: DateTime<Utc>) -> Result<usize> {
+pub fn unblock_for_credits(conn: &mut Db, now: DateTime<Utc>) -> Result<usize> {
     let tx = super::write_tx(conn)?;
     let n = tx.execute(
         "UPDATE runs SET postponed_until = ?1 WHERE status = 'BLOCKED' AND (postponed_until IS NULL OR postponed_until > ?1) AND substr(last_error_message, 1, ?2) = ?3",
@@ -569,7 +556,7 @@ pub fn unblock_for_credits(conn: &mut Connection, now: DateTime<Utc>) -> Result<
 }
 
 /// Adds to a run's retry and rate-limit-wait counters.
-pub fn count_retries(conn: &Connection, uid: &str, retries: u32, waits: u32) -> Result<()> {
+pub fn count_retries(conn: &Db, uid: &str, retries: u32, waits: u32) -> Result<()> {
     conn.execute(
         "UPDATE runs SET request_retries = request_retries + ?2, rate_limit_waits = rate_limit_waits + ?3 WHERE uid = ?1",
         params![uid, retries, waits],
@@ -578,7 +565,7 @@ pub fn count_retries(conn: &Connection, uid: &str, retries: u32, waits: u32) -> 
 }
 
 /// Sets when a BLOCKED run may be resumed.
-pub fn set_postponed(conn: &Connection, uid: &str, until: Option<DateTime<Utc>>) -> Result<()> {
+pub fn set_postponed(conn: &Db, uid: &str, until: Option<DateTime<Utc>>) -> Result<()> {
     conn.execute(
         "UPDATE runs SET postponed_until = ?2 WHERE uid = ?1",
         params![uid, until.map(ts)],
@@ -586,7 +573,7 @@ pub fn set_postponed(conn: &Connection, uid: &str, until: Option<DateTime<Utc>>)
     Ok(())
 }
 
-pub fn get_run(conn: &Connection, uid: &str) -> Result<Option<RunRecord>> {
+pub fn get_run(conn: &Db, uid: &str) -> Result<Option<RunRecord>> {
     Ok(conn
         .query_row(
             &format!("SELECT {COLUMNS} FROM runs WHERE uid = ?1"),
@@ -606,7 +593,7 @@ pub struct RunFilter {
 }
 
 /// Runs matching `f`, newest first.
-pub fn list_runs(conn: &Connection, f: &RunFilter) -> Result<Vec<RunRecord>> {
+pub fn list_runs(conn: &Db, f: &RunFilter) -> Result<Vec<RunRecord>> {
     let mut stmt = conn.prepare(&format!(
         "SELECT {COLUMNS} FROM runs WHERE (?1 IS NULL OR job = ?1) AND (?2 IS NULL OR status = ?2)
          AND (?3 IS NULL OR created_at >= ?3) ORDER BY created_at DESC, id DESC LIMIT ?4"
@@ -620,11 +607,11 @@ pub fn list_runs(conn: &Connection, f: &RunFilter) -> Result<Vec<RunRecord>> {
         ],
         run_from_row,
     )?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    Ok(rows.collect::<super::db::Result<_>>()?)
 }
 
 /// Runs in any of `statuses`, oldest first.
-pub fn runs_in(conn: &Connection, statuses: &[RunStatus]) -> Result<Vec<RunRecord>> {
+pub fn runs_in(conn: &Db, statuses: &[RunStatus]) -> Result<Vec<RunRecord>> {
     let list = statuses
         .iter()
         .map(|s| format!("'{}'", s.as_str()))
@@ -633,11 +620,11 @@ pub fn runs_in(conn: &Connection, statuses: &[RunStatus]) -> Result<Vec<RunRecor
     let mut stmt = conn.prepare(&format!(
         "SELECT {COLUMNS} FROM runs WHERE status IN ({list}) ORDER BY id"
     ))?;
-    let rows = stmt.query_map([], run_from_row)?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    let rows = stmt.query_map((), run_from_row)?;
+    Ok(rows.collect::<super::db::Result<_>>()?)
 }
 
-pub fn transitions(conn: &Connection, run_id: i64) -> Result<Vec<TransitionRecord>> {
+pub fn transitions(conn: &Db, run_id: i64) -> Result<Vec<TransitionRecord>> {
     let mut stmt = conn.prepare(
         "SELECT from_status, to_status, at, reason FROM transitions WHERE run_id = ?1 ORDER BY rowid",
     )?;
@@ -649,24 +636,20 @@ pub fn transitions(conn: &Connection, run_id: i64) -> Result<Vec<TransitionRecor
             reason: r.get(3)?,
         })
     })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    Ok(rows.collect::<super::db::Result<_>>()?)
 }
 
-pub fn pages(conn: &Connection, run_id: i64) -> Result<Vec<PageRecord>> {
+pub fn pages(conn: &Db, run_id: i64) -> Result<Vec<PageRecord>> {
     read_pages(conn, "", params![run_id])
 }
 
 /// The pages of one input of a run over a list (`None`: of a run over one input), read by
 /// index: a run over 100,000 inputs reads each one's pages, not the run's, per input.
-pub fn pages_of(conn: &Connection, run_id: i64, input: Option<u32>) -> Result<Vec<PageRecord>> {
+pub fn pages_of(conn: &Db, run_id: i64, input: Option<u32>) -> Result<Vec<PageRecord>> {
     read_pages(conn, "AND input_idx IS ?2", params![run_id, input])
 }
 
-fn read_pages(
-    conn: &Connection,
-    and: &str,
-    params: impl rusqlite::Params,
-) -> Result<Vec<PageRecord>> {
+fn read_pages(conn: &Db, and: &str, params: impl super::db::Params) -> Result<Vec<PageRecord>> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT page_no, url, item_count, fetched_at, content_hash, input_idx FROM pages
          WHERE run_id = ?1 {and} ORDER BY page_no"
@@ -681,12 +664,12 @@ fn read_pages(
             input: r.get(5)?,
         })
     })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    Ok(rows.collect::<super::db::Result<_>>()?)
 }
 
 /// Calls `each` with every stored item of a run, in page and index order.
 pub fn for_each_item(
-    conn: &Connection,
+    conn: &Db,
     run_id: i64,
     mut each: impl FnMut(serde_json::Value) -> std::io::Result<()>,
 ) -> Result<()> {
@@ -702,14 +685,14 @@ pub fn for_each_item(
 }
 
 /// The names of the jobs the database has runs or ticks of, sorted.
-pub fn job_names(conn: &Connection) -> Result<Vec<String>> {
+pub fn job_names(conn: &Db) -> Result<Vec<String>> {
     let mut stmt = conn.prepare("SELECT job FROM runs UNION SELECT job FROM ticks ORDER BY 1")?;
-    let names = stmt.query_map([], |r| r.get(0))?;
+    let names = stmt.query_map((), |r| r.get(0))?;
     Ok(names.collect::<std::result::Result<_, _>>()?)
 }
 
 /// A job's newest run.
-pub fn last_run(conn: &Connection, job: &str) -> Result<Option<RunRecord>> {
+pub fn last_run(conn: &Db, job: &str) -> Result<Option<RunRecord>> {
     Ok(conn
         .query_row(
             &format!("SELECT {COLUMNS} FROM runs WHERE job = ?1 ORDER BY created_at DESC, id DESC LIMIT 1"),
@@ -736,7 +719,7 @@ const ITEMS_WHERE: &str = "WHERE (?1 IS NULL OR i.run_id = ?1) AND (?2 IS NULL O
 /// Calls `each(run_uid, job, action, item as JSON text)` for every item `q` selects, in run,
 /// page and index order, one row at a time (memory stays flat however many there are).
 pub fn for_each_item_text(
-    conn: &Connection,
+    conn: &Db,
     q: &ItemQuery,
     mut each: impl FnMut(&ItemRow) -> std::io::Result<()>,
 ) -> Result<()> {
@@ -777,7 +760,7 @@ pub struct ItemRow {
 }
 
 /// The actions of the items `q` selects, in the order they first appear.
-pub fn item_actions(conn: &Connection, q: &ItemQuery) -> Result<Vec<String>> {
+pub fn item_actions(conn: &Db, q: &ItemQuery) -> Result<Vec<String>> {
     let mut stmt = conn.prepare(&format!(
         "SELECT r.action_name, MIN(r.created_at) AS first FROM items i JOIN runs r ON r.id = i.run_id
          {ITEMS_WHERE} GROUP BY r.action_name ORDER BY first"
@@ -785,5 +768,5 @@ pub fn item_actions(conn: &Connection, q: &ItemQuery) -> Result<Vec<String>> {
     let rows = stmt.query_map(params![q.run_id, q.job, q.since.map(ts), q.new_only], |r| {
         r.get(0)
     })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    Ok(rows.collect::<super::db::Result<_>>()?)
 }

@@ -348,7 +348,7 @@ pub(super) fn migrate_to(conn: &mut Connection, path: &Path, version: i64) -> Re
         .take(version as usize)
         .skip(found as usize)
     {
-        let tx = super::write_tx(conn)?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         // Another process (a `trigger` started beside a new daemon) may have taken this step
         // while this one waited for the write lock: the version is read again under it.
         let now: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;

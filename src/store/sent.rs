@@ -5,8 +5,9 @@
 //! comes back to the input means the request may have reached the server: `outcome_unknown`,
 //! never sent again.
 
+use super::db::{Db, Optional};
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::params;
 use serde_json::Value;
 
 use super::runs::LastError;
@@ -77,7 +78,7 @@ pub fn key(input: &Value) -> String {
 
 /// Records `mark` as in flight, inside the transaction that lets its request go. A row already
 /// there (a resumed run's own) stays as it was.
-pub fn mark(conn: &Connection, mark: &SentMark, now: DateTime<Utc>) -> Result<()> {
+pub fn mark(conn: &Db, mark: &SentMark, now: DateTime<Utc>) -> Result<()> {
     conn.prepare_cached(
         "INSERT INTO sent_inputs (job, input, run_id, input_idx, state, at)
          VALUES (?1, ?2, ?3, ?4, 'in_flight', ?5) ON CONFLICT DO NOTHING",
@@ -93,7 +94,7 @@ pub fn mark(conn: &Connection, mark: &SentMark, now: DateTime<Utc>) -> Result<()
 }
 
 /// The job's record of an input, if it has one.
-pub fn lookup(conn: &Connection, job: &str, input: &str) -> Result<Option<SentRow>> {
+pub fn lookup(conn: &Db, job: &str, input: &str) -> Result<Option<SentRow>> {
     Ok(conn
         .prepare_cached(
             "SELECT run_id, input_idx, state FROM sent_inputs WHERE job = ?1 AND input = ?2",
@@ -113,7 +114,7 @@ pub fn lookup(conn: &Connection, job: &str, input: &str) -> Result<Option<SentRo
 /// server `answered` with a refusal that acted on nothing, and is otherwise `outcome_unknown`,
 /// the input's outcome too. An input whose request never went keeps `outcome`.
 pub fn settle(
-    conn: &mut Connection,
+    conn: &mut Db,
     mark: &SentMark,
     outcome: InputOutcome,
     error: Option<&LastError>,

@@ -156,7 +156,11 @@ fn reopening_keeps_everything_and_migrations_run_once() {
     };
     let s = open(&dir);
     let version: i64 = s
-        .call_blocking(|c| Ok(c.pragma_query_value(None, "user_version", |r| r.get(0))?))
+        .call_blocking(|c| {
+            Ok(c.as_lite()
+                .unwrap()
+                .pragma_query_value(None, "user_version", |r| r.get(0))?)
+        })
         .unwrap();
     assert_eq!(version, schema::VERSION);
     let u = uid.clone();
@@ -178,9 +182,8 @@ fn a_tick_is_fired_at_most_once() {
     nr.trigger = Trigger::Tick;
     nr.scheduled_for = Some(nominal);
     let nr2 = nr.clone();
-    let fire = |nr: NewRun| {
-        move |c: &mut rusqlite::Connection| record_ticks(c, &[], &[(nominal, nr.clone())], nominal)
-    };
+    let fire =
+        |nr: NewRun| move |c: &mut Db| record_ticks(c, &[], &[(nominal, nr.clone())], nominal);
     let first = s.call_blocking(fire(nr)).unwrap();
     assert!(first.fired[0].is_some());
     let second = s.call_blocking(fire(nr2)).unwrap();
@@ -247,7 +250,11 @@ fn the_wal_is_copied_back_by_the_checkpointer_not_inside_the_writers_commits() {
     let dir = tempfile::tempdir().unwrap();
     let s = open(&dir);
     let auto: i64 = s
-        .call_blocking(|c| Ok(c.pragma_query_value(None, "wal_autocheckpoint", |r| r.get(0))?))
+        .call_blocking(|c| {
+            Ok(c.as_lite()
+                .unwrap()
+                .pragma_query_value(None, "wal_autocheckpoint", |r| r.get(0))?)
+        })
         .unwrap();
     assert_eq!(auto, 0, "the writer leaves checkpoints to the checkpointer");
     let main = dir.path().join("w.db");
@@ -277,7 +284,7 @@ fn the_wal_is_copied_back_by_the_checkpointer_not_inside_the_writers_commits() {
 fn schema_10_keeps_each_jobs_seen_items_as_hashes_of_the_same_identities() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("w.db");
-    let mut c = Connection::open(&path).unwrap();
+    let mut c = rusqlite::Connection::open(&path).unwrap();
     schema::migrate_to(&mut c, &path, 9).unwrap();
     c.execute_batch(
         "INSERT INTO seen (job, key, first_run_id) VALUES ('j', 'k:u-1', 7), ('other', 'k:u-2', 8)",
@@ -309,8 +316,8 @@ fn schema_10_keeps_each_jobs_seen_items_as_hashes_of_the_same_identities() {
             let mut q = c.prepare("SELECT is_new FROM items WHERE run_id = ?1 ORDER BY idx")?;
             let new = q
                 .query_map([id], |r| r.get(0))?
-                .collect::<rusqlite::Result<_>>()?;
-            let kind = c.query_row("SELECT typeof(key) FROM seen LIMIT 1", [], |r| r.get(0))?;
+                .collect::<super::db::Result<_>>()?;
+            let kind = c.query_row("SELECT typeof(key) FROM seen LIMIT 1", (), |r| r.get(0))?;
             Ok((new, kind))
         })
         .unwrap();
@@ -330,7 +337,7 @@ fn runs_elsewhere_are_counted_from_the_open_runs_index_not_a_scan() {
         .call_blocking(|c| {
             let mut q = c.prepare(&format!("EXPLAIN QUERY PLAN {OPEN_ELSEWHERE}"))?;
             let rows = q.query_map(["me", "2026-01-01T00:00:00.000Z"], |r| r.get(3))?;
-            Ok(rows.collect::<rusqlite::Result<_>>()?)
+            Ok(rows.collect::<super::db::Result<_>>()?)
         })
         .unwrap();
     assert!(
@@ -652,13 +659,19 @@ fn page_caches_are_bounded() {
     let dir = tempfile::tempdir().unwrap();
     let s = open(&dir);
     let writer: i64 = s
-        .call_blocking(|c| Ok(c.pragma_query_value(None, "cache_size", |r| r.get(0))?))
+        .call_blocking(|c| {
+            Ok(c.as_lite()
+                .unwrap()
+                .pragma_query_value(None, "cache_size", |r| r.get(0))?)
+        })
         .unwrap();
     assert_eq!(writer, -WRITER_CACHE_KIB);
     let ro = open_read_only(&dir.path().join("w.db")).unwrap();
     ro.bound_cache(SIDE_CACHE_KIB).unwrap();
     assert_eq!(
         ro.conn
+            .as_lite()
+            .unwrap()
             .pragma_query_value(None, "cache_size", |r| r.get::<_, i64>(0))
             .unwrap(),
         -SIDE_CACHE_KIB

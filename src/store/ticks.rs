@@ -1,8 +1,9 @@
 //! Ticks: every nominal instant of every job, fired (with its run) or skipped (with a reason).
 //! The primary key (job, nominal instant) makes "at most once, across restarts" a database fact.
 
+use super::db::{Db, Optional};
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::params;
 use serde::Serialize;
 
 use super::kinds::SkipReason;
@@ -42,7 +43,7 @@ pub struct Recorded {
 /// Records a batch of ticks in one transaction: skips, and fires whose runs are created QUEUED
 /// ("waiting for a slot"). Each tick is recorded at most once.
 pub fn record_ticks(
-    conn: &mut Connection,
+    conn: &mut Db,
     skips: &[Skip],
     fires: &[(DateTime<Utc>, NewRun)],
     now: DateTime<Utc>,
@@ -97,7 +98,7 @@ pub fn record_ticks(
 /// the catch-up window, or for overlap): the run is created QUEUED and the tick row says fired.
 /// `None` when the tick already has a run (or was skipped because the job was disabled).
 pub fn backfill_tick(
-    conn: &mut Connection,
+    conn: &mut Db,
     nominal: DateTime<Utc>,
     new: &NewRun,
     now: DateTime<Utc>,
@@ -136,7 +137,7 @@ pub fn backfill_tick(
 
 /// Records a tick as skipped. Returns false when the tick was already recorded.
 pub fn skip_tick(
-    conn: &Connection,
+    conn: &Db,
     job: &str,
     scheduled_for: DateTime<Utc>,
     reason: SkipReason,
@@ -150,9 +151,9 @@ pub fn skip_tick(
 
 /// The latest nominal instant recorded for each job (fired or skipped), in one pass over the
 /// primary key (a query per job was a quarter of a 10,000-job start).
-pub fn last_ticks(conn: &Connection) -> Result<Vec<(String, DateTime<Utc>)>> {
+pub fn last_ticks(conn: &Db) -> Result<Vec<(String, DateTime<Utc>)>> {
     let mut stmt = conn.prepare("SELECT job, MAX(scheduled_for) FROM ticks GROUP BY job")?;
-    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+    let rows = stmt.query_map((), |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
     let mut out = Vec::new();
     for row in rows {
         let (job, at) = row?;
@@ -165,7 +166,7 @@ pub fn last_ticks(conn: &Connection) -> Result<Vec<(String, DateTime<Utc>)>> {
 
 /// Ticks, oldest first, optionally for one job and from an instant on.
 pub fn list_ticks(
-    conn: &Connection,
+    conn: &Db,
     job: Option<&str>,
     since: Option<DateTime<Utc>>,
 ) -> Result<Vec<TickRecord>> {
@@ -184,5 +185,5 @@ pub fn list_ticks(
             run_uid: r.get(5)?,
         })
     })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    Ok(rows.collect::<super::db::Result<_>>()?)
 }

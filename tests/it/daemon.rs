@@ -39,7 +39,7 @@ async fn order(d: &InProcess) -> Vec<(i64, String)> {
         .store
         .call(|c| {
             let mut st = c.prepare("SELECT run_id, to_status FROM transitions ORDER BY rowid")?;
-            let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            let rows = st.query_map((), |r| Ok((r.get(0)?, r.get(1)?)))?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
         })
         .await

@@ -193,8 +193,13 @@ async fn a_full_disk_is_logged_reported_by_healthz_and_loses_no_tick() {
     d.runner
         .store
         .call(|c| {
-            let pages: i64 = c.pragma_query_value(None, "page_count", |r| r.get(0))?;
-            c.pragma_update(None, "max_page_count", pages)?;
+            let pages: i64 = c
+                .as_lite()
+                .unwrap()
+                .pragma_query_value(None, "page_count", |r| r.get(0))?;
+            c.as_lite()
+                .unwrap()
+                .pragma_update(None, "max_page_count", pages)?;
             Ok(())
         })
         .await
@@ -216,7 +221,11 @@ async fn a_full_disk_is_logged_reported_by_healthz_and_loses_no_tick() {
     tokio::time::sleep(Duration::from_secs(3)).await; // ticks come due while the disk is full
     d.runner
         .store
-        .call(|c| Ok(c.pragma_update(None, "max_page_count", 1_000_000_000)?))
+        .call(|c| {
+            Ok(c.as_lite()
+                .unwrap()
+                .pragma_update(None, "max_page_count", 1_000_000_000)?)
+        })
         .await
         .unwrap();
     let before = Clock::System.now().timestamp();
