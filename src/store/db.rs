@@ -308,8 +308,12 @@ impl Pg {
     }
 }
 
-/// `SQLite`'s `?N` (and bare `?`) placeholders as `PostgreSQL`'s `$N`, outside quotes.
+/// The store's SQL in `PostgreSQL`'s words: `SQLite`'s `?N` (and bare `?`) placeholders as
+/// `$N` outside quotes, and `SQLite`'s planner hints (`INDEXED BY name`) left out.
 pub fn placeholders(sql: &str) -> String {
+    let hint = regex_hint();
+    let sql = hint.replace_all(sql, "");
+    let sql: &str = &sql;
     let mut out = String::with_capacity(sql.len() + 8);
     let (mut quote, mut next) = (None, 1);
     let mut chars = sql.chars().peekable();
@@ -336,6 +340,11 @@ pub fn placeholders(sql: &str) -> String {
         out.push(c);
     }
     out
+}
+
+fn regex_hint() -> &'static regex::Regex {
+    static HINT: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    HINT.get_or_init(|| regex::Regex::new(r"\s+INDEXED BY\s+\w+").expect("a valid pattern"))
 }
 
 /// A write or read transaction; dereferences to its connection.
@@ -653,6 +662,10 @@ mod tests {
             "SELECT $1, '?2', \"a?\" FROM t WHERE x = $12 AND y = $13"
         );
         assert_eq!(placeholders("VALUES (?, ?)"), "VALUES ($1, $2)");
+        assert_eq!(
+            placeholders("SELECT job FROM runs INDEXED BY runs_open_owner WHERE a = ?1"),
+            "SELECT job FROM runs WHERE a = $1"
+        );
     }
 
     #[test]

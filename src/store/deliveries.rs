@@ -88,7 +88,7 @@ pub fn claim_due(
     let found: Vec<Delivery> = {
         let mut stmt = tx.prepare(&format!(
             "SELECT {COLUMNS} FROM deliveries d WHERE state = 'pending' AND next_attempt_at <= ?1
-               AND (claimed_until IS NULL OR claimed_until < ?1) AND (?2 IS NULL OR run_id = ?2)
+               AND (claimed_until IS NULL OR claimed_until < ?1) AND (CAST(?2 AS BIGINT) IS NULL OR run_id = ?2)
                AND seq = (SELECT MIN(seq) FROM deliveries e WHERE e.run_id = d.run_id AND e.kind = d.kind AND e.state = 'pending')
              ORDER BY id LIMIT ?3"
         ))?;

@@ -211,7 +211,8 @@ pub fn lane_leave(
         )?;
         tx.execute(
             "INSERT INTO lanes (lane, next_at) VALUES (?1, ?2)
-             ON CONFLICT(lane) DO UPDATE SET next_at = MAX(COALESCE(next_at, ''), ?2)",
+             ON CONFLICT(lane) DO UPDATE SET next_at =
+                 CASE WHEN COALESCE(lanes.next_at, '') > ?2 THEN lanes.next_at ELSE ?2 END",
             params![lane, ts(next_at)],
         )?;
     }
@@ -260,12 +261,16 @@ pub struct LaneReport {
 
 /// Every lane known, with its requests on `day` and any pause in force at `now`.
 pub fn lane_report(conn: &Db, day: &str, now: DateTime<Utc>) -> Result<Vec<LaneReport>> {
-    // A database no daemon of this version has opened yet has no lanes (read-only: no migration).
-    let known: bool = conn.query_row(
-        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'lanes')",
-        (),
-        |r| r.get(0),
-    )?;
+    // A database no daemon of this version has opened yet has no lanes (read-only: no
+    // migration). A PostgreSQL database is migrated by whoever connects first.
+    let known: bool = match conn.as_lite() {
+        None => true,
+        Some(c) => c.query_row(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'lanes')",
+            [],
+            |r| r.get(0),
+        )?,
+    };
     if !known {
         return Ok(Vec::new());
     }

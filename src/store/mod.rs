@@ -330,15 +330,41 @@ impl Store {
             }
         };
         files::restrict(path);
-        let queue = Arc::new(Queue::default());
-        let q = queue.clone();
-        let health = Arc::<Health>::default();
-        let h = health.clone();
         let checkpoints = checkpointer(path);
         if checkpoints.is_some() {
             conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         }
-        let mut conn = Db::lite(conn);
+        Store::start(Db::lite(conn), path.to_path_buf(), patience, checkpoints)
+    }
+
+    /// Opens the `PostgreSQL` database at `target`, migrates it (once, however many nodes
+    /// start together), and starts the writer on a connection of its own.
+    pub fn open_postgres(target: &pg::Target, patience: Duration) -> Result<Store> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| StoreError::Sql(DbError::Connect(pg::PgError::config(e.to_string()))))?;
+        rt.block_on(async {
+            let mut client = pg::connect(target).await?;
+            pg::schema::migrate(&mut client, target).await
+        })
+        .map_err(|e| StoreError::Sql(DbError::Connect(e)))?;
+        drop(rt);
+        let db = Db::postgres(target.clone())?;
+        Store::start(db, PathBuf::from(target.to_string()), patience, None)
+    }
+
+    /// Starts the writer thread on `conn`.
+    fn start(
+        mut conn: Db,
+        path: PathBuf,
+        patience: Duration,
+        checkpoints: Option<std::sync::mpsc::SyncSender<()>>,
+    ) -> Result<Store> {
+        let queue = Arc::new(Queue::default());
+        let q = queue.clone();
+        let health = Arc::<Health>::default();
+        let h = health.clone();
         std::thread::Builder::new()
             .name("watchbell-db".into())
             .spawn(move || {
@@ -357,14 +383,14 @@ impl Store {
                     }
                 }
             })
-            .map_err(|e| StoreError::Open {
-                path: path.to_path_buf(),
-                source: rusqlite::Error::ToSqlConversionFailure(Box::new(e)),
+            .map_err(|e| StoreError::Io {
+                path: path.clone(),
+                source: e,
             })?;
         Ok(Store {
             inner: Arc::new(Inner {
                 queue,
-                path: path.to_path_buf(),
+                path,
                 health,
                 patience,
                 deliveries: tokio::sync::Notify::new(),

@@ -47,7 +47,7 @@ pub fn prune(conn: &mut Db, before: DateTime<Utc>, dry_run: bool) -> Result<Prun
     let within =
         |table: &str, col: &str| format!("SELECT COUNT(*) FROM {table} WHERE {col} IN ({DOOMED})");
     let mut p = Pruned {
-        runs: count(conn, &format!("SELECT COUNT(*) FROM ({DOOMED})"), &b)?,
+        runs: count(conn, &format!("SELECT COUNT(*) FROM ({DOOMED}) AS d"), &b)?,
         items: count(conn, &within("items", "run_id"), &b)?,
         pages: count(conn, &within("pages", "run_id"), &b)?,
         transitions: count(conn, &within("transitions", "run_id"), &b)?,

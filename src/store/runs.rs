@@ -504,7 +504,7 @@ pub(super) const OPEN_ELSEWHERE: &str = "SELECT job, COUNT(*) FROM (
     UNION ALL
     SELECT job FROM runs INDEXED BY runs_open_owner
     WHERE status IN ('CREATED', 'QUEUED', 'RUNNING') AND owner > ?1 AND lease_until >= ?2
-) GROUP BY job";
+) AS open GROUP BY job";
 
 /// Unfinished runs per job whose owner is not `owner` (a `trigger` beside the daemon) and
 /// still holds its lease.
@@ -595,15 +595,16 @@ pub struct RunFilter {
 /// Runs matching `f`, newest first.
 pub fn list_runs(conn: &Db, f: &RunFilter) -> Result<Vec<RunRecord>> {
     let mut stmt = conn.prepare(&format!(
-        "SELECT {COLUMNS} FROM runs WHERE (?1 IS NULL OR job = ?1) AND (?2 IS NULL OR status = ?2)
-         AND (?3 IS NULL OR created_at >= ?3) ORDER BY created_at DESC, id DESC LIMIT ?4"
+        "SELECT {COLUMNS} FROM runs WHERE (CAST(?1 AS TEXT) IS NULL OR job = ?1)
+         AND (CAST(?2 AS TEXT) IS NULL OR status = ?2)
+         AND (CAST(?3 AS TEXT) IS NULL OR created_at >= ?3) ORDER BY created_at DESC, id DESC LIMIT ?4"
     ))?;
     let rows = stmt.query_map(
         params![
             f.job,
             f.status.map(RunStatus::as_str),
             f.since.map(ts),
-            f.limit.map_or(-1, i64::from)
+            f.limit.map_or(i64::MAX, i64::from) // no limit (PostgreSQL refuses SQLite's -1)
         ],
         run_from_row,
     )?;
@@ -646,7 +647,11 @@ pub fn pages(conn: &Db, run_id: i64) -> Result<Vec<PageRecord>> {
 /// The pages of one input of a run over a list (`None`: of a run over one input), read by
 /// index: a run over 100,000 inputs reads each one's pages, not the run's, per input.
 pub fn pages_of(conn: &Db, run_id: i64, input: Option<u32>) -> Result<Vec<PageRecord>> {
-    read_pages(conn, "AND input_idx IS ?2", params![run_id, input])
+    read_pages(
+        conn,
+        "AND input_idx IS NOT DISTINCT FROM ?2",
+        params![run_id, input],
+    )
 }
 
 fn read_pages(conn: &Db, and: &str, params: impl super::db::Params) -> Result<Vec<PageRecord>> {
@@ -713,8 +718,9 @@ pub struct ItemQuery {
     pub new_only: bool,
 }
 
-const ITEMS_WHERE: &str = "WHERE (?1 IS NULL OR i.run_id = ?1) AND (?2 IS NULL OR r.job = ?2)
-     AND (?3 IS NULL OR r.created_at >= ?3) AND (?4 = 0 OR i.is_new = 1)";
+const ITEMS_WHERE: &str = "WHERE (CAST(?1 AS BIGINT) IS NULL OR i.run_id = ?1)
+     AND (CAST(?2 AS TEXT) IS NULL OR r.job = ?2)
+     AND (CAST(?3 AS TEXT) IS NULL OR r.created_at >= ?3) AND (?4 = 0 OR i.is_new = 1)";
 
 /// Calls `each(run_uid, job, action, item as JSON text)` for every item `q` selects, in run,
 /// page and index order, one row at a time (memory stays flat however many there are).

@@ -32,8 +32,53 @@ fn page(items: &[String]) -> PageToStore<'_> {
     }
 }
 
+/// The store under test: `SQLite` in `dir`, or with `WATCHBELL_TEST_STORE=postgres` a new
+/// database on the `PostgreSQL` at `WATCHBELL_TEST_PG_URL` (`.ci/run` runs these tests both ways).
 fn open(dir: &tempfile::TempDir) -> Store {
+    match on_postgres() {
+        Some(admin) => Store::open_postgres(&fresh_database(&admin), DEFAULT_PATIENCE).unwrap(),
+        None => open_lite(dir),
+    }
+}
+
+/// For what only `SQLite` has (its file, pragmas, WAL).
+fn open_lite(dir: &tempfile::TempDir) -> Store {
     Store::open(&dir.path().join("w.db")).unwrap()
+}
+
+/// The administrative target when this run tests the `PostgreSQL` backend.
+fn on_postgres() -> Option<pg::Target> {
+    if std::env::var("WATCHBELL_TEST_STORE").as_deref() != Ok("postgres") {
+        return None;
+    }
+    let url = std::env::var("WATCHBELL_TEST_PG_URL")
+        .expect("WATCHBELL_TEST_STORE=postgres needs WATCHBELL_TEST_PG_URL");
+    Some(pg::Target::parse(&url).unwrap())
+}
+
+/// A new, empty database on `admin`'s server, for one test.
+fn fresh_database(admin: &pg::Target) -> pg::Target {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let name = format!(
+        "wb_unit_{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let c = pg::connect(admin).await.unwrap();
+        c.batch_execute(&format!("DROP DATABASE IF EXISTS {name}"))
+            .await
+            .unwrap();
+        c.batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .unwrap();
+    });
+    admin.database(&name)
 }
 
 #[test]
@@ -146,7 +191,7 @@ fn reopening_keeps_everything_and_migrations_run_once() {
     let dir = tempfile::tempdir().unwrap();
     let now = t("2026-01-01T00:00:00Z");
     let uid = {
-        let s = open(&dir);
+        let s = open_lite(&dir);
         let r = s
             .call_blocking(move |c| create_run(c, &new_run("a"), now))
             .unwrap();
@@ -154,7 +199,7 @@ fn reopening_keeps_everything_and_migrations_run_once() {
             .unwrap();
         r.uid
     };
-    let s = open(&dir);
+    let s = open_lite(&dir);
     let version: i64 = s
         .call_blocking(|c| {
             Ok(c.as_lite()
@@ -168,7 +213,7 @@ fn reopening_keeps_everything_and_migrations_run_once() {
     let ticks = s.call_blocking(|c| list_ticks(c, None, None)).unwrap();
     assert_eq!(ticks.len(), 1);
     // A third open over a current database is a no-op, and read-only opening works beside it.
-    drop(open(&dir));
+    drop(open_lite(&dir));
     let ro = open_read_only(&dir.path().join("w.db")).unwrap();
     assert_eq!(ro.list_runs(&RunFilter::default()).unwrap().len(), 1);
 }
@@ -248,7 +293,7 @@ fn the_json_form_has_the_api_run_shape() {
 #[test]
 fn the_wal_is_copied_back_by_the_checkpointer_not_inside_the_writers_commits() {
     let dir = tempfile::tempdir().unwrap();
-    let s = open(&dir);
+    let s = open_lite(&dir);
     let auto: i64 = s
         .call_blocking(|c| {
             Ok(c.as_lite()
@@ -291,7 +336,7 @@ fn schema_10_keeps_each_jobs_seen_items_as_hashes_of_the_same_identities() {
     )
     .unwrap();
     drop(c);
-    let s = open(&dir);
+    let s = open_lite(&dir);
     let now = t("2026-01-01T00:00:00Z");
     let run = s
         .call_blocking(move |c| create_run(c, &new_run("j"), now))
@@ -332,7 +377,7 @@ fn schema_10_keeps_each_jobs_seen_items_as_hashes_of_the_same_identities() {
 #[test]
 fn runs_elsewhere_are_counted_from_the_open_runs_index_not_a_scan() {
     let dir = tempfile::tempdir().unwrap();
-    let s = open(&dir);
+    let s = open_lite(&dir);
     let plan: Vec<String> = s
         .call_blocking(|c| {
             let mut q = c.prepare(&format!("EXPLAIN QUERY PLAN {OPEN_ELSEWHERE}"))?;
@@ -657,7 +702,7 @@ fn a_remote_run_takes_its_tick_once_and_a_tick_without_one_is_remote_not_run() {
 #[test]
 fn page_caches_are_bounded() {
     let dir = tempfile::tempdir().unwrap();
-    let s = open(&dir);
+    let s = open_lite(&dir);
     let writer: i64 = s
         .call_blocking(|c| {
             Ok(c.as_lite()

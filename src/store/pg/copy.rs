@@ -70,13 +70,17 @@ pub async fn to_postgres(
     let reader = std::thread::spawn(move || read_all(lite, &path, &tables, &send));
     let mut copied = Copied::default();
     let mut current: Option<(String, Vec<String>)> = None;
-    // Tables whose `id` is an identity column: its sequence continues after the copied ids.
+    // Tables whose `id` (or kept `rowid`) is an identity column: its sequence continues after
+    // the copied values.
     let mut identities = Vec::new();
     while let Some(msg) = rows.recv().await {
         match msg {
             Msg::Table(t, columns, integer) => {
-                if integer.first() == Some(&true) && columns.first().is_some_and(|c| c == "id") {
-                    identities.push(t.clone());
+                if let Some(key) = columns
+                    .first()
+                    .filter(|c| integer.first() == Some(&true) && (*c == "id" || *c == "rowid"))
+                {
+                    identities.push((t.clone(), key.clone()));
                 }
                 copied.tables.push((t.clone(), 0));
                 current = Some((t, columns));
@@ -92,11 +96,11 @@ pub async fn to_postgres(
         }
     }
     let _ = reader.join();
-    for t in &identities {
+    for (t, key) in &identities {
         tx.execute(
             &format!(
-                "SELECT setval(pg_get_serial_sequence('\"{t}\"', 'id'), \
-                 COALESCE((SELECT max(id) FROM \"{t}\"), 0) + 1, false)"
+                "SELECT setval(pg_get_serial_sequence('\"{t}\"', '{key}'), \
+                 COALESCE((SELECT max({key}) FROM \"{t}\"), 0) + 1, false)"
             ),
             &[],
         )
@@ -167,17 +171,25 @@ fn lite_error(path: &Path, e: &rusqlite::Error) -> PgError {
     PgError::sql(format!("{}: {e}", path.display()))
 }
 
-/// A table's columns in order, and which are integers.
+/// A table's columns in order, and which are integers; its implicit rowid first where
+/// `PostgreSQL` keeps it as a column ([`super::schema::keeps_rowid`]).
 fn columns(lite: &rusqlite::Connection, table: &str) -> rusqlite::Result<(Vec<String>, Vec<bool>)> {
+    let create: String = lite.query_row(
+        "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?1",
+        [table],
+        |r| r.get(0),
+    )?;
     let mut stmt = lite.prepare(&format!("PRAGMA table_info(\"{table}\")"))?;
-    let cols = stmt
-        .query_map([], |r| {
+    let rowid = super::schema::keeps_rowid(&create).then(|| ("rowid".to_string(), true));
+    let cols = rowid.into_iter().chain(
+        stmt.query_map([], |r| {
             Ok((
                 r.get::<_, String>(1)?,
                 r.get::<_, String>(2)?.eq_ignore_ascii_case("INTEGER"),
             ))
         })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+        .collect::<rusqlite::Result<Vec<_>>>()?,
+    );
     Ok(cols.into_iter().unzip())
 }
 

@@ -79,6 +79,14 @@ impl Target {
         Target::parse(text.trim()).map_err(|e| PgError::config(format!("{source}: {}", e.message)))
     }
 
+    /// The same server and credentials, another database.
+    #[must_use]
+    pub fn database(&self, name: &str) -> Target {
+        let mut t = self.clone();
+        t.config.dbname(name);
+        t
+    }
+
     /// Parses `postgres://user:password@host:port/db?sslmode=...`.
     pub fn parse(text: &str) -> Result<Target, PgError> {
         let url = Url::parse(text).map_err(|e| {
