@@ -237,6 +237,8 @@ impl Daemon {
     }
 
     /// Notes the RSS at 10 s of uptime, once per start.
+    /// Reads the process's memory once it has been up 10 s (once per start). Called each
+    /// second by the driver.
     fn sample(&mut self) {
         if self.started.elapsed() >= Duration::from_secs(10)
             && self.rss_at_10s.len() < self.starts as usize
@@ -476,8 +478,16 @@ async fn soak(a: &Args) -> bool {
     } else {
         Duration::from_secs(15)
     };
-    let settled = warm_up.saturating_sub(d.started.elapsed());
-    tokio::time::sleep(settled.max(Duration::from_secs(5))).await;
+    // Sampled each second meanwhile: a start just before the quiet period still has its
+    // memory read at 10 s of uptime, not at the end of the warm-up.
+    let settled = Instant::now()
+        + warm_up
+            .saturating_sub(d.started.elapsed())
+            .max(Duration::from_secs(5));
+    while Instant::now() < settled {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        d.sample();
+    }
     let quiet_from = d.pid().and_then(usage);
     let quiet_left = a.duration.saturating_sub(began.elapsed());
     let mut t = Duration::ZERO;
