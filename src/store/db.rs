@@ -67,6 +67,9 @@ pub enum DbError {
     NoRows,
     #[error("column {0}: {1}")]
     Decode(usize, String),
+    /// This node no longer leads under the epoch its writes were fenced by.
+    #[error("node {node} no longer leads under epoch {epoch}: the write was not made")]
+    Fenced { node: String, epoch: i64 },
 }
 
 impl From<rusqlite::Error> for DbError {
@@ -112,6 +115,8 @@ impl<T> Optional<T> for Result<T> {
 /// A connection to either database.
 pub struct Db {
     kind: Kind,
+    /// Inside [`Db::fenced`]'s transaction.
+    in_fence: std::cell::Cell<bool>,
 }
 
 enum Kind {
@@ -128,6 +133,8 @@ pub struct Pg {
     prepared: HashMap<String, tokio_postgres::Statement>,
     /// Rows written through this connection, for [`Db::total_changes`].
     changes: u64,
+    /// This node and the epoch its writes are fenced by, while it leads.
+    fence: Option<(String, i64)>,
 }
 
 /// How many prepared statements a connection keeps before starting over.
@@ -137,6 +144,7 @@ impl Db {
     pub fn lite(conn: rusqlite::Connection) -> Db {
         Db {
             kind: Kind::Lite(conn),
+            in_fence: std::cell::Cell::new(false),
         }
     }
 
@@ -152,10 +160,12 @@ impl Db {
             client: None,
             prepared: HashMap::new(),
             changes: 0,
+            fence: None,
         };
         pg.ready()?;
         Ok(Db {
             kind: Kind::Pg(Box::new(RefCell::new(pg))),
+            in_fence: std::cell::Cell::new(false),
         })
     }
 
@@ -232,7 +242,15 @@ impl Db {
 
     /// A write transaction, holding the write lock from its first statement (`SQLite`'s
     /// `BEGIN IMMEDIATE`), rolled back unless committed.
+    ///
+    /// Inside [`Db::fenced`] it is that transaction: its commit and rollback are the fence's.
     pub fn write_tx(&mut self) -> Result<Tx<'_>> {
+        if self.in_fence.get() {
+            return Ok(Tx {
+                db: self,
+                open: false,
+            });
+        }
         self.execute_batch(match self.kind {
             Kind::Lite(_) => "BEGIN IMMEDIATE",
             Kind::Pg(_) => "BEGIN",
@@ -243,16 +261,62 @@ impl Db {
         })
     }
 
-    /// A read transaction: one snapshot for every statement in it.
-    pub fn read_tx(&mut self) -> Result<Tx<'_>> {
-        self.execute_batch(match self.kind {
-            Kind::Lite(_) => "BEGIN DEFERRED",
-            Kind::Pg(_) => "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
-        })?;
-        Ok(Tx {
-            db: self,
-            open: true,
-        })
+    /// Fences every later task on this connection by `fence` (this node, its epoch), or no
+    /// longer (`None`).
+    pub fn set_fence(&mut self, fence: Option<(String, i64)>) {
+        if let Kind::Pg(p) = &self.kind {
+            p.borrow_mut().fence = fence;
+        }
+    }
+
+    /// Runs `f` in one transaction that first checks, and locks until it ends, that this node
+    /// still holds the lead under its epoch ([`super::pg::leader::fence`]): no write of an
+    /// epoch that ended can land. Without a fence (`SQLite`, a standby's receiver), just `f`.
+    pub fn fenced<T, E: From<DbError>>(
+        &mut self,
+        f: impl FnOnce(&mut Db) -> std::result::Result<T, E>,
+    ) -> std::result::Result<T, E> {
+        let fence = match &self.kind {
+            Kind::Pg(p) => p.borrow().fence.clone(),
+            Kind::Lite(_) => None,
+        };
+        let Some((node, epoch)) = fence else {
+            return f(self);
+        };
+        // The transaction and its fence in one round trip.
+        let check = format!(
+            "BEGIN; SELECT 1 FROM watchbell_leader WHERE id = 1 AND holder = '{}' AND epoch = {epoch} \
+             AND expires_at > clock_timestamp() FOR SHARE",
+            node.replace('\'', "''")
+        );
+        let holds = {
+            let Kind::Pg(p) = &self.kind else {
+                unreachable!("a fence is PostgreSQL's")
+            };
+            let p = &mut *p.borrow_mut();
+            p.ready()?;
+            let out = p.rt.block_on(p.client().simple_query(&check));
+            p.seen(out)?
+                .iter()
+                .any(|m| matches!(m, tokio_postgres::SimpleQueryMessage::Row(_)))
+        };
+        if !holds {
+            let _ = self.execute_batch("ROLLBACK");
+            return Err(DbError::Fenced { node, epoch }.into());
+        }
+        self.in_fence.set(true);
+        let out = f(self);
+        self.in_fence.set(false);
+        match out {
+            Ok(v) => {
+                self.execute_batch("COMMIT")?;
+                Ok(v)
+            }
+            Err(e) => {
+                let _ = self.execute_batch("ROLLBACK");
+                Err(e)
+            }
+        }
     }
 }
 
@@ -355,7 +419,9 @@ pub struct Tx<'a> {
 
 impl Tx<'_> {
     pub fn commit(mut self) -> Result<()> {
-        self.open = false;
+        if !std::mem::replace(&mut self.open, false) {
+            return Ok(()); // the fence's transaction commits
+        }
         self.db.execute_batch("COMMIT")
     }
 }

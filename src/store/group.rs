@@ -46,7 +46,7 @@ impl PageTask {
 /// Stores `pages` (in the order they came), together when there are several, and answers each.
 pub fn store(conn: &mut Db, pages: Vec<PageTask>, health: &Health, patience: Duration) {
     if pages.len() > 1
-        && let Ok(answers) = together(conn, &pages)
+        && let Ok(answers) = conn.fenced(|c| together(c, &pages))
     {
         super::wrote(health);
         for (p, answer) in pages.into_iter().zip(answers) {

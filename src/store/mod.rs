@@ -168,9 +168,17 @@ pub fn write_tx(conn: &mut Db) -> db::Result<db::Tx<'_>> {
 #[derive(Debug, Default)]
 pub struct Health {
     fault: Mutex<Option<(String, DateTime<Utc>)>>,
+    /// Rung when a fenced write found this node no longer leads.
+    fenced: tokio::sync::Notify,
 }
 
 impl Health {
+    /// Resolves when a write was refused because this node no longer leads: the node must
+    /// stop acting at once.
+    pub async fn lost_lead(&self) {
+        self.fenced.notified().await;
+    }
+
     /// What is wrong and since when, if the last write failed.
     pub fn fault(&self) -> Option<(String, DateTime<Utc>)> {
         self.fault.lock().ok().and_then(|f| f.clone())
@@ -407,6 +415,20 @@ impl Store {
         &self.inner.health
     }
 
+    /// From now on every task's writes are fenced by this node's epoch (`PostgreSQL`, while
+    /// it leads), or no longer (`None`). Queued ahead of every waiting task.
+    pub async fn set_fence(&self, fence: Option<(String, i64)>) -> Result<()> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.inner.queue.push(
+            Work::Alone(Box::new(move |c| {
+                c.set_fence(fence);
+                let _ = tx.send(());
+            })),
+            true,
+        )?;
+        rx.await.map_err(|_| StoreError::Closed)
+    }
+
     /// Tells the deliverer that a callback was queued.
     pub fn deliveries_queued(&self) {
         self.inner.deliveries.notify_one();
@@ -504,7 +526,11 @@ fn patiently<R>(
     let (start, writes_before) = (Instant::now(), c.total_changes());
     let mut wait = Duration::from_millis(50);
     loop {
-        match f(c) {
+        match c.fenced(f) {
+            Err(e @ StoreError::Sql(DbError::Fenced { .. })) => {
+                health.fenced.notify_one();
+                return Err(e);
+            }
             Err(e) if e.is_transient() => {
                 if health.failed(&e, now()) {
                     tracing::warn!(error = %e, full = e.is_full(), "database unavailable; retrying");

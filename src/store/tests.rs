@@ -34,11 +34,82 @@ fn page(items: &[String]) -> PageToStore<'_> {
 
 /// The store under test: `SQLite` in `dir`, or with `WATCHBELL_TEST_STORE=postgres` a new
 /// database on the `PostgreSQL` at `WATCHBELL_TEST_PG_URL` (`.ci/run` runs these tests both ways).
+///
+/// On `PostgreSQL` the store leads (node `unit`, epoch 1), so every write the suite makes is
+/// fenced as a leader's are.
 fn open(dir: &tempfile::TempDir) -> Store {
     match on_postgres() {
-        Some(admin) => Store::open_postgres(&fresh_database(&admin), DEFAULT_PATIENCE).unwrap(),
+        Some(admin) => {
+            let target = fresh_database(&admin);
+            let s = Store::open_postgres(&target, DEFAULT_PATIENCE).unwrap();
+            lead(&target, "unit", 1);
+            block_on(s.set_fence(Some(("unit".into(), 1)))).unwrap();
+            s
+        }
         None => open_lite(dir),
     }
+}
+
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
+/// Makes `node` the leader of `target`'s cluster under `epoch`, for an hour.
+fn lead(target: &pg::Target, node: &str, epoch: i64) {
+    block_on(async {
+        let c = pg::connect(target).await.unwrap();
+        c.execute(
+            "UPDATE watchbell_leader SET holder = $1, epoch = $2,
+               expires_at = clock_timestamp() + interval '1 hour'",
+            &[&node, &epoch],
+        )
+        .await
+        .unwrap();
+    });
+}
+
+/// A leader's writes are fenced by its epoch: once another node took the lead, a write is
+/// refused, nothing of it lands, and the store says the lead is lost.
+#[test]
+fn a_write_after_the_lead_moved_is_refused_whole() {
+    let Some(admin) = on_postgres() else {
+        return; // PostgreSQL only: SQLite has one daemon per database
+    };
+    let target = fresh_database(&admin);
+    let s = Store::open_postgres(&target, DEFAULT_PATIENCE).unwrap();
+    lead(&target, "a", 1);
+    block_on(s.set_fence(Some(("a".into(), 1)))).unwrap();
+    let now = t("2026-01-01T00:00:00Z");
+    s.call_blocking(move |c| create_run(c, &new_run("j"), now))
+        .unwrap();
+    lead(&target, "b", 2);
+    let err = s
+        .call_blocking(move |c| create_run(c, &new_run("j"), now))
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::Sql(db::DbError::Fenced { epoch: 1, .. })),
+        "{err}"
+    );
+    assert!(!err.is_transient());
+    block_on(async {
+        tokio::time::timeout(Duration::from_secs(5), s.health().lost_lead())
+            .await
+            .expect("the store said the lead was lost");
+    });
+    let runs = s
+        .call_blocking(|c| list_runs(c, &RunFilter::default()))
+        .unwrap_err();
+    assert!(matches!(runs, StoreError::Sql(db::DbError::Fenced { .. })));
+    // Unfenced (a standby reads), the one run of epoch 1 is all there is.
+    block_on(s.set_fence(None)).unwrap();
+    let runs = s
+        .call_blocking(|c| list_runs(c, &RunFilter::default()))
+        .unwrap();
+    assert_eq!(runs.len(), 1);
 }
 
 /// For what only `SQLite` has (its file, pragmas, WAL).
