@@ -103,6 +103,18 @@ pub struct Client {
     clock: Clock,
     request_timeout: Duration,
     metrics: Arc<crate::metrics::Metrics>,
+    /// Asked right before every request (a cluster node's lease).
+    lease: Option<LeaseCheck>,
+}
+
+/// Whether this node may send a request now (a cluster node's lease): false sends nothing.
+#[derive(Clone)]
+pub struct LeaseCheck(pub Arc<dyn Fn() -> bool + Send + Sync>);
+
+impl std::fmt::Debug for LeaseCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LeaseCheck")
+    }
 }
 
 impl Client {
@@ -132,6 +144,7 @@ impl Client {
             clock,
             request_timeout,
             metrics: crate::metrics::Metrics::new(),
+            lease: None,
         })
     }
 
@@ -146,6 +159,13 @@ impl Client {
         let mut c = Client::new(api.base_url.clone(), key, pacer, api.request_timeout, clock)?;
         c.cursor_ttl = api.cursor_ttl;
         Ok(c)
+    }
+
+    /// Asks `lease` right before every request, and sends nothing when it says no.
+    #[must_use]
+    pub fn with_lease(mut self, lease: LeaseCheck) -> Client {
+        self.lease = Some(lease);
+        self
     }
 
     /// Lets this client call v1 endpoints and `/quotas` at `v1` (`None`: never).
@@ -435,6 +455,11 @@ impl Client {
         body: Option<&Value>,
     ) -> Result<Result<(StatusCode, HeaderMap, Result<Vec<u8>, String>), reqwest::Error>, ApiFailure>
     {
+        if self.lease.as_ref().is_some_and(|may| !(may.0)()) {
+            return Err(ApiFailure::Transport(
+                "this node no longer leads its cluster: the request was not sent".into(),
+            ));
+        }
         let mut key = reqwest::header::HeaderValue::from_str(self.key.expose())
             .map_err(|_| ApiFailure::Transport("the API key is not a valid header value".into()))?;
         key.set_sensitive(true); // never shown by the HTTP stack's debug output

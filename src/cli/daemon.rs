@@ -6,6 +6,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
+use super::cluster::Cluster;
 use super::{Cli, Failure, Outcome, database_path};
 use crate::api::{ApiKey, Client, Pacer, key};
 use crate::clock::Clock;
@@ -27,64 +28,53 @@ pub fn run(cli: &Cli, with_sandbox: bool) -> Outcome {
         tracing::warn!("{w}");
     }
     super::check_secrets(&config)?;
-    if let Some(source) = &config.store {
-        return Err(Failure::usage(format!(
-            "{}: [store] puts the state in PostgreSQL ({source}), which this build fills (`watchbell store copy --to-postgres`) but does not run on yet; remove [store] to run on SQLite",
-            cli.config.display()
-        )));
-    }
-    let db = database_path(cli, Some(&config));
-    if let Some(why) = files::foreign_owner(&db) {
-        return Err(Failure::usage(why));
-    }
-    // Held until the process ends: a second daemon on this database exits 2 at once.
-    let _lock = files::daemon_lock(&db).map_err(Failure::usage)?;
+    // What the cluster compares between nodes: the file as written, before the sandbox.
+    let hash = config
+        .store
+        .as_ref()
+        .map(|_| config.cluster_hash(cli.config.parent().unwrap_or(std::path::Path::new("."))));
+    // SQLite: the file, its owner and the lock that keeps a second daemon off it. PostgreSQL:
+    // the cluster's lead, taken inside the runtime.
+    let lite = match &config.store {
+        None => {
+            let db = database_path(cli, Some(&config));
+            if let Some(why) = files::foreign_owner(&db) {
+                return Err(Failure::usage(why));
+            }
+            // Held until the process ends: a second daemon on this database exits 2 at once.
+            let lock = files::daemon_lock(&db).map_err(Failure::usage)?;
+            Some((db, lock))
+        }
+        Some(_) => None,
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(Failure::runtime)?;
     rt.block_on(async {
-        let (key, sandbox) = if with_sandbox {
-            // The simulator stands in for the remote API: it serves from the run threads,
-            // below the tick path (`daemon::workers`).
-            let sb = crate::daemon::workers::handle()
-                .spawn(Sandbox::start(Options {
-                    // Each search finds something new, so chained jobs have work.
-                    new_per_run: 2,
-                    fire_schedules: true,
-                    ..sandbox_options(&config)
-                }))
-                .await
-                .map_err(Failure::runtime)?
-                .map_err(|e| Failure::runtime(format!("cannot start the sandbox: {e}")))?;
-            info!(url = %sb.base_url(), "sandbox listening; the daemon talks to it instead of the API");
-            for dropped in config.use_sandbox(sb.base_url(), sb.v1_url()) {
-                warn!("{dropped}");
+        let (key, sandbox) = api_key(&mut config, with_sandbox).await?;
+        let (store, cluster) = match (&lite, &config.store) {
+            (Some((db, _)), _) => (Store::open_with(db, DAEMON_PATIENCE)?, None),
+            (None, Some(source)) => {
+                let mut c =
+                    Cluster::open(hash.clone().unwrap_or_default(), source, DAEMON_PATIENCE)?;
+                let Some(epoch) = c.lead(shutdown_signal()?).await else {
+                    c.stop().await;
+                    return Ok(());
+                };
+                (c.store.clone(), Some((c, epoch)))
             }
-            (ApiKey::new(sb.api_key()), Some(sb))
-        } else {
-            let k = key::resolve(&config.api.key).map_err(|e| Failure::usage(e.to_string()))?;
-            (k, None)
+            (None, None) => unreachable!("SQLite unless [store]"),
         };
         let pacer = Arc::new(Pacer::new(config.api.per_second()));
-        let client = Client::for_config(&config.api, key, Some(pacer), Clock::System)
+        let mut client = Client::for_config(&config.api, key, Some(pacer), Clock::System)
             .map_err(Failure::runtime)?
             .with_v1(config.v1_base());
-        let receiver = match &mut config.receiver {
-            Some(r) => {
-                let l = tokio::net::TcpListener::bind(r.listen)
-                    .await
-                    .map_err(|e| Failure::runtime(format!("[receiver] listen {}: {e}", r.listen)))?;
-                let addr = l.local_addr().map_err(Failure::runtime)?;
-                if r.public_url.is_none() {
-                    r.public_url = reqwest::Url::parse(&format!("http://{addr}")).ok();
-                }
-                info!(listen = %addr, public_url = %r.callback_url("r", ""), "receiver listening");
-                Some(l)
-            }
-            None => None,
-        };
-        let store = Store::open_with(&db, DAEMON_PATIENCE)?;
+        if let Some((c, epoch)) = &cluster {
+            client = client.with_lease(c.lease());
+            c.exit_when_lost(*epoch);
+        }
+        let receiver = bind_receiver(&mut config).await?;
         let runner = Runner {
             store,
             client,
@@ -114,6 +104,11 @@ pub fn run(cli: &Cli, with_sandbox: bool) -> Outcome {
             metrics,
             receiver,
             credits_every: crate::daemon::credits::EVERY,
+            missed: if cluster.as_ref().is_some_and(|(_, epoch)| *epoch > 1) {
+                crate::store::SkipReason::Failover
+            } else {
+                crate::store::SkipReason::DaemonDown
+            },
             config,
             config_path: cli.config.clone(),
             runner,
@@ -121,11 +116,61 @@ pub fn run(cli: &Cli, with_sandbox: bool) -> Outcome {
             heartbeat: Heartbeat::default(),
         };
         daemon.run(shutdown_signal()?).await?;
+        if let Some((c, _)) = cluster {
+            c.stop().await;
+        }
         if let Some(sb) = sandbox {
             sb.stop().await;
         }
         Ok(())
     })
+}
+
+/// The API key, or with `--sandbox` the simulator's (started here, the job file pointed at it).
+async fn api_key(
+    config: &mut Config,
+    with_sandbox: bool,
+) -> Result<(ApiKey, Option<Sandbox>), Failure> {
+    if with_sandbox {
+        // The simulator stands in for the remote API: it serves from the run threads,
+        // below the tick path (`daemon::workers`).
+        let sb = crate::daemon::workers::handle()
+            .spawn(Sandbox::start(Options {
+                // Each search finds something new, so chained jobs have work.
+                new_per_run: 2,
+                fire_schedules: true,
+                ..sandbox_options(config)
+            }))
+            .await
+            .map_err(Failure::runtime)?
+            .map_err(|e| Failure::runtime(format!("cannot start the sandbox: {e}")))?;
+        info!(url = %sb.base_url(), "sandbox listening; the daemon talks to it instead of the API");
+        for dropped in config.use_sandbox(sb.base_url(), sb.v1_url()) {
+            warn!("{dropped}");
+        }
+        Ok((ApiKey::new(sb.api_key()), Some(sb)))
+    } else {
+        let k = key::resolve(&config.api.key).map_err(|e| Failure::usage(e.to_string()))?;
+        Ok((k, None))
+    }
+}
+
+/// `[receiver]`'s listener, bound, its public URL filled in when the file left it out.
+async fn bind_receiver(config: &mut Config) -> Result<Option<tokio::net::TcpListener>, Failure> {
+    match &mut config.receiver {
+        Some(r) => {
+            let l = tokio::net::TcpListener::bind(r.listen)
+                .await
+                .map_err(|e| Failure::runtime(format!("[receiver] listen {}: {e}", r.listen)))?;
+            let addr = l.local_addr().map_err(Failure::runtime)?;
+            if r.public_url.is_none() {
+                r.public_url = reqwest::Url::parse(&format!("http://{addr}")).ok();
+            }
+            info!(listen = %addr, public_url = %r.callback_url("r", ""), "receiver listening");
+            Ok(Some(l))
+        }
+        None => Ok(None),
+    }
 }
 
 /// The simulator of `run --sandbox` and `trigger --sandbox`: paced like the plan's API.

@@ -8,6 +8,7 @@ macro_rules! out {
 
 mod actions;
 mod backfill;
+mod cluster;
 mod daemon;
 mod inputs;
 mod lanes;

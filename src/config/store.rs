@@ -8,10 +8,6 @@ use crate::store::pg::UrlSource;
 pub(super) fn read(d: &mut Diags, v: &Value) -> Option<UrlSource> {
     let s = read::table(d, v, "store", "[store]")?;
     s.only(d, &["url_env", "url_file"]);
-    d.warn(
-        &v.span(),
-        "[store]: `watchbell store copy --to-postgres` copies into this database; the daemon does not run on PostgreSQL yet and `run` refuses this file",
-    );
     match (s.get("url_env"), s.get("url_file")) {
         (Some(_), Some(f)) => {
             d.at(

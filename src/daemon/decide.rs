@@ -22,6 +22,9 @@ pub struct View<'c, 'a> {
     pub owner: &'a str,
     /// The account had no credits left at its last reading (a run could only fail).
     pub credits_out: bool,
+    /// Why ticks missed before this start were: [`SkipReason::DaemonDown`] or, after a
+    /// cluster's failover, [`SkipReason::Failover`].
+    pub missed: SkipReason,
 }
 
 /// What a batch of due ticks becomes.
@@ -63,7 +66,7 @@ pub fn decide<'c>(batch: Vec<Due>, view: &View<'c, '_>) -> Verdicts<'c> {
             let reason = if view.now - m > window {
                 SkipReason::CatchupWindow
             } else {
-                SkipReason::DaemonDown
+                view.missed
             };
             v.skips.push(skip(m, reason));
         }
@@ -150,8 +153,37 @@ mod tests {
                 in_flight: &in_flight,
                 owner: "me",
                 credits_out,
+                missed: SkipReason::DaemonDown,
             },
         )
+    }
+
+    /// After a cluster's failover the ticks missed while no node led say so; the latest
+    /// within `catchup` still fires once.
+    #[test]
+    fn ticks_missed_in_a_failover_are_skipped_failover() {
+        let c = config("");
+        let batch = vec![due(
+            "2026-05-01T10:00:00Z",
+            &["2026-05-01T09:45:00Z", "2026-05-01T09:55:00Z"],
+        )];
+        let in_flight = |_: &str| 0;
+        let v = decide(
+            batch,
+            &View {
+                now: t("2026-05-01T10:00:30Z"),
+                config: &c,
+                in_flight: &in_flight,
+                owner: "me",
+                credits_out: false,
+                missed: SkipReason::Failover,
+            },
+        );
+        assert_eq!(
+            reasons(&v),
+            [SkipReason::CatchupWindow, SkipReason::Failover]
+        );
+        assert_eq!(v.fires.len(), 1);
     }
 
     #[test]

@@ -17,7 +17,7 @@ use crate::config::{Config, Job, Overlap, Runner as RunnerKind};
 use crate::runner::{Limits, Runner, Stop};
 use crate::scheduler::{Due, Entry};
 use crate::status::RunStatus;
-use crate::store::{Store, StoreError};
+use crate::store::{SkipReason, Store, StoreError};
 
 /// A run that has ended (its task is done).
 pub struct Done {
@@ -43,6 +43,8 @@ pub struct Dispatch {
     /// How many runs `active` holds.
     active_count: usize,
     lanes: HashMap<String, Arc<Mutex<()>>>,
+    /// The reason ticks missed before this start are skipped with.
+    pub missed: SkipReason,
     slots: Arc<Semaphore>,
     tracker: TaskTracker,
     /// Parent of every run's stop: cancelled when the shutdown grace period is over.
@@ -99,6 +101,7 @@ impl Dispatch {
             active: HashMap::new(),
             active_count: 0,
             lanes: HashMap::new(),
+            missed: SkipReason::DaemonDown,
             tracker: TaskTracker::new(),
             runs_stop: CancellationToken::new(),
             queue_stop: CancellationToken::new(),
@@ -166,6 +169,7 @@ impl Dispatch {
                 in_flight: &in_flight,
                 owner: &owner,
                 credits_out: self.credits.out_of_credits(now),
+                missed: self.missed,
             },
         );
         for (job, count) in &v.unlisted {

@@ -21,7 +21,7 @@ use crate::callbacks::Deliverer;
 use crate::config::Config;
 use crate::runner::Runner;
 use crate::scheduler::{Due, Heartbeat, Scheduler};
-use crate::store::StoreError;
+use crate::store::{SkipReason, StoreError};
 
 pub use dispatch::{entries, last_ticks};
 
@@ -56,6 +56,9 @@ pub struct Daemon {
     pub receiver: Option<tokio::net::TcpListener>,
     /// How often the account's credits are read ([`credits::EVERY`]; tests go faster).
     pub credits_every: Duration,
+    /// Why the ticks that fell due before this start were missed: the daemon was down, or
+    /// (a cluster node that took the lead) another node led and stopped.
+    pub missed: SkipReason,
 }
 
 impl Daemon {
@@ -70,12 +73,14 @@ impl Daemon {
             metrics,
             receiver,
             credits_every,
+            missed,
         } = self;
         let clock = runner.clock.clone();
         let owner = crate::owner::this_process(clock.now());
         info!(owner = %owner, jobs = config.jobs.len(), db = %runner.store.path().display(), "daemon starting");
         let source = config.source;
         let mut d = dispatch::Dispatch::new(runner, config, owner);
+        d.missed = missed;
         d.set_links().await;
         if let Err(e) = d.recover().await {
             log_store_error("could not recover lost runs; maintenance will retry", &e);
@@ -162,10 +167,7 @@ impl Daemon {
         notify::stopping();
         stop_scheduler.cancel();
         let _ = sched_task.await;
-        d.shutdown().await;
-        stop_background.cancel();
-        let _ = deliveries.await;
-        info!("daemon stopped");
+        wind_down(d, stop_background, deliveries).await;
         Ok(())
     }
 }
@@ -331,6 +333,18 @@ async fn sleep_until(at: Option<tokio::time::Instant>) {
     }
 }
 
+/// The runs drained, then the background tasks (deliveries, receiver, metrics) stopped.
+async fn wind_down(
+    mut d: dispatch::Dispatch,
+    stop_background: CancellationToken,
+    deliveries: tokio::task::JoinHandle<()>,
+) {
+    d.shutdown().await;
+    stop_background.cancel();
+    let _ = deliveries.await;
+    info!("daemon stopped");
+}
+
 /// Reconciles remote schedules in the background (one at a time), so a slow or failing API
 /// never delays a tick. The first tick of the interval makes this run at start.
 fn remote_sync(
@@ -344,8 +358,15 @@ fn remote_sync(
     }
     let (config, runner, running) = (d.config.clone(), d.runner.clone(), running.clone());
     tokio::spawn(async move {
-        let Some(_turn) = crate::store::files::sync_lock(runner.store.path(), Duration::ZERO)
-        else {
+        // On PostgreSQL only the leader syncs (its writes are fenced); the CLI's sync there is
+        // not taken yet, so there is no file to share a turn through.
+        let _turn = if runner.store.is_postgres() {
+            None
+        } else if let Some(turn) =
+            crate::store::files::sync_lock(runner.store.path(), Duration::ZERO)
+        {
+            Some(turn)
+        } else {
             info!(
                 why,
                 "a sync from the CLI is running; this reconcile is skipped"

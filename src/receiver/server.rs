@@ -77,7 +77,8 @@ impl Shared {
     async fn state_of(&self, uid: &str) -> Result<Option<batches::AsyncState>, StoreError> {
         {
             let mut reader = self.reader.lock().expect("lock");
-            if reader.is_none() {
+            // SQLite: a reader of its own beside the writer; PostgreSQL: the writer's queue.
+            if reader.is_none() && !self.store.is_postgres() {
                 *reader = crate::store::open_read_only(self.store.path())
                     .and_then(|r| r.bound_cache(crate::store::SIDE_CACHE_KIB).map(|()| r))
                     .ok();

@@ -238,6 +238,13 @@ impl Sandbox {
         &self.state.opts.api_key
     }
 
+    /// Live runs begun (their first page served), from every client.
+    pub fn runs_begun(&self) -> u64 {
+        self.state
+            .runs_begun
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     pub fn stats(&self) -> &Stats {
         &self.state.stats
     }

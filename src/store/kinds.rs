@@ -89,6 +89,9 @@ text_enum!(
         CatchupWindow = "catchup_window",
         /// Missed while the daemon was down; the one catch-up run covers it.
         DaemonDown = "daemon_down",
+        /// Missed while a cluster's lead passed from a node that stopped to this one; the one
+        /// catch-up run covers it.
+        Failover = "failover",
         /// The account had no credits left when the tick came (as last read from the API).
         NoCredits = "no_credits",
         /// A chained job (`inputs_from`) had nothing waiting from its source.

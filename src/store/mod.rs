@@ -299,6 +299,7 @@ struct Inner {
     patience: Duration,
     /// Rung when a webhook callback is queued, so the deliverer need not poll.
     deliveries: tokio::sync::Notify,
+    postgres: bool,
 }
 
 impl Drop for Inner {
@@ -347,18 +348,25 @@ impl Store {
 
     /// Opens the `PostgreSQL` database at `target`, migrates it (once, however many nodes
     /// start together), and starts the writer on a connection of its own.
+    /// Blocks (on a thread of its own, so it may be called from async code) until connected.
     pub fn open_postgres(target: &pg::Target, patience: Duration) -> Result<Store> {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| StoreError::Sql(DbError::Connect(pg::PgError::config(e.to_string()))))?;
-        rt.block_on(async {
-            let mut client = pg::connect(target).await?;
-            pg::schema::migrate(&mut client, target).await
-        })
-        .map_err(|e| StoreError::Sql(DbError::Connect(e)))?;
-        drop(rt);
-        let db = Db::postgres(target.clone())?;
+        let connect = || -> Result<Db> {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| {
+                    StoreError::Sql(DbError::Connect(pg::PgError::config(e.to_string())))
+                })?;
+            rt.block_on(async {
+                let mut client = pg::connect(target).await?;
+                pg::schema::migrate(&mut client, target).await
+            })
+            .map_err(|e| StoreError::Sql(DbError::Connect(e)))?;
+            drop(rt);
+            Ok(Db::postgres(target.clone())?)
+        };
+        let db =
+            std::thread::scope(|s| s.spawn(connect).join()).map_err(|_| StoreError::Closed)??;
         Store::start(db, PathBuf::from(target.to_string()), patience, None)
     }
 
@@ -369,6 +377,7 @@ impl Store {
         patience: Duration,
         checkpoints: Option<std::sync::mpsc::SyncSender<()>>,
     ) -> Result<Store> {
+        let postgres = conn.is_postgres();
         let queue = Arc::new(Queue::default());
         let q = queue.clone();
         let health = Arc::<Health>::default();
@@ -402,12 +411,18 @@ impl Store {
                 health,
                 patience,
                 deliveries: tokio::sync::Notify::new(),
+                postgres,
             }),
         })
     }
 
+    /// The `SQLite` file, or on `PostgreSQL` the database's name (user@host:port/db).
     pub fn path(&self) -> &Path {
         &self.inner.path
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        self.inner.postgres
     }
 
     /// The database's state as the writer last saw it.

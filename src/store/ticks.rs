@@ -117,7 +117,12 @@ pub fn backfill_tick(
             outcome == "skipped"
                 && matches!(
                     reason,
-                    Some(SkipReason::DaemonDown | SkipReason::CatchupWindow | SkipReason::Overlap)
+                    Some(
+                        SkipReason::DaemonDown
+                            | SkipReason::Failover
+                            | SkipReason::CatchupWindow
+                            | SkipReason::Overlap
+                    )
                 )
         }
     };

@@ -563,6 +563,7 @@ async fn a_blocked_run_is_resumed_after_its_reset() {
         metrics: None,
         receiver: None,
         credits_every: Duration::from_mins(1),
+        missed: watchbell::store::SkipReason::DaemonDown,
     };
     let task = tokio::spawn(daemon.run(async {
         let _ = stopped.await;

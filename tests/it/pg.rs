@@ -478,24 +478,28 @@ async fn the_copy_command_and_the_daemons_refusal() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("WB_TEST_URL is not set"));
 }
 
-/// Until the daemon runs on `PostgreSQL`, a job file with `[store]` is refused by `run` (exit 2,
-/// saying why) instead of running on a `SQLite` file the user meant to leave; `check` warns.
+/// `run` with `[store]` whose variable is unset exits 2 naming it, and leaves no `SQLite` file
+/// behind (the user meant the state to be elsewhere); `check` accepts the file.
 #[test]
-fn the_daemon_refuses_a_store_it_does_not_run_on() {
+fn the_daemon_on_an_unset_store_variable_exits_2() {
     let dir = tempfile::tempdir().unwrap();
     let toml = format!(
         "[store]\nurl_env = \"WB_TEST_URL\"\n{}",
         job("j", "0 9 * * *")
     );
     std::fs::write(dir.path().join("schedules.toml"), toml).unwrap();
-    let out = watchbell(dir.path()).args(["run"]).output().unwrap();
+    let out = watchbell(dir.path())
+        .args(["run"])
+        .env_remove("WB_TEST_URL")
+        .env("CAPTAIN_DATA_API_KEY", "k")
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("does not run on yet"), "{err}");
+    assert!(err.contains("WB_TEST_URL is not set"), "{err}");
     assert!(!dir.path().join("watchbell.db").exists());
     let out = watchbell(dir.path()).args(["check"]).output().unwrap();
     assert!(out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("warning: [store]"));
 }
 
 /// TLS through rustls: `require` encrypts without checking the certificate, `verify-full`
@@ -755,4 +759,174 @@ fn store_sql() -> Vec<(String, String)> {
         }
     }
     out
+}
+
+/// A `watchbell run` process of a two-node cluster, its log in a file.
+struct Node {
+    child: std::process::Child,
+    log: std::path::PathBuf,
+}
+
+impl Node {
+    fn start(dir: &std::path::Path, name: &str, url: &str, key: &str) -> Node {
+        let log = dir.join(format!("{name}.log"));
+        let out = std::fs::File::create(&log).unwrap();
+        let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("watchbell"))
+            .current_dir(dir)
+            .args(["run"])
+            .env("WB_CLUSTER_URL", url)
+            .env("WATCHBELL_NODE", name)
+            .env("CAPTAIN_DATA_API_KEY", key)
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .unwrap();
+        Node { child, log }
+    }
+
+    fn pid(&self) -> String {
+        self.child.id().to_string()
+    }
+
+    fn said(&self, what: &str) -> bool {
+        std::fs::read_to_string(&self.log).is_ok_and(|l| l.contains(what))
+    }
+
+    fn signal(&self, sig: &str) {
+        std::process::Command::new("kill")
+            .args([sig, &self.pid()])
+            .status()
+            .unwrap();
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Two daemons on one database: one leads and fires each second, the other waits. SIGTERM hands
+/// the lead over in about a second; SIGKILL passes it once the row expires (15 s). Whoever
+/// leads, each nominal second has one tick row, the seconds no node led are skipped `failover`
+/// (the latest within `catchup` fired once), and the two nodes never created runs in the same
+/// stretch of time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_lead_one_at_a_time_and_fail_over() {
+    let Some(db) = Db::new("cluster").await else {
+        return;
+    };
+    let sb = sandbox(watchbell::sandbox::Options::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("schedules.toml"),
+        format!(
+            "[store]\nurl_env = \"WB_CLUSTER_URL\"\n[api]\nbase_url = \"{}\"\nplan = \"highest\"\n{}\n{}",
+            sb.base_url(),
+            crate::support::FAST_SAFETY,
+            job("sec", "* * * * * *").set("catchup", "\"1m\"")
+        ),
+    )
+    .unwrap();
+    let key = sb.api_key().to_string();
+    let one = Node::start(dir.path(), "one", &db.url, &key);
+    eventually(Duration::from_secs(30), || async {
+        one.said("leading; the schedule starts")
+    })
+    .await;
+    let two = Node::start(dir.path(), "two", &db.url, &key);
+    eventually(Duration::from_secs(30), || async {
+        two.said("starts as a standby")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(!two.said("this node leads"), "a second leader");
+    // A clean stop hands over: the standby leads within the next looks.
+    one.signal("-TERM");
+    let stopped = std::time::Instant::now();
+    eventually(Duration::from_secs(40), || async {
+        two.said("leading; the schedule starts")
+    })
+    .await;
+    let handover = stopped.elapsed();
+    assert!(one.said("released the lead for a handover"));
+    // A crash: the row must expire first.
+    let three = Node::start(dir.path(), "three", &db.url, &key);
+    eventually(Duration::from_secs(30), || async {
+        three.said("starts as a standby")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    two.signal("-KILL");
+    let killed = std::time::Instant::now();
+    eventually(Duration::from_secs(30), || async {
+        three.said("leading; the schedule starts")
+    })
+    .await;
+    let failover = killed.elapsed();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    three.signal("-TERM");
+    let mut three = three;
+    let _ = three.child.wait();
+    eprintln!(
+        "handover after SIGTERM: {handover:?} (drain included); failover after SIGKILL: {failover:?}"
+    );
+    assert!(failover < Duration::from_secs(20), "{failover:?}");
+
+    audit_cluster(&db.client().await, sb.runs_begun()).await;
+}
+
+/// What a cluster's run must leave: every nominal second accounted once, the seconds no node
+/// led skipped `failover`, three leaders whose runs never overlap in time, and no more runs
+/// begun at the API than ticks fired (two of slack for runs begun again after a crash).
+async fn audit_cluster(c: &Client, runs_begun: u64) {
+    let ticks = c
+        .query(
+            "SELECT scheduled_for, outcome, COALESCE(reason, '') FROM ticks WHERE job = 'sec' ORDER BY 1",
+            &[],
+        )
+        .await
+        .unwrap();
+    let seconds: Vec<String> = ticks.iter().map(|r| r.get(0)).collect();
+    let parse = |s: &str| chrono::DateTime::parse_from_rfc3339(s).unwrap();
+    for pair in seconds.windows(2) {
+        let gap = parse(&pair[1]) - parse(&pair[0]);
+        assert_eq!(
+            gap.num_seconds(),
+            1,
+            "a nominal second unaccounted between {pair:?}"
+        );
+    }
+    let failovers = ticks
+        .iter()
+        .filter(|r| r.get::<_, String>(2) == "failover")
+        .count();
+    assert!(
+        failovers >= 10,
+        "{failovers} ticks skipped `failover` across a 15 s expiry"
+    );
+    // Each node's runs in a stretch of their own: no two leaders at once.
+    let spans = c
+        .query(
+            "SELECT split_part(owner, ':', 2), min(created_at), max(created_at) FROM runs
+             GROUP BY 1 ORDER BY 2",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(spans.len(), 3, "three leaders in turn");
+    for pair in spans.windows(2) {
+        let (end, next): (String, String) = (pair[0].get(2), pair[1].get(1));
+        assert!(end < next, "runs of two nodes overlap: {end} >= {next}");
+    }
+    let fired: i64 = c
+        .query_one("SELECT COUNT(*) FROM ticks WHERE outcome = 'fired'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(
+        runs_begun <= u64::try_from(fired).unwrap() + 2,
+        "{runs_begun} runs begun for {fired} fired ticks"
+    );
 }

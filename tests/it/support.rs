@@ -268,6 +268,7 @@ impl InProcess {
             metrics,
             receiver,
             credits_every: Duration::from_millis(200),
+            missed: watchbell::store::SkipReason::DaemonDown,
         };
         let task = tokio::spawn(async move {
             daemon

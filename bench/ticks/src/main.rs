@@ -263,6 +263,7 @@ async fn watchbell(s: Scenario) -> Outcome {
         metrics: None,
         receiver: listener,
         credits_every: watchbell::daemon::credits::EVERY,
+        missed: watchbell::store::SkipReason::DaemonDown,
     };
     let task = tokio::spawn(daemon.run(async {
         let _ = stopped.await;

@@ -58,6 +58,8 @@ pub async fn keep(
     let t = node.timings;
     let mut client: Option<tokio_postgres::Client> = None;
     let mut current: Option<Lease> = None;
+    // The leader whose differing configuration was last said (said once, not every look).
+    let mut said: Option<(Option<String>, String)> = None;
     loop {
         let began = Instant::now();
         if client
@@ -101,8 +103,10 @@ pub async fn keep(
                 if current.take().is_some() {
                     warn!(node = %node.name, leader = ?holder.node, epoch = holder.epoch, "cluster: another node leads now");
                 }
-                if holder.config_hash != node.config_hash {
+                let seen = (holder.node.clone(), holder.config_hash.clone());
+                if holder.config_hash != node.config_hash && said.as_ref() != Some(&seen) {
                     warn!(node = %node.name, leader = ?holder.node, "cluster: the leader's configuration differs from this node's");
+                    said = Some(seen);
                 }
                 role.send_replace(Role::Standby);
             }

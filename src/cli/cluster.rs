@@ -1,0 +1,150 @@
+//! `run` on `PostgreSQL`: how this node takes the lead, acts only while it holds it, and stops
+//! at once when it may no longer. The lead loop ([`lead::keep`]) runs on a connection of its
+//! own; the daemon starts once this node leads, every write is fenced by the epoch
+//! ([`Store::set_fence`]), and every API request first asks the lease, on this node's monotonic
+//! clock, whether it still holds ([`Cluster::lease`]). A node that finds it no longer leads exits
+//! 1 without draining (a drain would send requests); systemd starts it again as a standby, and
+//! the new leader picks its runs up as after a crash.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info};
+
+use super::Failure;
+use crate::store::db::DbError;
+use crate::store::pg::lead::{self, Node, Role};
+use crate::store::pg::leader::Timings;
+use crate::store::pg::{PgError, Target, UrlSource};
+use crate::store::{Store, StoreError};
+
+/// A node of a cluster on one `PostgreSQL` database.
+pub(super) struct Cluster {
+    pub store: Store,
+    node: Node,
+    role: watch::Receiver<Role>,
+    stop: CancellationToken,
+    /// Cancelled on a clean stop, before the lead is given up.
+    stopping: CancellationToken,
+    keeper: tokio::task::JoinHandle<()>,
+}
+
+/// This node's name in the cluster: `WATCHBELL_NODE`, else the host's name.
+fn node_name() -> String {
+    std::env::var("WATCHBELL_NODE")
+        .ok()
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map_or_else(|_| "node".into(), |h| h.trim().to_string())
+        })
+}
+
+fn failure(e: &PgError) -> Failure {
+    Failure {
+        code: e.exit_code(),
+        message: e.message.clone(),
+    }
+}
+
+impl Cluster {
+    /// Connects (exit 2 for a configuration to fix, 1 for a server to wait for), migrates, and
+    /// starts keeping this node's role.
+    /// `config_hash` is the job file's as loaded ([`Config::cluster_hash`]), before the
+    /// sandbox rewrites its URLs.
+    pub fn open(
+        config_hash: String,
+        source: &UrlSource,
+        patience: std::time::Duration,
+    ) -> Result<Cluster, Failure> {
+        let target = Target::resolve(source).map_err(|e| failure(&e))?;
+        let store = Store::open_postgres(&target, patience).map_err(|e| match e {
+            StoreError::Sql(DbError::Connect(pg)) => failure(&pg),
+            other => Failure::runtime(other),
+        })?;
+        let node = Node {
+            target,
+            name: node_name(),
+            config_hash,
+            timings: Timings::default(),
+        };
+        let (tx, role) = watch::channel(Role::Standby);
+        let stop = CancellationToken::new();
+        let keeper = tokio::spawn(lead::keep(
+            node.clone(),
+            tx,
+            Arc::new(AtomicU64::new(0)),
+            stop.clone(),
+        ));
+        info!(node = %node.name, database = %node.target, "cluster: this node starts as a standby");
+        Ok(Cluster {
+            store,
+            node,
+            role,
+            stop,
+            stopping: CancellationToken::new(),
+            keeper,
+        })
+    }
+
+    /// Waits until this node leads (its epoch), or `None` when `shutdown` comes first.
+    pub async fn lead(&mut self, shutdown: impl Future<Output = ()>) -> Option<i64> {
+        let leads = self.role.wait_for(|r| matches!(r, Role::Leader(_)));
+        let epoch = tokio::select! {
+            r = leads => match *r.ok()? {
+                Role::Leader(v) => v.epoch,
+                Role::Standby => return None,
+            },
+            () = shutdown => return None,
+        };
+        self.store
+            .set_fence(Some((self.node.name.clone(), epoch)))
+            .await
+            .ok()?;
+        info!(node = %self.node.name, epoch, "cluster: leading; the schedule starts");
+        Some(epoch)
+    }
+
+    /// Asked right before every API request: true while this node's lease holds on its own
+    /// monotonic clock. When it no longer does, the process exits 1 there and then.
+    pub fn lease(&self) -> crate::api::LeaseCheck {
+        let (role, t, name) = (self.role.clone(), self.node.timings, self.node.name.clone());
+        crate::api::LeaseCheck(Arc::new(move || {
+            if role.borrow().may_act(tokio::time::Instant::now(), t) {
+                return true;
+            }
+            error!(node = %name, "cluster: the lease ran out before a request; exiting without sending it");
+            std::process::exit(1);
+        }))
+    }
+
+    /// Exits the process at once, without draining, when this node stops leading under
+    /// `epoch` (the lease lapsed, another node took the row, a fenced write was refused),
+    /// until [`Cluster::stop`].
+    pub fn exit_when_lost(&self, epoch: i64) {
+        let (mut role, store, stopping) =
+            (self.role.clone(), self.store.clone(), self.stopping.clone());
+        tokio::spawn(async move {
+            let moved = role.wait_for(|r| !matches!(r, Role::Leader(v) if v.epoch == epoch));
+            tokio::select! {
+                () = stopping.cancelled() => return,
+                _ = moved => {}
+                () = store.health().lost_lead() => {}
+            }
+            error!(
+                "cluster: this node no longer leads; exiting at once, without draining (the new leader resumes its runs)"
+            );
+            std::process::exit(1);
+        });
+    }
+
+    /// Stops the lead loop after a clean stop of the daemon; a leader with a live peer hands
+    /// the row over at once.
+    pub async fn stop(self) {
+        self.stopping.cancel();
+        self.stop.cancel();
+        let _ = self.keeper.await;
+    }
+}
