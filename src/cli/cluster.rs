@@ -17,7 +17,9 @@ use super::Failure;
 use crate::store::db::DbError;
 use crate::store::pg::lead::{self, Node, Role};
 use crate::store::pg::leader::Timings;
-use crate::store::pg::{PgError, Target, UrlSource};
+use std::path::Path;
+
+use crate::store::pg::{PgError, Target, UrlSource, copy};
 use crate::store::{Store, StoreError};
 
 /// A node of a cluster on one `PostgreSQL` database.
@@ -52,14 +54,36 @@ fn failure(e: &PgError) -> Failure {
 impl Cluster {
     /// Connects (exit 2 for a configuration to fix, 1 for a server to wait for), migrates, and
     /// starts keeping this node's role.
-    /// `config_hash` is the job file's as loaded ([`Config::cluster_hash`]), before the
-    /// sandbox rewrites its URLs.
-    pub fn open(
+    /// `config_hash` is the job file's as loaded ([`crate::config::Config::cluster_hash`]),
+    /// before the sandbox rewrites its URLs. An empty database beside an existing `SQLite`
+    /// state at `sqlite` is refused (exit 2): its history would be left behind.
+    pub async fn open(
         config_hash: String,
         source: &UrlSource,
+        sqlite: &Path,
         patience: std::time::Duration,
     ) -> Result<Cluster, Failure> {
         let target = Target::resolve(source).map_err(|e| failure(&e))?;
+        if sqlite.exists() {
+            let fail = |e: tokio_postgres::Error| failure(&PgError::of(&target, &e));
+            let client = crate::store::pg::connect(&target)
+                .await
+                .map_err(|e| failure(&e))?;
+            let tables = crate::store::pg::schema::tables();
+            let found = match crate::store::pg::schema::version(&client)
+                .await
+                .map_err(fail)?
+            {
+                0 => None,
+                _ => copy::holding(&client, &tables).await.map_err(fail)?,
+            };
+            if found.is_none() {
+                return Err(Failure::usage(format!(
+                    "PostgreSQL {target} holds no watchbell state, while {} does: move it first with `watchbell store copy --to-postgres` (or move the file away to start afresh)",
+                    sqlite.display()
+                )));
+            }
+        }
         let store = Store::open_postgres(&target, patience).map_err(|e| match e {
             StoreError::Sql(DbError::Connect(pg)) => failure(&pg),
             other => Failure::runtime(other),

@@ -56,8 +56,9 @@ pub fn run(cli: &Cli, with_sandbox: bool) -> Outcome {
         let (store, cluster) = match (&lite, &config.store) {
             (Some((db, _)), _) => (Store::open_with(db, DAEMON_PATIENCE)?, None),
             (None, Some(source)) => {
-                let mut c =
-                    Cluster::open(hash.clone().unwrap_or_default(), source, DAEMON_PATIENCE)?;
+                let lite = database_path(cli, Some(&config));
+                let hash = hash.clone().unwrap_or_default();
+                let mut c = Cluster::open(hash, source, &lite, DAEMON_PATIENCE).await?;
                 let Some(epoch) = c.lead(shutdown_signal()?).await else {
                     c.stop().await;
                     return Ok(());

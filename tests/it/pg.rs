@@ -930,3 +930,42 @@ async fn audit_cluster(c: &Client, runs_begun: u64) {
         "{runs_begun} runs begun for {fired} fired ticks"
     );
 }
+
+/// A daemon refuses an empty `PostgreSQL` while a `SQLite` state exists where `[daemon]
+/// database` says: starting afresh would leave the history behind. It names the command that
+/// moves it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_postgres_beside_a_sqlite_state_is_refused() {
+    let Some(db) = Db::new("beside").await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    drop(watchbell::store::Store::open(&dir.path().join("watchbell.db")).unwrap());
+    std::fs::write(
+        dir.path().join("schedules.toml"),
+        format!("[store]\nurl_env = \"WB_URL\"\n{}", job("j", "0 9 * * *")),
+    )
+    .unwrap();
+    let dir_path = dir.path().to_path_buf();
+    let url = db.url.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        watchbell(&dir_path)
+            .args(["run"])
+            .env("WB_URL", url)
+            .env("CAPTAIN_DATA_API_KEY", "k")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("store copy --to-postgres"), "{err}");
+    let url = reqwest::Url::parse(&db.url).unwrap();
+    if let Some(password) = url.password().filter(|p| !p.is_empty()) {
+        assert!(
+            !err.contains(password),
+            "the password in the message: {err}"
+        );
+    }
+}

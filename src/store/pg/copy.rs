@@ -52,18 +52,11 @@ pub async fn to_postgres(
     let fail = |e: tokio_postgres::Error| PgError::of(target, &e);
     let tables = schema::tables();
     let tx = client.transaction().await.map_err(fail)?;
-    for t in &tables {
-        let any: bool = tx
-            .query_one(&format!("SELECT EXISTS (SELECT 1 FROM \"{t}\")"), &[])
-            .await
-            .map_err(fail)?
-            .get(0);
-        if any {
-            return Err(PgError::sql(format!(
-                "PostgreSQL {target} already holds a watchbell state (table {t} has rows); \
-                 the copy goes only into an empty database"
-            )));
-        }
+    if let Some(t) = holding(&tx, &tables).await.map_err(fail)? {
+        return Err(PgError::sql(format!(
+            "PostgreSQL {target} already holds a watchbell state (table {t} has rows); \
+             the copy goes only into an empty database"
+        )));
     }
     let (send, mut rows) = tokio::sync::mpsc::channel(4);
     let path = sqlite.to_path_buf();
@@ -165,6 +158,23 @@ fn read_all(
     if let Err(e) = result {
         let _ = send.blocking_send(Msg::Failed(lite_error(path, &e)));
     }
+}
+
+/// The first of `tables` that has a row: `None` when the database holds no watchbell state.
+pub async fn holding(
+    client: &impl tokio_postgres::GenericClient,
+    tables: &[String],
+) -> Result<Option<String>, tokio_postgres::Error> {
+    for t in tables {
+        let any: bool = client
+            .query_one(&format!("SELECT EXISTS (SELECT 1 FROM \"{t}\")"), &[])
+            .await?
+            .get(0);
+        if any {
+            return Ok(Some(t.clone()));
+        }
+    }
+    Ok(None)
 }
 
 fn lite_error(path: &Path, e: &rusqlite::Error) -> PgError {
