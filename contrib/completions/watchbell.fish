@@ -25,7 +25,7 @@ function __fish_watchbell_using_subcommand
 end
 
 complete -c watchbell -n "__fish_watchbell_needs_command" -l config -d 'The job file' -r -F
-complete -c watchbell -n "__fish_watchbell_needs_command" -l db -d 'The SQLite database (default: [daemon] database, else $STATE_DIRECTORY/watchbell.db, else ./watchbell.db)' -r -F
+complete -c watchbell -n "__fish_watchbell_needs_command" -l db -d 'The SQLite database (default: the job file\'s [store] (PostgreSQL), else [daemon] database, else $STATE_DIRECTORY/watchbell.db, else ./watchbell.db)' -r -F
 complete -c watchbell -n "__fish_watchbell_needs_command" -l log-format -d 'Log line format on stderr' -r -f -a "text\t''
 json\t''"
 complete -c watchbell -n "__fish_watchbell_needs_command" -s h -l help -d 'Print help'
@@ -50,13 +50,13 @@ complete -c watchbell -n "__fish_watchbell_needs_command" -f -a "sandbox" -d 'A 
 complete -c watchbell -n "__fish_watchbell_needs_command" -f -a "store" -d 'The state\'s database'
 complete -c watchbell -n "__fish_watchbell_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c watchbell -n "__fish_watchbell_using_subcommand run" -l config -d 'The job file' -r -F
-complete -c watchbell -n "__fish_watchbell_using_subcommand run" -l db -d 'The SQLite database (default: [daemon] database, else $STATE_DIRECTORY/watchbell.db, else ./watchbell.db)' -r -F
+complete -c watchbell -n "__fish_watchbell_using_subcommand run" -l db -d 'The SQLite database (default: the job file\'s [store] (PostgreSQL), else [daemon] database, else $STATE_DIRECTORY/watchbell.db, else ./watchbell.db)' -r -F
 complete -c watchbell -n "__fish_watchbell_using_subcommand run" -l log-format -d 'Log line format on stderr' -r -f -a "text\t''
 json\t''"
 complete -c watchbell -n "__fish_watchbell_using_subcommand run" -l sandbox -d 'Talk to a built-in simulator instead of the API (no account or key needed)'
 complete -c watchbell -n "__fish_watchbell_using_subcommand run" -s h -l help -d 'Print help'
 complete -c watchbell -n "__fish_watchbell_using_subcommand check" -l config -d 'The job file' -r -F
-complete -c watchbell -n "__fish_watchbell_using_subcommand check" -l db -d 'The SQLite database (default: [daemon] database, else $STATE_DIRECTORY/watchbell.db, else ./watchbell.db)' -r -F
+complete -c watchbell -n "__fish_watchbell_using_subcommand check" -l db -d 'The SQLite database (default: the job file\'s [store] (PostgreSQL), else [daemon] database, else $STATE_DIRECTORY/watchbell.db, else ./watchbell.db)' -r -F
 complete -c watchbell -n "__fish_watchbell_using_subcommand check" -l log-format -d 'Log line format on stderr' -r -f -a "text\t''
 json\t''"
 complete -c watchbell -n "__fish_watchbell_using_subcommand check" -s h -l help -d 'Print help'
@@ -65,20 +65,20 @@ complete -c watchbell -n "__fish_watchbell_using_subcommand next" -l after -d 'S
 complete -c watchbell -n "__fish_watchbell_using_subcommand next" -l cron -d 'An expression typed here instead of the job file' -r
 complete -c watchbell -n "__fish_watchbell_using_subcommand next" -l timezone -d 'The zone for --cron' -r
 complete -c watchbell -n "__fish_watchbell_using_subcommand next" -l config -d 'The job file' -r -F
-complete -c watchbell -n "__fish_watchbell_using_subcommand next" -l db -d 'The SQLite database (default: [daemon] database, else $STATE_DIRECTORY/watchbell.db, else ./watchbell.db)' -r -F
+complete -c watchbell -n "__fish_watchbell_using_subcommand next" -l db -d 'The SQLite database (default: the job file\'s [store] (PostgreSQL), else [daemon] database, else $STATE_DIRECTORY/watchbell.db, else ./watchbell.db)' -r -F
 complete -c watchbell -n "__fish_watchbell_using_subcommand next" -l log-format -d 'Log line format on stderr' -r -f -a "text\t''
 json\t''"
 complete -c watchbell -n "__fish_watchbell_using_subcommand next" -l json -d 'One JSON object per fire time'
 complete -c watchbell -n "__fish_watchbell_using_subcommand next" -s h -l help -d 'Print help'
 complete -c watchbell -n "__fish_watchbell_using_subcommand trigger" -l config -d 'The job file' -r -F
-complete -c watchbell -n "__fish_watchbell_using_subcommand trigger" -l db -d 'The SQLite database (default: [daemon] database, else $STATE_DIRECTORY/watchbell.db, else ./watchbell.db)' -r -F
+complete -c watchbell -n "__fish_watchbell_using_subcommand trigger" -l db -d 'The SQLite database (default: the job file\'s [store] (PostgreSQL), else [daemon] database, else $STATE_DIRECTORY/watchbell.db, else ./watchbell.db)' -r -F
 complete -c watchbell -n "__fish_watchbell_using_subcommand trigger" -l log-format -d 'Log line format on stderr' -r -f -a "text\t''
 json\t''"
 complete -c watchbell -n "__fish_watchbell_using_subcommand trigger" -l sandbox -d 'Against an in-process simulator instead of the API, in watchbell-sandbox.db unless --db is given; webhooks, notify and ping go only to loopback URLs'
 complete -c watchbell -n "__fish_watchbell_using_subcommand trigger" -l wait -d 'For an async job: wait until the run ends instead of exiting once it is sent (the daemon\'s receiver stores its results; with --sandbox this process does)'
 complete -c watchbell -n "__fish_watchbell_using_subcommand trigger" -s h -l help -d 'Print help'
 complete -c watchbell -n "__fish_watchbell_using_subcommand runs; and not __fish_seen_subcommand_from list show inputs results resume help" -l config -d 'The job file' -r -F
-complete -c watchbell -n "__fish_watchbell_using_subcommand runs; and not __fish_seen_subcommand_from list show inputs results resume help" -l db -d 'The SQLite database (default: [daemon] database, else $STATE_DIRECTORY/watchbell.db, else ./watchbell.db)' -r -F
+complete -c watchbell -n "__fish_watchbell_using_subcommand runs; and not __fish_seen_subcommand_from list show inputs results resume help" -l db -d 'The SQLite database (default: the job file\'s [store] (PostgreSQL), else [daemon] database, else $STATE_DIRECTORY/watchbell.db, else ./watchbell.db)' -r -F
 complete -c watchbell -n "__fish_watchbell_using_subcommand runs; and not __fish_seen_subcommand_from list show inputs results resume help" -l log-format -d 'Log line format on stderr' -r -f -a "text\t''
 json\t''"
 complete -c watchbell -n "__fish_watchbell_using_subcommand runs; and not __fish_seen_subcommand_from list show inputs results resume help" -s h -l help -d 'Print help'
@@ -93,19 +93,19 @@ complete -c watchbell -n "__fish_watchbell_using_subcommand runs; and __fish_see
 complete -c watchbell -n "__fish_watchbell_using_subcommand runs; and __fish_seen_subcommand_from list" -l since -d 'Runs created from this instant on (RFC 3339)' -r
 complete -c watchbell -n "__fish_watchbell_using_subcommand runs; and __fish_seen_subcommand_from list" -l limit -r
 complete -c watchbell -n "__fish_watchbell_using_subcommand runs; and __fish_seen_subcommand_from list" -l config -d 'The job file' -r -F
-complete -c watchbell -n "__fish_watchbell_using_subcommand runs; and __fish_seen_subcommand_from list" -l db -d 'The SQLite database (default: [daemon] database, else $STATE_DIRECTORY/watchbell.db, else ./watchbell.db)' -r -F
+complete -c watchbell -n "__fish_watchbell_using_subcommand runs; and __fish_seen_subcommand_from list" -l db -d 'The SQLite database (default: the job file\'s [store] (PostgreSQL), else [daemon] database, else $STATE_DIRECTORY/watchbell.db, else ./watchbell.db)' -r -F
 complete -c watchbell -n "__fish_watchbell_using_subcommand runs; and __fish_seen_subcommand_from list" -l log-format -d 'Log line format on stderr' -r -f -a "text\t''
 json\t''"
 complete -c watchbell -n "__fish_watchbell_using_subcommand runs; and __fish_seen_subcommand_from list" -l json -d 'As JSON lines: one object per line, no line when nothing matched'
 complete -c watchbell -n "__fish_watchbell_using_subcommand runs; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help'
 complete -c watchbell -n "__fish_watchbell_using_subcommand runs; and __fish_seen_subcommand_from show" -l config -d 'The job file' -r -F
-complete -c watchbell -n "__fish_watchbell_using_subcommand runs; and __fish_seen_subcommand_from show" -l db -d 'The SQLite database (default: [daemon] database, else $STATE_DIRECTORY/watchbell.db, else ./watchbell.db)' -r -F
+complete -c watchbell -n "__fish_watchbell_using_subcommand runs; and __fish_seen_subcommand_from show" -l db -d 'The SQLite database (default: the job file\'s [store] (PostgreSQL), else [daemon] database, else $STATE_DIRECTORY/watchbell.db, else ./watchbell.db)' -r -F
 complete -c watchbell -n "__fish_watchbell_using_subcommand runs; and __fish_seen_subcommand_from show" -l log-format -d 'Log line format on stderr' -r -f -a "text\t''
 json\t''"
 complete -c watchbell -n "__fish_watchbell_using_subcommand runs; and __fish_seen_subcommand_from show" -l json -d 'As JSON lines: one object per line, no line when nothing matched'
 complete -c watchbell -n "__fish_watchbell_using_subcommand runs; and __fish_seen_subcommand_from show" -s h -l help -d 'Print help'
 complete -c watchbell -n "__fish_watchbell_using_subcommand runs; and __fish_seen_subcommand_from inputs" -l config -d 'The job file' -r -F
-complete -c watchbell -n "__fish_watchbell_using_subcommand runs; and __fish_seen_subcommand_from inputs" -l db -d 'The SQLite database (default: [daemon] database, else $STATE_DIRECTORY/watchbell.db, else ./watchbell.db)' -r -F
+complete -c watchbell -n "__fish_watchbell_using_subcommand runs; and __fish_seen_subcommand_from inputs" -l db -d 'The SQLite database (default: the job file\'s [store] (PostgreSQL), else [daemon] database, else $STATE_DIRECTORY/watchbell.db, else ./watchbell.db)' -r -F
 complete -c watchbell -n "__fish_watchbell_using_subcommand runs; and __fish_seen_subcommand_from inputs" -l log-format -d 'Log line format on stderr' -r -f -a "text\t''
 json\t''"
 complete -c watchbell -n "__fish_watchbell_using_subcommand runs; and __fish_seen_subcommand_from inputs" -l json -d 'As JSON lines: one object per line, no line when nothing matched'
@@ -113,14 +113,14 @@ complete -c watchbell -n "__fish_watchbell_using_subcommand runs; and __fish_see
 complete -c watchbell -n "__fish_watchbell_using_subcommand runs; and __fish_seen_subcommand_from results" -l format -r -f -a "jsonl\t''
 csv\t''"
 complete -c watchbell -n "__fish_watchbell_using_subcommand runs; and __fish_seen_subcommand_from results" -l config -d 'The job file' -r -F
-complete -c watchbell -n "__fish_watchbell_using_subcommand runs; and __fish_seen_subcommand_from results" -l db -d 'The SQLite database (default: [daemon] database, else $STATE_DIRECTORY/watchbell.db, else ./watchbell.db)' -r -F
+complete -c watchbell -n "__fish_watchbell_using_subcommand runs; and __fish_seen_subcommand_from results" -l db -d 'The SQLite database (default: the job file\'s [store] (PostgreSQL), else [daemon] database, else $STATE_DIRECTORY/watchbell.db, else ./watchbell.db)' -r -F
 complete -c watchbell -n "__fish_watchbell_using_subcommand runs; and __fish_seen_subcommand_from results" -l log-format -d 'Log line format on stderr' -r -f -a "text\t''
 json\t''"
 complete -c watchbell -n "__fish_watchbell_using_subcommand runs; and __fish_seen_subcommand_from results" -l new -d 'Only items no earlier run of the same job returned'
 complete -c watchbell -n "__fish_watchbell_using_subcommand runs; and __fish_seen_subcommand_from results" -l raw -d 'CSV: keep cells that start like a formula as they are (by default they get a leading \')'
 complete -c watchbell -n "__fish_watchbell_using_subcommand runs; and __fish_seen_subcommand_from results" -s h -l help -d 'Print help'
 complete -c watchbell -n "__fish_watchbell_using_subcommand runs; and __fish_seen_subcommand_from resume" -l config -d 'The job file' -r -F
-complete -c watchbell -n "__fish_watchbell_using_subcommand runs; and __fish_seen_subcommand_from resume" -l db -d 'The SQLite database (default: [daemon] database, else $STATE_DIRECTORY/watchbell.db, else ./watchbell.db)' -r -F
+complete -c watchbell -n "__fish_watchbell_using_subcommand runs; and __fish_seen_subcommand_from resume" -l db -d 'The SQLite database (default: the job file\'s [store] (PostgreSQL), else [daemon] database, else $STATE_DIRECTORY/watchbell.db, else ./watchbell.db)' -r -F
 complete -c watchbell -n "__fish_watchbell_using_subcommand runs; and __fish_seen_subcommand_from resume" -l log-format -d 'Log line format on stderr' -r -f -a "text\t''
 json\t''"
 complete -c watchbell -n "__fish_watchbell_using_subcommand runs; and __fish_seen_subcommand_from resume" -s h -l help -d 'Print help'
@@ -131,7 +131,7 @@ complete -c watchbell -n "__fish_watchbell_using_subcommand runs; and __fish_see
 complete -c watchbell -n "__fish_watchbell_using_subcommand runs; and __fish_seen_subcommand_from help" -f -a "resume" -d 'Continue a stopped, blocked, failed or partially succeeded run from its cursor'
 complete -c watchbell -n "__fish_watchbell_using_subcommand runs; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c watchbell -n "__fish_watchbell_using_subcommand status" -l config -d 'The job file' -r -F
-complete -c watchbell -n "__fish_watchbell_using_subcommand status" -l db -d 'The SQLite database (default: [daemon] database, else $STATE_DIRECTORY/watchbell.db, else ./watchbell.db)' -r -F
+complete -c watchbell -n "__fish_watchbell_using_subcommand status" -l db -d 'The SQLite database (default: the job file\'s [store] (PostgreSQL), else [daemon] database, else $STATE_DIRECTORY/watchbell.db, else ./watchbell.db)' -r -F
 complete -c watchbell -n "__fish_watchbell_using_subcommand status" -l log-format -d 'Log line format on stderr' -r -f -a "text\t''
 json\t''"
 complete -c watchbell -n "__fish_watchbell_using_subcommand status" -s h -l help -d 'Print help'
@@ -140,14 +140,14 @@ complete -c watchbell -n "__fish_watchbell_using_subcommand export" -l since -d 
 complete -c watchbell -n "__fish_watchbell_using_subcommand export" -l format -r -f -a "jsonl\t''
 csv\t''"
 complete -c watchbell -n "__fish_watchbell_using_subcommand export" -l config -d 'The job file' -r -F
-complete -c watchbell -n "__fish_watchbell_using_subcommand export" -l db -d 'The SQLite database (default: [daemon] database, else $STATE_DIRECTORY/watchbell.db, else ./watchbell.db)' -r -F
+complete -c watchbell -n "__fish_watchbell_using_subcommand export" -l db -d 'The SQLite database (default: the job file\'s [store] (PostgreSQL), else [daemon] database, else $STATE_DIRECTORY/watchbell.db, else ./watchbell.db)' -r -F
 complete -c watchbell -n "__fish_watchbell_using_subcommand export" -l log-format -d 'Log line format on stderr' -r -f -a "text\t''
 json\t''"
 complete -c watchbell -n "__fish_watchbell_using_subcommand export" -l new -d 'Only items no earlier run of the same job returned'
 complete -c watchbell -n "__fish_watchbell_using_subcommand export" -l raw -d 'CSV: keep cells that start like a formula as they are (by default they get a leading \')'
 complete -c watchbell -n "__fish_watchbell_using_subcommand export" -s h -l help -d 'Print help'
 complete -c watchbell -n "__fish_watchbell_using_subcommand sync" -l config -d 'The job file' -r -F
-complete -c watchbell -n "__fish_watchbell_using_subcommand sync" -l db -d 'The SQLite database (default: [daemon] database, else $STATE_DIRECTORY/watchbell.db, else ./watchbell.db)' -r -F
+complete -c watchbell -n "__fish_watchbell_using_subcommand sync" -l db -d 'The SQLite database (default: the job file\'s [store] (PostgreSQL), else [daemon] database, else $STATE_DIRECTORY/watchbell.db, else ./watchbell.db)' -r -F
 complete -c watchbell -n "__fish_watchbell_using_subcommand sync" -l log-format -d 'Log line format on stderr' -r -f -a "text\t''
 json\t''"
 complete -c watchbell -n "__fish_watchbell_using_subcommand sync" -l dry-run -d 'Print the plan and change nothing'
@@ -156,19 +156,19 @@ complete -c watchbell -n "__fish_watchbell_using_subcommand sync" -s h -l help -
 complete -c watchbell -n "__fish_watchbell_using_subcommand ticks" -l job -d 'Only this job\'s ticks' -r
 complete -c watchbell -n "__fish_watchbell_using_subcommand ticks" -l since -d 'From this instant on (RFC 3339)' -r
 complete -c watchbell -n "__fish_watchbell_using_subcommand ticks" -l config -d 'The job file' -r -F
-complete -c watchbell -n "__fish_watchbell_using_subcommand ticks" -l db -d 'The SQLite database (default: [daemon] database, else $STATE_DIRECTORY/watchbell.db, else ./watchbell.db)' -r -F
+complete -c watchbell -n "__fish_watchbell_using_subcommand ticks" -l db -d 'The SQLite database (default: the job file\'s [store] (PostgreSQL), else [daemon] database, else $STATE_DIRECTORY/watchbell.db, else ./watchbell.db)' -r -F
 complete -c watchbell -n "__fish_watchbell_using_subcommand ticks" -l log-format -d 'Log line format on stderr' -r -f -a "text\t''
 json\t''"
 complete -c watchbell -n "__fish_watchbell_using_subcommand ticks" -l json -d 'As JSON lines: one object per line, no line when nothing matched'
 complete -c watchbell -n "__fish_watchbell_using_subcommand ticks" -s h -l help -d 'Print help'
 complete -c watchbell -n "__fish_watchbell_using_subcommand actions" -l config -d 'The job file' -r -F
-complete -c watchbell -n "__fish_watchbell_using_subcommand actions" -l db -d 'The SQLite database (default: [daemon] database, else $STATE_DIRECTORY/watchbell.db, else ./watchbell.db)' -r -F
+complete -c watchbell -n "__fish_watchbell_using_subcommand actions" -l db -d 'The SQLite database (default: the job file\'s [store] (PostgreSQL), else [daemon] database, else $STATE_DIRECTORY/watchbell.db, else ./watchbell.db)' -r -F
 complete -c watchbell -n "__fish_watchbell_using_subcommand actions" -l log-format -d 'Log line format on stderr' -r -f -a "text\t''
 json\t''"
 complete -c watchbell -n "__fish_watchbell_using_subcommand actions" -l json -d 'As JSON lines: one object per line, no line when nothing matched'
 complete -c watchbell -n "__fish_watchbell_using_subcommand actions" -s h -l help -d 'Print help'
 complete -c watchbell -n "__fish_watchbell_using_subcommand prune" -l config -d 'The job file' -r -F
-complete -c watchbell -n "__fish_watchbell_using_subcommand prune" -l db -d 'The SQLite database (default: [daemon] database, else $STATE_DIRECTORY/watchbell.db, else ./watchbell.db)' -r -F
+complete -c watchbell -n "__fish_watchbell_using_subcommand prune" -l db -d 'The SQLite database (default: the job file\'s [store] (PostgreSQL), else [daemon] database, else $STATE_DIRECTORY/watchbell.db, else ./watchbell.db)' -r -F
 complete -c watchbell -n "__fish_watchbell_using_subcommand prune" -l log-format -d 'Log line format on stderr' -r -f -a "text\t''
 json\t''"
 complete -c watchbell -n "__fish_watchbell_using_subcommand prune" -l dry-run -d 'Say what would be removed; remove nothing'
@@ -176,23 +176,23 @@ complete -c watchbell -n "__fish_watchbell_using_subcommand prune" -s h -l help 
 complete -c watchbell -n "__fish_watchbell_using_subcommand backfill" -l from -d 'The first instant of the range (RFC 3339), included' -r
 complete -c watchbell -n "__fish_watchbell_using_subcommand backfill" -l to -d 'The end of the range (RFC 3339), excluded; not in the future' -r
 complete -c watchbell -n "__fish_watchbell_using_subcommand backfill" -l config -d 'The job file' -r -F
-complete -c watchbell -n "__fish_watchbell_using_subcommand backfill" -l db -d 'The SQLite database (default: [daemon] database, else $STATE_DIRECTORY/watchbell.db, else ./watchbell.db)' -r -F
+complete -c watchbell -n "__fish_watchbell_using_subcommand backfill" -l db -d 'The SQLite database (default: the job file\'s [store] (PostgreSQL), else [daemon] database, else $STATE_DIRECTORY/watchbell.db, else ./watchbell.db)' -r -F
 complete -c watchbell -n "__fish_watchbell_using_subcommand backfill" -l log-format -d 'Log line format on stderr' -r -f -a "text\t''
 json\t''"
 complete -c watchbell -n "__fish_watchbell_using_subcommand backfill" -l yes -d 'Go ahead with more than 100 ticks'
 complete -c watchbell -n "__fish_watchbell_using_subcommand backfill" -s h -l help -d 'Print help'
 complete -c watchbell -n "__fish_watchbell_using_subcommand completions" -l config -d 'The job file' -r -F
-complete -c watchbell -n "__fish_watchbell_using_subcommand completions" -l db -d 'The SQLite database (default: [daemon] database, else $STATE_DIRECTORY/watchbell.db, else ./watchbell.db)' -r -F
+complete -c watchbell -n "__fish_watchbell_using_subcommand completions" -l db -d 'The SQLite database (default: the job file\'s [store] (PostgreSQL), else [daemon] database, else $STATE_DIRECTORY/watchbell.db, else ./watchbell.db)' -r -F
 complete -c watchbell -n "__fish_watchbell_using_subcommand completions" -l log-format -d 'Log line format on stderr' -r -f -a "text\t''
 json\t''"
 complete -c watchbell -n "__fish_watchbell_using_subcommand completions" -s h -l help -d 'Print help'
 complete -c watchbell -n "__fish_watchbell_using_subcommand man" -l config -d 'The job file' -r -F
-complete -c watchbell -n "__fish_watchbell_using_subcommand man" -l db -d 'The SQLite database (default: [daemon] database, else $STATE_DIRECTORY/watchbell.db, else ./watchbell.db)' -r -F
+complete -c watchbell -n "__fish_watchbell_using_subcommand man" -l db -d 'The SQLite database (default: the job file\'s [store] (PostgreSQL), else [daemon] database, else $STATE_DIRECTORY/watchbell.db, else ./watchbell.db)' -r -F
 complete -c watchbell -n "__fish_watchbell_using_subcommand man" -l log-format -d 'Log line format on stderr' -r -f -a "text\t''
 json\t''"
 complete -c watchbell -n "__fish_watchbell_using_subcommand man" -s h -l help -d 'Print help'
 complete -c watchbell -n "__fish_watchbell_using_subcommand lanes; and not __fish_seen_subcommand_from resume help" -l config -d 'The job file' -r -F
-complete -c watchbell -n "__fish_watchbell_using_subcommand lanes; and not __fish_seen_subcommand_from resume help" -l db -d 'The SQLite database (default: [daemon] database, else $STATE_DIRECTORY/watchbell.db, else ./watchbell.db)' -r -F
+complete -c watchbell -n "__fish_watchbell_using_subcommand lanes; and not __fish_seen_subcommand_from resume help" -l db -d 'The SQLite database (default: the job file\'s [store] (PostgreSQL), else [daemon] database, else $STATE_DIRECTORY/watchbell.db, else ./watchbell.db)' -r -F
 complete -c watchbell -n "__fish_watchbell_using_subcommand lanes; and not __fish_seen_subcommand_from resume help" -l log-format -d 'Log line format on stderr' -r -f -a "text\t''
 json\t''"
 complete -c watchbell -n "__fish_watchbell_using_subcommand lanes; and not __fish_seen_subcommand_from resume help" -l json -d 'As JSON lines: one object per line, no line when nothing matched'
@@ -200,14 +200,14 @@ complete -c watchbell -n "__fish_watchbell_using_subcommand lanes; and not __fis
 complete -c watchbell -n "__fish_watchbell_using_subcommand lanes; and not __fish_seen_subcommand_from resume help" -f -a "resume" -d 'Lift a lane\'s pause before its time (the identity was fixed)'
 complete -c watchbell -n "__fish_watchbell_using_subcommand lanes; and not __fish_seen_subcommand_from resume help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c watchbell -n "__fish_watchbell_using_subcommand lanes; and __fish_seen_subcommand_from resume" -l config -d 'The job file' -r -F
-complete -c watchbell -n "__fish_watchbell_using_subcommand lanes; and __fish_seen_subcommand_from resume" -l db -d 'The SQLite database (default: [daemon] database, else $STATE_DIRECTORY/watchbell.db, else ./watchbell.db)' -r -F
+complete -c watchbell -n "__fish_watchbell_using_subcommand lanes; and __fish_seen_subcommand_from resume" -l db -d 'The SQLite database (default: the job file\'s [store] (PostgreSQL), else [daemon] database, else $STATE_DIRECTORY/watchbell.db, else ./watchbell.db)' -r -F
 complete -c watchbell -n "__fish_watchbell_using_subcommand lanes; and __fish_seen_subcommand_from resume" -l log-format -d 'Log line format on stderr' -r -f -a "text\t''
 json\t''"
 complete -c watchbell -n "__fish_watchbell_using_subcommand lanes; and __fish_seen_subcommand_from resume" -s h -l help -d 'Print help'
 complete -c watchbell -n "__fish_watchbell_using_subcommand lanes; and __fish_seen_subcommand_from help" -f -a "resume" -d 'Lift a lane\'s pause before its time (the identity was fixed)'
 complete -c watchbell -n "__fish_watchbell_using_subcommand lanes; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c watchbell -n "__fish_watchbell_using_subcommand inputs" -l config -d 'The job file' -r -F
-complete -c watchbell -n "__fish_watchbell_using_subcommand inputs" -l db -d 'The SQLite database (default: [daemon] database, else $STATE_DIRECTORY/watchbell.db, else ./watchbell.db)' -r -F
+complete -c watchbell -n "__fish_watchbell_using_subcommand inputs" -l db -d 'The SQLite database (default: the job file\'s [store] (PostgreSQL), else [daemon] database, else $STATE_DIRECTORY/watchbell.db, else ./watchbell.db)' -r -F
 complete -c watchbell -n "__fish_watchbell_using_subcommand inputs" -l log-format -d 'Log line format on stderr' -r -f -a "text\t''
 json\t''"
 complete -c watchbell -n "__fish_watchbell_using_subcommand inputs" -l json -d 'As one JSON object'
@@ -226,20 +226,20 @@ complete -c watchbell -n "__fish_watchbell_using_subcommand sandbox" -l credits 
 complete -c watchbell -n "__fish_watchbell_using_subcommand sandbox" -l cursor-ttl -d 'How long a v1 pagination cursor stays valid, e.g. "24h"' -r
 complete -c watchbell -n "__fish_watchbell_using_subcommand sandbox" -l callbacks -d 'Async callbacks misbehaving, e.g. "duplicate=1,reorder=2,drop=1,drop-replays=3,lose-create=1"' -r
 complete -c watchbell -n "__fish_watchbell_using_subcommand sandbox" -l config -d 'The job file' -r -F
-complete -c watchbell -n "__fish_watchbell_using_subcommand sandbox" -l db -d 'The SQLite database (default: [daemon] database, else $STATE_DIRECTORY/watchbell.db, else ./watchbell.db)' -r -F
+complete -c watchbell -n "__fish_watchbell_using_subcommand sandbox" -l db -d 'The SQLite database (default: the job file\'s [store] (PostgreSQL), else [daemon] database, else $STATE_DIRECTORY/watchbell.db, else ./watchbell.db)' -r -F
 complete -c watchbell -n "__fish_watchbell_using_subcommand sandbox" -l log-format -d 'Log line format on stderr' -r -f -a "text\t''
 json\t''"
 complete -c watchbell -n "__fish_watchbell_using_subcommand sandbox" -l fire-schedules -d 'Remote schedules fire on their cron (the sandbox\'s clock), their callbacks sent'
 complete -c watchbell -n "__fish_watchbell_using_subcommand sandbox" -s h -l help -d 'Print help'
 complete -c watchbell -n "__fish_watchbell_using_subcommand store; and not __fish_seen_subcommand_from copy help" -l config -d 'The job file' -r -F
-complete -c watchbell -n "__fish_watchbell_using_subcommand store; and not __fish_seen_subcommand_from copy help" -l db -d 'The SQLite database (default: [daemon] database, else $STATE_DIRECTORY/watchbell.db, else ./watchbell.db)' -r -F
+complete -c watchbell -n "__fish_watchbell_using_subcommand store; and not __fish_seen_subcommand_from copy help" -l db -d 'The SQLite database (default: the job file\'s [store] (PostgreSQL), else [daemon] database, else $STATE_DIRECTORY/watchbell.db, else ./watchbell.db)' -r -F
 complete -c watchbell -n "__fish_watchbell_using_subcommand store; and not __fish_seen_subcommand_from copy help" -l log-format -d 'Log line format on stderr' -r -f -a "text\t''
 json\t''"
 complete -c watchbell -n "__fish_watchbell_using_subcommand store; and not __fish_seen_subcommand_from copy help" -s h -l help -d 'Print help'
 complete -c watchbell -n "__fish_watchbell_using_subcommand store; and not __fish_seen_subcommand_from copy help" -f -a "copy" -d 'Copy the SQLite state (--db, else [daemon] database) into the empty PostgreSQL database [store] names, in one transaction'
 complete -c watchbell -n "__fish_watchbell_using_subcommand store; and not __fish_seen_subcommand_from copy help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c watchbell -n "__fish_watchbell_using_subcommand store; and __fish_seen_subcommand_from copy" -l config -d 'The job file' -r -F
-complete -c watchbell -n "__fish_watchbell_using_subcommand store; and __fish_seen_subcommand_from copy" -l db -d 'The SQLite database (default: [daemon] database, else $STATE_DIRECTORY/watchbell.db, else ./watchbell.db)' -r -F
+complete -c watchbell -n "__fish_watchbell_using_subcommand store; and __fish_seen_subcommand_from copy" -l db -d 'The SQLite database (default: the job file\'s [store] (PostgreSQL), else [daemon] database, else $STATE_DIRECTORY/watchbell.db, else ./watchbell.db)' -r -F
 complete -c watchbell -n "__fish_watchbell_using_subcommand store; and __fish_seen_subcommand_from copy" -l log-format -d 'Log line format on stderr' -r -f -a "text\t''
 json\t''"
 complete -c watchbell -n "__fish_watchbell_using_subcommand store; and __fish_seen_subcommand_from copy" -l to-postgres -d 'Into PostgreSQL ([store] url_env or url_file)'

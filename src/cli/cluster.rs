@@ -44,11 +44,25 @@ fn node_name() -> String {
         })
 }
 
-fn failure(e: &PgError) -> Failure {
+pub(super) fn failure(e: &PgError) -> Failure {
     Failure {
         code: e.exit_code(),
         message: e.message.clone(),
     }
+}
+
+/// A store error of opening `PostgreSQL`: a connection's carries its exit code.
+pub(super) fn open_failure(e: StoreError) -> Failure {
+    match e {
+        StoreError::Sql(DbError::Connect(pg)) => failure(&pg),
+        other => Failure::runtime(other),
+    }
+}
+
+/// The `PostgreSQL` state of `[store]`, read-only, for the commands that look.
+pub(super) fn read(source: &UrlSource) -> Result<crate::store::Reader, Failure> {
+    let target = Target::resolve(source).map_err(|e| failure(&e))?;
+    crate::store::open_read_postgres(&target).map_err(open_failure)
 }
 
 impl Cluster {
@@ -84,10 +98,7 @@ impl Cluster {
                 )));
             }
         }
-        let store = Store::open_postgres(&target, patience).map_err(|e| match e {
-            StoreError::Sql(DbError::Connect(pg)) => failure(&pg),
-            other => Failure::runtime(other),
-        })?;
+        let store = Store::open_postgres(&target, patience).map_err(open_failure)?;
         let node = Node {
             target,
             name: node_name(),

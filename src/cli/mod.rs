@@ -41,7 +41,7 @@ pub struct Cli {
     #[arg(
         long,
         global = true,
-        help = "The SQLite database (default: [daemon] database, else $STATE_DIRECTORY/watchbell.db, else ./watchbell.db)"
+        help = "The SQLite database (default: the job file's [store] (PostgreSQL), else [daemon] database, else $STATE_DIRECTORY/watchbell.db, else ./watchbell.db)"
     )]
     pub db: Option<PathBuf>,
     /// Log line format on stderr.

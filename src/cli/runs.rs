@@ -65,8 +65,16 @@ pub enum Format {
 
 /// Opens the database read-only. One that does not exist is an error (exit 1): an empty answer
 /// would hide a typo in `--db` or a command run from the wrong directory.
+///
+/// The database is found as the daemon finds it: `--db PATH`, else the job file's `[store]`
+/// (`PostgreSQL`), else `[daemon] database`.
 pub fn read_db(cli: &Cli) -> Result<store::Reader, Failure> {
     let config = optional_config(cli)?;
+    if cli.db.is_none()
+        && let Some(source) = config.as_ref().and_then(|c| c.store.as_ref())
+    {
+        return super::cluster::read(source);
+    }
     read_db_at(&database_path(cli, config.as_ref()))
 }
 

@@ -28,7 +28,10 @@ pub fn run(cli: &Cli, job: Option<&str>) -> Outcome {
     };
     let path = database_path(cli, config.as_ref());
     // Jobs in a file that has not run yet still have next ticks to show.
-    let db = if !path.exists() && config.is_some() && cli.db.is_none() {
+    let store = config.as_ref().and_then(|c| c.store.as_ref());
+    let db = if let Some(source) = store.filter(|_| cli.db.is_none()) {
+        Some(super::cluster::read(source)?)
+    } else if !path.exists() && config.is_some() && cli.db.is_none() {
         eprintln!("no database at {} yet: no runs", path.display());
         None
     } else {

@@ -652,6 +652,14 @@ pub fn open_read_only(path: &Path) -> Result<Reader> {
     })
 }
 
+/// Opens the `PostgreSQL` state read-only, for commands that only look (its schema must be
+/// there: a daemon made it).
+pub fn open_read_postgres(target: &super::pg::Target) -> Result<Reader> {
+    let conn = Db::postgres(target.clone())?;
+    conn.execute_batch("SET default_transaction_read_only = on")?;
+    Ok(Reader { conn })
+}
+
 impl Reader {
     /// Keeps this connection's page cache to `kib` (a reader kept open for long, by the daemon).
     pub fn bound_cache(&self, kib: i64) -> Result<()> {

@@ -875,6 +875,23 @@ async fn two_nodes_lead_one_at_a_time_and_fail_over() {
     assert!(failover < Duration::from_secs(20), "{failover:?}");
 
     audit_cluster(&db.client().await, sb.runs_begun()).await;
+    // Read commands find the cluster's database as the daemon does, through [store].
+    let (d, url) = (dir.path().to_path_buf(), db.url.clone());
+    let out = tokio::task::spawn_blocking(move || {
+        watchbell(&d)
+            .args(["ticks", "--job", "sec"])
+            .env("WB_CLUSTER_URL", url)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("failover"));
 }
 
 /// What a cluster's run must leave: every nominal second accounted once, the seconds no node
