@@ -686,18 +686,23 @@ impl Audit {
     ) -> bool {
         let mut ok = true;
         let mut mem = Finding::default();
-        // Resident memory as the issue counts it may grow 5% over the quiet quarter; so may its
-        // anonymous part (heap and stacks, what a leak grows) when the window is long enough to
-        // tell a leak from the first minutes after a start, when SQLite's page caches fill to
-        // their bound (384 KiB in all): ten minutes.
+        // Resident memory as the issue counts it may grow 5% over the quiet quarter. Its
+        // anonymous part (heap and stacks, what a leak grows, hidden in RSS by ~18 MB of mapped
+        // code) may grow 10% when the window is ten minutes or more: after a start under this
+        // load it settles for 12-15 minutes (allocator arenas, SQLite's bounded caches; a heap
+        // profile of a quiet quarter found no growing allocation) and measured up to +8% before
+        // its plateau, while a leak of 1 KiB a run (about 100 runs a minute) would pass 13%.
         if let (Some(a), Some(b)) = (from, to) {
-            let mut measures = vec![("RSS", a.rss, b.rss)];
+            let mut measures = vec![("RSS", a.rss, b.rss, 1.05)];
             if quiet >= Duration::from_mins(10) {
-                measures.push(("anonymous memory", a.anon, b.anon));
+                measures.push(("anonymous memory", a.anon, b.anon, 1.10));
             }
-            for (what, x0, x1) in measures {
-                mem.check(x1 as f64 <= x0 as f64 * 1.05, || {
-                    format!("{what} {x0} KiB -> {x1} KiB over the quiet quarter (> 5%)")
+            for (what, x0, x1, most) in measures {
+                mem.check(x1 as f64 <= x0 as f64 * most, || {
+                    format!(
+                        "{what} {x0} KiB -> {x1} KiB over the quiet quarter (> {:.0}%)",
+                        (most - 1.0) * 100.0
+                    )
                 });
             }
             let (f0, f1) = (a.fds, b.fds);

@@ -164,15 +164,30 @@ impl Cluster {
         tokio::spawn(async move {
             let moved = role.wait_for(|r| !matches!(r, Role::Leader(v) if v.epoch == epoch));
             tokio::select! {
+                biased;
                 () = stopping.cancelled() => return,
                 _ = moved => {}
                 () = store.health().lost_lead() => {}
+            }
+            if stopping.is_cancelled() {
+                return; // a clean stop gives the lead up on purpose
             }
             error!(
                 "cluster: this node no longer leads; exiting at once, without draining (the new leader resumes its runs)"
             );
             std::process::exit(1);
         });
+    }
+
+    /// True when another node was seen within the lease's expiry: one that can take the lead
+    /// at once (so runs stop for it instead of finishing here).
+    pub async fn has_live_peer(&self) -> bool {
+        let Ok(client) = crate::store::pg::connect(&self.node.target).await else {
+            return false;
+        };
+        crate::store::pg::leader::live_peers(&client, &self.node.name, self.node.timings)
+            .await
+            .is_ok_and(|peers| !peers.is_empty())
     }
 
     /// Stops the lead loop after a clean stop of the daemon; a leader with a live peer hands

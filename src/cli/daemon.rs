@@ -57,11 +57,8 @@ pub fn run(cli: &Cli, with_sandbox: bool) -> Outcome {
             (Some((db, _)), _) => (Store::open_with(db, DAEMON_PATIENCE)?, None),
             (None, Some(source)) => {
                 let lite = database_path(cli, Some(&config));
-                let hash = hash.clone().unwrap_or_default();
-                let mut c = Cluster::open(hash, source, &lite, DAEMON_PATIENCE).await?;
-                let Some(epoch) = c.lead(shutdown_signal()?).await else {
-                    c.stop().await;
-                    return Ok(());
+                let Some((c, epoch)) = lead(hash.clone(), source, &lite).await? else {
+                    return Ok(()); // stopped while a standby
                 };
                 (c.store.clone(), Some((c, epoch)))
             }
@@ -101,10 +98,12 @@ pub fn run(cli: &Cli, with_sandbox: bool) -> Outcome {
             ),
             None => None,
         };
+        let handover = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let daemon = Daemon {
             metrics,
             receiver,
             credits_every: crate::daemon::credits::EVERY,
+            handover: handover.clone(),
             missed: if cluster.as_ref().is_some_and(|(_, epoch)| *epoch > 1) {
                 crate::store::SkipReason::Failover
             } else {
@@ -116,7 +115,8 @@ pub fn run(cli: &Cli, with_sandbox: bool) -> Outcome {
             reloads,
             heartbeat: Heartbeat::default(),
         };
-        daemon.run(shutdown_signal()?).await?;
+        let shutdown = stopping(cluster.as_ref().map(|(c, _)| c), &handover)?;
+        Box::pin(daemon.run(shutdown)).await?;
         if let Some((c, _)) = cluster {
             c.stop().await;
         }
@@ -180,6 +180,37 @@ pub(super) fn sandbox_options(config: &Config) -> Options {
         rate_limit: Some(config.api.plan.limits().0.into()),
         ..Options::default()
     }
+}
+
+/// Joins the cluster and waits to lead: `None` when stopped first.
+async fn lead(
+    hash: Option<String>,
+    source: &crate::store::pg::UrlSource,
+    sqlite: &std::path::Path,
+) -> Result<Option<(Cluster, i64)>, Failure> {
+    let mut c = Cluster::open(hash.unwrap_or_default(), source, sqlite, DAEMON_PATIENCE).await?;
+    if let Some(epoch) = c.lead(shutdown_signal()?).await {
+        return Ok(Some((c, epoch)));
+    }
+    c.stop().await;
+    Ok(None)
+}
+
+/// [`shutdown_signal`], then for a cluster's leader whether a live node will take over (the
+/// runs are then stopped for it, not drained: `handover`).
+fn stopping<'a>(
+    cluster: Option<&'a Cluster>,
+    handover: &'a std::sync::atomic::AtomicBool,
+) -> Result<impl Future<Output = ()> + 'a, Failure> {
+    let signal = shutdown_signal()?;
+    Ok(async move {
+        signal.await;
+        if let Some(c) = cluster
+            && c.has_live_peer().await
+        {
+            handover.store(true, std::sync::atomic::Ordering::Release);
+        }
+    })
 }
 
 /// Resolves at the first SIGTERM or SIGINT; a second one exits at once.

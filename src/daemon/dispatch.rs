@@ -350,6 +350,13 @@ impl Dispatch {
                 _ => {}
             }
         }
+        // A cluster's previous leader stopped these at a request boundary and handed over.
+        for run in self.runner.store.handed_over().await? {
+            if let Some(job) = self.config.job(&run.job).cloned() {
+                self.adopt(&job, run.uid, "resumed after a handover")
+                    .await?;
+            }
+        }
         Ok(())
     }
 
@@ -476,7 +483,30 @@ impl Dispatch {
 
     /// Stops taking work, lets runs in flight finish within the grace period, then stops the
     /// rest (STOPPED, resumable from their cursor).
-    pub async fn shutdown(&mut self) {
+    /// With `handover` (a cluster's leader that a live node follows), runs are stopped at
+    /// their next request boundary at once (STOPPED, reason `handover`) for that node to resume,
+    /// instead of given `shutdown_grace` to finish.
+    pub async fn shutdown(&mut self, handover: bool) {
+        if handover {
+            info!(
+                in_flight = self.in_flight(),
+                "handing over: stopping runs for the next leader"
+            );
+            self.queue_stop.cancel();
+            self.tracker.close();
+            for a in self.active.values().flatten() {
+                a.stop.stop("handover");
+            }
+            if tokio::time::timeout(super::STOP_WAIT, self.tracker.wait())
+                .await
+                .is_err()
+            {
+                warn!(
+                    "some runs did not record their stop in time; the next leader recovers them as owner_lost"
+                );
+            }
+            return;
+        }
         let grace = self.config.daemon.shutdown_grace;
         info!(
             in_flight = self.in_flight(),

@@ -59,6 +59,9 @@ pub struct Daemon {
     /// Why the ticks that fell due before this start were missed: the daemon was down, or
     /// (a cluster node that took the lead) another node led and stopped.
     pub missed: SkipReason,
+    /// Set (before `shutdown` resolves) when a cluster's leader stops for a live node to take
+    /// over: runs stop at once for it to resume ([`dispatch::Dispatch::shutdown`]).
+    pub handover: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Daemon {
@@ -74,6 +77,7 @@ impl Daemon {
             receiver,
             credits_every,
             missed,
+            handover,
         } = self;
         let clock = runner.clock.clone();
         let owner = crate::owner::this_process(clock.now());
@@ -167,7 +171,7 @@ impl Daemon {
         notify::stopping();
         stop_scheduler.cancel();
         let _ = sched_task.await;
-        wind_down(d, stop_background, deliveries).await;
+        wind_down(d, &handover, stop_background, deliveries).await;
         Ok(())
     }
 }
@@ -336,10 +340,12 @@ async fn sleep_until(at: Option<tokio::time::Instant>) {
 /// The runs drained, then the background tasks (deliveries, receiver, metrics) stopped.
 async fn wind_down(
     mut d: dispatch::Dispatch,
+    handover: &std::sync::atomic::AtomicBool,
     stop_background: CancellationToken,
     deliveries: tokio::task::JoinHandle<()>,
 ) {
-    d.shutdown().await;
+    d.shutdown(handover.load(std::sync::atomic::Ordering::Acquire))
+        .await;
     stop_background.cancel();
     let _ = deliveries.await;
     info!("daemon stopped");

@@ -325,6 +325,11 @@ impl Store {
         self.call(move |c| runs::runs_in(c, &statuses)).await
     }
 
+    /// Runs stopped by a leader's handover, for this leader to resume.
+    pub async fn handed_over(&self) -> Result<Vec<RunRecord>> {
+        self.call(|c| runs::handed_over(c)).await
+    }
+
     /// Makes `owner` the run's owner, with a fresh lease.
     pub async fn claim(&self, uid: &str, owner: &str, now: DateTime<Utc>) -> Result<()> {
         let (uid, owner) = (uid.to_string(), owner.to_string());

@@ -625,6 +625,19 @@ pub fn runs_in(conn: &Db, statuses: &[RunStatus]) -> Result<Vec<RunRecord>> {
     Ok(rows.collect::<super::db::Result<_>>()?)
 }
 
+/// Runs a leader stopped for a handover (STOPPED, reason `handover`, not taken up since), for
+/// the next leader to resume.
+pub fn handed_over(conn: &Db) -> Result<Vec<RunRecord>> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {COLUMNS} FROM runs r WHERE status = 'STOPPED'
+           AND (SELECT reason FROM transitions t WHERE t.run_id = r.id ORDER BY rowid DESC LIMIT 1)
+               = 'handover'
+         ORDER BY id"
+    ))?;
+    let rows = stmt.query_map((), run_from_row)?;
+    Ok(rows.collect::<super::db::Result<_>>()?)
+}
+
 pub fn transitions(conn: &Db, run_id: i64) -> Result<Vec<TransitionRecord>> {
     let mut stmt = conn.prepare(
         "SELECT from_status, to_status, at, reason FROM transitions WHERE run_id = ?1 ORDER BY rowid",

@@ -564,6 +564,7 @@ async fn a_blocked_run_is_resumed_after_its_reset() {
         receiver: None,
         credits_every: Duration::from_mins(1),
         missed: watchbell::store::SkipReason::DaemonDown,
+        handover: std::sync::Arc::default(),
     };
     let task = tokio::spawn(daemon.run(async {
         let _ = stopped.await;

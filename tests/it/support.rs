@@ -269,6 +269,7 @@ impl InProcess {
             receiver,
             credits_every: Duration::from_millis(200),
             missed: watchbell::store::SkipReason::DaemonDown,
+            handover: std::sync::Arc::default(),
         };
         let task = tokio::spawn(async move {
             daemon

@@ -264,6 +264,7 @@ async fn watchbell(s: Scenario) -> Outcome {
         receiver: listener,
         credits_every: watchbell::daemon::credits::EVERY,
         missed: watchbell::store::SkipReason::DaemonDown,
+        handover: std::sync::Arc::default(),
     };
     let task = tokio::spawn(daemon.run(async {
         let _ = stopped.await;
