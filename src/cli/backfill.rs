@@ -7,7 +7,7 @@
 use chrono::{DateTime, Utc};
 
 use super::trigger::{hold_lease, runner_for, runtime};
-use super::{Cli, Failure, Outcome, database_path};
+use super::{Cli, Failure, Outcome, database_to_write};
 use crate::clock::Clock;
 use crate::config::{Config, Runner as RunnerKind};
 use crate::runner::{Limits, Stop};
@@ -92,7 +92,8 @@ pub fn run(cli: &Cli, args: &BackfillArgs) -> Outcome {
             job.name
         )));
     }
-    let runner = runner_for(&config, &database_path(cli, Some(&config)), Clock::System)?;
+    let db = database_to_write(cli, &config, "backfill")?;
+    let runner = runner_for(&config, &db, Clock::System)?;
     runtime()?.block_on(async {
         let owner = crate::owner::this_process(runner.clock.now());
         let leases = hold_lease(&runner, owner.clone());

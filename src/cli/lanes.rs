@@ -15,7 +15,10 @@ pub fn run(cli: &Cli, resume: Option<&str>, json: bool) -> Outcome {
         .map(|c| c.safety.clone())
         .unwrap_or_default();
     if let Some(lane) = resume {
-        let db = database_path(cli, config.as_ref());
+        let db = match &config {
+            Some(c) => super::database_to_write(cli, c, "lanes resume")?,
+            None => database_path(cli, None),
+        };
         if !db.exists() {
             return Err(no_database(&db));
         }

@@ -392,6 +392,19 @@ fn sandbox(opts: &crate::sandbox::Options) -> Outcome {
 }
 
 /// The database path: `--db`, else `[daemon] database`, else `$STATE_DIRECTORY`, else `./`.
+/// The `SQLite` database a command that writes uses: refused (exit 2) when the job file's
+/// `[store]` puts the state in `PostgreSQL`, which this build's `what` does not write yet, so no
+/// state is split into a `SQLite` file beside the cluster's.
+pub fn database_to_write(cli: &Cli, config: &Config, what: &str) -> Result<PathBuf, Failure> {
+    if config.store.is_some() && cli.db.is_none() {
+        return Err(Failure::usage(format!(
+            "{}: [store] keeps the state in PostgreSQL, which `watchbell {what}` does not write to yet; the cluster's leader does this work (or pass --db for a SQLite file)",
+            cli.config.display()
+        )));
+    }
+    Ok(database_path(cli, Some(config)))
+}
+
 pub fn database_path(cli: &Cli, config: Option<&Config>) -> PathBuf {
     if let Some(p) = &cli.db {
         return p.clone();

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use super::{Cli, Failure, Outcome, database_path};
+use super::{Cli, Failure, Outcome, database_to_write};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::store::{Pruned, Store, files};
@@ -16,7 +16,7 @@ pub fn run(cli: &Cli, dry_run: bool) -> Outcome {
             cli.config.display()
         )));
     };
-    let db = database_path(cli, Some(&config));
+    let db = database_to_write(cli, &config, "prune")?;
     if !db.exists() {
         out!("no database at {}: nothing to prune", db.display());
         return Ok(());

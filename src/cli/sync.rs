@@ -1,7 +1,7 @@
 //! `watchbell sync [--dry-run] [--prune]`: the account's remote schedules brought in line with
 //! the file, one printed line per action with why.
 
-use super::{Cli, Failure, Outcome, database_path};
+use super::{Cli, Failure, Outcome, database_to_write};
 use crate::api::{Client, key};
 use crate::clock::Clock;
 use crate::config::Config;
@@ -17,7 +17,7 @@ pub fn run(cli: &Cli, dry_run: bool, prune: bool) -> Outcome {
     let clock = Clock::System;
     let client =
         Client::for_config(&config.api, key, None, clock.clone()).map_err(Failure::runtime)?;
-    let db = database_path(cli, Some(&config));
+    let db = database_to_write(cli, &config, "sync")?;
     // A dry run writes nothing, not even a new database.
     let store = if dry_run && !db.exists() {
         None

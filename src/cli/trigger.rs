@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use super::{Cli, Failure, Outcome, database_path};
+use super::{Cli, Failure, Outcome, database_to_write};
 use crate::api::{ApiKey, Client, key};
 use crate::clock::Clock;
 use crate::config::Config;
@@ -77,7 +77,7 @@ pub fn trigger(cli: &Cli, job_name: &str, with_sandbox: bool, wait: bool) -> Out
         let runner = runner_with(&config, &db, Clock::System, ApiKey::new(sb.api_key()))?;
         (runner, Some((sb, listener)))
     } else {
-        let db = database_path(cli, Some(&config));
+        let db = database_to_write(cli, &config, "trigger")?;
         (runner_for(&config, &db, Clock::System)?, None)
     };
     let job = config.job(job_name).expect("checked above").clone();
@@ -122,7 +122,11 @@ pub fn trigger(cli: &Cli, job_name: &str, with_sandbox: bool, wait: bool) -> Out
 
 pub fn resume(cli: &Cli, uid: &str) -> Outcome {
     let config = Config::load(&cli.config)?;
-    let runner = runner_for(&config, &database_path(cli, Some(&config)), Clock::System)?;
+    let runner = runner_for(
+        &config,
+        &database_to_write(cli, &config, "runs resume")?,
+        Clock::System,
+    )?;
     runtime()?.block_on(async {
         let run = runner
             .store

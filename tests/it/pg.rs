@@ -500,6 +500,18 @@ fn the_daemon_on_an_unset_store_variable_exits_2() {
     assert!(!dir.path().join("watchbell.db").exists());
     let out = watchbell(dir.path()).args(["check"]).output().unwrap();
     assert!(out.status.success());
+    // Commands that write do not split the state into a SQLite file beside the cluster's.
+    for args in [&["trigger", "j"][..], &["sync"]] {
+        let out = watchbell(dir.path())
+            .args(args)
+            .env("CAPTAIN_DATA_API_KEY", "k")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("does not write to yet"), "{args:?}: {err}");
+    }
+    assert!(!dir.path().join("watchbell.db").exists());
 }
 
 /// TLS through rustls: `require` encrypts without checking the certificate, `verify-full`
