@@ -373,10 +373,12 @@ impl Pg {
 }
 
 /// The store's SQL in `PostgreSQL`'s words: `SQLite`'s `?N` (and bare `?`) placeholders as
-/// `$N` outside quotes, and `SQLite`'s planner hints (`INDEXED BY name`) left out.
+/// `$N` outside quotes, `SQLite`'s planner hints (`INDEXED BY name`) left out, and
+/// `json_extract(col, '$.key')` as `jsonb`'s `->` (the value's JSON text).
 pub fn placeholders(sql: &str) -> String {
-    let hint = regex_hint();
+    let (hint, json) = dialect();
     let sql = hint.replace_all(sql, "");
+    let sql = json.replace_all(&sql, "(($1)::jsonb -> '$2')::text");
     let sql: &str = &sql;
     let mut out = String::with_capacity(sql.len() + 8);
     let (mut quote, mut next) = (None, 1);
@@ -406,9 +408,15 @@ pub fn placeholders(sql: &str) -> String {
     out
 }
 
-fn regex_hint() -> &'static regex::Regex {
-    static HINT: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
-    HINT.get_or_init(|| regex::Regex::new(r"\s+INDEXED BY\s+\w+").expect("a valid pattern"))
+/// `SQLite`'s planner hints, and its `json_extract` of one key.
+fn dialect() -> &'static (regex::Regex, regex::Regex) {
+    static PATTERNS: std::sync::OnceLock<(regex::Regex, regex::Regex)> = std::sync::OnceLock::new();
+    PATTERNS.get_or_init(|| {
+        (
+            regex::Regex::new(r"\s+INDEXED BY\s+\w+").expect("a valid pattern"),
+            regex::Regex::new(r"json_extract\(([\w.]+), '\$\.(\w+)'\)").expect("a valid pattern"),
+        )
+    })
 }
 
 /// A write or read transaction; dereferences to its connection.
@@ -731,6 +739,10 @@ mod tests {
         assert_eq!(
             placeholders("SELECT job FROM runs INDEXED BY runs_open_owner WHERE a = ?1"),
             "SELECT job FROM runs WHERE a = $1"
+        );
+        assert_eq!(
+            placeholders("SELECT json_extract(ri.input, '$.custom_data') FROM t"),
+            "SELECT ((ri.input)::jsonb -> 'custom_data')::text FROM t"
         );
     }
 

@@ -125,7 +125,7 @@ fn count_requests(tx: &Db, ask: &LaneAsk, lane: &str, n: i64, now: DateTime<Utc>
     tx.execute(
         &format!(
             "INSERT INTO lane_days (lane, day, {c}) VALUES (?1, ?2, ?3)
-             ON CONFLICT(lane, day) DO UPDATE SET {c} = {c} + ?3",
+             ON CONFLICT(lane, day) DO UPDATE SET {c} = lane_days.{c} + ?3",
             c = ask.count.as_str()
         ),
         params![lane, ask.day, n],

@@ -23,10 +23,47 @@ pub async fn sandbox(opts: Options) -> Sandbox {
     Sandbox::start(opts).await.expect("sandbox starts")
 }
 
+/// A fresh store: `SQLite` in `dir`, or with `WATCHBELL_TEST_STORE=postgres` a new database on
+/// the server at `WATCHBELL_TEST_PG_URL` (`.ci/run` runs the suite's in-process half both ways).
+pub fn store_in(dir: &tempfile::TempDir) -> Store {
+    // As patient as the daemon (a test that fills the disk must not wait out a CLI's patience).
+    let patience = Duration::from_secs(5);
+    if std::env::var("WATCHBELL_TEST_STORE").as_deref() == Ok("postgres") {
+        let url = std::env::var("WATCHBELL_TEST_PG_URL")
+            .expect("WATCHBELL_TEST_STORE=postgres needs WATCHBELL_TEST_PG_URL");
+        let admin = watchbell::store::pg::Target::parse(&url).unwrap();
+        let name = format!(
+            "wb_it_{}_{}",
+            std::process::id(),
+            NEXT_DB.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                rt.block_on(async {
+                    let c = watchbell::store::pg::connect(&admin).await.unwrap();
+                    c.batch_execute(&format!("CREATE DATABASE {name}"))
+                        .await
+                        .unwrap();
+                });
+            })
+            .join()
+            .unwrap();
+        });
+        return Store::open_postgres(&admin.database(&name), patience).unwrap();
+    }
+    Store::open_with(&dir.path().join("watchbell.db"), patience).unwrap()
+}
+
+static NEXT_DB: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
 /// A runner over a fresh database in `dir`, talking to `base` with `key`.
 pub fn runner(dir: &tempfile::TempDir, base: &str, key: &str, pacer: Pacer) -> Runner {
     // As patient as the daemon (a test that fills the disk must not wait out a CLI's patience).
-    let store = Store::open_with(&dir.path().join("watchbell.db"), Duration::from_secs(5)).unwrap();
+    let store = store_in(dir);
     let client = Client::new(
         base.parse().unwrap(),
         ApiKey::new(key),
