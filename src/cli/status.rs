@@ -157,6 +157,10 @@ fn table(
 
 /// Account-wide facts: credits and identity lanes.
 fn footer(db: &Reader, safety: &Safety, now: chrono::DateTime<chrono::Utc>) -> Outcome {
+    if let Some(c) = db.cluster()? {
+        out!("");
+        out!("{}", cluster_line(&c));
+    }
     // An older database has no credits yet: the footer just leaves them out.
     if let Ok(Some(a)) = db.account() {
         out!("");
@@ -172,6 +176,27 @@ fn footer(db: &Reader, safety: &Safety, now: chrono::DateTime<chrono::Utc>) -> O
         }
     }
     Ok(())
+}
+
+/// `cluster: leader node-a (epoch 3, renewed 2s ago); nodes node-a (1s ago), node-b (0s ago)`.
+fn cluster_line(c: &crate::store::ClusterView) -> String {
+    let leader = match (&c.leader, c.live) {
+        (Some(l), true) => format!(
+            "leader {l} (epoch {}, renewed {:.0}s ago)",
+            c.epoch, c.renewed_s_ago
+        ),
+        (Some(l), false) => format!(
+            "no live leader ({l}, epoch {}, last renewed {:.0}s ago)",
+            c.epoch, c.renewed_s_ago
+        ),
+        (None, _) => "no leader yet".to_string(),
+    };
+    let nodes: Vec<String> = c
+        .nodes
+        .iter()
+        .map(|(n, ago)| format!("{n} ({ago:.0}s ago)"))
+        .collect();
+    format!("cluster: {leader}; nodes {}", nodes.join(", "))
 }
 
 /// `credits 999,880 of 1,000,000 (plan sandbox, period ends 2026-12-01 00:00 UTC, read 12s ago)`.

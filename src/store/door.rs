@@ -665,7 +665,51 @@ pub fn open_read_postgres(target: &super::pg::Target) -> Result<Reader> {
     Ok(Reader { conn })
 }
 
+/// A cluster as `status` shows it: who leads, and the nodes seen.
+#[derive(Debug)]
+pub struct ClusterView {
+    /// The holder (`None`: no node has led yet), its epoch, seconds since its last renewal, and
+    /// whether the row is still live on the database's clock.
+    pub leader: Option<String>,
+    pub epoch: i64,
+    pub renewed_s_ago: f64,
+    pub live: bool,
+    /// Every node that ever joined, with seconds since it was last seen.
+    pub nodes: Vec<(String, f64)>,
+}
+
 impl Reader {
+    /// The cluster on `PostgreSQL` (`None` on `SQLite`: one daemon, no cluster).
+    pub fn cluster(&self) -> Result<Option<ClusterView>> {
+        if !self.conn.is_postgres() {
+            return Ok(None);
+        }
+        let mut view = self.conn.query_row(
+            "SELECT holder, epoch,
+                    EXTRACT(EPOCH FROM clock_timestamp() - renewed_at)::float8,
+                    expires_at > clock_timestamp()
+             FROM watchbell_leader WHERE id = 1",
+            (),
+            |r| {
+                Ok(ClusterView {
+                    leader: r.get(0)?,
+                    epoch: r.get(1)?,
+                    renewed_s_ago: r.get(2)?,
+                    live: r.get(3)?,
+                    nodes: Vec::new(),
+                })
+            },
+        )?;
+        let mut stmt = self.conn.prepare(
+            "SELECT node, EXTRACT(EPOCH FROM clock_timestamp() - seen_at)::float8
+             FROM watchbell_nodes ORDER BY node",
+        )?;
+        view.nodes = stmt
+            .query_map((), |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<super::db::Result<_>>()?;
+        Ok(Some(view))
+    }
+
     /// Keeps this connection's page cache to `kib` (a reader kept open for long, by the daemon).
     pub fn bound_cache(&self, kib: i64) -> Result<()> {
         if let Some(c) = self.conn.as_lite() {

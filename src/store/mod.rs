@@ -38,7 +38,9 @@ use tokio_postgres::error::SqlState;
 
 pub use chain::{ChainLink, ChainReport, Firing, MapItem};
 pub use deliveries::{Delivery, MAX_ATTEMPTS};
-pub use door::{NewPage, Reader, TickBatch, open_read_only, open_read_postgres, persistently};
+pub use door::{
+    ClusterView, NewPage, Reader, TickBatch, open_read_only, open_read_postgres, persistently,
+};
 pub use inputs::{InputOutcome, InputRecord};
 pub use kinds::{DeliveryKind, DeliveryState, SkipReason, Trigger};
 pub use lanes::{Entry, LaneAsk, LaneReport, Reserve, lane_reserve as lanes_reserve};

@@ -901,10 +901,29 @@ async fn two_nodes_lead_one_at_a_time_and_fail_over() {
     let c = db.client().await;
     audit_cluster(&c, sb.runs_begun(), dir.path()).await;
     // Read commands find the cluster's database as the daemon does, through [store].
-    let (d, url) = (dir.path().to_path_buf(), db.url.clone());
+    let out = cli(dir.path(), &db.url, &["ticks", "--job", "sec"]).await;
+    assert!(String::from_utf8_lossy(&out.stdout).contains("failover"));
+    // `status` shows the cluster: the last leader and every node that joined.
+    let out = cli(dir.path(), &db.url, &["status"]).await;
+    let shown = String::from_utf8_lossy(&out.stdout);
+    let cluster = shown
+        .lines()
+        .find(|l| l.starts_with("cluster: "))
+        .unwrap_or_default();
+    assert!(cluster.contains("three (epoch 3"), "{shown}");
+    assert!(
+        cluster.contains("nodes one (") && cluster.contains("two ("),
+        "{shown}"
+    );
+}
+
+/// `watchbell ARGS` in `dir` with the cluster's URL, its exit status checked.
+async fn cli(dir: &std::path::Path, url: &str, args: &[&str]) -> std::process::Output {
+    let (dir, url) = (dir.to_path_buf(), url.to_string());
+    let args: Vec<String> = args.iter().map(ToString::to_string).collect();
     let out = tokio::task::spawn_blocking(move || {
-        watchbell(&d)
-            .args(["ticks", "--job", "sec"])
+        watchbell(&dir)
+            .args(&args)
             .env("WB_CLUSTER_URL", url)
             .output()
             .unwrap()
@@ -916,7 +935,7 @@ async fn two_nodes_lead_one_at_a_time_and_fail_over() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("failover"));
+    out
 }
 
 /// What a cluster's run must leave: every nominal second accounted once, the seconds no node
