@@ -1058,3 +1058,90 @@ async fn an_empty_postgres_beside_a_sqlite_state_is_refused() {
         );
     }
 }
+
+/// A leader paused past its lease (SIGSTOP for longer than the row's expiry) is replaced, and
+/// when it wakes it sends nothing and fires nothing: its own clock says its lease ran out, or
+/// its first fenced write is refused, and it exits 1. No nominal instant fires twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_paused_past_its_lease_wakes_and_exits_without_acting() {
+    let Some(db) = Db::new("paused").await else {
+        return;
+    };
+    let sb = sandbox(watchbell::sandbox::Options {
+        latency: Some(Duration::from_millis(200)),
+        ..watchbell::sandbox::Options::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("schedules.toml"),
+        format!(
+            "[store]\nurl_env = \"WB_CLUSTER_URL\"\n[api]\nbase_url = \"{}\"\nplan = \"highest\"\n{}",
+            sb.base_url(),
+            job("sec", "* * * * * *")
+        ),
+    )
+    .unwrap();
+    let key = sb.api_key().to_string();
+    let mut one = Node::start(dir.path(), "one", &db.url, &key);
+    eventually(Duration::from_secs(30), || async {
+        one.said("leading; the schedule starts")
+    })
+    .await;
+    let two = Node::start(dir.path(), "two", &db.url, &key);
+    eventually(Duration::from_secs(30), || async {
+        two.said("starts as a standby")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    one.signal("-STOP");
+    eventually(Duration::from_secs(30), || async {
+        two.said("leading; the schedule starts")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let woke = Clock::System.now();
+    one.signal("-CONT");
+    let code = tokio::task::spawn_blocking(move || {
+        let status = one.child.wait().unwrap();
+        (status.code(), one)
+    })
+    .await
+    .unwrap();
+    let (code, one) = code;
+    assert_eq!(code, Some(1), "the woken leader exits 1");
+    let log = std::fs::read_to_string(&one.log).unwrap();
+    let after: Vec<&str> = log
+        .lines()
+        .filter(|l| {
+            l.get(..27)
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                .is_some_and(|t| t > woke)
+        })
+        .collect();
+    let why = after.iter().find(|l| l.contains("exiting"));
+    assert!(why.is_some(), "it said why it stopped: {after:#?}");
+    eprintln!("the woken leader: {}", why.unwrap_or(&""));
+    for l in &after {
+        assert!(
+            !l.contains("tick fired") && !l.contains("page stored") && !l.contains("run started"),
+            "acted after its lease: {l}"
+        );
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut nominals: Vec<String> = [&one.log, &two.log]
+        .iter()
+        .flat_map(|p| {
+            std::fs::read_to_string(p)
+                .unwrap()
+                .lines()
+                .filter(|l| l.contains("tick fired"))
+                .filter_map(|l| l.split("nominal=").nth(1).map(|n| n[..23].to_string()))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let logged = nominals.len();
+    nominals.sort();
+    nominals.dedup();
+    assert_eq!(nominals.len(), logged, "a nominal instant fired twice");
+}
