@@ -1145,3 +1145,67 @@ async fn a_leader_paused_past_its_lease_wakes_and_exits_without_acting() {
     nominals.dedup();
     assert_eq!(nominals.len(), logged, "a nominal instant fired twice");
 }
+
+/// The database drops every connection (`pg_terminate_backend`, as a restart or a pooler
+/// would): the leader reconnects, renews within its lease and goes on firing; the standby stays
+/// one; nothing fires twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_cut_by_the_server_are_made_again_and_the_leader_keeps_the_lead() {
+    let Some(db) = Db::new("terminated").await else {
+        return;
+    };
+    let sb = sandbox(watchbell::sandbox::Options::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("schedules.toml"),
+        format!(
+            "[store]\nurl_env = \"WB_CLUSTER_URL\"\n[api]\nbase_url = \"{}\"\nplan = \"highest\"\n{}\n{}",
+            sb.base_url(),
+            crate::support::FAST_SAFETY,
+            job("sec", "* * * * * *")
+        ),
+    )
+    .unwrap();
+    let key = sb.api_key().to_string();
+    let one = Node::start(dir.path(), "one", &db.url, &key);
+    eventually(Duration::from_secs(30), || async {
+        one.said("leading; the schedule starts")
+    })
+    .await;
+    let two = Node::start(dir.path(), "two", &db.url, &key);
+    eventually(Duration::from_secs(30), || async {
+        two.said("starts as a standby")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let admin = client(&db.admin).await;
+    let cut: i64 = admin
+        .query_one(
+            "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = $1",
+            &[&db.name],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(
+        cut >= 3,
+        "{cut} connections cut (each node's lead loop, the leader's writer)"
+    );
+    let c = db.client().await;
+    let fired = "SELECT COUNT(*) FROM ticks WHERE outcome = 'fired'";
+    let before: i64 = c.query_one(fired, &[]).await.unwrap().get(0);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let after: i64 = c.query_one(fired, &[]).await.unwrap().get(0);
+    assert!(
+        after >= before + 3,
+        "the leader fires on after the cut: {before} -> {after}"
+    );
+    assert!(!one.said("exiting"), "the leader kept its lead");
+    assert!(!two.said("this node leads"), "the standby stayed one");
+    let epoch: i64 = c
+        .query_one("SELECT epoch FROM watchbell_leader", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(epoch, 1);
+}
