@@ -156,24 +156,34 @@ impl Cluster {
     }
 
     /// Exits the process at once, without draining, when this node stops leading under
-    /// `epoch` (the lease lapsed, another node took the row, a fenced write was refused),
-    /// until [`Cluster::stop`].
+    /// `epoch` (another node took the row, a fenced write was refused) or can no longer tell
+    /// (its lease ran out on its own clock: the database stopped answering, or the process was
+    /// paused), until [`Cluster::stop`].
     pub fn exit_when_lost(&self, epoch: i64) {
         let (mut role, store, stopping) =
             (self.role.clone(), self.store.clone(), self.stopping.clone());
+        let stop_after = self.node.timings.stop;
         tokio::spawn(async move {
-            let moved = role.wait_for(|r| !matches!(r, Role::Leader(v) if v.epoch == epoch));
-            tokio::select! {
-                biased;
-                () = stopping.cancelled() => return,
-                _ = moved => {}
-                () = store.health().lost_lead() => {}
+            loop {
+                // The lease ends `stop` after its last renewal began, on this node's monotonic
+                // clock, whether or not the lead loop is still waiting on the database.
+                let ends = match *role.borrow_and_update() {
+                    Role::Leader(v) if v.epoch == epoch => v.began + stop_after,
+                    _ => break,
+                };
+                tokio::select! {
+                    biased;
+                    () = stopping.cancelled() => return,
+                    changed = role.changed() => if changed.is_err() { break },
+                    () = tokio::time::sleep_until(ends) => break,
+                    () = store.health().lost_lead() => break,
+                }
             }
             if stopping.is_cancelled() {
                 return; // a clean stop gives the lead up on purpose
             }
             error!(
-                "cluster: this node no longer leads; exiting at once, without draining (the new leader resumes its runs)"
+                "cluster: this node no longer leads (or cannot tell: its lease ran out); exiting at once, without draining (the new leader resumes its runs)"
             );
             std::process::exit(1);
         });

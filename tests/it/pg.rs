@@ -1209,3 +1209,140 @@ async fn connections_cut_by_the_server_are_made_again_and_the_leader_keeps_the_l
         .get(0);
     assert_eq!(epoch, 1);
 }
+
+/// A TCP proxy to the database that can stop forwarding (a partition: nothing is refused,
+/// nothing arrives) and forward again.
+struct Proxy {
+    port: u16,
+    cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Proxy {
+    async fn start(upstream: std::net::SocketAddr) -> Proxy {
+        use std::sync::atomic::Ordering;
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        let cut = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let c = cut.clone();
+        tokio::spawn(async move {
+            while let Ok((inbound, _)) = l.accept().await {
+                let c = c.clone();
+                tokio::spawn(async move {
+                    let Ok(outbound) = tokio::net::TcpStream::connect(upstream).await else {
+                        return;
+                    };
+                    let (ri, wi) = inbound.into_split();
+                    let (ro, wo) = outbound.into_split();
+                    let pipe = |mut r: tokio::net::tcp::OwnedReadHalf,
+                                mut w: tokio::net::tcp::OwnedWriteHalf,
+                                cut: std::sync::Arc<std::sync::atomic::AtomicBool>| async move {
+                        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                        let mut buf = vec![0u8; 16 * 1024];
+                        while let Ok(n) = r.read(&mut buf).await {
+                            if n == 0 {
+                                break;
+                            }
+                            while cut.load(Ordering::Relaxed) {
+                                tokio::time::sleep(Duration::from_millis(20)).await;
+                            }
+                            if w.write_all(&buf[..n]).await.is_err() {
+                                break;
+                            }
+                        }
+                    };
+                    tokio::join!(pipe(ri, wo, c.clone()), pipe(ro, wi, c));
+                });
+            }
+        });
+        Proxy { port, cut }
+    }
+
+    fn set_cut(&self, cut: bool) {
+        self.cut.store(cut, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// A leader cut off from the database by a partition (its connections hang, nothing is
+/// refused) stops itself on its own clock within its 10 s lease and exits 1, without firing or
+/// storing anything after the cut; the other node leads once the row expires (within 20 s);
+/// when the partition heals nothing of the old leader lands, and no nominal fires twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_cut_off_by_a_partition_stops_itself_and_the_other_node_leads() {
+    let Some(db) = Db::new("partition").await else {
+        return;
+    };
+    let sb = sandbox(watchbell::sandbox::Options::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("schedules.toml"),
+        format!(
+            "[store]\nurl_env = \"WB_CLUSTER_URL\"\n[api]\nbase_url = \"{}\"\nplan = \"highest\"\n{}\n{}",
+            sb.base_url(),
+            crate::support::FAST_SAFETY,
+            job("sec", "* * * * * *")
+        ),
+    )
+    .unwrap();
+    let mut url = reqwest::Url::parse(&db.url).unwrap();
+    let upstream = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap());
+    let proxy = Proxy::start(upstream.parse().unwrap()).await;
+    url.set_port(Some(proxy.port)).unwrap();
+    let key = sb.api_key().to_string();
+    let mut one = Node::start(dir.path(), "one", url.as_str(), &key);
+    eventually(Duration::from_secs(30), || async {
+        one.said("leading; the schedule starts")
+    })
+    .await;
+    let two = Node::start(dir.path(), "two", &db.url, &key);
+    eventually(Duration::from_secs(30), || async {
+        two.said("starts as a standby")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    proxy.set_cut(true);
+    let cut_at = std::time::Instant::now();
+    let since = Clock::System.now();
+    let (code, one_back) = tokio::task::spawn_blocking(move || {
+        let status = one.child.wait().unwrap();
+        (status.code(), one)
+    })
+    .await
+    .unwrap();
+    one = one_back;
+    let stopped = cut_at.elapsed();
+    assert_eq!(code, Some(1));
+    eventually(Duration::from_secs(30), || async {
+        two.said("leading; the schedule starts")
+    })
+    .await;
+    let failover = cut_at.elapsed();
+    proxy.set_cut(false);
+    eprintln!(
+        "partition: the leader stopped itself after {stopped:?}; the other node led after {failover:?}"
+    );
+    assert!(stopped <= Duration::from_secs(11), "{stopped:?}");
+    assert!(failover < Duration::from_secs(20), "{failover:?}");
+    let log = std::fs::read_to_string(&one.log).unwrap();
+    for l in log.lines().filter(|l| {
+        l.get(..27)
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .is_some_and(|t| t > since)
+    }) {
+        assert!(
+            !l.contains("tick fired") && !l.contains("page stored"),
+            "acted after the cut: {l}"
+        );
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let c = db.client().await;
+    let doubles: i64 = c
+        .query_one(
+            "SELECT COUNT(*) FROM (SELECT scheduled_for FROM runs WHERE scheduled_for IS NOT NULL
+               GROUP BY job, scheduled_for HAVING COUNT(*) > 1) AS d",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(doubles, 0, "a nominal instant with two runs");
+}
