@@ -1095,10 +1095,12 @@ async fn a_leader_paused_past_its_lease_wakes_and_exits_without_acting() {
     .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     one.signal("-STOP");
+    let paused = std::time::Instant::now();
     eventually(Duration::from_secs(30), || async {
         two.said("leading; the schedule starts")
     })
     .await;
+    eprintln!("SIGSTOP: the other node led after {:?}", paused.elapsed());
     tokio::time::sleep(Duration::from_secs(2)).await;
     let woke = Clock::System.now();
     one.signal("-CONT");
