@@ -22,6 +22,9 @@ use std::path::Path;
 use crate::store::pg::{PgError, Target, UrlSource, copy};
 use crate::store::{Store, StoreError};
 
+/// How long a stopping node waits on the database for its handover.
+const ASK_PEERS: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// A node of a cluster on one `PostgreSQL` database.
 pub(super) struct Cluster {
     pub store: Store,
@@ -192,12 +195,18 @@ impl Cluster {
     /// True when another node was seen within the lease's expiry: one that can take the lead
     /// at once (so runs stop for it instead of finishing here).
     pub async fn has_live_peer(&self) -> bool {
-        let Ok(client) = crate::store::pg::connect(&self.node.target).await else {
-            return false;
+        // Asked on SIGTERM: a database that does not answer must not hold the stop up.
+        let ask = async {
+            let client = crate::store::pg::connect(&self.node.target).await.ok()?;
+            crate::store::pg::leader::live_peers(&client, &self.node.name, self.node.timings)
+                .await
+                .ok()
         };
-        crate::store::pg::leader::live_peers(&client, &self.node.name, self.node.timings)
+        tokio::time::timeout(ASK_PEERS, ask)
             .await
-            .is_ok_and(|peers| !peers.is_empty())
+            .ok()
+            .flatten()
+            .is_some_and(|peers| !peers.is_empty())
     }
 
     /// Stops the lead loop after a clean stop of the daemon; a leader with a live peer hands
@@ -205,6 +214,10 @@ impl Cluster {
     pub async fn stop(self) {
         self.stopping.cancel();
         self.stop.cancel();
-        let _ = self.keeper.await;
+        // The handover's release is one statement; a database that does not answer leaves the
+        // row to expire instead of holding the exit up.
+        if tokio::time::timeout(ASK_PEERS, self.keeper).await.is_err() {
+            tracing::warn!(node = %self.node.name, "cluster: the database did not answer the handover; the lead expires on its own");
+        }
     }
 }
