@@ -105,27 +105,35 @@ impl std::error::Error for PgError {}
 
 /// Opens one connection to `target`; its I/O runs on a task of the current runtime until the
 /// client is dropped or the server goes away.
+///
+/// Every session is bounded on the server's side ([`SESSION`]): a node cut off in the middle of
+/// a transaction (a partition hangs, it does not refuse) must not keep its locks, the leader
+/// row's above all, until the server notices the connection is dead, which can take hours.
 pub async fn connect(target: &Target) -> Result<tokio_postgres::Client, PgError> {
     let fail = |e: tokio_postgres::Error| PgError::of(target, &e);
+    let mut config = target.config.clone();
+    let options = match config.get_options() {
+        Some(o) if !o.is_empty() => format!("{o} {SESSION}"),
+        _ => SESSION.to_string(),
+    };
+    config.options(&options);
     match target.rustls()? {
         None => Ok(drive(
             target,
-            target
-                .config
-                .connect(tokio_postgres::NoTls)
-                .await
-                .map_err(fail)?,
+            config.connect(tokio_postgres::NoTls).await.map_err(fail)?,
         )),
         Some(tls) => Ok(drive(
             target,
-            target
-                .config
-                .connect(tls::Rustls::new(tls))
-                .await
-                .map_err(fail)?,
+            config.connect(tls::Rustls::new(tls)).await.map_err(fail)?,
         )),
     }
 }
+
+/// The server ends a session idle inside a transaction for 5 s (its locks go with it), and a
+/// statement waits at most 5 s for a lock (then fails, and is tried again): a takeover never
+/// waits behind a cut-off leader's transaction for longer than that, well within the row's
+/// 15 s expiry.
+const SESSION: &str = "-c idle_in_transaction_session_timeout=5000 -c lock_timeout=5000";
 
 /// Spawns the connection's I/O and hands back its client.
 fn drive<S, T>(
