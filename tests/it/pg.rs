@@ -812,6 +812,78 @@ impl Node {
     }
 }
 
+impl Node {
+    /// Waits (30 s at most) until the node's log says `what`.
+    async fn until(&self, what: &str) {
+        eventually(Duration::from_secs(30), || async { self.said(what) }).await;
+    }
+
+    /// Waits for the process to end: its exit code, and the node (for its log).
+    async fn exited(mut self) -> (Option<i32>, Node) {
+        tokio::task::spawn_blocking(move || {
+            let status = self.child.wait().unwrap();
+            (status.code(), self)
+        })
+        .await
+        .unwrap()
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap()
+    }
+
+    /// The log's lines stamped after `since`.
+    fn lines_after(&self, since: chrono::DateTime<chrono::Utc>) -> Vec<String> {
+        self.log()
+            .lines()
+            .filter(|l| {
+                l.get(..27)
+                    .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                    .is_some_and(|t| t > since)
+            })
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+/// Node `one` leading (at `urls.0`), then node `two` its standby (at `urls.1`).
+async fn leader_and_standby(dir: &std::path::Path, urls: (&str, &str), key: &str) -> (Node, Node) {
+    let one = Node::start(dir, "one", urls.0, key);
+    one.until("leading; the schedule starts").await;
+    let two = Node::start(dir, "two", urls.1, key);
+    two.until("starts as a standby").await;
+    (one, two)
+}
+
+/// The job file of a cluster test: `[store]` from `WB_CLUSTER_URL`, the sandbox as the API, then
+/// `rest` (jobs, tables).
+fn cluster_file(dir: &std::path::Path, sb: &watchbell::sandbox::Sandbox, rest: &str) {
+    std::fs::write(
+        dir.join("schedules.toml"),
+        format!(
+            "[store]\nurl_env = \"WB_CLUSTER_URL\"\n[api]\nbase_url = \"{}\"\nplan = \"highest\"\n{rest}",
+            sb.base_url()
+        ),
+    )
+    .unwrap();
+}
+
+/// No nominal instant in two "tick fired" lines of the nodes' `logs`: each fired once, by one
+/// leader.
+fn each_nominal_fired_once(logs: &[String]) {
+    let mut nominals: Vec<&str> = logs
+        .iter()
+        .flat_map(|l| l.lines())
+        .filter(|l| l.contains("tick fired"))
+        .filter_map(|l| l.split("nominal=").nth(1))
+        .map(|n| n.split(" late_ms").next().unwrap_or(n))
+        .collect();
+    let logged = nominals.len();
+    nominals.sort_unstable();
+    nominals.dedup();
+    assert_eq!(nominals.len(), logged, "a nominal instant fired twice");
+}
+
 impl Drop for Node {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -836,26 +908,15 @@ async fn two_nodes_lead_one_at_a_time_and_fail_over() {
     })
     .await;
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("schedules.toml"),
-        format!(
-            "[store]\nurl_env = \"WB_CLUSTER_URL\"\n[api]\nbase_url = \"{}\"\nplan = \"highest\"\n{}",
-            sb.base_url(),
-            job("sec", "* * * * * *").set("catchup", "\"1m\"")
-        ),
-    )
-    .unwrap();
+    cluster_file(
+        dir.path(),
+        &sb,
+        &job("sec", "* * * * * *")
+            .set("catchup", "\"1m\"")
+            .to_string(),
+    );
     let key = sb.api_key().to_string();
-    let one = Node::start(dir.path(), "one", &db.url, &key);
-    eventually(Duration::from_secs(30), || async {
-        one.said("leading; the schedule starts")
-    })
-    .await;
-    let two = Node::start(dir.path(), "two", &db.url, &key);
-    eventually(Duration::from_secs(30), || async {
-        two.said("starts as a standby")
-    })
-    .await;
+    let (one, two) = leader_and_standby(dir.path(), (&db.url, &db.url), &key).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert!(!two.said("this node leads"), "a second leader");
     // A clean stop hands over: the standby leads within the next looks.
@@ -877,17 +938,11 @@ async fn two_nodes_lead_one_at_a_time_and_fail_over() {
     );
     // A crash: the row must expire first.
     let three = Node::start(dir.path(), "three", &db.url, &key);
-    eventually(Duration::from_secs(30), || async {
-        three.said("starts as a standby")
-    })
-    .await;
+    three.until("starts as a standby").await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     two.signal("-KILL");
     let killed = std::time::Instant::now();
-    eventually(Duration::from_secs(30), || async {
-        three.said("leading; the schedule starts")
-    })
-    .await;
+    three.until("leading; the schedule starts").await;
     let failover = killed.elapsed();
     tokio::time::sleep(Duration::from_secs(3)).await;
     three.signal("-TERM");
@@ -997,18 +1052,7 @@ async fn audit_cluster(c: &Client, runs_begun: u64, dir: &std::path::Path) {
         handed.iter().all(|s| s == "SUCCEEDED"),
         "runs handed over and not resumed to the end: {handed:?}"
     );
-    // No nominal instant fired by two nodes: every leader's fires, from its log, once.
-    let mut nominals: Vec<String> = logs
-        .iter()
-        .flat_map(|l| l.lines())
-        .filter(|l| l.contains("tick fired"))
-        .filter_map(|l| l.split("nominal=").nth(1))
-        .map(|n| n.split(" late_ms").next().unwrap_or(n).to_string())
-        .collect();
-    let logged = nominals.len();
-    nominals.sort();
-    nominals.dedup();
-    assert_eq!(nominals.len(), logged, "a nominal instant fired twice");
+    each_nominal_fired_once(&logs);
     let fired: i64 = c
         .query_one("SELECT COUNT(*) FROM ticks WHERE outcome = 'fired'", &[])
         .await
@@ -1073,57 +1117,23 @@ async fn a_leader_paused_past_its_lease_wakes_and_exits_without_acting() {
     })
     .await;
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("schedules.toml"),
-        format!(
-            "[store]\nurl_env = \"WB_CLUSTER_URL\"\n[api]\nbase_url = \"{}\"\nplan = \"highest\"\n{}",
-            sb.base_url(),
-            job("sec", "* * * * * *")
-        ),
-    )
-    .unwrap();
+    cluster_file(dir.path(), &sb, &job("sec", "* * * * * *").to_string());
     let key = sb.api_key().to_string();
-    let mut one = Node::start(dir.path(), "one", &db.url, &key);
-    eventually(Duration::from_secs(30), || async {
-        one.said("leading; the schedule starts")
-    })
-    .await;
-    let two = Node::start(dir.path(), "two", &db.url, &key);
-    eventually(Duration::from_secs(30), || async {
-        two.said("starts as a standby")
-    })
-    .await;
+    let (one, two) = leader_and_standby(dir.path(), (&db.url, &db.url), &key).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     one.signal("-STOP");
     let paused = std::time::Instant::now();
-    eventually(Duration::from_secs(30), || async {
-        two.said("leading; the schedule starts")
-    })
-    .await;
+    two.until("leading; the schedule starts").await;
     eprintln!("SIGSTOP: the other node led after {:?}", paused.elapsed());
     tokio::time::sleep(Duration::from_secs(2)).await;
     let woke = Clock::System.now();
     one.signal("-CONT");
-    let code = tokio::task::spawn_blocking(move || {
-        let status = one.child.wait().unwrap();
-        (status.code(), one)
-    })
-    .await
-    .unwrap();
-    let (code, one) = code;
+    let (code, one) = one.exited().await;
     assert_eq!(code, Some(1), "the woken leader exits 1");
-    let log = std::fs::read_to_string(&one.log).unwrap();
-    let after: Vec<&str> = log
-        .lines()
-        .filter(|l| {
-            l.get(..27)
-                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
-                .is_some_and(|t| t > woke)
-        })
-        .collect();
+    let after = one.lines_after(woke);
     let why = after.iter().find(|l| l.contains("exiting"));
     assert!(why.is_some(), "it said why it stopped: {after:#?}");
-    eprintln!("the woken leader: {}", why.unwrap_or(&""));
+    eprintln!("the woken leader: {}", why.map_or("", String::as_str));
     for l in &after {
         assert!(
             !l.contains("tick fired") && !l.contains("page stored") && !l.contains("run started"),
@@ -1131,21 +1141,7 @@ async fn a_leader_paused_past_its_lease_wakes_and_exits_without_acting() {
         );
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let mut nominals: Vec<String> = [&one.log, &two.log]
-        .iter()
-        .flat_map(|p| {
-            std::fs::read_to_string(p)
-                .unwrap()
-                .lines()
-                .filter(|l| l.contains("tick fired"))
-                .filter_map(|l| l.split("nominal=").nth(1).map(|n| n[..23].to_string()))
-                .collect::<Vec<_>>()
-        })
-        .collect();
-    let logged = nominals.len();
-    nominals.sort();
-    nominals.dedup();
-    assert_eq!(nominals.len(), logged, "a nominal instant fired twice");
+    each_nominal_fired_once(&[one.log(), two.log()]);
 }
 
 /// The database drops every connection (`pg_terminate_backend`, as a restart or a pooler
@@ -1158,27 +1154,14 @@ async fn connections_cut_by_the_server_are_made_again_and_the_leader_keeps_the_l
     };
     let sb = sandbox(watchbell::sandbox::Options::default()).await;
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("schedules.toml"),
-        format!(
-            "[store]\nurl_env = \"WB_CLUSTER_URL\"\n[api]\nbase_url = \"{}\"\nplan = \"highest\"\n{}\n{}",
-            sb.base_url(),
-            crate::support::FAST_SAFETY,
-            job("sec", "* * * * * *")
-        ),
-    )
-    .unwrap();
+    let fast = format!(
+        "{}\n{}",
+        crate::support::FAST_SAFETY,
+        job("sec", "* * * * * *")
+    );
+    cluster_file(dir.path(), &sb, &fast);
     let key = sb.api_key().to_string();
-    let one = Node::start(dir.path(), "one", &db.url, &key);
-    eventually(Duration::from_secs(30), || async {
-        one.said("leading; the schedule starts")
-    })
-    .await;
-    let two = Node::start(dir.path(), "two", &db.url, &key);
-    eventually(Duration::from_secs(30), || async {
-        two.said("starts as a standby")
-    })
-    .await;
+    let (one, two) = leader_and_standby(dir.path(), (&db.url, &db.url), &key).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let admin = client(&db.admin).await;
     let cut: i64 = admin
@@ -1210,6 +1193,7 @@ async fn connections_cut_by_the_server_are_made_again_and_the_leader_keeps_the_l
         .unwrap()
         .get(0);
     assert_eq!(epoch, 1);
+    each_nominal_fired_once(&[one.log(), two.log()]);
 }
 
 /// A TCP proxy to the database that can stop forwarding (a partition: nothing is refused,
@@ -1275,48 +1259,26 @@ async fn a_leader_cut_off_by_a_partition_stops_itself_and_the_other_node_leads()
     };
     let sb = sandbox(watchbell::sandbox::Options::default()).await;
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("schedules.toml"),
-        format!(
-            "[store]\nurl_env = \"WB_CLUSTER_URL\"\n[api]\nbase_url = \"{}\"\nplan = \"highest\"\n{}\n{}",
-            sb.base_url(),
-            crate::support::FAST_SAFETY,
-            job("sec", "* * * * * *")
-        ),
-    )
-    .unwrap();
+    let fast = format!(
+        "{}\n{}",
+        crate::support::FAST_SAFETY,
+        job("sec", "* * * * * *")
+    );
+    cluster_file(dir.path(), &sb, &fast);
     let mut url = reqwest::Url::parse(&db.url).unwrap();
     let upstream = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap());
     let proxy = Proxy::start(upstream.parse().unwrap()).await;
     url.set_port(Some(proxy.port)).unwrap();
     let key = sb.api_key().to_string();
-    let mut one = Node::start(dir.path(), "one", url.as_str(), &key);
-    eventually(Duration::from_secs(30), || async {
-        one.said("leading; the schedule starts")
-    })
-    .await;
-    let two = Node::start(dir.path(), "two", &db.url, &key);
-    eventually(Duration::from_secs(30), || async {
-        two.said("starts as a standby")
-    })
-    .await;
+    let (one, two) = leader_and_standby(dir.path(), (url.as_str(), &db.url), &key).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     proxy.set_cut(true);
     let cut_at = std::time::Instant::now();
     let since = Clock::System.now();
-    let (code, one_back) = tokio::task::spawn_blocking(move || {
-        let status = one.child.wait().unwrap();
-        (status.code(), one)
-    })
-    .await
-    .unwrap();
-    one = one_back;
+    let (code, one) = one.exited().await;
     let stopped = cut_at.elapsed();
     assert_eq!(code, Some(1));
-    eventually(Duration::from_secs(30), || async {
-        two.said("leading; the schedule starts")
-    })
-    .await;
+    two.until("leading; the schedule starts").await;
     let failover = cut_at.elapsed();
     proxy.set_cut(false);
     eprintln!(
@@ -1324,12 +1286,7 @@ async fn a_leader_cut_off_by_a_partition_stops_itself_and_the_other_node_leads()
     );
     assert!(stopped <= Duration::from_secs(11), "{stopped:?}");
     assert!(failover < Duration::from_secs(20), "{failover:?}");
-    let log = std::fs::read_to_string(&one.log).unwrap();
-    for l in log.lines().filter(|l| {
-        l.get(..27)
-            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
-            .is_some_and(|t| t > since)
-    }) {
+    for l in one.lines_after(since) {
         assert!(
             !l.contains("tick fired") && !l.contains("page stored"),
             "acted after the cut: {l}"
