@@ -58,6 +58,16 @@ fn block_on<F: std::future::Future>(f: F) -> F::Output {
         .block_on(f)
 }
 
+/// The writer's `SQLite` pragma `name`.
+fn pragma(s: &Store, name: &'static str) -> i64 {
+    s.call_blocking(move |c| {
+        Ok(c.as_lite()
+            .expect("a SQLite store")
+            .pragma_query_value(None, name, |r| r.get(0))?)
+    })
+    .unwrap()
+}
+
 /// Makes `node` the leader of `target`'s cluster under `epoch`, for an hour.
 fn lead(target: &pg::Target, node: &str, epoch: i64) {
     block_on(async {
@@ -136,11 +146,7 @@ fn fresh_database(admin: &pg::Target) -> pg::Target {
         std::process::id(),
         NEXT.fetch_add(1, Ordering::Relaxed)
     );
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
+    block_on(async {
         let c = pg::connect(admin).await.unwrap();
         c.batch_execute(&format!("DROP DATABASE IF EXISTS {name}"))
             .await
@@ -271,13 +277,7 @@ fn reopening_keeps_everything_and_migrations_run_once() {
         r.uid
     };
     let s = open_lite(&dir);
-    let version: i64 = s
-        .call_blocking(|c| {
-            Ok(c.as_lite()
-                .unwrap()
-                .pragma_query_value(None, "user_version", |r| r.get(0))?)
-        })
-        .unwrap();
+    let version: i64 = pragma(&s, "user_version");
     assert_eq!(version, schema::VERSION);
     let u = uid.clone();
     assert!(s.call_blocking(move |c| get_run(c, &u)).unwrap().is_some());
@@ -365,13 +365,7 @@ fn the_json_form_has_the_api_run_shape() {
 fn the_wal_is_copied_back_by_the_checkpointer_not_inside_the_writers_commits() {
     let dir = tempfile::tempdir().unwrap();
     let s = open_lite(&dir);
-    let auto: i64 = s
-        .call_blocking(|c| {
-            Ok(c.as_lite()
-                .unwrap()
-                .pragma_query_value(None, "wal_autocheckpoint", |r| r.get(0))?)
-        })
-        .unwrap();
+    let auto: i64 = pragma(&s, "wal_autocheckpoint");
     assert_eq!(auto, 0, "the writer leaves checkpoints to the checkpointer");
     let main = dir.path().join("w.db");
     let before = std::fs::metadata(&main).unwrap().len();
@@ -774,13 +768,7 @@ fn a_remote_run_takes_its_tick_once_and_a_tick_without_one_is_remote_not_run() {
 fn page_caches_are_bounded() {
     let dir = tempfile::tempdir().unwrap();
     let s = open_lite(&dir);
-    let writer: i64 = s
-        .call_blocking(|c| {
-            Ok(c.as_lite()
-                .unwrap()
-                .pragma_query_value(None, "cache_size", |r| r.get(0))?)
-        })
-        .unwrap();
+    let writer: i64 = pragma(&s, "cache_size");
     assert_eq!(writer, -WRITER_CACHE_KIB);
     let ro = open_read_only(&dir.path().join("w.db")).unwrap();
     ro.bound_cache(SIDE_CACHE_KIB).unwrap();
