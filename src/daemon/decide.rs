@@ -134,15 +134,16 @@ mod tests {
     }
 
     fn run<'a>(c: &'a Config, now: &str, in_flight: usize, batch: Vec<Due>) -> Verdicts<'a> {
-        run_with(c, now, in_flight, batch, false)
+        run_with(c, now, in_flight, batch, (false, SkipReason::DaemonDown))
     }
 
+    /// [`decide`] with the account's credits out or not, and the reason missed ticks take.
     fn run_with<'a>(
         c: &'a Config,
         now: &str,
         in_flight: usize,
         batch: Vec<Due>,
-        credits_out: bool,
+        (credits_out, missed): (bool, SkipReason),
     ) -> Verdicts<'a> {
         let in_flight = |job: &str| if job == "j" { in_flight } else { 0 };
         decide(
@@ -153,7 +154,7 @@ mod tests {
                 in_flight: &in_flight,
                 owner: "me",
                 credits_out,
-                missed: SkipReason::DaemonDown,
+                missed,
             },
         )
     }
@@ -167,17 +168,12 @@ mod tests {
             "2026-05-01T10:00:00Z",
             &["2026-05-01T09:45:00Z", "2026-05-01T09:55:00Z"],
         )];
-        let in_flight = |_: &str| 0;
-        let v = decide(
+        let v = run_with(
+            &c,
+            "2026-05-01T10:00:30Z",
+            0,
             batch,
-            &View {
-                now: t("2026-05-01T10:00:30Z"),
-                config: &c,
-                in_flight: &in_flight,
-                owner: "me",
-                credits_out: false,
-                missed: SkipReason::Failover,
-            },
+            (false, SkipReason::Failover),
         );
         assert_eq!(
             reasons(&v),
@@ -194,7 +190,7 @@ mod tests {
             "2026-03-01T10:00:01Z",
             0,
             vec![due("2026-03-01T10:00:00Z", &[])],
-            true,
+            (true, SkipReason::DaemonDown),
         );
         assert_eq!(reasons(&v), [SkipReason::NoCredits]);
         assert!(v.fires.is_empty());
@@ -203,7 +199,7 @@ mod tests {
             "2026-03-01T10:00:01Z",
             0,
             vec![due("2026-03-01T10:00:00Z", &[])],
-            false,
+            (false, SkipReason::DaemonDown),
         );
         assert_eq!(v.fires.len(), 1);
     }
