@@ -34,16 +34,15 @@ pub fn run(cli: &Cli, with_sandbox: bool) -> Outcome {
         .as_ref()
         .map(|_| config.cluster_hash(cli.config.parent().unwrap_or(std::path::Path::new("."))));
     // SQLite: the file, its owner and the lock that keeps a second daemon off it. PostgreSQL:
-    // the cluster's lead, taken inside the runtime.
-    let lite = match &config.store {
+    // the cluster's lead, taken inside the runtime (the file is where a state left behind is).
+    let db = database_path(cli, Some(&config));
+    let _lock = match &config.store {
         None => {
-            let db = database_path(cli, Some(&config));
             if let Some(why) = files::foreign_owner(&db) {
                 return Err(Failure::usage(why));
             }
             // Held until the process ends: a second daemon on this database exits 2 at once.
-            let lock = files::daemon_lock(&db).map_err(Failure::usage)?;
-            Some((db, lock))
+            Some(files::daemon_lock(&db).map_err(Failure::usage)?)
         }
         Some(_) => None,
     };
@@ -53,16 +52,14 @@ pub fn run(cli: &Cli, with_sandbox: bool) -> Outcome {
         .map_err(Failure::runtime)?;
     rt.block_on(async {
         let (key, sandbox) = api_key(&mut config, with_sandbox).await?;
-        let (store, cluster) = match (&lite, &config.store) {
-            (Some((db, _)), _) => (Store::open_with(db, DAEMON_PATIENCE)?, None),
-            (None, Some(source)) => {
-                let lite = database_path(cli, Some(&config));
-                let Some((c, epoch)) = lead(hash.clone(), source, &lite).await? else {
+        let (store, cluster) = match &config.store {
+            None => (Store::open_with(&db, DAEMON_PATIENCE)?, None),
+            Some(source) => {
+                let Some((c, epoch)) = lead(hash.clone(), source, &db).await? else {
                     return Ok(()); // stopped while a standby
                 };
                 (c.store.clone(), Some((c, epoch)))
             }
-            (None, None) => unreachable!("SQLite unless [store]"),
         };
         let pacer = Arc::new(Pacer::new(config.api.per_second()));
         let mut client = Client::for_config(&config.api, key, Some(pacer), Clock::System)
