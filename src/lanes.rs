@@ -118,6 +118,8 @@ pub struct RunGate {
     /// The outreach input the next request sends: recorded in the transaction that lets it
     /// go, then cleared (a later page of the same input is not a new send).
     sending: std::sync::Mutex<Option<store::SentMark>>,
+    /// The run's uid, sent with each of its requests.
+    run_uid: String,
 }
 
 impl RunGate {
@@ -142,6 +144,7 @@ impl RunGate {
             waited_ms: AtomicU64::new(0),
             holding: AtomicBool::new(false),
             sending: std::sync::Mutex::new(None),
+            run_uid: run.uid.clone(),
         }
     }
 
@@ -299,6 +302,10 @@ impl Gate for RunGate {
 
     fn may_resend(&self) -> bool {
         self.count != Count::Outreach
+    }
+
+    fn run(&self) -> Option<&str> {
+        Some(&self.run_uid)
     }
 }
 

@@ -80,6 +80,12 @@ pub trait Gate: Send + Sync {
     fn may_resend(&self) -> bool {
         true
     }
+    /// The run the request is for, sent as `X-Watchbell-Run`: the vendor's logs, a proxy or a
+    /// test server can tell which run (and so which tick) each request serves, and which
+    /// requests were one run's resumption rather than a second run.
+    fn run(&self) -> Option<&str> {
+        None
+    }
 }
 
 /// One page of a live run.
@@ -348,7 +354,8 @@ impl Client {
                 g.enter().await?;
             }
             self.pacer.acquire().await;
-            let sent = self.send_once(&method, &url, body).await;
+            let run = gate.and_then(|g| g.run());
+            let sent = self.send_once(&method, &url, body, run).await;
             debug!(url = %url.path(), "response");
             if let Some(g) = gate {
                 g.leave().await;
@@ -453,6 +460,7 @@ impl Client {
         method: &Method,
         url: &Url,
         body: Option<&Value>,
+        run: Option<&str>,
     ) -> Result<Result<(StatusCode, HeaderMap, Result<Vec<u8>, String>), reqwest::Error>, ApiFailure>
     {
         if self.lease.as_ref().is_some_and(|may| !(may.0)()) {
@@ -469,6 +477,9 @@ impl Client {
             .header("X-API-Key", key);
         if let Some(b) = body {
             req = req.json(b);
+        }
+        if let Some(run) = run {
+            req = req.header("X-Watchbell-Run", run);
         }
         Ok(match req.send().await {
             Ok(resp) => {

@@ -58,6 +58,12 @@ pub(crate) async fn run_live(
         return invalid("page starts at 1");
     }
     if page == 1 {
+        let run = headers.get("x-watchbell-run").and_then(|v| v.to_str().ok());
+        *st.starts
+            .lock()
+            .expect("lock")
+            .entry(run.unwrap_or_default().to_string())
+            .or_default() += 1;
         st.records
             .lock()
             .expect("lock")

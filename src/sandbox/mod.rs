@@ -144,6 +144,8 @@ pub(crate) struct State {
     pub(crate) http: reqwest::Client,
     /// Outreach requests served (their first page), per action and input.
     pub(crate) outreach: Mutex<HashMap<String, u32>>,
+    /// Live runs begun (first pages served), per `X-Watchbell-Run` ("" without one).
+    pub(crate) starts: Mutex<HashMap<String, u32>>,
 }
 
 struct Bucket {
@@ -180,6 +182,7 @@ impl Sandbox {
             runs_begun: AtomicU64::new(0),
             log: Mutex::default(),
             outreach: Mutex::default(),
+            starts: Mutex::default(),
             chaos: Mutex::new(callbacks::Counts {
                 left: chaos,
                 ..callbacks::Counts::default()
@@ -238,11 +241,10 @@ impl Sandbox {
         &self.state.opts.api_key
     }
 
-    /// Live runs begun (their first page served), from every client.
-    pub fn runs_begun(&self) -> u64 {
-        self.state
-            .runs_begun
-            .load(std::sync::atomic::Ordering::Relaxed)
+    /// Live runs begun (their first page served), per run as the client named it in
+    /// `X-Watchbell-Run` ("" for requests without one): a run begun twice shows a 2.
+    pub fn starts(&self) -> HashMap<String, u32> {
+        self.state.starts.lock().expect("lock").clone()
     }
 
     pub fn stats(&self) -> &Stats {

@@ -231,8 +231,15 @@ async fn a_per_second_job_accounts_for_every_tick() {
     for w in secs.windows(2) {
         assert_eq!(w[1] - w[0], 1, "a second was not accounted for: {secs:?}");
     }
+    // Each run's requests name it (`X-Watchbell-Run`): each fired tick's run began once.
+    let starts = sb.starts();
     for t in &ticks {
         assert_eq!(t.outcome, "fired");
+        assert_eq!(
+            starts.get(t.run_uid.as_deref().unwrap()),
+            Some(&1),
+            "{starts:?}"
+        );
         let fired = watchbell::store::parse_ts(t.fired_at.as_deref().unwrap()).unwrap();
         let late = fired - watchbell::store::parse_ts(&t.scheduled_for).unwrap();
         assert!(

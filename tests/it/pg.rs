@@ -954,7 +954,7 @@ async fn two_nodes_lead_one_at_a_time_and_fail_over() {
     assert!(failover < Duration::from_secs(20), "{failover:?}");
 
     let c = db.client().await;
-    audit_cluster(&c, sb.runs_begun(), dir.path()).await;
+    audit_cluster(&c, &sb.starts(), dir.path()).await;
     // Read commands find the cluster's database as the daemon does, through [store].
     let out = cli(dir.path(), &db.url, &["ticks", "--job", "sec"]).await;
     assert!(String::from_utf8_lossy(&out.stdout).contains("failover"));
@@ -995,9 +995,13 @@ async fn cli(dir: &std::path::Path, url: &str, args: &[&str]) -> std::process::O
 
 /// What a cluster's run must leave: every nominal second accounted once, the seconds no node
 /// led skipped `failover`, the run in flight at the handover resumed by the next leader to its
-/// end, no nominal instant fired by two leaders, and no more runs
-/// begun at the API than ticks fired (two of slack for runs begun again after a crash).
-async fn audit_cluster(c: &Client, runs_begun: u64, dir: &std::path::Path) {
+/// end, no nominal instant fired by two leaders, and every run begun at the API (`starts`, by
+/// `X-Watchbell-Run`) one run of the database, begun once unless a crash took its owner.
+async fn audit_cluster(
+    c: &Client,
+    starts: &std::collections::HashMap<String, u32>,
+    dir: &std::path::Path,
+) {
     let logs: Vec<String> = ["one", "two", "three"]
         .iter()
         .map(|n| std::fs::read_to_string(dir.join(format!("{n}.log"))).unwrap())
@@ -1053,15 +1057,31 @@ async fn audit_cluster(c: &Client, runs_begun: u64, dir: &std::path::Path) {
         "runs handed over and not resumed to the end: {handed:?}"
     );
     each_nominal_fired_once(&logs);
-    let fired: i64 = c
-        .query_one("SELECT COUNT(*) FROM ticks WHERE outcome = 'fired'", &[])
-        .await
-        .unwrap()
-        .get(0);
-    assert!(
-        runs_begun <= u64::try_from(fired).unwrap() + 2,
-        "{runs_begun} runs begun for {fired} fired ticks"
-    );
+    assert!(!starts.is_empty() && !starts.contains_key(""), "{starts:?}");
+    for (uid, n) in starts {
+        let lost: i64 = c
+            .query_one(
+                "SELECT COUNT(*) FROM transitions t JOIN runs r ON r.id = t.run_id
+                   WHERE r.uid = $1 AND t.reason = 'owner_lost'",
+                &[uid],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        let known: i64 = c
+            .query_one("SELECT COUNT(*) FROM runs WHERE uid = $1", &[uid])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(
+            known, 1,
+            "run {uid} begun at the API is not in the database"
+        );
+        assert!(
+            *n == 1 || (*n == 2 && lost == 1),
+            "run {uid} begun {n} times ({lost} owner_lost)"
+        );
+    }
 }
 
 /// A daemon refuses an empty `PostgreSQL` while a `SQLite` state exists where `[daemon]
