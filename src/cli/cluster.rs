@@ -80,7 +80,11 @@ impl Cluster {
         sqlite: &Path,
         patience: std::time::Duration,
     ) -> Result<Cluster, Failure> {
-        let target = Target::resolve(source).map_err(|e| failure(&e))?;
+        let name = node_name();
+        // Each node's sessions carry its name, so `pg_stat_activity` tells them apart.
+        let target = Target::resolve(source)
+            .map_err(|e| failure(&e))?
+            .named(&format!("watchbell {name}"));
         if sqlite.exists() {
             let fail = |e: tokio_postgres::Error| failure(&PgError::of(&target, &e));
             let client = crate::store::pg::connect(&target)
@@ -104,7 +108,7 @@ impl Cluster {
         let store = Store::open_postgres(&target, patience).map_err(open_failure)?;
         let node = Node {
             target,
-            name: node_name(),
+            name,
             config_hash,
             timings: Timings::default(),
         };

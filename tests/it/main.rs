@@ -13,6 +13,7 @@ mod live;
 mod operator;
 mod pg;
 mod progress;
+mod proxy;
 mod results;
 mod safety;
 mod signals;

@@ -8,6 +8,7 @@ use tokio_postgres::Client;
 use watchbell::clock::Clock;
 use watchbell::store::pg::{self, PgErrorKind, Target, copy, lead, leader, schema};
 
+use crate::proxy::Proxy;
 use crate::support::{InProcess, eventually, job, sandbox, watchbell};
 
 /// A database of this test's own, dropped when the value is.
@@ -1214,58 +1215,6 @@ async fn connections_cut_by_the_server_are_made_again_and_the_leader_keeps_the_l
         .get(0);
     assert_eq!(epoch, 1);
     each_nominal_fired_once(&[one.log(), two.log()]);
-}
-
-/// A TCP proxy to the database that can stop forwarding (a partition: nothing is refused,
-/// nothing arrives) and forward again.
-struct Proxy {
-    port: u16,
-    cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
-}
-
-impl Proxy {
-    async fn start(upstream: std::net::SocketAddr) -> Proxy {
-        use std::sync::atomic::Ordering;
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = l.local_addr().unwrap().port();
-        let cut = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let c = cut.clone();
-        tokio::spawn(async move {
-            while let Ok((inbound, _)) = l.accept().await {
-                let c = c.clone();
-                tokio::spawn(async move {
-                    let Ok(outbound) = tokio::net::TcpStream::connect(upstream).await else {
-                        return;
-                    };
-                    let (ri, wi) = inbound.into_split();
-                    let (ro, wo) = outbound.into_split();
-                    let pipe = |mut r: tokio::net::tcp::OwnedReadHalf,
-                                mut w: tokio::net::tcp::OwnedWriteHalf,
-                                cut: std::sync::Arc<std::sync::atomic::AtomicBool>| async move {
-                        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-                        let mut buf = vec![0u8; 16 * 1024];
-                        while let Ok(n) = r.read(&mut buf).await {
-                            if n == 0 {
-                                break;
-                            }
-                            while cut.load(Ordering::Relaxed) {
-                                tokio::time::sleep(Duration::from_millis(20)).await;
-                            }
-                            if w.write_all(&buf[..n]).await.is_err() {
-                                break;
-                            }
-                        }
-                    };
-                    tokio::join!(pipe(ri, wo, c.clone()), pipe(ro, wi, c));
-                });
-            }
-        });
-        Proxy { port, cut }
-    }
-
-    fn set_cut(&self, cut: bool) {
-        self.cut.store(cut, std::sync::atomic::Ordering::Relaxed);
-    }
 }
 
 /// A leader cut off from the database by a partition (its connections hang, nothing is

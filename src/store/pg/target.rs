@@ -87,6 +87,14 @@ impl Target {
         t
     }
 
+    /// The same, its sessions named `name` in `pg_stat_activity` (a cluster node's own).
+    #[must_use]
+    pub fn named(&self, name: &str) -> Target {
+        let mut t = self.clone();
+        t.config.application_name(name);
+        t
+    }
+
     /// Parses `postgres://user:password@host:port/db?sslmode=...`.
     pub fn parse(text: &str) -> Result<Target, PgError> {
         let url = Url::parse(text).map_err(|e| {
