@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// The label that names a job. Not `job`: Prometheus attaches `job` (the scrape target) and
@@ -24,6 +24,10 @@ pub struct Metrics {
     counters: Mutex<BTreeMap<(&'static str, String), f64>>,
     lateness: Mutex<([u64; BUCKETS.len()], u64, f64)>,
     in_flight: AtomicI64,
+    /// A cluster node's role: 1 leading, 0 standing by, -1 not in a cluster (not shown).
+    leader: AtomicI64,
+    /// Terms this node began after another node's, counted by the lead loop.
+    failovers: Arc<AtomicU64>,
 }
 
 impl Metrics {
@@ -32,6 +36,8 @@ impl Metrics {
             counters: Mutex::default(),
             lateness: Mutex::new(([0; BUCKETS.len()], 0, 0.0)),
             in_flight: AtomicI64::new(0),
+            leader: AtomicI64::new(-1),
+            failovers: Arc::default(),
         })
     }
 }
@@ -116,6 +122,18 @@ pub const ACCOUNT_GAUGES: [(&str, &str); 2] = [
     ),
 ];
 
+/// A cluster node's series (`[store]` on `PostgreSQL`), with their help.
+pub const CLUSTER: [(&str, &str); 2] = [
+    (
+        "watchbell_leader",
+        "1 while this node leads its cluster, 0 while it stands by.",
+    ),
+    (
+        "watchbell_failovers_total",
+        "Times this node took the lead after another node's term (or its own, restarted).",
+    ),
+];
+
 /// Every series name `/metrics` can show (for dashboards and their check).
 pub fn exported() -> Vec<String> {
     let mut names: Vec<String> = HELP.iter().map(|(n, _)| (*n).to_string()).collect();
@@ -125,6 +143,7 @@ pub fn exported() -> Vec<String> {
     names.push("watchbell_runs_in_flight".into());
     names.extend(JOB_GAUGES.iter().map(|(n, _)| (*n).to_string()));
     names.extend(ACCOUNT_GAUGES.iter().map(|(n, _)| (*n).to_string()));
+    names.extend(CLUSTER.iter().map(|(n, _)| (*n).to_string()));
     names
 }
 
@@ -183,6 +202,24 @@ impl Metrics {
         self.in_flight.store(n as i64, Ordering::Relaxed);
     }
 
+    /// Marks this registry's node as a cluster's leader or standby.
+    pub fn set_leads(&self, leads: bool) {
+        self.leader.store(i64::from(leads), Ordering::Relaxed);
+    }
+
+    /// Whether this node leads its cluster; `None` outside one.
+    pub fn leads(&self) -> Option<bool> {
+        match self.leader.load(Ordering::Relaxed) {
+            -1 => None,
+            v => Some(v == 1),
+        }
+    }
+
+    /// The failover counter, for the lead loop to count into.
+    pub fn failovers(&self) -> Arc<AtomicU64> {
+        self.failovers.clone()
+    }
+
     /// The Prometheus text exposition of everything counted so far.
     pub fn render(&self) -> String {
         let r = self;
@@ -217,6 +254,17 @@ impl Metrics {
             ("watchbell_runs_in_flight", "Runs queued or running."),
             [("", r.in_flight.load(Ordering::Relaxed) as f64)],
         );
+        if let Some(leads) = r.leads() {
+            let [leader, failovers] = CLUSTER;
+            family(
+                &mut out,
+                "gauge",
+                leader,
+                [("", f64::from(u8::from(leads)))],
+            );
+            let n = r.failovers.load(Ordering::Relaxed) as f64;
+            family(&mut out, "counter", failovers, [("", n)]);
+        }
         out
     }
 }
@@ -269,6 +317,26 @@ mod tests {
         );
         assert!(text.contains("# TYPE watchbell_fire_lateness_seconds histogram"));
         assert!(text.contains("watchbell_fire_lateness_seconds_bucket{le=\"0.005\"}"));
+    }
+
+    #[test]
+    fn a_cluster_node_shows_its_role_and_failovers_and_others_show_neither() {
+        let m = Metrics::new();
+        assert_eq!(m.leads(), None);
+        assert!(!m.render().contains("watchbell_leader"));
+        m.set_leads(false);
+        assert!(m.render().contains("\nwatchbell_leader 0\n"));
+        m.failovers().fetch_add(1, Ordering::Relaxed);
+        m.set_leads(true);
+        let text = m.render();
+        assert!(text.contains("\nwatchbell_leader 1\n"), "{text}");
+        assert!(
+            text.contains(
+                "# TYPE watchbell_failovers_total counter\nwatchbell_failovers_total 1\n"
+            ),
+            "{text}"
+        );
+        assert_eq!(m.leads(), Some(true));
     }
 
     /// The label names of every sample in an exposition.

@@ -7,7 +7,6 @@
 //! the new leader picks its runs up as after a crash.
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -34,6 +33,8 @@ pub(super) struct Cluster {
     /// Cancelled on a clean stop, before the lead is given up.
     stopping: CancellationToken,
     keeper: tokio::task::JoinHandle<()>,
+    /// The node's registry: its role and failovers are shown at `/metrics`.
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// This node's name in the cluster: `WATCHBELL_NODE`, else the host's name.
@@ -79,6 +80,7 @@ impl Cluster {
         source: &UrlSource,
         sqlite: &Path,
         patience: std::time::Duration,
+        metrics: Arc<crate::metrics::Metrics>,
     ) -> Result<Cluster, Failure> {
         let name = node_name();
         // Each node's sessions carry its name, so `pg_stat_activity` tells them apart.
@@ -117,9 +119,10 @@ impl Cluster {
         let keeper = tokio::spawn(lead::keep(
             node.clone(),
             tx,
-            Arc::new(AtomicU64::new(0)),
+            metrics.failovers(),
             stop.clone(),
         ));
+        metrics.set_leads(false);
         info!(node = %node.name, database = %node.target, "cluster: this node starts as a standby");
         Ok(Cluster {
             store,
@@ -128,6 +131,7 @@ impl Cluster {
             stop,
             stopping: CancellationToken::new(),
             keeper,
+            metrics,
         })
     }
 
@@ -145,6 +149,7 @@ impl Cluster {
             .set_fence(Some((self.node.name.clone(), epoch)))
             .await
             .ok()?;
+        self.metrics.set_leads(true);
         info!(node = %self.node.name, epoch, "cluster: leading; the schedule starts");
         Some(epoch)
     }

@@ -52,24 +52,29 @@ pub fn run(cli: &Cli, with_sandbox: bool) -> Outcome {
         .map_err(Failure::runtime)?;
     rt.block_on(async {
         let (key, sandbox) = api_key(&mut config, with_sandbox).await?;
-        let (store, cluster) = match &config.store {
-            None => (Store::open_with(&db, DAEMON_PATIENCE)?, None),
-            Some(source) => {
-                let Some((c, epoch)) = lead(hash.clone(), source, &db).await? else {
-                    return Ok(()); // stopped while a standby
-                };
-                (c.store.clone(), Some((c, epoch)))
-            }
+        // Bound before the lead is waited for: a standby serves them too.
+        let listeners = Listeners {
+            receiver: bind_receiver(&mut config).await?,
+            metrics: bind_metrics(&config).await?,
         };
         let pacer = Arc::new(Pacer::new(config.api.per_second()));
         let mut client = Client::for_config(&config.api, key, Some(pacer), Clock::System)
             .map_err(Failure::runtime)?
             .with_v1(config.v1_base());
+        let (store, cluster) = match &config.store {
+            None => (Store::open_with(&db, DAEMON_PATIENCE)?, None),
+            Some(source) => {
+                let standby = (&config, &client, &listeners);
+                let Some((c, epoch)) = lead(hash.clone(), source, &db, standby).await? else {
+                    return Ok(()); // stopped while a standby
+                };
+                (c.store.clone(), Some((c, epoch)))
+            }
+        };
         if let Some((c, epoch)) = &cluster {
             client = client.with_lease(c.lease());
             c.exit_when_lost(*epoch);
         }
-        let receiver = bind_receiver(&mut config).await?;
         let runner = Runner {
             store,
             client,
@@ -87,18 +92,10 @@ pub fn run(cli: &Cli, with_sandbox: bool) -> Outcome {
                 }
             }
         });
-        let metrics = match config.daemon.metrics_listen {
-            Some(addr) => Some(
-                tokio::net::TcpListener::bind(addr)
-                    .await
-                    .map_err(|e| Failure::runtime(format!("metrics_listen {addr}: {e}")))?,
-            ),
-            None => None,
-        };
         let handover = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let daemon = Daemon {
-            metrics,
-            receiver,
+            metrics: listeners.metrics,
+            receiver: listeners.receiver,
             credits_every: crate::daemon::credits::EVERY,
             handover: handover.clone(),
             missed: if cluster.as_ref().is_some_and(|(_, epoch)| *epoch > 1) {
@@ -179,14 +176,68 @@ pub(super) fn sandbox_options(config: &Config) -> Options {
     }
 }
 
-/// Joins the cluster and waits to lead: `None` when stopped first.
+/// The daemon's listeners, bound at start.
+struct Listeners {
+    receiver: Option<tokio::net::TcpListener>,
+    metrics: Option<tokio::net::TcpListener>,
+}
+
+/// `[daemon] metrics_listen`'s listener, bound.
+async fn bind_metrics(config: &Config) -> Result<Option<tokio::net::TcpListener>, Failure> {
+    match config.daemon.metrics_listen {
+        Some(addr) => tokio::net::TcpListener::bind(addr)
+            .await
+            .map(Some)
+            .map_err(|e| Failure::runtime(format!("metrics_listen {addr}: {e}"))),
+        None => Ok(None),
+    }
+}
+
+/// Another handle on `l`'s socket: serving from it while the original waits loses no
+/// connection when one hands over to the other.
+fn same_socket(l: &tokio::net::TcpListener) -> Result<tokio::net::TcpListener, Failure> {
+    let fd = rustix::io::dup(l).map_err(Failure::runtime)?;
+    tokio::net::TcpListener::from_std(std::net::TcpListener::from(fd)).map_err(Failure::runtime)
+}
+
+/// Joins the cluster and waits to lead, serving the receiver, `/metrics` and `/healthz`
+/// meanwhile: `None` when stopped first.
 async fn lead(
     hash: Option<String>,
     source: &crate::store::pg::UrlSource,
     sqlite: &std::path::Path,
+    (config, client, listeners): (&Config, &Client, &Listeners),
 ) -> Result<Option<(Cluster, i64)>, Failure> {
-    let mut c = Cluster::open(hash.unwrap_or_default(), source, sqlite, DAEMON_PATIENCE).await?;
-    if let Some(epoch) = c.lead(shutdown_signal()?).await {
+    let metrics = client.metrics().clone();
+    let mut c = Cluster::open(
+        hash.unwrap_or_default(),
+        source,
+        sqlite,
+        DAEMON_PATIENCE,
+        metrics.clone(),
+    )
+    .await?;
+    let standby = tokio_util::sync::CancellationToken::new();
+    // A standby sends no API request: its client's lease never holds.
+    let never = crate::api::LeaseCheck(Arc::new(|| false));
+    let runner = Arc::new(Runner {
+        store: c.store.clone(),
+        client: client.clone().with_lease(never),
+        clock: Clock::System,
+        safety: config.safety.clone(),
+        receiver: config.receiver.clone(),
+    });
+    let (_file, watched) = tokio::sync::watch::channel(Arc::new(config.clone()));
+    if let Some(l) = &listeners.receiver {
+        crate::receiver::callbacks(runner.clone(), same_socket(l)?, watched.clone(), &standby);
+    }
+    if let Some(l) = &listeners.metrics {
+        let shown = (c.store.clone(), watched, metrics);
+        crate::daemon::observe::serve(same_socket(l)?, None, shown, Clock::System, standby.clone());
+    }
+    let led = c.lead(shutdown_signal()?).await;
+    standby.cancel();
+    if let Some(epoch) = led {
         return Ok(Some((c, epoch)));
     }
     c.stop().await;

@@ -24,34 +24,12 @@ pub fn serve(
     config: tokio::sync::watch::Receiver<Arc<Config>>,
     stop: &CancellationToken,
 ) {
+    let Some(shared) = callbacks(runner.clone(), listener, config.clone(), stop) else {
+        return;
+    };
     let Some(receiver) = runner.receiver.clone() else {
         return;
     };
-    let shared = server::Shared::new(runner.clone(), config.clone(), receiver.max_body);
-    let app = server::router(shared.clone());
-    let until = stop.clone();
-    // Served from the run threads, below the tick path: a flood of callbacks, forged or not,
-    // waits for the CPU after the scheduler.
-    let listener = match listener.into_std() {
-        Ok(l) => l,
-        Err(e) => {
-            error!(error = %e, "the receiver cannot serve");
-            return;
-        }
-    };
-    crate::daemon::workers::handle().spawn(async move {
-        let served = match tokio::net::TcpListener::from_std(listener) {
-            Ok(l) => {
-                axum::serve(l, app)
-                    .with_graceful_shutdown(until.cancelled_owned())
-                    .await
-            }
-            Err(e) => Err(e),
-        };
-        if let Err(e) = served {
-            error!(error = %e, "the receiver stopped");
-        }
-    });
     let sweep = sweep::Sweep {
         runner,
         receiver,
@@ -81,4 +59,43 @@ pub fn serve(
             }
         }
     });
+}
+
+/// Serves callbacks on `listener` until `stop`, without the sweep: what a cluster's standby
+/// does (its writes are idempotent; a callback it cannot place, the first of a remote run it
+/// may not confirm with the API, is answered 503 and delivered again). `None` without
+/// `[receiver]` or when the listener cannot serve.
+pub fn callbacks(
+    runner: Arc<Runner>,
+    listener: tokio::net::TcpListener,
+    config: tokio::sync::watch::Receiver<Arc<Config>>,
+    stop: &CancellationToken,
+) -> Option<Arc<server::Shared>> {
+    let receiver = runner.receiver.clone()?;
+    let shared = server::Shared::new(runner, config, receiver.max_body);
+    let app = server::router(shared.clone());
+    let until = stop.clone();
+    // Served from the run threads, below the tick path: a flood of callbacks, forged or not,
+    // waits for the CPU after the scheduler.
+    let listener = match listener.into_std() {
+        Ok(l) => l,
+        Err(e) => {
+            error!(error = %e, "the receiver cannot serve");
+            return None;
+        }
+    };
+    crate::daemon::workers::handle().spawn(async move {
+        let served = match tokio::net::TcpListener::from_std(listener) {
+            Ok(l) => {
+                axum::serve(l, app)
+                    .with_graceful_shutdown(until.cancelled_owned())
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = served {
+            error!(error = %e, "the receiver stopped");
+        }
+    });
+    Some(shared)
 }

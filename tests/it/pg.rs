@@ -1274,3 +1274,92 @@ async fn a_leader_cut_off_by_a_partition_stops_itself_and_the_other_node_leads()
         .get(0);
     assert_eq!(doubles, 0, "a nominal instant with two runs");
 }
+
+/// Every node serves `/healthz` (naming its role), `/metrics` (`watchbell_leader`,
+/// `watchbell_failovers_total`) and the receiver, the standby too; the standby that takes over
+/// after a crash counts one failover, on the same listeners.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_node_serves_health_metrics_and_callbacks_and_counts_its_failover() {
+    let Some(db) = Db::new("roles").await else {
+        return;
+    };
+    let sb = sandbox(watchbell::sandbox::Options::default()).await;
+    let root = tempfile::tempdir().unwrap();
+    let free = || {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    // One job file per node: the same jobs, its own node-local addresses.
+    let mut nodes = Vec::new();
+    for name in ["one", "two"] {
+        let dir = root.path().join(name);
+        std::fs::create_dir(&dir).unwrap();
+        let (metrics, receiver) = (free(), free());
+        cluster_file(
+            &dir,
+            &sb,
+            &format!(
+                "[daemon]\nmetrics_listen = \"{metrics}\"\n[receiver]\nlisten = \"{receiver}\"\npublic_url = \"https://hooks.example.com\"\n{}",
+                job("sec", "* * * * * *")
+            ),
+        );
+        nodes.push((dir, metrics, receiver));
+    }
+    let key = sb.api_key().to_string();
+    let one = Node::start(&nodes[0].0, "one", &db.url, &key);
+    one.until("leading; the schedule starts").await;
+    let two = Node::start(&nodes[1].0, "two", &db.url, &key);
+    two.until("starts as a standby").await;
+    let http = reqwest::Client::new();
+    let get = |addr: std::net::SocketAddr, path: &'static str| {
+        let http = http.clone();
+        async move {
+            let r = http.get(format!("http://{addr}{path}")).send().await?;
+            Ok::<_, reqwest::Error>((r.status().as_u16(), r.text().await?))
+        }
+    };
+    let health = |addr| async move { get(addr, "/healthz").await.ok() };
+    eventually(Duration::from_secs(10), || async {
+        health(nodes[0].1).await == Some((200, "ok: leader\n".into()))
+            && health(nodes[1].1).await == Some((200, "ok: standby\n".into()))
+    })
+    .await;
+    let (_, standby) = get(nodes[1].1, "/metrics").await.unwrap();
+    assert!(standby.contains("\nwatchbell_leader 0\n"), "{standby}");
+    assert!(
+        standby.contains("\nwatchbell_failovers_total 0\n"),
+        "{standby}"
+    );
+    let (_, leader) = get(nodes[0].1, "/metrics").await.unwrap();
+    assert!(leader.contains("\nwatchbell_leader 1\n"), "{leader}");
+    // The standby's receiver answers (a callback without its token is refused unread).
+    let refused = http
+        .post(format!("http://{}/callbacks/r/no-such-run", nodes[1].2))
+        .body("{}")
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert!(refused.is_client_error(), "{refused}");
+    one.signal("-KILL");
+    two.until("leading; the schedule starts").await;
+    eventually(Duration::from_secs(10), || async {
+        health(nodes[1].1).await == Some((200, "ok: leader\n".into()))
+    })
+    .await;
+    let (_, now) = get(nodes[1].1, "/metrics").await.unwrap();
+    assert!(now.contains("\nwatchbell_leader 1\n"), "{now}");
+    assert!(now.contains("\nwatchbell_failovers_total 1\n"), "{now}");
+    let (code, _) = get(nodes[1].1, "/metrics").await.unwrap();
+    assert_eq!(code, 200);
+    let refused = http
+        .post(format!("http://{}/callbacks/r/no-such-run", nodes[1].2))
+        .body("{}")
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert!(refused.is_client_error(), "{refused}");
+    two.signal("-TERM");
+    assert_eq!(two.exited().await.0, Some(0));
+}
