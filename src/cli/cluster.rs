@@ -69,6 +69,13 @@ pub(super) fn read(source: &UrlSource) -> Result<crate::store::Reader, Failure> 
     crate::store::open_read_postgres(&target).map_err(open_failure)
 }
 
+/// The `PostgreSQL` state of `[store]`, for a command that writes outside the lead (its writes
+/// unfenced: `sync`, under the sync's turn).
+pub(super) fn write(source: &UrlSource) -> Result<Store, Failure> {
+    let target = Target::resolve(source).map_err(|e| failure(&e))?;
+    Store::open_postgres(&target, crate::store::DEFAULT_PATIENCE).map_err(open_failure)
+}
+
 impl Cluster {
     /// Connects (exit 2 for a configuration to fix, 1 for a server to wait for), migrates, and
     /// starts keeping this node's role.

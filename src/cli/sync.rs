@@ -17,29 +17,34 @@ pub fn run(cli: &Cli, dry_run: bool, prune: bool) -> Outcome {
     let clock = Clock::System;
     let client =
         Client::for_config(&config.api, key, None, clock.clone()).map_err(Failure::runtime)?;
-    let db = database_to_write(cli, &config, "sync")?;
-    // A dry run writes nothing, not even a new database.
-    let store = if dry_run && !db.exists() {
-        None
+    let rt = tokio::runtime::Runtime::new().map_err(Failure::runtime)?;
+    // The cluster's database, as the daemon finds it; the turn below keeps the leader's own
+    // reconcile apart.
+    let store = if let (Some(source), None) = (&config.store, &cli.db) {
+        Some(super::cluster::write(source)?)
     } else {
-        if let Some(why) = files::foreign_owner(&db).filter(|_| !dry_run) {
-            return Err(Failure::usage(why));
+        let db = database_to_write(cli, &config, "sync")?;
+        // A dry run writes nothing, not even a new database.
+        if dry_run && !db.exists() {
+            None
+        } else {
+            if let Some(why) = files::foreign_owner(&db).filter(|_| !dry_run) {
+                return Err(Failure::usage(why));
+            }
+            Some(Store::open(&db)?)
         }
-        Some(Store::open(&db)?)
     };
     // Never at once with the daemon's own reconcile (two creations of one schedule).
-    let _turn = if dry_run {
-        None
-    } else {
-        Some(files::sync_lock(&db, SYNC_WAIT).ok_or_else(|| {
+    let _turn = match store.as_ref().filter(|_| !dry_run) {
+        Some(s) => Some(rt.block_on(s.sync_turn(SYNC_WAIT))?.ok_or_else(|| {
             Failure::runtime(format!(
                 "another sync on {} (the daemon's) did not finish within {}s; try again",
-                db.display(),
+                s.path().display(),
                 SYNC_WAIT.as_secs()
             ))
-        })?)
+        })?),
+        None => None,
     };
-    let rt = tokio::runtime::Runtime::new().map_err(Failure::runtime)?;
     let (steps, applied) = rt
         .block_on(sync::reconcile(
             &config,

@@ -365,21 +365,22 @@ fn remote_sync(
     }
     let (config, runner, running) = (d.config.clone(), d.runner.clone(), running.clone());
     tokio::spawn(async move {
-        // On PostgreSQL only the leader syncs (its writes are fenced); the CLI's sync there is
-        // not taken yet, so there is no file to share a turn through.
-        let _turn = if runner.store.is_postgres() {
-            None
-        } else if let Some(turn) =
-            crate::store::files::sync_lock(runner.store.path(), Duration::ZERO)
-        {
-            Some(turn)
-        } else {
-            info!(
-                why,
-                "a sync from the CLI is running; this reconcile is skipped"
-            );
-            running.store(false, Ordering::Release);
-            return;
+        // Never at once with a `watchbell sync` (two creations of one schedule).
+        let _turn = match runner.store.sync_turn(Duration::ZERO).await {
+            Ok(Some(turn)) => turn,
+            Ok(None) => {
+                info!(
+                    why,
+                    "a sync from the CLI is running; this reconcile is skipped"
+                );
+                running.store(false, Ordering::Release);
+                return;
+            }
+            Err(e) => {
+                warn!(why, error = %e, "cannot take the sync's turn; will retry");
+                running.store(false, Ordering::Release);
+                return;
+            }
         };
         let r = crate::sync::reconcile(
             &config,

@@ -25,6 +25,8 @@ mod runs;
 mod schema;
 mod sent;
 mod ticks;
+mod turn;
+pub use turn::SyncTurn;
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -301,7 +303,8 @@ struct Inner {
     patience: Duration,
     /// Rung when a webhook callback is queued, so the deliverer need not poll.
     deliveries: tokio::sync::Notify,
-    postgres: bool,
+    /// The `PostgreSQL` database, when the state is there.
+    target: Option<pg::Target>,
 }
 
 impl Drop for Inner {
@@ -345,7 +348,13 @@ impl Store {
         if checkpoints.is_some() {
             conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         }
-        Store::start(Db::lite(conn), path.to_path_buf(), patience, checkpoints)
+        Store::start(
+            Db::lite(conn),
+            path.to_path_buf(),
+            patience,
+            checkpoints,
+            None,
+        )
     }
 
     /// Opens the `PostgreSQL` database at `target`, migrates it (once, however many nodes
@@ -369,7 +378,13 @@ impl Store {
         };
         let db =
             std::thread::scope(|s| s.spawn(connect).join()).map_err(|_| StoreError::Closed)??;
-        Store::start(db, PathBuf::from(target.to_string()), patience, None)
+        Store::start(
+            db,
+            PathBuf::from(target.to_string()),
+            patience,
+            None,
+            Some(target.clone()),
+        )
     }
 
     /// Starts the writer thread on `conn`.
@@ -378,8 +393,8 @@ impl Store {
         path: PathBuf,
         patience: Duration,
         checkpoints: Option<std::sync::mpsc::SyncSender<()>>,
+        target: Option<pg::Target>,
     ) -> Result<Store> {
-        let postgres = conn.is_postgres();
         let queue = Arc::new(Queue::default());
         let q = queue.clone();
         let health = Arc::<Health>::default();
@@ -413,7 +428,7 @@ impl Store {
                 health,
                 patience,
                 deliveries: tokio::sync::Notify::new(),
-                postgres,
+                target,
             }),
         })
     }
@@ -424,7 +439,7 @@ impl Store {
     }
 
     pub fn is_postgres(&self) -> bool {
-        self.inner.postgres
+        self.inner.target.is_some()
     }
 
     /// The database's state as the writer last saw it.

@@ -502,7 +502,10 @@ fn the_daemon_on_an_unset_store_variable_exits_2() {
     let out = watchbell(dir.path()).args(["check"]).output().unwrap();
     assert!(out.status.success());
     // Commands that write do not split the state into a SQLite file beside the cluster's.
-    for args in [&["trigger", "j"][..], &["sync"]] {
+    for (args, said) in [
+        (&["trigger", "j"][..], "does not write to yet"),
+        (&["sync"], "WB_TEST_URL is not set"),
+    ] {
         let out = watchbell(dir.path())
             .args(args)
             .env("CAPTAIN_DATA_API_KEY", "k")
@@ -510,7 +513,7 @@ fn the_daemon_on_an_unset_store_variable_exits_2() {
             .unwrap();
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(err.contains("does not write to yet"), "{args:?}: {err}");
+        assert!(err.contains(said), "{args:?}: {err}");
     }
     assert!(!dir.path().join("watchbell.db").exists());
 }
@@ -1362,4 +1365,107 @@ async fn every_node_serves_health_metrics_and_callbacks_and_counts_its_failover(
     assert!(refused.is_client_error(), "{refused}");
     two.signal("-TERM");
     assert_eq!(two.exited().await.0, Some(0));
+}
+
+/// A state moved by `store copy` is the same state: a `sync` against the cluster's database
+/// plans nothing (the remote schedule's link came along, nothing is created twice), and a
+/// run's `--new` items are those it had on `SQLite` (the seen records came along).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copied_state_syncs_nothing_and_keeps_what_is_new() {
+    let Some(db) = Db::new("moved").await else {
+        return;
+    };
+    let sb = sandbox(watchbell::sandbox::Options {
+        new_per_run: 2,
+        ..watchbell::sandbox::Options::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let jobs = format!(
+        "{}{}",
+        job("j", "0 9 * * *"),
+        job("r", "0 10 * * *")
+            .text("runner", "remote")
+            .set("webhook", "{ url = \"https://example.com/hook\" }")
+    );
+    let (d, key, url) = (
+        dir.path().to_path_buf(),
+        sb.api_key().to_string(),
+        db.url.clone(),
+    );
+    let run = move |args: &[&str]| {
+        let out = watchbell(&d)
+            .args(args)
+            .env("CAPTAIN_DATA_API_KEY", &key)
+            .env("WB_URL", &url)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            out.status.success(),
+            "{args:?}: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    };
+    let file = dir.path().join("schedules.toml");
+    std::fs::write(&file, crate::support::job_file(&sb, &jobs)).unwrap();
+    let (was, uid) = tokio::task::spawn_blocking({
+        let run = run.clone();
+        move || {
+            assert!(run(&["sync"]).contains("create"));
+            run(&["trigger", "j"]);
+            let second = run(&["trigger", "j"]);
+            let uid = second
+                .split_whitespace()
+                .nth(1)
+                .unwrap()
+                .trim_end_matches(':')
+                .to_string();
+            (run(&["runs", "results", &uid, "--new"]), uid)
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(was.lines().count(), 2, "two new items on SQLite: {was}");
+    let schedules = sb.schedules_snapshot().len();
+    std::fs::write(
+        &file,
+        format!(
+            "[store]\nurl_env = \"WB_URL\"\n{}",
+            crate::support::job_file(&sb, &jobs)
+        ),
+    )
+    .unwrap();
+    let (synced, now) = tokio::task::spawn_blocking(move || {
+        run(&["store", "copy", "--to-postgres"]);
+        (run(&["sync"]), run(&["runs", "results", &uid, "--new"]))
+    })
+    .await
+    .unwrap();
+    assert!(synced.contains("nothing to do"), "{synced}");
+    assert_eq!(sb.schedules_snapshot().len(), schedules);
+    assert_eq!(now, was);
+}
+
+/// The sync's turn on `PostgreSQL` is one at a time across processes (two stores here): held,
+/// the other waits out its patience and is refused; given up, the other takes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_sync_at_a_time_on_postgres() {
+    let Some(db) = Db::new("turn").await else {
+        return;
+    };
+    let open = || watchbell::store::Store::open_postgres(&db.target(), Duration::from_secs(5));
+    let (a, b) = (open().unwrap(), open().unwrap());
+    let held = a.sync_turn(Duration::ZERO).await.unwrap().expect("free");
+    let waited = std::time::Instant::now();
+    assert!(
+        b.sync_turn(Duration::from_millis(300))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(waited.elapsed() >= Duration::from_millis(300));
+    drop(held);
+    assert!(b.sync_turn(Duration::from_secs(5)).await.unwrap().is_some());
 }
