@@ -163,11 +163,16 @@ impl Cluster {
 
     /// Asked right before every API request: true while this node's lease holds on its own
     /// monotonic clock. When it no longer does, the process exits 1 there and then.
+    /// During a clean stop, once the lead is given up, requests are refused without exiting.
     pub fn lease(&self) -> crate::api::LeaseCheck {
         let (role, t, name) = (self.role.clone(), self.node.timings, self.node.name.clone());
+        let stopping = self.stopping.clone();
         crate::api::LeaseCheck(Arc::new(move || {
             if role.borrow().may_act(tokio::time::Instant::now(), t) {
                 return true;
+            }
+            if stopping.is_cancelled() {
+                return false;
             }
             error!(node = %name, "cluster: the lease ran out before a request; exiting without sending it");
             std::process::exit(1);

@@ -51,6 +51,18 @@ pub fn run(cli: &Cli, with_sandbox: bool) -> Outcome {
         .build()
         .map_err(Failure::runtime)?;
     rt.block_on(async {
+        // Before anything waits (a standby waits to lead): SIGHUP's default would end the
+        // process. Reloads asked meanwhile are applied once the daemon runs.
+        let (reload_tx, reloads) = mpsc::channel(4);
+        let mut hup = signal(SignalKind::hangup()).map_err(Failure::runtime)?;
+        tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                info!("SIGHUP: reloading the job file");
+                if reload_tx.send(()).await.is_err() {
+                    break;
+                }
+            }
+        });
         let (key, sandbox) = api_key(&mut config, with_sandbox).await?;
         // Bound before the lead is waited for: a standby serves them too.
         let listeners = Listeners {
@@ -82,16 +94,6 @@ pub fn run(cli: &Cli, with_sandbox: bool) -> Outcome {
             safety: config.safety.clone(),
             receiver: config.receiver.clone(),
         };
-        let (reload_tx, reloads) = mpsc::channel(4);
-        let mut hup = signal(SignalKind::hangup()).map_err(Failure::runtime)?;
-        tokio::spawn(async move {
-            while hup.recv().await.is_some() {
-                info!("SIGHUP: reloading the job file");
-                if reload_tx.send(()).await.is_err() {
-                    break;
-                }
-            }
-        });
         let handover = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let daemon = Daemon {
             metrics: listeners.metrics,

@@ -1469,3 +1469,30 @@ async fn one_sync_at_a_time_on_postgres() {
     drop(held);
     assert!(b.sync_turn(Duration::from_secs(5)).await.unwrap().is_some());
 }
+
+/// A standby keeps running through SIGHUP (its default would end the process; the reload is
+/// applied once it leads), and one that stopped cleanly is no longer a live peer: the leader
+/// stopping after it drains its runs instead of stopping them for a handover, and exits 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standby_outlives_sighup_and_once_stopped_is_no_peer_to_hand_over_to() {
+    let Some(db) = Db::new("leave").await else {
+        return;
+    };
+    let sb = sandbox(watchbell::sandbox::Options::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    cluster_file(dir.path(), &sb, &job("sec", "* * * * * *").to_string());
+    let key = sb.api_key().to_string();
+    let (one, mut two) = leader_and_standby(dir.path(), (&db.url, &db.url), &key).await;
+    two.signal("-HUP");
+    two.until("SIGHUP: reloading the job file").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(two.child.try_wait().unwrap().is_none(), "{}", two.log());
+    two.signal("-TERM");
+    let (code, two) = two.exited().await;
+    assert_eq!(code, Some(0), "{}", two.log());
+    one.signal("-TERM");
+    let (code, one) = one.exited().await;
+    assert_eq!(code, Some(0), "{}", one.log());
+    assert!(one.said("no other node alive"), "{}", one.log());
+    assert!(!one.said("handing over"), "{}", one.log());
+}

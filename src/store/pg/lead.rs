@@ -134,8 +134,15 @@ pub async fn keep(
         }
     }
     role.send_replace(Role::Standby);
-    if let (Some(l), Some(c)) = (current, &client) {
-        handover(c, &node, l).await;
+    if let Some(c) = &client {
+        if let Some(l) = current {
+            handover(c, &node, l).await;
+        }
+        // Whatever its role, a node that stops says so: a leader stopping after it must not
+        // count it as a live peer and stop its runs for it.
+        if let Err(e) = leader::leave(c, &node.name).await {
+            warn!(node = %node.name, error = %e, "cluster: cannot record this node's leaving");
+        }
     }
 }
 

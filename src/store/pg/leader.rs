@@ -34,7 +34,8 @@ pub const DDL: &str = "
         seen_at      TIMESTAMPTZ NOT NULL,
         started_at   TIMESTAMPTZ NOT NULL,
         config_hash  TEXT NOT NULL
-    );";
+    );
+    ALTER TABLE watchbell_nodes ADD COLUMN IF NOT EXISTS left_at TIMESTAMPTZ;";
 
 /// The lease's clock: renewed every `renew`, the row expires `expire` after the database
 /// stamped a renewal, the node stops itself `stop` after it began one.
@@ -102,7 +103,7 @@ pub async fn attempt(
         "INSERT INTO watchbell_nodes (node, seen_at, started_at, config_hash)
          VALUES ($1, clock_timestamp(), clock_timestamp(), $2)
          ON CONFLICT (node) DO UPDATE SET seen_at = EXCLUDED.seen_at,
-             config_hash = EXCLUDED.config_hash",
+             config_hash = EXCLUDED.config_hash, left_at = NULL",
         &[&node, &hash],
     )
     .await?;
@@ -181,6 +182,17 @@ pub async fn release(
     Ok(n == 1)
 }
 
+/// Marks `node` as gone (a clean stop): no leader stopping after it hands its runs over to it.
+pub async fn leave(client: &Client, node: &str) -> Result<(), tokio_postgres::Error> {
+    client
+        .execute(
+            "UPDATE watchbell_nodes SET left_at = clock_timestamp() WHERE node = $1",
+            &[&node],
+        )
+        .await
+        .map(drop)
+}
+
 /// Inside a write transaction of the leader: true when `node` still holds the row at `epoch`
 /// and it has not expired. The row is locked (`FOR SHARE`) until the transaction ends, so a
 /// takeover, which updates it, waits for this write to commit or roll back: no write of an old
@@ -212,7 +224,8 @@ pub async fn live_peers(
     let rows = client
         .query(
             "SELECT node FROM watchbell_nodes
-             WHERE node <> $1 AND seen_at > clock_timestamp() - $2::bigint * interval '1 millisecond'
+             WHERE node <> $1 AND left_at IS NULL
+               AND seen_at > clock_timestamp() - $2::bigint * interval '1 millisecond'
              ORDER BY node",
             &[&node, &expire_ms],
         )
