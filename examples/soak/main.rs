@@ -6,13 +6,21 @@
 //!
 //! ```sh
 //! cargo run --release --example soak -- --duration 1h --seed 7
+//! source .ci/pg start && cargo run --release --example soak -- --duration 1h --postgres
 //! ```
+//!
+//! With `--postgres` (and `WATCHBELL_TEST_PG_URL`) the state is on a `PostgreSQL` database of the
+//! run's own and two nodes run on it ([`cluster`]); the driver kills and stops either, the
+//! leader among them, and terminates a node's database sessions instead of holding `SQLite`'s
+//! lock; commands beside are those that act on a cluster's database.
 //!
 //! The last quarter of the run (or `--quiet D`) has no faults: over it the daemon's resident
 //! memory, its anonymous part (heap and stacks) on its own, and its descriptors must stay flat. The database lives on a tmpfs of its own when the harness may mount one (root), so
 //! the disk can be filled; otherwise that fault is skipped, and said so.
 
 #![allow(clippy::too_many_lines)] // a harness reads best as the story of a run
+
+mod cluster;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
@@ -38,6 +46,8 @@ struct Args {
     seed: u64,
     /// The fault-free end of the run (a quarter of it unless given).
     quiet: Option<Duration>,
+    /// Two nodes on `PostgreSQL` (`WATCHBELL_TEST_PG_URL`) instead of one on `SQLite`.
+    postgres: bool,
 }
 
 fn args() -> Result<Args, String> {
@@ -45,9 +55,14 @@ fn args() -> Result<Args, String> {
         duration: Duration::from_mins(2),
         seed: 1,
         quiet: None,
+        postgres: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
+        if k == "--postgres" {
+            a.postgres = true;
+            continue;
+        }
         let v = it.next().ok_or(format!("{k} needs a value"))?;
         match k.as_str() {
             "--duration" => {
@@ -59,7 +74,11 @@ fn args() -> Result<Args, String> {
             "--quiet" => {
                 a.quiet = Some(humantime::parse_duration(&v).map_err(|e| e.to_string())?);
             }
-            _ => return Err(format!("unknown {k}: --duration D --seed N [--quiet D]")),
+            _ => {
+                return Err(format!(
+                    "unknown {k}: --duration D --seed N [--quiet D] [--postgres]"
+                ));
+            }
         }
     }
     Ok(a)
@@ -117,7 +136,16 @@ async fn hook(State(h): State<Arc<Mutex<Hooks>>>, headers: HeaderMap, body: Byte
 }
 
 /// The job file: stable jobs the auditor accounts tick by tick, and one job the driver edits.
-fn job_file(base: &str, hooks: &str, port: u16, edit: u64, broken: bool) -> String {
+/// `port` is where this node's receiver listens, `public` where the vendor reaches one (the
+/// same on every node); `store` puts the state in `PostgreSQL`.
+fn job_file(
+    base: &str,
+    hooks: &str,
+    (port, public): (u16, u16),
+    edit: u64,
+    broken: bool,
+    store: bool,
+) -> String {
     let webhook = format!("webhook = {{ url = \"{hooks}/hook\", secret_env = \"SOAK_SECRET\" }}");
     let place = |q: &str| {
         format!("{{ google_maps_search_url = \"https://www.google.com/maps/search/{q}\" }}")
@@ -125,7 +153,7 @@ fn job_file(base: &str, hooks: &str, port: u16, edit: u64, broken: bool) -> Stri
     let mut t = format!(
         "[api]\nbase_url = \"{base}\"\nv1_base_url = \"{v1}\"\nplan = \"highest\"\n\
          [daemon]\nmax_concurrent_runs = 6\nshutdown_grace = \"2s\"\nsync_interval = \"20s\"\nretain = \"1h\"\n\
-         [receiver]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"http://127.0.0.1:{port}\"\ncallback_timeout = \"20s\"\nreplay_after = \"2s\"\n\
+         [receiver]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"http://127.0.0.1:{public}\"\ncallback_timeout = \"20s\"\nreplay_after = \"2s\"\n\
          [safety]\npage_gap = \"1ms..5ms\"\n\
          [defaults]\ncatchup = \"1h\"\nrun_timeout = \"30s\"\n\n",
         v1 = base.replace("/v4", "/v1"),
@@ -148,6 +176,9 @@ fn job_file(base: &str, hooks: &str, port: u16, edit: u64, broken: bool) -> Stri
         ),
         format!("name = \"remote\"\ncron = \"* * * * *\"\nrunner = \"remote\"\nreceive = true\naction = \"googlemaps-search-places\"\ninputs = [{}]", place("r1")),
     ];
+    if store {
+        t.insert_str(0, "[store]\nurl_env = \"SOAK_PG_URL\"\n");
+    }
     for j in &stable {
         let _ = write!(t, "[[job]]\n{j}\n\n");
     }
@@ -172,6 +203,10 @@ const STABLE: &[&str] = &[
 ];
 
 struct Daemon {
+    /// Its working directory: its job file and `daemon.log`.
+    dir: PathBuf,
+    /// On `PostgreSQL`: its node name and the database's URL.
+    node: Option<(String, String)>,
     child: Option<Child>,
     started: Instant,
     /// Anonymous memory (KiB) at 10 s of uptime, per start that lived that long.
@@ -185,15 +220,30 @@ fn bin() -> PathBuf {
 }
 
 impl Daemon {
-    fn start(&mut self, dir: &Path, key: &str) -> bool {
+    fn new(dir: PathBuf, node: Option<(String, String)>) -> Daemon {
+        Daemon {
+            dir,
+            node,
+            child: None,
+            started: Instant::now(),
+            rss_at_10s: Vec::new(),
+            starts: 0,
+        }
+    }
+
+    fn start(&mut self, key: &str) -> bool {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(dir.join("daemon.log"))
+            .open(self.dir.join("daemon.log"))
             .unwrap();
-        let child = Command::new(bin())
-            .current_dir(dir)
-            .args(["run", "--db", &db(dir).display().to_string()])
+        let mut cmd = Command::new(bin());
+        cmd.current_dir(&self.dir).arg("run");
+        match &self.node {
+            Some((name, url)) => cmd.env("WATCHBELL_NODE", name).env("SOAK_PG_URL", url),
+            None => cmd.args(["--db", &db(&self.dir).display().to_string()]),
+        };
+        let child = cmd
             .env("CAPTAIN_DATA_API_KEY", key)
             .env("SOAK_SECRET", SECRET)
             .env("RUST_LOG", "info")
@@ -236,7 +286,13 @@ impl Daemon {
         }
     }
 
-    /// Notes the RSS at 10 s of uptime, once per start.
+    /// How the process ended when it did on its own (nobody asked it to).
+    fn ended(&mut self) -> Option<std::process::ExitStatus> {
+        let status = self.child.as_mut()?.try_wait().ok()??;
+        self.child = None;
+        Some(status)
+    }
+
     /// Reads the process's memory once it has been up 10 s (once per start). Called each
     /// second by the driver.
     fn sample(&mut self) {
@@ -302,18 +358,67 @@ fn mount_small(at: &Path) -> bool {
 #[derive(Default)]
 struct Counts {
     kills: u32,
+    leader_kills: u32,
     terms: u32,
     locks: u32,
     disk_full: u32,
     edits: u32,
     commands: u32,
     failed_starts: u32,
+    /// Exits nobody asked for, with their node and code (each node is started again, as
+    /// systemd would; the audit counts them).
+    unasked: Vec<String>,
+}
+
+/// The nodes (one on `SQLite`; two on `PostgreSQL`) and what they share.
+struct Nodes {
+    all: Vec<Daemon>,
+    db: Option<cluster::Database>,
+}
+
+impl Nodes {
+    /// The node `rng` picks; on `PostgreSQL` half the picks are the leader.
+    async fn pick(&self, rng: &mut Rng) -> usize {
+        let any = rng.below(self.all.len() as u64) as usize;
+        match &self.db {
+            Some(db) if rng.below(2) == 0 => self.leading(db).await.unwrap_or(any),
+            _ => any,
+        }
+    }
+
+    /// The node that holds the lead row.
+    async fn leading(&self, db: &cluster::Database) -> Option<usize> {
+        let holder = db.leader().await?;
+        self.all
+            .iter()
+            .position(|d| d.node.as_ref().is_some_and(|(n, _)| *n == holder))
+    }
+
+    /// Notes any node that ended on its own, and starts it again.
+    fn restart_ended(&mut self, key: &str, n: &mut Counts) {
+        for d in &mut self.all {
+            if let Some(code) = d.ended() {
+                let name = d.node.as_ref().map_or("the daemon", |(n, _)| n.as_str());
+                n.unasked.push(format!("{name} ended unasked: {code}"));
+                d.start(key);
+            }
+        }
+    }
 }
 
 async fn soak(a: &Args) -> bool {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().to_path_buf();
-    let mounted = mount_small(&root.join("db"));
+    let db_url = if a.postgres {
+        let Ok(u) = std::env::var("WATCHBELL_TEST_PG_URL") else {
+            println!("soak: --postgres needs WATCHBELL_TEST_PG_URL (`source .ci/pg start`)");
+            return false;
+        };
+        Some(u)
+    } else {
+        None
+    };
+    let mounted = db_url.is_none() && mount_small(&root.join("db"));
     let sb = Sandbox::start(Options {
         pages: PAGES,
         page_size: Some(PER_PAGE),
@@ -348,19 +453,53 @@ async fn soak(a: &Args) -> bool {
         tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
         url
     };
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let free = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+    // Each node: its directory, its receiver's port, its name and the database's URL.
+    let mut nodes = Nodes {
+        all: Vec::new(),
+        db: None,
+    };
+    let mut ports = Vec::new();
+    match &db_url {
+        None => {
+            ports.push(free());
+            nodes.all.push(Daemon::new(root.clone(), None));
+        }
+        Some(admin) => {
+            let db =
+                cluster::Database::create(admin, format!("wb_soak_{}", std::process::id())).await;
+            for name in ["one", "two"] {
+                let dir = root.join(name);
+                std::fs::create_dir_all(&dir).unwrap();
+                ports.push(free());
+                let node = Some((name.to_string(), db.url.clone()));
+                nodes.all.push(Daemon::new(dir, node));
+            }
+            nodes.db = Some(db);
+        }
+    }
+    let public = match nodes.db {
+        Some(_) => cluster::front(ports.clone()).await,
+        None => ports[0],
+    };
     let base = sb.base_url().to_string();
     let base = base.trim_end_matches('/');
+    let dirs: Vec<PathBuf> = nodes.all.iter().map(|d| d.dir.clone()).collect();
+    let store = nodes.db.is_some();
     let write = |edit: u64, broken: bool| {
-        std::fs::write(
-            root.join("schedules.toml"),
-            job_file(base, &hook_url, port, edit, broken),
-        )
-        .unwrap();
+        for (d, port) in dirs.iter().zip(&ports) {
+            let file = job_file(base, &hook_url, (*port, public), edit, broken, store);
+            std::fs::write(d.join("schedules.toml"), file).unwrap();
+        }
+        // The auditor's copy (the nodes' differ only in where they listen).
+        let file = job_file(base, &hook_url, (ports[0], public), edit, broken, store);
+        std::fs::write(root.join("schedules.toml"), file).unwrap();
     };
     write(1, false);
     println!(
@@ -368,21 +507,17 @@ async fn soak(a: &Args) -> bool {
         a.seed,
         a.duration,
         root.display(),
-        if mounted {
-            "database on a 48 MiB tmpfs"
-        } else {
-            "cannot mount a tmpfs: the disk-full fault is skipped"
+        match &nodes.db {
+            Some(db) => format!("two nodes on PostgreSQL database {}", db.name),
+            None if mounted => "database on a 48 MiB tmpfs".into(),
+            None => "cannot mount a tmpfs: the disk-full fault is skipped".into(),
         }
     );
-    let mut d = Daemon {
-        child: None,
-        started: Instant::now(),
-        rss_at_10s: Vec::new(),
-        starts: 0,
-    };
     // Ticks are accounted from the first start on (a backfill may write older ones).
     let first_start = Clock::System.now();
-    d.start(&root, sb.api_key());
+    for d in &mut nodes.all {
+        d.start(sb.api_key());
+    }
     let mut rng = Rng(a.seed.max(1) * 0x9E37_79B9);
     let mut n = Counts::default();
     let began = Instant::now();
@@ -392,34 +527,52 @@ async fn soak(a: &Args) -> bool {
     while began.elapsed() < faults_end {
         let wait = Duration::from_millis(500 + rng.below(2500));
         tokio::time::sleep(wait).await;
-        d.sample();
+        let key = sb.api_key().to_string();
+        nodes.restart_ended(&key, &mut n);
+        for d in &mut nodes.all {
+            d.sample();
+        }
         if !credits_back && began.elapsed() > faults_end / 3 {
             sb.new_period(10_000_000);
             credits_back = true;
         }
-        let key = sb.api_key().to_string();
+        let i = nodes.pick(&mut rng).await;
+        let led = match &nodes.db {
+            Some(db) => nodes.leading(db).await == Some(i),
+            None => false,
+        };
+        let d = &mut nodes.all[i];
         match rng.below(100) {
             0..30 => {
                 d.signal("-KILL");
                 d.wait(Duration::from_secs(5));
                 n.kills += 1;
+                n.leader_kills += u32::from(led);
                 tokio::time::sleep(Duration::from_millis(rng.below(800))).await;
-                d.start(&root, &key);
+                d.start(&key);
             }
             30..38 => {
                 d.signal("-TERM");
                 d.wait(Duration::from_secs(15));
                 n.terms += 1;
-                d.start(&root, &key);
+                d.start(&key);
             }
             38..53 => {
-                // Some longer than the daemon's 5 s of patience on a busy database.
-                let hold = Duration::from_millis(1000 + rng.below(7000));
-                let path = db(&root);
-                tokio::task::spawn_blocking(move || hold_lock(&path, hold))
-                    .await
-                    .unwrap();
-                n.locks += 1;
+                if let Some(db) = &nodes.db {
+                    // The node's database sessions cut by the server: made again, lead kept.
+                    let name = &d.node.as_ref().unwrap().0;
+                    if db.terminate(name).await > 0 {
+                        n.locks += 1;
+                    }
+                } else {
+                    // Some longer than the daemon's 5 s of patience on a busy database.
+                    let hold = Duration::from_millis(1000 + rng.below(7000));
+                    let path = db(&root);
+                    tokio::task::spawn_blocking(move || hold_lock(&path, hold))
+                        .await
+                        .unwrap();
+                    n.locks += 1;
+                }
             }
             53..60 if mounted => {
                 let hold = Duration::from_millis(1000 + rng.below(3000));
@@ -439,21 +592,24 @@ async fn soak(a: &Args) -> bool {
                 let broken = rng.below(5) == 0;
                 write(edit, broken);
                 if rng.below(2) == 0 {
-                    d.signal("-HUP");
+                    for d in &mut nodes.all {
+                        d.signal("-HUP");
+                    }
                 }
                 n.edits += 1;
                 if broken {
                     // Broken for a moment: a restart now fails (exit 2), the file is mended.
                     tokio::time::sleep(Duration::from_millis(300 + rng.below(1500))).await;
+                    let d = &mut nodes.all[i];
                     if rng.below(3) == 0 {
                         d.signal("-TERM");
                         d.wait(Duration::from_secs(15));
-                        d.start(&root, &key);
+                        d.start(&key);
                         if d.wait(Duration::from_secs(10)) == Some(2) {
                             n.failed_starts += 1;
                         }
                         write(edit, false);
-                        d.start(&root, &key);
+                        d.start(&key);
                     } else {
                         write(edit, false);
                     }
@@ -461,7 +617,8 @@ async fn soak(a: &Args) -> bool {
                 }
             }
             _ => {
-                command(&root, &key, &mut rng);
+                let (dir, on) = (d.dir.clone(), d.node.clone().map(|(_, url)| url));
+                command(&dir, on.as_deref(), &key, &mut rng);
                 n.commands += 1;
             }
         }
@@ -471,7 +628,13 @@ async fn soak(a: &Args) -> bool {
     // this load its memory climbs for about four minutes to its working set (the hour measured
     // ~1 MB: allocator arenas of the worker threads, SQLite's bounded caches, pools), then
     // holds. A quiet period of ten minutes or more waits five minutes of uptime; a shorter one
-    // (CI's) 15 s.
+    // (CI's) 15 s. On PostgreSQL the node measured is the one leading when the quiet begins.
+    let key = sb.api_key().to_string();
+    nodes.restart_ended(&key, &mut n);
+    let watched = match &nodes.db {
+        Some(db) => nodes.leading(db).await.unwrap_or(0),
+        None => 0,
+    };
     let quiet = a.duration.saturating_sub(began.elapsed());
     let warm_up = if quiet >= Duration::from_mins(10) {
         Duration::from_mins(5)
@@ -482,21 +645,25 @@ async fn soak(a: &Args) -> bool {
     // memory read at 10 s of uptime, not at the end of the warm-up.
     let settled = Instant::now()
         + warm_up
-            .saturating_sub(d.started.elapsed())
+            .saturating_sub(nodes.all[watched].started.elapsed())
             .max(Duration::from_secs(5));
     while Instant::now() < settled {
         tokio::time::sleep(Duration::from_secs(1)).await;
-        d.sample();
+        for d in &mut nodes.all {
+            d.sample();
+        }
     }
-    let quiet_from = d.pid().and_then(usage);
+    let quiet_from = nodes.all[watched].pid().and_then(usage);
     let quiet_left = a.duration.saturating_sub(began.elapsed());
     let mut t = Duration::ZERO;
     while t < quiet_left {
         tokio::time::sleep(Duration::from_secs(1)).await;
-        d.sample();
+        for d in &mut nodes.all {
+            d.sample();
+        }
         t += Duration::from_secs(1);
         if t.as_secs().is_multiple_of(60)
-            && let Some(u) = d.pid().and_then(usage)
+            && let Some(u) = nodes.all[watched].pid().and_then(usage)
         {
             println!(
                 "quiet {}m: RSS {} KiB (anonymous {}, file-backed {}), {} descriptors",
@@ -508,36 +675,69 @@ async fn soak(a: &Args) -> bool {
             );
         }
     }
-    let quiet_to = d.pid().and_then(usage);
+    let quiet_to = nodes.all[watched].pid().and_then(usage);
+    for d in &mut nodes.all {
+        if let Some(code) = d.ended() {
+            n.unasked
+                .push(format!("{:?} ended unasked: {code}", d.node));
+        }
+    }
     let drained_at = Clock::System.now();
-    d.signal("-TERM");
-    let code = d.wait(Duration::from_secs(30));
+    // The standbys first, so the leader drains its runs instead of handing them over.
+    let mut order: Vec<usize> = (0..nodes.all.len()).filter(|i| *i != watched).collect();
+    order.push(watched);
+    let mut code = None;
+    for i in order {
+        nodes.all[i].signal("-TERM");
+        code = nodes.all[i].wait(Duration::from_secs(30));
+    }
+    let starts: u32 = nodes.all.iter().map(|d| d.starts).sum();
     println!(
-        "faults: {} kills, {} SIGTERMs, {} lock holds, {} disk-full windows, {} file edits ({} failed starts on a broken file), {} commands beside; the daemon started {} times; last exit {:?}",
+        "faults: {} kills ({} of the leader), {} SIGTERMs, {} {}, {} disk-full windows, {} file edits ({} failed starts on a broken file), {} commands beside; the daemons started {} times; last exit {:?}",
         n.kills,
+        n.leader_kills,
         n.terms,
         n.locks,
+        if nodes.db.is_some() {
+            "sessions terminated"
+        } else {
+            "lock holds"
+        },
         n.disk_full,
         n.edits,
         n.failed_starts,
         n.commands,
-        d.starts,
+        starts,
         code
     );
-    let audit = Audit::new(&root, &sb, &hooks, (first_start, drained_at)).await;
-    let ok = audit.report(&d, (quiet_from, quiet_to), quiet);
+    if let Some(pg) = &nodes.db {
+        std::fs::create_dir_all(root.join("db")).unwrap();
+        pg.to_sqlite(&db(&root)).await;
+    }
+    let logs: Vec<PathBuf> = nodes.all.iter().map(|d| d.dir.join("daemon.log")).collect();
+    let audit = Audit::new(&root, &logs, &sb, &hooks, (first_start, drained_at)).await;
+    let ok = audit.report(
+        &nodes.all[watched],
+        (quiet_from, quiet_to),
+        quiet,
+        &n.unasked,
+    );
     sb.stop().await;
     if mounted {
         let _ = Command::new("umount").arg(root.join("db")).status();
     }
     if !ok {
         println!(
-            "replay with: cargo run --release --example soak -- --duration {:?} --seed {}",
-            a.duration, a.seed
+            "replay with: cargo run --release --example soak -- --duration {:?} --seed {}{}",
+            a.duration,
+            a.seed,
+            if a.postgres { " --postgres" } else { "" }
         );
         // Keep the evidence.
         let kept = dir.keep();
         println!("kept {}", kept.display());
+    } else if let Some(db) = nodes.db.take() {
+        db.drop_it().await;
     }
     ok
 }
@@ -553,13 +753,17 @@ fn hold_lock(path: &Path, hold: Duration) {
 }
 
 /// One command beside the daemon, as a person would type it.
-fn command(root: &Path, key: &str, rng: &mut Rng) {
+/// On a cluster (`pg`: its URL), in a node's directory: those that act on its database.
+fn command(root: &Path, pg: Option<&str>, key: &str, rng: &mut Rng) {
     let dbp = db(root).display().to_string();
     let run = |args: &[&str]| {
-        let _ = Command::new(bin())
-            .current_dir(root)
-            .arg("--db")
-            .arg(&dbp)
+        let mut cmd = Command::new(bin());
+        cmd.current_dir(root);
+        match pg {
+            Some(url) => cmd.env("SOAK_PG_URL", url),
+            None => cmd.arg("--db").arg(&dbp),
+        };
+        let _ = cmd
             .args(args)
             .env("CAPTAIN_DATA_API_KEY", key)
             .env("SOAK_SECRET", SECRET)
@@ -567,6 +771,14 @@ fn command(root: &Path, key: &str, rng: &mut Rng) {
             .stderr(Stdio::null())
             .status();
     };
+    if pg.is_some() {
+        match rng.below(3) {
+            0 => run(&["export", "--job", "sec"]),
+            1 => run(&["status"]),
+            _ => run(&["sync"]),
+        }
+        return;
+    }
     match rng.below(6) {
         0 => run(&["trigger", "list"]),
         1 => {
@@ -626,6 +838,7 @@ struct Audit {
 impl Audit {
     async fn new(
         root: &Path,
+        logs: &[PathBuf],
         sb: &Sandbox,
         hooks: &Arc<Mutex<Hooks>>,
         window: (DateTime<Utc>, DateTime<Utc>),
@@ -646,7 +859,10 @@ impl Audit {
             let _ = write!(line, " {job}/{status}={n}");
         }
         println!("{line}");
-        let log = std::fs::read_to_string(root.join("daemon.log")).unwrap_or_default();
+        let log: String = logs
+            .iter()
+            .map(|l| std::fs::read_to_string(l).unwrap_or_default())
+            .collect();
         let count = |needle: &str| log.lines().filter(|l| l.contains(needle)).count();
         println!(
             "daemon log: {} busy-database and {} full-disk lines, {} rate limited, {} callbacks refused, {} replays, {} reloads rejected",
@@ -683,9 +899,14 @@ impl Audit {
         d: &Daemon,
         (from, to): (Option<Usage>, Option<Usage>),
         quiet: Duration,
+        unasked: &[String],
     ) -> bool {
         let mut ok = true;
         let mut mem = Finding::default();
+        let exits = Finding {
+            checks: u64::from(d.starts),
+            violations: unasked.to_vec(),
+        };
         // Resident memory as the issue counts it may grow 5% over the quiet quarter. Its
         // anonymous part (heap and stacks, what a leak grows, hidden in RSS by ~18 MB of mapped
         // code) may grow 10% when the window is ten minutes or more: after a start under this
@@ -714,7 +935,10 @@ impl Audit {
                 a.rss, b.rss, a.anon, b.anon, a.file, b.file
             );
         }
-        if let (Some(first), Some(last)) = (d.rss_at_10s.get(1), d.rss_at_10s.last()) {
+        // Start against start: on a cluster a start may lead or stand by, which differ.
+        if d.node.is_none()
+            && let (Some(first), Some(last)) = (d.rss_at_10s.get(1), d.rss_at_10s.last())
+        {
             for (what, x0, x1) in [
                 ("RSS", first.rss, last.rss),
                 ("anonymous memory", first.anon, last.anon),
@@ -732,12 +956,10 @@ impl Audit {
                 d.rss_at_10s.len()
             );
         }
-        for (name, f) in self
-            .findings
-            .iter()
-            .map(|(n, f)| (*n, f))
-            .chain([("memory and descriptors stay flat", &mem)])
-        {
+        for (name, f) in self.findings.iter().map(|(n, f)| (*n, f)).chain([
+            ("memory and descriptors stay flat", &mem),
+            ("no daemon exited unasked", &exits),
+        ]) {
             println!(
                 "{:<64} {:>8} checks {:>4} violations",
                 name,
