@@ -67,6 +67,12 @@ impl Limits {
     }
 }
 
+/// The stop reason of a cluster leader's handover ([`Stop::stop`]).
+pub const HANDOVER: &str = "handover";
+
+/// How long a run stopped for a handover waits for its page in flight to land.
+const BOUNDARY_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Asks a run to stop (shutdown, `overlap = "replace"`), with the reason recorded.
 #[derive(Clone, Debug, Default)]
 pub struct Stop {
@@ -222,13 +228,25 @@ impl Runner {
         let paging = self.pages(&run, limits, stop);
         // A run over a list times each input on its own (`inputs::list_loop`).
         let whole = (!inputs::is_list(&run)).then_some(limits.run_timeout);
-        Ok(tokio::select! {
-            r = within(whole, paging) => match r {
-                Some(r) => r?,
-                None => End::Stopped("run_timeout".into()),
-            },
-            () = stop.token.cancelled() => End::Stopped(stop.reason().to_string()),
-        })
+        let paging = within(whole, paging);
+        tokio::pin!(paging);
+        let ended = |r: Option<Result<End, StoreError>>| match r {
+            Some(r) => r,
+            None => Ok(End::Stopped("run_timeout".into())),
+        };
+        tokio::select! {
+            r = &mut paging => ended(r),
+            () = stop.token.cancelled() => {
+                // A handover stops at the next request boundary: the page in flight lands and
+                // is stored (the next leader goes on from it), if it does so soon.
+                if stop.reason() == HANDOVER
+                    && let Ok(r) = tokio::time::timeout(BOUNDARY_WAIT, &mut paging).await
+                {
+                    return ended(r);
+                }
+                Ok(End::Stopped(stop.reason().to_string()))
+            }
+        }
     }
 
     /// [`Runner::execute`], and again after each retry's backoff, in this process (`trigger`,

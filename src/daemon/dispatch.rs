@@ -495,7 +495,7 @@ impl Dispatch {
             self.queue_stop.cancel();
             self.tracker.close();
             for a in self.active.values().flatten() {
-                a.stop.stop("handover");
+                a.stop.stop(crate::runner::HANDOVER);
             }
             if tokio::time::timeout(super::STOP_WAIT, self.tracker.wait())
                 .await

@@ -905,9 +905,10 @@ async fn two_nodes_lead_one_at_a_time_and_fail_over() {
     let Some(db) = Db::new("cluster").await else {
         return;
     };
-    // Pages answered in 400 ms: a run is in flight whenever the leader stops.
+    // Pages answered in 1.5 s: a run is in flight whenever the leader stops, and its page does
+    // not land within the second a handover waits for it (the run is stopped mid-run).
     let sb = sandbox(watchbell::sandbox::Options {
-        latency: Some(Duration::from_millis(400)),
+        latency: Some(Duration::from_millis(1500)),
         ..watchbell::sandbox::Options::default()
     })
     .await;
