@@ -12,6 +12,10 @@
 //! threads at the run threads' lower priority. tokio-cron-scheduler's jobs record when
 //! they were called and return at once.
 //!
+//! With `WATCHBELL_TEST_PG_URL` set (`source .ci/pg start`), the per-second scenario also runs
+//! with the state on `PostgreSQL` (a database of its own, the daemon leading it and every write
+//! fenced as a cluster's leader's are), and its p99 is given as a ratio to `SQLite`'s.
+//!
 //! Run: `cargo run --release --manifest-path bench/ticks/Cargo.toml`
 
 use std::collections::HashMap;
@@ -196,7 +200,35 @@ fn sandbox_process() -> (std::process::Child, url::Url, String) {
     (child, v["url"].as_str().unwrap().parse().unwrap(), v["key"].as_str().unwrap().to_string())
 }
 
-async fn watchbell(s: Scenario) -> Outcome {
+/// A fresh `PostgreSQL` database on the server at `WATCHBELL_TEST_PG_URL`, its store fenced by
+/// a lead this process takes and renews (as a cluster's leader's writes are).
+async fn postgres_store() -> watchbell::store::Store {
+    use watchbell::store::pg::{self, Target, leader};
+    let admin = std::env::var("WATCHBELL_TEST_PG_URL").unwrap();
+    let name = format!("wb_tick_bench_{}", std::process::id());
+    let c = pg::connect(&Target::parse(&admin).unwrap()).await.unwrap();
+    c.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await.unwrap();
+    c.batch_execute(&format!("CREATE DATABASE {name}")).await.unwrap();
+    let mut url = url::Url::parse(&admin).unwrap();
+    url.set_path(&name);
+    let target = Target::parse(url.as_str()).unwrap();
+    let store = watchbell::store::Store::open_postgres(&target, Duration::from_secs(5)).unwrap();
+    let mut lead = pg::connect(&target).await.unwrap();
+    let t = leader::Timings::default();
+    let leader::Attempt::Leads { epoch, .. } = leader::attempt(&mut lead, "bench", "", t).await.unwrap() else {
+        panic!("a fresh database has no leader");
+    };
+    store.set_fence(Some(("bench".into(), epoch))).await.unwrap();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(t.renew).await;
+            let _ = leader::attempt(&mut lead, "bench", "", t).await;
+        }
+    });
+    store
+}
+
+async fn watchbell(s: Scenario, postgres: bool) -> Outcome {
     let (mut sandbox, base_url, key) = sandbox_process();
     let dir = tempfile::tempdir().unwrap();
     let now = Clock::System.now();
@@ -233,7 +265,11 @@ async fn watchbell(s: Scenario) -> Outcome {
     let path = dir.path().join("schedules.toml");
     std::fs::write(&path, toml).unwrap();
     let config = watchbell::config::Config::load(&path).unwrap();
-    let store = watchbell::store::Store::open(&dir.path().join("w.db")).unwrap();
+    let store = if postgres {
+        postgres_store().await
+    } else {
+        watchbell::store::Store::open(&dir.path().join("w.db")).unwrap()
+    };
     let client = watchbell::api::Client::new(
         base_url,
         watchbell::api::ApiKey::new(&key),
@@ -386,7 +422,11 @@ fn child(scenario: &str, which: &str) {
     let s = Scenario::parse(scenario);
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     let mut o = rt.block_on(async {
-        if which == "watchbell" { watchbell(s).await } else { tokio_cron_scheduler(s).await }
+        match which {
+            "watchbell" => watchbell(s, false).await,
+            "watchbell-postgres" => watchbell(s, true).await,
+            _ => tokio_cron_scheduler(s).await,
+        }
     });
     o.lateness_ms.sort_by(f64::total_cmp);
     let pct = |p: f64| -> f64 {
@@ -442,7 +482,13 @@ fn main() {
             Scenario::parse(scenario),
             Scenario::List | Scenario::ListBaseline | Scenario::Forged | Scenario::ForgedBaseline
         );
-        for which in ["watchbell", "tokio-cron-scheduler"].into_iter().filter(|w| !list || *w == "watchbell") {
+        let postgres = matches!(Scenario::parse(scenario), Scenario::PerSecond)
+            && std::env::var_os("WATCHBELL_TEST_PG_URL").is_some();
+        let schedulers = ["watchbell", "watchbell-postgres", "tokio-cron-scheduler"]
+            .into_iter()
+            .filter(|w| *w != "watchbell-postgres" || postgres)
+            .filter(|w| !list || *w == "watchbell");
+        for which in schedulers {
             let out = std::process::Command::new(&me).args([scenario, which]).output().unwrap();
             let text = String::from_utf8_lossy(&out.stdout);
             let Some(line) = text.lines().last().filter(|l| l.starts_with('{')) else {
@@ -459,10 +505,20 @@ fn main() {
             if list {
                 list_p99.insert(scenario, (f("p99"), f("peak_rss_mib"), v["list_pages"].as_u64().unwrap_or(0)));
             }
+            if scenario == "per-second" && which.starts_with("watchbell") {
+                list_p99.insert(which, (f("p99"), f("peak_rss_mib"), 0));
+            }
             if scenario == "forged" {
                 println!("{:>34} forged callbacks sent {}, refused {}", "", v["forged"], v["refused"]);
             }
         }
+    }
+    if let (Some(lite), Some(pg)) = (list_p99.get("watchbell"), list_p99.get("watchbell-postgres")) {
+        println!(
+            "1,000 per-second jobs with the state on PostgreSQL: p99 {:.2}x SQLite's in this run (goal <= 3x), peak RSS {:.2}x",
+            pg.0 / lite.0,
+            pg.1 / lite.1
+        );
     }
     if let (Some(base), Some(with)) = (list_p99.get("list-baseline"), list_p99.get("list")) {
         println!(
