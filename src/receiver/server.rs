@@ -43,8 +43,6 @@ pub struct Shared {
     bodies: Semaphore,
     /// Per refusal reason: when it was last logged, and how many since.
     said: Mutex<HashMap<&'static str, (Option<Instant>, u64)>>,
-    /// Nonces of self-probes in flight (answered 204 while listed).
-    pub probes: Mutex<std::collections::HashSet<String>>,
     /// Told when a final callback is stored: the sweep looks at once.
     pub closing: tokio::sync::Notify,
     /// A read-only connection for token checks: a flood of forged callbacks reads beside the
@@ -67,7 +65,6 @@ impl Shared {
             max_body,
             bodies: Semaphore::new(BODIES),
             said: Mutex::default(),
-            probes: Mutex::default(),
             closing: tokio::sync::Notify::new(),
             reader: Mutex::new(None),
         })
@@ -124,11 +121,18 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .with_state(shared)
 }
 
-async fn probe(State(sh): State<Arc<Shared>>, Path(nonce): Path<String>) -> StatusCode {
-    if sh.probes.lock().expect("lock").contains(&nonce) {
-        StatusCode::NO_CONTENT
-    } else {
-        StatusCode::NOT_FOUND
+/// A self-probe: 204 when the nonce is signed by its run's token hash in this database, so the
+/// sweep of any node on it learns that `public_url` reaches the cluster's receivers.
+async fn probe(State(sh): State<Arc<Shared>>, Path(nonce): Path<String>) -> Response {
+    let Some(run) = token::probe_run(&nonce) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    match sh.state_of(run).await {
+        Ok(Some(s)) if token::probe_signed(&nonce, &s.token_hash) => {
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Ok(_) => StatusCode::NOT_FOUND.into_response(),
+        Err(e) => unavailable(&e),
     }
 }
 

@@ -362,20 +362,14 @@ impl Sweep {
 
     /// Whether the receiver answers through `public_url` (the vendor's way in).
     async fn probe(&self, run: &RunRecord, st: &AsyncState) -> Result<bool, Failure> {
-        let nonce = super::token::new();
+        let nonce = super::token::probe(&run.uid, &st.token_hash);
         let url = self.receiver.callback_url("probe", &nonce);
-        self.shared
-            .probes
-            .lock()
-            .expect("lock")
-            .insert(nonce.clone());
         let ok = self
             .http
             .get(&url)
             .send()
             .await
             .is_ok_and(|r| r.status().as_u16() == 204);
-        self.shared.probes.lock().expect("lock").remove(&nonce);
         let run_id = st.run_id;
         let since = match (ok, st.probe_failing_since) {
             (true, _) => None,

@@ -1303,8 +1303,9 @@ async fn every_node_serves_health_metrics_and_callbacks_and_counts_its_failover(
             &dir,
             &sb,
             &format!(
-                "[daemon]\nmetrics_listen = \"{metrics}\"\n[receiver]\nlisten = \"{receiver}\"\npublic_url = \"https://hooks.example.com\"\n{}",
-                job("sec", "* * * * * *")
+                "[daemon]\nmetrics_listen = \"{metrics}\"\n[receiver]\nlisten = \"{receiver}\"\npublic_url = \"https://hooks.example.com\"\n{}{}",
+                job("sec", "* * * * * *"),
+                job("as", "* * * * * *").text("runner", "async"),
             ),
         );
         nodes.push((dir, metrics, receiver));
@@ -1345,6 +1346,7 @@ async fn every_node_serves_health_metrics_and_callbacks_and_counts_its_failover(
         .unwrap()
         .status();
     assert!(refused.is_client_error(), "{refused}");
+    either_node_answers_a_probe(&db, [nodes[0].2, nodes[1].2]).await;
     one.signal("-KILL");
     two.until("leading; the schedule starts").await;
     eventually(Duration::from_secs(10), || async {
@@ -1366,6 +1368,41 @@ async fn every_node_serves_health_metrics_and_callbacks_and_counts_its_failover(
     assert!(refused.is_client_error(), "{refused}");
     two.signal("-TERM");
     assert_eq!(two.exited().await.0, Some(0));
+}
+
+/// A self-probe of the leader's sweep is answered by either node (a load balancer in front may
+/// send it to the standby), when signed by its run's token hash in this database.
+async fn either_node_answers_a_probe(db: &Db, receivers: [std::net::SocketAddr; 2]) {
+    use watchbell::receiver::token;
+    let http = reqwest::Client::new();
+    let c = db.client().await;
+    let started = std::time::Instant::now();
+    let (run, hash) = loop {
+        let row = c
+            .query_opt(
+                "SELECT r.uid, a.token_hash FROM runs r JOIN async_runs a ON a.run_id = r.id LIMIT 1",
+                &[],
+            )
+            .await
+            .unwrap();
+        if let Some(r) = row {
+            break (r.get::<_, String>(0), r.get::<_, String>(1));
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "no async run");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let probe = |addr: std::net::SocketAddr, nonce: String| {
+        let http = http.clone();
+        async move {
+            let url = format!("http://{addr}/callbacks/probe/{nonce}");
+            http.get(url).send().await.unwrap().status().as_u16()
+        }
+    };
+    for addr in receivers {
+        assert_eq!(probe(addr, token::probe(&run, &hash)).await, 204);
+        let forged = token::probe(&run, &token::hash("another token"));
+        assert_eq!(probe(addr, forged).await, 404);
+    }
 }
 
 /// A state moved by `store copy` is the same state: a `sync` against the cluster's database
