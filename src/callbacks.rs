@@ -110,7 +110,7 @@ impl Deliverer {
     pub async fn deliver_due(&self, run_id: Option<i64>) -> Result<usize, StoreError> {
         let mut delivered = 0;
         loop {
-            let now = self.clock.now();
+            let now = self.store.now(&self.clock);
             let batch = self.store.claim_due(run_id, 50, CLAIM, now).await?;
             if batch.is_empty() {
                 return Ok(delivered);
@@ -145,7 +145,7 @@ impl Deliverer {
             )),
             Some((headers, secret)) => self.post(d, &headers, secret.as_deref()).await,
         };
-        let now = self.clock.now();
+        let now = self.store.now(&self.clock);
         let (id, ok) = (d.id, outcome.is_ok());
         match outcome {
             Ok(status) => {
@@ -236,7 +236,7 @@ impl Deliverer {
             }
             let next = self.store.next_delivery_at().await.ok().flatten();
             let wait = next.map_or(IDLE_LOOK, |t| {
-                (t - self.clock.now())
+                (t - self.store.now(&self.clock))
                     .to_std()
                     .unwrap_or(Duration::ZERO)
                     .min(IDLE_LOOK)

@@ -193,7 +193,7 @@ impl RunGate {
     async fn take_lanes(&self) -> Result<(), ApiFailure> {
         let started = tokio::time::Instant::now();
         loop {
-            let now = Clock::System.now();
+            let now = self.store.now(&Clock::System);
             let entry = store::persistently(|| self.store.lane_enter(self.ask(now), now))
                 .await
                 .map_err(|e| ApiFailure::Transport(format!("identity lanes: {e}")))?;
@@ -232,7 +232,7 @@ impl RunGate {
     }
 
     async fn take_pace(&self, interval: Duration) {
-        let now = Clock::System.now();
+        let now = self.store.now(&Clock::System);
         let slot = store::persistently(|| self.store.pace_slot(interval, now)).await;
         if let Ok(slot) = slot
             && let Ok(wait) = (slot - now).to_std()

@@ -193,7 +193,7 @@ impl Runner {
                 &done.body["input"],
                 done.last_error.as_ref(),
             );
-            let now = self.clock.now();
+            let now = self.store.now(&self.clock);
             persistently(|| {
                 self.store
                     .enqueue(&done.uid, DeliveryKind::Callback, &url, body.clone(), now)
@@ -320,7 +320,7 @@ impl Runner {
             .filter(|n| n.on.contains(&done.status))
         {
             let body = callbacks::notify_body(done);
-            let now = self.clock.now();
+            let now = self.store.now(&self.clock);
             persistently(|| {
                 self.store.enqueue(
                     &done.uid,
@@ -351,7 +351,7 @@ impl Runner {
             format!("{}/{what}", base.as_str().trim_end_matches('/'))
         };
         let body = serde_json::json!({"run_uid": uid, "event": if what.is_empty() { "success" } else { what }});
-        let now = self.clock.now();
+        let now = self.store.now(&self.clock);
         persistently(|| {
             self.store
                 .enqueue(uid, DeliveryKind::Ping, &url, body.clone(), now)
@@ -368,7 +368,7 @@ impl Runner {
         owner: &str,
         why: &str,
     ) -> Result<RunRecord, StoreError> {
-        persistently(|| self.store.claim(uid, owner, self.clock.now())).await?;
+        persistently(|| self.store.claim(uid, owner, self.store.now(&self.clock))).await?;
         self.transition(uid, RunStatus::Queued, why, None).await
     }
 

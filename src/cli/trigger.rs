@@ -187,7 +187,7 @@ pub(super) fn hold_lease(runner: &Runner, owner: String) -> tokio::task::JoinHan
     let (store, clock) = (runner.store.clone(), runner.clock.clone());
     tokio::spawn(async move {
         loop {
-            let _ = store.renew_leases(&owner, clock.now()).await;
+            let _ = store.renew_leases(&owner, store.now(&clock)).await;
             tokio::time::sleep(std::time::Duration::from_secs(5)).await;
         }
     })

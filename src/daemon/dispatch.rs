@@ -133,8 +133,9 @@ impl Dispatch {
         self.published.send_replace(self.config.clone());
     }
 
+    /// Now on the clock leases and slots are compared on (the database's, on `PostgreSQL`).
     fn now(&self) -> DateTime<Utc> {
-        self.runner.clock.now()
+        self.runner.store.now(&self.runner.clock)
     }
 
     /// Decides what each tick of a batch becomes, then records them all in one transaction and
@@ -616,7 +617,11 @@ async fn run_task(
     while done.status == RunStatus::Queued && !limits.asynchronous {
         let wait = done
             .postponed_until
-            .map(|at| (at - runner.clock.now()).to_std().unwrap_or_default())
+            .map(|at| {
+                (at - runner.store.now(&runner.clock))
+                    .to_std()
+                    .unwrap_or_default()
+            })
             .unwrap_or_default();
         tokio::select! {
             () = tokio::time::sleep(wait) => {}

@@ -167,7 +167,7 @@ async fn run_callback(
 
 /// Stores a checked callback of local run `uid`.
 async fn store_batch(sh: &Shared, uid: &str, batch: Batch) -> Response {
-    let now = sh.clock.now();
+    let now = sh.store.now(&sh.clock);
     let last = batch.status != "RUNNING";
     let uid = uid.to_string();
     let stored = {

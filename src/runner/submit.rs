@@ -169,7 +169,7 @@ impl Runner {
             .enumerate()
             .map(|(i, v)| (i as u32, store::sent_key(v)))
             .collect();
-        let now = self.clock.now();
+        let now = self.store.now(&self.clock);
         let ask = gate.ask(now);
         let (job, id) = (run.job.clone(), run.id);
         let reserved = persistently(|| {

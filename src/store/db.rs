@@ -19,7 +19,9 @@ use std::ops::Deref;
 use rusqlite::types::{FromSql, ToSql, ToSqlOutput, Value, ValueRef};
 use tokio_postgres::types::{IsNull, ToSql as PgToSql, Type};
 
+use super::pg::offset::{self, Offset};
 use super::pg::{PgError, Target};
+use crate::clock::Clock;
 
 /// Statement parameters: `rusqlite::params![..]`, an array or slice of one type, or `()`.
 pub trait Params {
@@ -135,6 +137,8 @@ pub struct Pg {
     changes: u64,
     /// This node and the epoch its writes are fenced by, while it leads.
     fence: Option<(String, i64)>,
+    /// How far this node's clock is from the server's (updated by connects and fence checks).
+    offset: std::sync::Arc<Offset>,
 }
 
 /// How many prepared statements a connection keeps before starting over.
@@ -161,12 +165,29 @@ impl Db {
             prepared: HashMap::new(),
             changes: 0,
             fence: None,
+            offset: std::sync::Arc::default(),
         };
         pg.ready()?;
         Ok(Db {
             kind: Kind::Pg(Box::new(RefCell::new(pg))),
             in_fence: std::cell::Cell::new(false),
         })
+    }
+
+    /// How far this node's clock is from the database's (`None` on `SQLite`: one clock).
+    pub fn offset(&self) -> Option<std::sync::Arc<Offset>> {
+        match &self.kind {
+            Kind::Pg(p) => Some(p.borrow().offset.clone()),
+            Kind::Lite(_) => None,
+        }
+    }
+
+    /// Makes this connection's answers update `offset` (one per node, shared by its
+    /// connections).
+    pub fn share_offset(&mut self, offset: std::sync::Arc<Offset>) {
+        if let Kind::Pg(p) = &self.kind {
+            p.borrow_mut().offset = offset;
+        }
     }
 
     /// The `SQLite` connection, for what only `SQLite` has (pragmas, checkpoints, vacuum).
@@ -283,10 +304,11 @@ impl Db {
         let Some((node, epoch)) = fence else {
             return f(self);
         };
-        // The transaction and its fence in one round trip.
+        // The transaction and its fence in one round trip, with the server's clock.
         let check = format!(
-            "BEGIN; SELECT 1 FROM watchbell_leader WHERE id = 1 AND holder = '{}' AND epoch = {epoch} \
+            "BEGIN; SELECT {} FROM watchbell_leader WHERE id = 1 AND holder = '{}' AND epoch = {epoch} \
              AND expires_at > clock_timestamp() FOR SHARE",
+            offset::NOW,
             node.replace('\'', "''")
         );
         let holds = {
@@ -295,10 +317,17 @@ impl Db {
             };
             let p = &mut *p.borrow_mut();
             p.ready()?;
+            let sent = Clock::System.now();
             let out = p.rt.block_on(p.client().simple_query(&check));
-            p.seen(out)?
-                .iter()
-                .any(|m| matches!(m, tokio_postgres::SimpleQueryMessage::Row(_)))
+            let received = Clock::System.now();
+            let db = p.seen(out)?.iter().find_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_owned),
+                _ => None,
+            });
+            if let Some(at) = db.as_deref().and_then(|t| t.parse().ok()) {
+                p.offset.record(at, sent, received);
+            }
+            db.is_some()
         };
         if !holds {
             let _ = self.execute_batch("ROLLBACK");
@@ -333,6 +362,15 @@ impl Pg {
                 .rt
                 .block_on(super::pg::connect(&self.target))
                 .map_err(DbError::Connect)?;
+            // A new connection (perhaps to another server after a failover) asks the clock.
+            let sent = Clock::System.now();
+            let out = self
+                .rt
+                .block_on(client.query_one(&format!("SELECT {}", offset::NOW), &[]));
+            let received = Clock::System.now();
+            if let Ok(row) = out {
+                self.offset.record(row.get(0), sent, received);
+            }
             self.client = Some(client);
         }
         Ok(self)

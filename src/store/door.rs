@@ -428,8 +428,12 @@ impl Store {
     /// Records a batch of ticks in one transaction, ahead of every waiting run write; the
     /// fired runs' creation time is read from `clock` when the batch is written.
     pub async fn record_ticks(&self, batch: Arc<TickBatch>, clock: Clock) -> Result<Recorded> {
-        self.call_urgent(move |c| ticks::record_ticks(c, &batch.0, &batch.1, clock.now()))
-            .await
+        let offset = self.inner.offset.clone();
+        self.call_urgent(move |c| {
+            let now = super::on_db_clock(offset.as_deref(), &clock);
+            ticks::record_ticks(c, &batch.0, &batch.1, now)
+        })
+        .await
     }
 
     /// Fires a past tick that has no run yet; `None` when it has one.

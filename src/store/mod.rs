@@ -334,6 +334,8 @@ struct Inner {
     deliveries: tokio::sync::Notify,
     /// The `PostgreSQL` database, when the state is there.
     target: Option<pg::Target>,
+    /// How far this node's clock is from the database's, on `PostgreSQL`.
+    offset: Option<Arc<pg::offset::Offset>>,
 }
 
 impl Drop for Inner {
@@ -404,7 +406,12 @@ impl Store {
             })
             .map_err(|e| StoreError::Sql(DbError::Connect(e)))?;
             drop(rt);
-            Ok((Db::postgres(target.clone())?, Db::postgres(target.clone())?))
+            let db = Db::postgres(target.clone())?;
+            let mut ticks = Db::postgres(target.clone())?;
+            if let Some(offset) = db.offset() {
+                ticks.share_offset(offset);
+            }
+            Ok((db, ticks))
         };
         let (db, ticks) =
             std::thread::scope(|s| s.spawn(connect).join()).map_err(|_| StoreError::Closed)??;
@@ -429,6 +436,7 @@ impl Store {
     ) -> Result<Store> {
         let queue = Arc::new(Queue::default());
         let health = Arc::<Health>::default();
+        let offset = conn.offset();
         let spawn =
             |name: &str, conn: Db, takes: Takes, checkpoints: Option<mpsc::SyncSender<()>>| {
                 let (q, h) = (queue.clone(), health.clone());
@@ -455,6 +463,7 @@ impl Store {
                 patience,
                 deliveries: tokio::sync::Notify::new(),
                 target,
+                offset,
             }),
         })
     }
@@ -466,6 +475,14 @@ impl Store {
 
     pub fn is_postgres(&self) -> bool {
         self.inner.target.is_some()
+    }
+
+    /// Now, for a time another process compares (a run's lease, a lane's slot and gap, the
+    /// pacer's slot, a delivery's claim): on `PostgreSQL` the database's clock, as this node
+    /// last measured it, so nodes whose clocks differ agree; else, and always with a test
+    /// clock, `clock`'s.
+    pub fn now(&self, clock: &crate::clock::Clock) -> DateTime<Utc> {
+        on_db_clock(self.inner.offset.as_deref(), clock)
     }
 
     /// The database's state as the writer last saw it.
@@ -735,3 +752,12 @@ pub fn parse_ts(s: &str) -> Option<DateTime<Utc>> {
 
 #[cfg(test)]
 mod tests;
+
+/// `clock`'s now, moved onto the database's clock when `offset` is known and `clock` is the
+/// system's (a test clock stays as the test set it).
+fn on_db_clock(offset: Option<&pg::offset::Offset>, clock: &crate::clock::Clock) -> DateTime<Utc> {
+    match (offset, clock) {
+        (Some(o), crate::clock::Clock::System) => o.apply(clock.now()),
+        _ => clock.now(),
+    }
+}

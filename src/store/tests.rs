@@ -781,3 +781,32 @@ fn page_caches_are_bounded() {
         -SIDE_CACHE_KIB
     );
 }
+
+/// Times other processes compare come from the database's clock on `PostgreSQL` (measured at
+/// connect and at each fence check), from the test's clock whenever a test sets one, and on
+/// `SQLite` from the node's own.
+#[test]
+fn shared_times_follow_the_databases_clock_and_a_test_clock_stays() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(&dir);
+    let (clock, _hand) = crate::clock::Clock::test(t("2026-01-01T00:00:00Z"));
+    assert_eq!(s.now(&clock), t("2026-01-01T00:00:00Z"));
+    // A fenced write refreshes the measure.
+    s.call_blocking(|c| c.fenced(|c| create_run(c, &new_run("a"), t("2026-01-01T00:00:00Z"))))
+        .unwrap();
+    let system = crate::clock::Clock::System;
+    let db: DateTime<Utc> = s
+        .call_blocking(|c| {
+            if c.is_postgres() {
+                let at: f64 =
+                    c.query_row(&format!("SELECT {}", pg::offset::NOW), (), |r| r.get(0))?;
+                Ok(DateTime::from_timestamp_micros((at * 1e6) as i64).unwrap())
+            } else {
+                Ok(crate::clock::Clock::System.now())
+            }
+        })
+        .unwrap();
+    let ours = s.now(&system);
+    let apart = (ours - db).num_milliseconds().abs();
+    assert!(apart < 250, "{ours} is {apart} ms from the database's {db}");
+}

@@ -6,6 +6,7 @@
 pub mod copy;
 pub mod lead;
 pub mod leader;
+pub mod offset;
 pub mod schema;
 mod target;
 mod tls;
