@@ -9,7 +9,8 @@
 //! Every figure is also printed against the same daemon with no job (the baseline, measured in
 //! the same run) and against the goals: READY 100 ms, 32 MiB and 0.02% of a core at 10,000 jobs.
 //!
-//! Run: `cargo bench --bench scale` (`SCALE_SIZES=1000,10000` to pick sizes).
+//! Run: `cargo bench --bench scale` (`SCALE_SIZES=1000,10000` to pick sizes, `SCALE_BIN` to
+//! measure another build's binary).
 
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
@@ -42,8 +43,10 @@ struct Figures {
     idle_share: f64,
 }
 
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_watchbell")
+/// The binary measured: this build's, or `SCALE_BIN` (another build, e.g. an older commit's, so
+/// two builds are compared in one run on one machine).
+fn bin() -> String {
+    std::env::var("SCALE_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_watchbell").to_string())
 }
 
 /// CPU nanoseconds of every thread of `pid` so far.
