@@ -42,20 +42,19 @@ pub fn probe(run: &str, token_hash: &str) -> String {
 
 /// The run a probe nonce names (`None`: not a nonce).
 pub fn probe_run(nonce: &str) -> Option<&str> {
-    let mut parts = nonce.splitn(3, '.');
-    let run = parts.next().filter(|r| !r.is_empty())?;
-    parts.next()?;
-    parts.next()?;
-    Some(run)
+    probe_parts(nonce).map(|(run, _, _)| run)
 }
 
 /// Whether `nonce` was made with `token_hash`.
 pub fn probe_signed(nonce: &str, token_hash: &str) -> bool {
+    probe_parts(nonce).is_some_and(|(_, random, mac)| same(mac, &probe_mac(token_hash, random)))
+}
+
+/// A nonce's run, random part and MAC.
+fn probe_parts(nonce: &str) -> Option<(&str, &str, &str)> {
     let mut parts = nonce.splitn(3, '.');
-    let (Some(_), Some(random), Some(mac)) = (parts.next(), parts.next(), parts.next()) else {
-        return false;
-    };
-    same(mac, &probe_mac(token_hash, random))
+    let run = parts.next().filter(|r| !r.is_empty())?;
+    Some((run, parts.next()?, parts.next()?))
 }
 
 fn probe_mac(token_hash: &str, random: &str) -> String {

@@ -426,7 +426,8 @@ impl Store {
 /// Ticks.
 impl Store {
     /// Records a batch of ticks in one transaction, ahead of every waiting run write; the
-    /// fired runs' creation time is read from `clock` when the batch is written.
+    /// fired runs' creation time (and lease) is `clock`'s now on the database's clock, as
+    /// [`Store::now`] gives it, read when the batch is written.
     pub async fn record_ticks(&self, batch: Arc<TickBatch>, clock: Clock) -> Result<Recorded> {
         let offset = self.inner.offset.clone();
         self.call_urgent(move |c| {
